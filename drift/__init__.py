@@ -1,0 +1,1 @@
+"""Drift monitoring of the queries the service receives."""

@@ -1,0 +1,124 @@
+"""Latent semantic indexing: scikit-learn TF-IDF and truncated SVD, stored as arrays and JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from indexing.backends.base import top_k
+from indexing.backends.text import analyze
+from mlsearch.errors import IndexNotBuiltError
+from mlsearch.settings import Settings
+
+
+class LsiIndex:
+    """TF-IDF (sublinear, stemmed, English stop words) projected on ``lsi_dimensions`` SVD components.
+
+    Documents and queries are compared by cosine in the latent space. Saved as ``vocabulary.json``,
+    ``idf.npy``, ``components.npy`` and ``documents.npy``: loading reads arrays, never pickles.
+    """
+
+    name: ClassVar[str] = "lsi"
+
+    def __init__(self, settings: Settings) -> None:
+        self.dimensions = settings.lsi_dimensions
+        self._vectorizer: TfidfVectorizer | None = None
+        self._components = np.zeros((0, 0), np.float32)
+        self._documents = np.zeros((0, 0), np.float32)
+
+    @staticmethod
+    def _new_vectorizer() -> TfidfVectorizer:
+        return TfidfVectorizer(analyzer=analyze, sublinear_tf=True, min_df=1, dtype=np.float32)
+
+    def build(self, texts: Sequence[str]) -> None:
+        """Fit TF-IDF and SVD on the texts and project them."""
+        vectorizer = self._new_vectorizer()
+        try:
+            tfidf = vectorizer.fit_transform(list(texts))
+        except ValueError:  # no terms at all
+            self._vectorizer = None
+            self._documents = np.zeros((len(texts), 0), np.float32)
+            return
+        rank = min(self.dimensions, tfidf.shape[0] - 1, tfidf.shape[1] - 1)
+        if rank >= 1:
+            svd = TruncatedSVD(n_components=rank, random_state=0, algorithm="randomized", n_iter=7)
+            documents = svd.fit_transform(tfidf)
+            self._components = svd.components_.astype(np.float32)
+        else:  # one document or one term: the TF-IDF space itself
+            documents = tfidf.toarray()
+            self._components = np.eye(tfidf.shape[1], dtype=np.float32)
+        self._vectorizer = vectorizer
+        self._documents = normalize(documents).astype(np.float32)
+
+    def _project(self, query: str) -> np.ndarray:
+        assert self._vectorizer is not None
+        latent = self._vectorizer.transform([query]) @ self._components.T
+        return normalize(np.asarray(latent, dtype=np.float32))[0]
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine in the latent space; a query with no known term finds nothing."""
+        if self._vectorizer is None or self.vocabulary_share(query) == 0.0 or not analyze(query):
+            return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
+        scores = self._documents @ self._project(query)
+        return top_k(scores, k)
+
+    def vocabulary_share(self, query: str) -> float:
+        """Share of the query's analysed terms present in the TF-IDF vocabulary."""
+        terms = analyze(query)
+        if not terms:
+            return 1.0
+        if self._vectorizer is None:
+            return 0.0
+        vocabulary = self._vectorizer.vocabulary_
+        return sum(t in vocabulary for t in terms) / len(terms)
+
+    def save(self, directory: Path) -> None:
+        """Write the vocabulary as JSON and the arrays as ``.npy`` (no pickle)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        vocabulary = {} if self._vectorizer is None else {
+            term: int(i) for term, i in self._vectorizer.vocabulary_.items()
+        }
+        idf = np.zeros(0, np.float32) if self._vectorizer is None else self._vectorizer.idf_.astype(np.float32)
+        (directory / "vocabulary.json").write_text(json.dumps(vocabulary))
+        np.save(directory / "idf.npy", idf, allow_pickle=False)
+        np.save(directory / "components.npy", self._components, allow_pickle=False)
+        np.save(directory / "documents.npy", self._documents, allow_pickle=False)
+        (directory / "lsi.json").write_text(json.dumps(self.describe()))
+
+    @classmethod
+    def load(cls, directory: Path, settings: Settings) -> Self:
+        """Rebuild the vectorizer from the stored vocabulary and idf; arrays load with pickle off."""
+        if not (directory / "lsi.json").is_file():
+            raise IndexNotBuiltError(f"no LSI index in {directory}")
+        info = json.loads((directory / "lsi.json").read_text())
+        index = cls(settings)
+        index.dimensions = int(info["dimensions"])
+        vocabulary = json.loads((directory / "vocabulary.json").read_text())
+        index._components = np.load(directory / "components.npy", allow_pickle=False)
+        index._documents = np.load(directory / "documents.npy", mmap_mode="r", allow_pickle=False)
+        if vocabulary:
+            vectorizer = cls._new_vectorizer()
+            vectorizer.vocabulary_ = vocabulary
+            vectorizer.idf_ = np.load(directory / "idf.npy", allow_pickle=False)
+            index._vectorizer = vectorizer
+        return index
+
+    def describe(self) -> dict[str, Any]:
+        """Requested and actual dimensions, vocabulary size and weighting."""
+        return {
+            "dimensions": self.dimensions,
+            "components": int(self._components.shape[0]),
+            "vocabulary": 0 if self._vectorizer is None else len(self._vectorizer.vocabulary_),
+            "weighting": "tfidf-sublinear, english stop words, snowball stemming",
+            "documents": int(self._documents.shape[0]),
+        }
+
+    def __len__(self) -> int:
+        return int(self._documents.shape[0])

@@ -1,0 +1,93 @@
+"""Index directory layout: versions side by side, and an atomic symlink swap between them.
+
+``indexes/default`` is a symbolic link to ``indexes/.default.versions/<version>``. A build writes a new
+version into ``<version>.tmp``, renames it into place, and then replaces the link with ``os.replace`` (an
+atomic rename), so that a reader sees either the whole old index or the whole new one, and a build killed
+at any moment leaves the previous index untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from indexing.manifest import MANIFEST_FILE
+
+logger = logging.getLogger(__name__)
+TMP_SUFFIX = ".tmp"
+
+
+def versions_dir(index_dir: Path) -> Path:
+    """The folder beside ``index_dir`` that holds its versions."""
+    return index_dir.parent / f".{index_dir.name}.versions"
+
+
+def current_version_dir(index_dir: Path) -> Path:
+    """The directory that ``index_dir`` points to now (itself if it is not a link)."""
+    return Path(os.path.realpath(index_dir))
+
+
+def new_build_dir(index_dir: Path, version: str) -> Path:
+    """Create and return the temporary directory in which a version is built."""
+    root = versions_dir(index_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    build_dir = root / f"{version}{TMP_SUFFIX}"
+    build_dir.mkdir()
+    return build_dir
+
+
+def publish(index_dir: Path, build_dir: Path, keep: int) -> Path:
+    """Move a finished build into place and point ``index_dir`` at it atomically.
+
+    Args:
+        index_dir: The path users give (becomes or stays a symbolic link).
+        build_dir: The finished ``<version>.tmp`` directory.
+        keep: How many versions to keep on disk, the new one included.
+
+    Returns:
+        The published version directory.
+    """
+    final = build_dir.with_name(build_dir.name.removesuffix(TMP_SUFFIX))
+    os.replace(build_dir, final)
+    if index_dir.exists() and not index_dir.is_symlink():
+        if (index_dir / MANIFEST_FILE).is_file() or not any(index_dir.iterdir()):
+            legacy = versions_dir(index_dir) / f"0-legacy-{os.getpid()}"
+            os.replace(index_dir, legacy)
+        else:
+            raise FileExistsError(f"{index_dir} exists and is not an mlsearch index; not replacing it")
+    link_tmp = index_dir.with_name(f".{index_dir.name}.link{TMP_SUFFIX}")
+    if link_tmp.is_symlink() or link_tmp.exists():
+        link_tmp.unlink()
+    os.symlink(os.path.relpath(final, index_dir.parent), link_tmp)
+    os.replace(link_tmp, index_dir)
+    prune(index_dir, keep)
+    return final
+
+
+def prune(index_dir: Path, keep: int) -> None:
+    """Delete old versions beyond ``keep`` (never the current one) and leftovers of killed builds."""
+    root = versions_dir(index_dir)
+    if not root.is_dir():
+        return
+    current = current_version_dir(index_dir)
+    versions = sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.endswith(TMP_SUFFIX)),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    survivors = [current] + [p for p in versions if p.resolve() != current][: max(0, keep - 1)]
+    for path in versions:
+        if path.resolve() not in {s.resolve() for s in survivors}:
+            shutil.rmtree(path, ignore_errors=True)
+            logger.info("removed old index version %s", path.name)
+
+
+def remove_stale_builds(index_dir: Path, except_dir: Path | None = None) -> None:
+    """Remove ``*.tmp`` build directories left by builds that were killed."""
+    root = versions_dir(index_dir)
+    if root.is_dir():
+        for path in root.glob(f"*{TMP_SUFFIX}"):
+            if path != except_dir:
+                shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,75 @@
+"""``manifest.json``: how an index was built, so that it can be checked, shown and reproduced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mlsearch.errors import IndexNotBuiltError, ModelMismatchError
+
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class ModelInfo(BaseModel):
+    """The embedding model an index was built with."""
+
+    name: str
+    weights_hash: str
+    dimension: int
+    max_seq_length: int
+    normalized: bool
+    lineage: dict[str, Any] | None = None
+
+
+class Manifest(BaseModel):
+    """Everything that identifies a built index."""
+
+    format_version: int = FORMAT_VERSION
+    version: str
+    built_at: str
+    build_seconds: float
+    model: ModelInfo
+    metric: str = "inner_product"
+    chunking: dict[str, int]
+    corpus: dict[str, Any]
+    backends: dict[str, dict[str, Any]]
+    counts: dict[str, int]
+    library_versions: dict[str, str] = Field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        """Write ``manifest.json`` into the directory."""
+        (directory / MANIFEST_FILE).write_text(self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        """Read the manifest of an index directory.
+
+        Raises:
+            IndexNotBuiltError: There is no index, or its manifest is unreadable.
+        """
+        path = Path(directory) / MANIFEST_FILE
+        if not path.is_file():
+            raise IndexNotBuiltError(
+                f"no index at {directory} (run `mlsearch index build --index-dir {directory}` first)"
+            )
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except (ValueError, ValidationError) as exc:
+            raise IndexNotBuiltError(f"unreadable manifest {path}: {str(exc).splitlines()[0]}") from exc
+
+    def check_model(self, name: str, weights_hash: str) -> None:
+        """Fail when an encoder is not the model this index was built with.
+
+        Raises:
+            ModelMismatchError: The weights hash differs.
+        """
+        if weights_hash != self.model.weights_hash:
+            raise ModelMismatchError(
+                f"index {self.version} was built with model {self.model.name} "
+                f"(weights {self.model.weights_hash[:12]}), not {name} (weights {weights_hash[:12]}); "
+                f"rebuild the index with this model or search with --model {self.model.name}"
+            )

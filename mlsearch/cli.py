@@ -1,0 +1,32 @@
+"""The ``mlsearch`` command line (Typer). Each command group lives in ``mlsearch/commands/``."""
+
+from __future__ import annotations
+
+import typer
+
+from mlsearch.commands import index as index_commands
+from mlsearch.commands import search as search_commands
+from mlsearch.commands.common import setup_logging
+
+app = typer.Typer(
+    help="mlsearch: semantic search over a machine-learning knowledge corpus.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(index_commands.app, name="index")
+app.command("search")(search_commands.search)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+    setup_logging(verbose)
+
+
+def main() -> None:
+    """Entry point of the ``mlsearch`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

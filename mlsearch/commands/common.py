@@ -1,0 +1,70 @@
+"""What every CLI command shares: error handling, settings overrides, model loading, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from indexing.embedding import Encoder, load_encoder
+from mlsearch.errors import MlsearchError
+from mlsearch.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cli_errors(fn: F) -> F:
+    """Turn our own errors (and invalid settings) into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MlsearchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except (ValueError, FileExistsError, PermissionError) as exc:
+            typer.echo(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the CLI options that were given (not None) on top."""
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ValueError(f"invalid setting {where}: {first['msg']}") from None
+
+
+def get_encoder(settings: Settings, model: str | None = None) -> Encoder:
+    """Load the embedding model (tests replace this function with a fake encoder)."""
+    return load_encoder(model or settings.model, device=settings.device)
+
+
+def print_json(data: Any) -> None:
+    """Print JSON to stdout."""
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr: warnings by default, info with ``--verbose``."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,44 @@
+"""The exception types of mlsearch. The API maps them to HTTP statuses in ``api/errors.py``."""
+
+from __future__ import annotations
+
+
+class MlsearchError(Exception):
+    """Base class of every error that mlsearch raises on purpose; its message is one clear line."""
+
+
+class CorpusError(MlsearchError):
+    """The corpus folder is missing, empty, or holds nothing that can be indexed."""
+
+
+class IndexNotBuiltError(MlsearchError):
+    """The index directory holds no built index (or not the backend asked for)."""
+
+
+class BackendUnavailableError(MlsearchError):
+    """A backend cannot be used: its library is missing, or its server is not configured or down."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"backend {backend!r} is unavailable: {reason}")
+        self.backend = backend
+        self.reason = reason
+
+
+class UnknownBackendError(MlsearchError):
+    """A backend or method name that mlsearch does not know."""
+
+
+class ModelMismatchError(MlsearchError):
+    """An index was built with another embedding model than the one given."""
+
+
+class ModelLoadError(MlsearchError):
+    """The embedding model cannot be found, loaded, or fails its integrity check."""
+
+
+class BadQueryError(MlsearchError):
+    """A query that cannot be run (blank, too long, bad parameters)."""
+
+
+class DatasetError(MlsearchError):
+    """An evaluation dataset is missing or malformed (the message names the file and line)."""

@@ -1,0 +1,107 @@
+"""The one configuration class of mlsearch, read from ``MLSEARCH_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+VECTOR_BACKEND_NAMES = ("faiss", "annoy", "elasticsearch")
+KEYWORD_BACKEND_NAMES = ("lsi", "bm25")
+
+
+class Settings(BaseSettings):
+    """Every setting of mlsearch; each field can be set as ``MLSEARCH_<FIELD>`` in the environment.
+
+    Construct it where it is needed (the CLI, the API lifespan); nothing builds one at import time.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLSEARCH_", env_file=None, extra="ignore")
+
+    # Paths
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("indexes/default")
+    state_dir: Path | None = Field(
+        default=None, description="Drift log and other service state; beside the index by default."
+    )
+
+    # Model
+    model: str = Field(default=DEFAULT_MODEL, description="Sentence-transformers name or path.")
+    device: str = "cpu"
+    batch_size: int = Field(default=32, ge=1, le=4096)
+
+    # Chunking
+    chunk_target_tokens: int = Field(default=200, ge=16, description="Target chunk length in model tokens.")
+    chunk_overlap_tokens: int = Field(default=32, ge=0, description="Tokens repeated from the previous chunk.")
+    chunk_max_tokens: int | None = Field(
+        default=None, ge=8, description="Hard cap; the model's max_seq_length when unset (never above it)."
+    )
+
+    # Backends
+    backends: list[str] = Field(default_factory=lambda: ["faiss", "annoy", "lsi", "bm25"])
+    faiss_factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat")
+    faiss_nprobe: int = Field(default=16, ge=1)
+    faiss_hnsw_ef_search: int = Field(default=128, ge=1)
+    annoy_trees: int = Field(default=50, ge=1)
+    annoy_search_k: int = Field(default=-1, description="Annoy search_k; -1 means n_trees * k * 10.")
+    lsi_dimensions: int = Field(default=200, ge=2)
+    bm25_k1: float = Field(default=1.5, gt=0)
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    keep_versions: int = Field(default=2, ge=1, description="Index versions kept on disk after a swap.")
+
+    # Elasticsearch
+    elasticsearch_url: str | None = None
+    elasticsearch_api_key: SecretStr | None = None
+    elasticsearch_username: str | None = None
+    elasticsearch_password: SecretStr | None = None
+    elasticsearch_ca_certs: Path | None = None
+    elasticsearch_timeout: float = Field(default=10.0, gt=0)
+    elasticsearch_index_prefix: str = "mlsearch"
+    elasticsearch_num_candidates: int = Field(default=100, ge=1)
+    elasticsearch_keep_versions: int = Field(default=2, ge=1)
+
+    # Service
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    admin_api_key: SecretStr | None = None
+    max_body_bytes: int = Field(default=16_384, ge=256)
+    query_cache_size: int = Field(default=1024, ge=0)
+    watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
+    watch_interval_s: float = Field(default=2.0, gt=0)
+
+    # Drift
+    drift_reference_size: int = Field(default=200, ge=10)
+    drift_window: int = Field(default=200, ge=10)
+    drift_min_window: int = Field(default=30, ge=5)
+    drift_log_max_rows: int = Field(default=100_000, ge=100)
+    drift_store_text: Literal["off", "hashed", "full"] = "off"
+    drift_psi_warning: float = Field(default=0.1, gt=0)
+    drift_psi_drift: float = Field(default=0.25, gt=0)
+    drift_ks_alpha: float = Field(default=0.01, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_target_tokens:
+            raise ValueError(
+                f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be below "
+                f"chunk_target_tokens ({self.chunk_target_tokens})"
+            )
+        return self
+
+    @property
+    def resolved_state_dir(self) -> Path:
+        """The state directory: the setting, or ``<index parent>/state`` beside the index."""
+        if self.state_dir is not None:
+            return self.state_dir
+        return self.index_dir.parent / f"{self.index_dir.name}-state"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment (a FastAPI dependency)."""
+    return Settings()
