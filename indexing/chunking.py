@@ -217,37 +217,41 @@ class Chunker:
             if n <= budget_max:
                 units.append((block, n))
             else:
-                units.extend(self._split_block(block, budget_max))
+                soft = max(4, budget_target - (cfg.overlap_tokens if block.kind == "text" else 0))
+                units.extend(self._split_block(block, soft, budget_max))
         out: list[str] = []
-        current: list[str] = []
+        current: list[Block] = []
         used = 0
-        last_prose = ""
         for block, n in units:
             if current and used + n > budget_target:
-                out.append("\n\n".join(current))
+                out.append("\n\n".join(b.text for b in current))
+                overlap = self._overlap(current) if block.kind == "text" else ""
                 current, used = [], 0
-                overlap = self._overlap(last_prose) if block.kind == "text" else ""
                 if overlap:
                     n_overlap = self._body_tokens([overlap])[0]
                     if n_overlap + n <= budget_max:
-                        current, used = [overlap], n_overlap
-            current.append(block.text)
+                        current, used = [Block("text", overlap, block.heading)], n_overlap
+            current.append(block)
             used += n
-            last_prose = block.text if block.kind == "text" else ""
         if current:
-            out.append("\n\n".join(current))
+            out.append("\n\n".join(b.text for b in current))
         return out
 
-    def _overlap(self, prose: str) -> str:
-        if not prose or self.config.overlap_tokens == 0:
+    def _overlap(self, previous: Sequence[Block]) -> str:
+        """The closing sentences of a chunk's trailing prose, up to ``overlap_tokens``, never all of it."""
+        if self.config.overlap_tokens == 0:
             return ""
-        sentences = _SENTENCE_END.split(prose)
-        if len(sentences) < 2:
+        tail: list[str] = []
+        for block in reversed(previous):
+            if block.kind != "text":
+                break
+            tail = _SENTENCE_END.split(" ".join(block.text.split())) + tail
+        if len(tail) < 2:
             return ""
-        lengths = self._body_tokens(sentences)
+        lengths = self._body_tokens(tail)
         kept: list[str] = []
         total = 0
-        for sentence, n in zip(reversed(sentences[1:]), reversed(lengths[1:]), strict=True):
+        for sentence, n in zip(reversed(tail[1:]), reversed(lengths[1:]), strict=True):
             if total + n > self.config.overlap_tokens:
                 break
             kept.insert(0, sentence)
@@ -255,31 +259,36 @@ class Chunker:
         return " ".join(kept)
 
     # -- splitting oversized blocks -----------------------------------------------------------------
-    def _split_block(self, block: Block, budget: int) -> list[tuple[Block, int]]:
+    def _split_block(self, block: Block, budget: int, hard: int) -> list[tuple[Block, int]]:
+        """Cut a block longer than the limit into pieces of about ``budget`` tokens (at most ``hard``)."""
         if block.kind == "code":
             lines = block.text.split("\n")
             opening, body = lines[0], lines[1:]
             closing = body.pop() if body and _FENCE.match(body[-1]) else opening.strip()[:3]
-            parts = self._pack_lines(body, budget, lambda chunk: f"{opening}\n{chunk}\n{closing}")
+            parts = self._pack_lines(body, budget, hard, lambda chunk: f"{opening}\n{chunk}\n{closing}")
         elif block.kind == "table":
             rows = block.text.split("\n")
             header = rows[:2] if len(rows) > 1 and _TABLE_RULE.match(rows[1]) else rows[:1]
             rest = rows[len(header) :]
             prefix = "\n".join(header)
-            if self._body_tokens([prefix])[0] * 2 > budget:
+            if self._body_tokens([prefix])[0] * 2 > hard:
                 prefix = ""
-            parts = self._pack_lines(rest, budget, lambda chunk: f"{prefix}\n{chunk}" if prefix else chunk)
+            parts = self._pack_lines(rest, budget, hard, lambda chunk: f"{prefix}\n{chunk}" if prefix else chunk)
         else:
             units = [u for line in block.text.split("\n") for u in _SENTENCE_END.split(line)]
-            parts = self._pack_lines(units, budget, lambda chunk: chunk, joiner=" ")
+            parts = self._pack_lines(units, budget, hard, lambda chunk: chunk, joiner=" ")
         return [(Block(block.kind, p, block.heading), n) for p, n in zip(parts, self._body_tokens(parts), strict=True)]
 
     def _pack_lines(
-        self, units: list[str], budget: int, wrap: Callable[[str], str], joiner: str = "\n"
+        self, units: list[str], budget: int, hard: int, wrap: Callable[[str], str], joiner: str = "\n"
     ) -> list[str]:
-        """Greedily pack lines (or sentences) into wrapped pieces of at most ``budget`` tokens."""
+        """Greedily pack lines (or sentences) into wrapped pieces of about ``budget`` tokens.
+
+        A line longer than ``hard`` (the limit) is the only thing ever cut inside, between words.
+        """
         overhead = self._body_tokens([wrap("x")])[0] - self._body_tokens(["x"])[0]
-        room = max(2, budget - overhead)
+        soft = max(2, budget - overhead)
+        room = max(2, hard - overhead)
         pieces: list[str] = []
         current: list[str] = []
         used = 0
@@ -290,7 +299,7 @@ class Chunker:
                     current, used = [], 0
                 pieces.extend(wrap(w) for w in self._split_words(unit, room))
                 continue
-            if current and used + n > room:
+            if current and used + n > soft:
                 pieces.append(wrap(joiner.join(current)))
                 current, used = [], 0
             current.append(unit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -44,3 +45,43 @@ class HashingEncoder:
             out[i] = vector / (np.linalg.norm(vector) or 1.0)
         self.encoded_texts += len(texts)
         return out
+
+
+TINY_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-()")
+    + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    + "the a of and to in is for on with by dropout learning rate model training data search vector "
+    "index query drift test network layer gradient loss optimizer adam batch epoch".split()
+)
+
+
+def build_tiny_sentence_transformer(directory: Path, normalize: bool = False, max_seq_length: int = 64) -> Path:
+    """Save a tiny BERT sentence-transformer built from a config (no download) into ``directory``.
+
+    Without ``normalize`` it has no Normalize module: a dot-product model, like
+    msmarco-distilbert-base-dot-prod-v3.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(0)
+    raw = directory / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    transformer = models.Transformer(str(raw), max_seq_length=max_seq_length)
+    modules: list[object] = [transformer, models.Pooling(transformer.get_embedding_dimension(), "mean")]
+    if normalize:
+        modules.append(models.Normalize())
+    model = SentenceTransformer(modules=modules, device="cpu")
+    out = directory / "model"
+    model.save(str(out))
+    return out

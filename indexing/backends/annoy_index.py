@@ -59,7 +59,7 @@ class AnnoyIndex:
         k = min(k, self._count)
         scores = np.full((len(queries), k), -np.inf, np.float32)
         ids = np.full((len(queries), k), -1, np.int64)
-        search_k = self.search_k if self.search_k > 0 else -1
+        search_k = self.search_k if self.search_k > 0 else self.trees * max(k, 1) * 10
         for row, query in enumerate(queries):
             found, dots = self._index.get_nns_by_vector(query.tolist(), k, search_k, include_distances=True)
             ids[row, : len(found)] = found

@@ -11,7 +11,8 @@ from indexing.build import build_index
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from mlsearch.commands.common import cli_errors, get_encoder, make_settings, print_json
+from mlsearch.commands import common
+from mlsearch.commands.common import cli_errors, make_settings, print_json
 
 app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 
@@ -36,7 +37,7 @@ def build(
         from mlsearch.errors import CorpusError
 
         raise CorpusError(f"corpus folder not found: {settings.corpus_dir}")
-    encoder = get_encoder(settings)
+    encoder = common.get_encoder(settings)
     summary = build_index(
         settings, encoder, backends=names, show_progress=not as_json,
         progress=None if as_json else (lambda message: typer.echo(message, err=True)),
@@ -70,8 +71,9 @@ def inspect(
         print_json(data)
         return
     typer.echo(f"index {settings.index_dir} -> {directory.name}")
-    typer.echo(f"  model      {manifest.model.name} ({manifest.model.dimension}d, "
-               f"{'normalized' if manifest.model.normalized else 'unnormalized'}, max {manifest.model.max_seq_length} tokens)")
+    model = manifest.model
+    kind = "normalized" if model.normalized else "unnormalized"
+    typer.echo(f"  model      {model.name} ({model.dimension}d, {kind}, max {model.max_seq_length} tokens)")
     typer.echo(f"  built      {manifest.built_at} in {manifest.build_seconds:.1f}s")
     typer.echo(f"  corpus     {manifest.corpus['path']} ({manifest.corpus['documents']} documents)")
     typer.echo(f"  chunks     {stats['chunks']} (max {stats['max_tokens']} tokens, mean {stats['mean_tokens']})")

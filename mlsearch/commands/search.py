@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mlsearch.commands.common import cli_errors, get_encoder, make_settings, print_json
+from mlsearch.commands import common
+from mlsearch.commands.common import cli_errors, make_settings, print_json
 
 
 @cli_errors
@@ -22,13 +23,14 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search the index and print the results."""
-    from indexing.manifest import Manifest
     from indexing.layout import current_version_dir
+    from indexing.manifest import Manifest
     from search.searcher import Searcher
 
     settings = make_settings(index_dir=index_dir)
     manifest = Manifest.load(current_version_dir(settings.index_dir))
-    encoder = get_encoder(settings, model or manifest.model.name) if method in ("dense", "hybrid") or model else None
+    needs_model = method in ("dense", "hybrid") or model is not None
+    encoder = common.get_encoder(settings, model or manifest.model.name) if needs_model else None
     searcher = Searcher.open(settings.index_dir, settings, encoder=encoder or _NoEncoder(manifest))
     tag_list = [t.strip() for t in tags.split(",") if t.strip()] if tags else None
     result = searcher.search(query, k=k, method=method, backend=backend, tags=tag_list)

@@ -1,0 +1,64 @@
+"""LSI and BM25: ranking sanity, vocabulary share, and loading without pickle."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexing.backends.registry import keyword_backend
+from mlsearch.settings import Settings
+
+TEXTS = [
+    "Dropout randomly zeroes activations during training to regularize a network.",
+    "Adam optimizer adapts the learning rate of each parameter from gradient moments.",
+    "FAISS and Annoy search dense vectors by inner product.",
+    "The Kolmogorov-Smirnov test compares two samples for distribution drift.",
+    "Learning rate schedules such as cosine decay and warmup help optimizers converge.",
+]
+
+
+@pytest.mark.parametrize("name", ["lsi", "bm25"])
+def test_keyword_backend_ranks_matching_texts_first(name: str, tmp_path: Path) -> None:
+    settings = Settings(lsi_dimensions=3)
+    index = keyword_backend(name)(settings)
+    index.build(TEXTS)
+    assert len(index) == len(TEXTS)
+    scores, ids = index.search("learning rates for optimizers", 2)
+    assert set(ids[0].tolist()) == {1, 4}
+    assert np.all(np.diff(scores[0]) <= 0)
+    assert index.search("zebra giraffe", 3)[1].size == 0  # no known term, no result
+    assert index.vocabulary_share("dropout zebra") == pytest.approx(0.5)
+    assert index.vocabulary_share("the of and") == 1.0  # nothing but stop words
+
+    index.save(tmp_path / name)
+    loaded = keyword_backend(name).load(tmp_path / name, settings)
+    again_scores, again_ids = loaded.search("learning rates for optimizers", 2)
+    np.testing.assert_array_equal(again_ids, ids)
+    np.testing.assert_allclose(again_scores, scores, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lsi", "bm25"])
+def test_keyword_index_loads_without_running_pickle(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = keyword_backend(name)(Settings(lsi_dimensions=3))
+    index.build(TEXTS)
+    index.save(tmp_path / name)
+    suffixes = {p.suffix for p in (tmp_path / name).iterdir()}
+    assert suffixes <= {".json", ".npy"}, suffixes
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pickle must not be used to load an index")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    loaded = keyword_backend(name).load(tmp_path / name, Settings())
+    assert loaded.search("drift test", 1)[1][0].tolist() == [3]
+
+
+def test_lsi_handles_a_single_document(tmp_path: Path) -> None:
+    index = keyword_backend("lsi")(Settings())
+    index.build(["only one document about dropout"])
+    assert index.search("dropout", 5)[1][0].tolist() == [0]

@@ -1,0 +1,92 @@
+"""Searcher: every method and backend over the tiny index, tag filters, errors, the query cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlsearch.errors import BadQueryError, IndexNotBuiltError, UnknownBackendError
+from mlsearch.settings import Settings
+from search.searcher import Searcher
+from tests.fakes import HashingEncoder
+
+
+@pytest.fixture
+def searcher(built_index: Path, settings: Settings, fake_encoder: HashingEncoder) -> Searcher:
+    return Searcher.open(built_index, settings, encoder=fake_encoder)
+
+
+@pytest.mark.parametrize(
+    ("method", "backend"),
+    [
+        ("dense", "faiss"), ("dense", "annoy"), ("lsi", "faiss"), ("bm25", "faiss"),
+        ("hybrid", "faiss"), ("hybrid", "annoy"),
+    ],
+)
+def test_every_method_finds_the_obvious_document(searcher: Searcher, method: str, backend: str) -> None:
+    result = searcher.search("Kolmogorov-Smirnov test population stability index", k=3, method=method, backend=backend)
+    assert result.hits, method
+    top = result.hits[0]
+    assert top.doc_id == "drift" and top.title == "Data drift"
+    assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(result.hits, result.hits[1:], strict=False))
+    assert result.took_ms >= 0
+
+
+def test_dense_scores_are_inner_products(searcher: Searcher, fake_encoder: HashingEncoder) -> None:
+    hit = searcher.search("momentum velocity", k=1).hits[0]
+    chunk = searcher.store.get([hit.position])[hit.position]
+    expected = float(fake_encoder.encode(["momentum velocity"])[0] @ fake_encoder.encode([chunk.embedding_text])[0])
+    assert hit.score == pytest.approx(expected, abs=1e-4)
+
+
+def test_tag_filters_keep_only_tagged_chunks(searcher: Searcher) -> None:
+    for method in ("dense", "lsi", "bm25", "hybrid"):
+        hits = searcher.search("training", k=10, method=method, tags=["drift"]).hits
+        assert {h.doc_id for h in hits} <= {"drift"}, method
+    assert searcher.search("dropout", k=5, tags=["no-such-tag"]).hits == []
+
+
+def test_hybrid_fuses_dense_and_bm25(searcher: Searcher) -> None:
+    dense = [p for p, _ in searcher.retrieve("adam learning rate", 10, "dense")]
+    bm25 = [p for p, _ in searcher.retrieve("adam learning rate", 10, "bm25")]
+    hybrid = searcher.retrieve("adam learning rate", 10, "hybrid")
+    assert {p for p, _ in hybrid} <= set(dense) | set(bm25)
+    assert hybrid[0][1] == pytest.approx(1 / 61 + 1 / 61) or hybrid[0][0] in (dense[0], bm25[0])
+
+
+def test_snippet_shows_the_query_terms(searcher: Searcher) -> None:
+    hit = searcher.search("momentum", k=1, method="bm25").hits[0]
+    assert "omentum" in hit.snippet
+
+
+def test_bad_queries_are_rejected(searcher: Searcher) -> None:
+    with pytest.raises(BadQueryError):
+        searcher.search("   ")
+    with pytest.raises(BadQueryError):
+        searcher.search("dropout", k=0)
+    with pytest.raises(BadQueryError):
+        searcher.search("dropout", method="magic")
+    with pytest.raises(UnknownBackendError):
+        searcher.search("dropout", backend="nope")
+
+
+def test_a_backend_that_was_not_built_is_named(
+    tiny_corpus: Path, settings: Settings, fake_encoder: HashingEncoder
+) -> None:
+    from indexing.build import build_index
+
+    build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=["bm25"])
+    searcher = Searcher.open(settings.index_dir, settings, encoder=fake_encoder)
+    assert searcher.search("dropout", method="bm25").hits
+    with pytest.raises(IndexNotBuiltError, match="'faiss'"):
+        searcher.search("dropout", method="dense")
+
+
+def test_query_embeddings_are_cached(searcher: Searcher, fake_encoder: HashingEncoder) -> None:
+    before = fake_encoder.encoded_texts
+    searcher.search("dropout rate", k=2)
+    searcher.search("dropout rate", k=2, backend="annoy")
+    assert fake_encoder.encoded_texts == before + 1
+    assert searcher.cache.hits == 1
