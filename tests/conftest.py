@@ -118,3 +118,15 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not available")
     return path
+
+
+@pytest.fixture(scope="session")
+def real_corpus_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Path:  # type: ignore[no-untyped-def]
+    """The shipped corpus/ built once per session with the bundled model (all local backends)."""
+    from indexing.build import build_index
+
+    if not any(CORPUS_DIR.glob("*.md")):
+        pytest.skip("corpus/ is empty")
+    index_dir = tmp_path_factory.mktemp("real") / "default"
+    build_index(Settings(index_dir=index_dir), real_encoder, corpus_dir=CORPUS_DIR)
+    return index_dir
