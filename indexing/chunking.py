@@ -223,7 +223,8 @@ class Chunker:
         current: list[Block] = []
         used = 0
         for block, n in units:
-            if current and used + n > budget_target:
+            too_small = used < budget_target // 4 and used + n <= budget_max  # keep a lead-in with what follows
+            if current and used + n > budget_target and not too_small:
                 out.append("\n\n".join(b.text for b in current))
                 overlap = self._overlap(current) if block.kind == "text" else ""
                 current, used = [], 0

@@ -33,10 +33,14 @@ class Encoder(Protocol):
     """What indexing and search need of an embedding model."""
 
     name: str
-    weights_hash: str
     dimension: int
     max_seq_length: int
     normalized: bool
+
+    @property
+    def weights_hash(self) -> str:
+        """A hash that identifies the weights (indexes record it; a different model is refused)."""
+        ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Length of each text in model tokens, special tokens included, without truncation."""
@@ -125,7 +129,7 @@ class SentenceTransformerEncoder:
         self._weights_hash = weights_hash
 
     @cached_property
-    def weights_hash(self) -> str:  # type: ignore[override]
+    def weights_hash(self) -> str:
         """sha256 over the model's parameters (names, shapes and bytes), unless given a file hash."""
         if self._weights_hash:
             return self._weights_hash

@@ -89,6 +89,9 @@ class QueryEmbeddingCache:
                 self._items.popitem(last=False)
         return vector
 
+    def __len__(self) -> int:
+        return len(self._items)
+
 
 class Searcher:
     """Searches one index version. Backends are loaded on first use and kept.
@@ -126,10 +129,9 @@ class Searcher:
         """
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
-        if encoder is None:
-            encoder = load_encoder(model or manifest.model.name, device=settings.device)
-        manifest.check_model(encoder.name, encoder.weights_hash)
-        return cls(directory, manifest, encoder, settings)
+        loaded: Encoder = encoder or load_encoder(model or manifest.model.name, device=settings.device)
+        manifest.check_model(loaded.name, loaded.weights_hash)
+        return cls(directory, manifest, loaded, settings)
 
     @property
     def version(self) -> str:
@@ -183,6 +185,8 @@ class Searcher:
             raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
+        if backend == "elasticsearch" and method != "lsi":
+            return self._elasticsearch_ranked(query, k, method, tags)
         allowed = self.store.positions_with_tags(tags) if tags else None
         if allowed is not None and allowed.size == 0:
             return []
@@ -195,6 +199,20 @@ class Searcher:
             )
             return fused[:k]
         return self._ranked(query, k, method, backend, allowed)
+
+    def _elasticsearch_ranked(
+        self, query: str, k: int, method: str, tags: Sequence[str] | None
+    ) -> list[tuple[int, float]]:
+        """Dense (kNN), BM25 (``match``) or hybrid in Elasticsearch, with the tag filter inside its queries."""
+        index = self.backend("elasticsearch")
+        if method == "bm25":
+            return list(index.match(query, k, tags))
+        vector = self.embed_query(query)
+        if method == "dense":
+            return list(index.knn(vector, k, tags))
+        dense, lexical = index.knn_and_match(vector, query, max(k, HYBRID_CANDIDATES), tags)
+        fused = reciprocal_rank_fusion([[p for p, _ in dense], [p for p, _ in lexical]], k=self.settings.rrf_k)
+        return fused[:k]
 
     def _ranked(
         self, query: str, k: int, method: str, backend: str, allowed: np.ndarray | None
@@ -251,7 +269,8 @@ class Searcher:
                 )
             )
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(query=query, method=method, backend=backend if method in ("dense", "hybrid") else method,
+        on_backend = method in ("dense", "hybrid") or (method == "bm25" and backend == "elasticsearch")
+        return SearchResult(query=query, method=method, backend=backend if on_backend else method,
                             took_ms=round(took, 3), hits=hits)
 
     def close(self) -> None:

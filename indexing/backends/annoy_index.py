@@ -16,7 +16,7 @@ from mlsearch.settings import Settings
 try:
     from annoy import AnnoyIndex as _Annoy
 except ImportError:  # pragma: no cover - annoy is a core dependency
-    _Annoy = None
+    _Annoy = None  # type: ignore[assignment,misc]
 
 
 class AnnoyIndex:

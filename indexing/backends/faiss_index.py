@@ -18,7 +18,7 @@ from mlsearch.settings import Settings
 try:
     import faiss
 except ImportError:  # pragma: no cover - faiss-cpu is a core dependency
-    faiss = None
+    faiss = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 _IVF = re.compile(r"IVF(\d+)")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from mlsearch.commands import common
@@ -61,8 +63,8 @@ class _NoEncoder:
         self.max_seq_length = model.max_seq_length
         self.normalized = model.normalized
 
-    def count_tokens(self, texts: object) -> list[int]:
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
         raise RuntimeError("keyword search does not use the model")
 
-    def encode(self, texts: object, batch_size: int = 32, show_progress: bool = False) -> object:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         raise RuntimeError("keyword search does not use the model")
