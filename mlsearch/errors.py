@@ -42,3 +42,11 @@ class BadQueryError(MlsearchError):
 
 class DatasetError(MlsearchError):
     """An evaluation dataset is missing or malformed (the message names the file and line)."""
+
+
+class DriftError(MlsearchError):
+    """Drift monitoring cannot proceed: a missing or empty reference or stream file, or an unwritable state dir."""
+
+
+class FinetuneError(MlsearchError):
+    """Fine-tuning cannot run: too little data to train on or to split, or an output folder in the way."""

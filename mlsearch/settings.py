@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     elasticsearch_index_prefix: str = "mlsearch"
     elasticsearch_num_candidates: int = Field(default=100, ge=1)
     elasticsearch_keep_versions: int = Field(default=2, ge=1)
+    elasticsearch_max_retries: int = Field(
+        default=3, ge=0, description="Retries of a transient failure (429, 502-504, timeouts) per request and document."
+    )
+    elasticsearch_initial_backoff: float = Field(
+        default=2.0, ge=0, description="Seconds before the first bulk retry; doubled at each retry."
+    )
+    elasticsearch_bulk_size: int = Field(default=500, ge=1, description="Documents per bulk request.")
+    elasticsearch_shards: int = Field(default=1, ge=1)
+    elasticsearch_replicas: int = Field(default=0, ge=0, description="0 for a single node; 1 or more on a cluster.")
+    elasticsearch_vector_index: Literal[
+        "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"
+    ] = Field(default="hnsw", description="dense_vector index_options type: hnsw keeps full float vectors.")
 
     # Service
     host: str = "127.0.0.1"
@@ -83,6 +95,24 @@ class Settings(BaseSettings):
     drift_psi_warning: float = Field(default=0.1, gt=0)
     drift_psi_drift: float = Field(default=0.25, gt=0)
     drift_ks_alpha: float = Field(default=0.01, gt=0, lt=1)
+    drift_reference_file: Path | None = Field(
+        default=None, description="Reference queries (one a line); the first answered queries when unset."
+    )
+    drift_ks_correction: Literal["holm", "bh"] = "holm"
+    drift_psi_bins: int = Field(default=10, ge=2, le=50)
+    drift_components: int = Field(default=2, ge=0, le=32, description="Principal components watched.")
+    drift_sequential_alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="CUSUM false-alarm probability over 10 windows of queries."
+    )
+    drift_cusum_slack: float = Field(default=0.5, gt=0)
+    drift_adwin_delta: float = Field(default=0.002, gt=0, lt=1)
+    drift_mmd: bool = Field(default=True, description="MMD permutation test on the query embeddings.")
+    drift_mmd_permutations: int = Field(default=200, ge=20)
+
+    # Evaluation
+    eval_cache_dir: Path | None = Field(
+        default=None, description="Cached evaluation indexes; <index parent>/eval-cache by default."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
