@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from mlsearch.commands import eval as eval_commands
 from mlsearch.commands import index as index_commands
 from mlsearch.commands import search as search_commands
 from mlsearch.commands.common import setup_logging
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(index_commands.app, name="index")
 app.command("search")(search_commands.search)
+app.command("eval")(eval_commands.run)
 
 
 @app.callback()

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
     watch_interval_s: float = Field(default=2.0, gt=0)
+    serve_torch_threads: int = Field(
+        default=1, ge=0,
+        description="Torch intra-op threads in `mlsearch serve` (0: torch's default). One thread per request "
+        "keeps query latency steady when requests run in parallel or the CPU is shared.",
+    )
 
     # Drift
     drift_reference_size: int = Field(default=200, ge=10)

@@ -1,0 +1,208 @@
+"""The index a dataset is evaluated on: the default index when it holds the same corpus, else a cached one.
+
+A BEIR ``corpus.jsonl`` is written out as a temporary folder of Markdown files (the title in the front matter,
+the text as the body) and built with :func:`indexing.build.build_index`, unchanged: the same loader, chunker,
+model and backends as the service. File names are safe versions of the ``_id``; ``ids.json`` in the cache maps
+them back. A document with an empty text is indexed by its title; one with neither is skipped by the loader.
+
+Built indexes are cached under ``<cache_dir>/<dataset>-<key>``, where the key hashes the corpus, the model's
+weights, the chunking and the backend settings, so a second evaluation of the same dataset is fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from evaluation.datasets import EvalDataset, iter_beir_corpus
+from indexing import chunking, documents
+from indexing.build import build_index, corpus_fingerprint
+from indexing.documents import load_corpus
+from indexing.embedding import Encoder
+from indexing.layout import current_version_dir
+from indexing.manifest import Manifest
+from mlsearch.errors import DatasetError, IndexNotBuiltError
+from mlsearch.settings import Settings
+
+logger = logging.getLogger(__name__)
+IDS_FILE = "ids.json"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
+_MD_LINE_START = re.compile(r"^(#{1,6}\s)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PreparedIndex:
+    """An index ready for evaluation.
+
+    Attributes:
+        index_dir: The index directory to open with :meth:`search.searcher.Searcher.open`.
+        origin: ``default`` (the service's index, same corpus), ``cache`` (built before) or ``built`` (now).
+        id_map: Index document id → dataset document id (``None`` when they are the same).
+    """
+
+    index_dir: Path
+    origin: str
+    id_map: dict[str, str] | None = None
+
+
+def needed_backends(methods: Sequence[str], vector_backend: str) -> list[str]:
+    """The backends the methods use: the vector backend for dense and hybrid, LSI, BM25 for bm25 and hybrid."""
+    names: list[str] = []
+    for method in methods:
+        wanted = {"dense": [vector_backend], "hybrid": [vector_backend, "bm25"], "lsi": ["lsi"], "bm25": ["bm25"]}
+        for name in wanted.get(method, []):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _usable(index_dir: Path, encoder: Encoder, backends: Sequence[str], fingerprint: str | None) -> bool:
+    try:
+        manifest = Manifest.load(current_version_dir(index_dir))
+    except IndexNotBuiltError:
+        return False
+    return (
+        manifest.model.weights_hash == encoder.weights_hash
+        and all(name in manifest.backends for name in backends)
+        and (fingerprint is None or manifest.corpus.get("fingerprint") == fingerprint)
+    )
+
+
+def cache_key(content: str, settings: Settings, encoder: Encoder, backends: Sequence[str]) -> str:
+    """A short hash of what decides an index: corpus content, model weights, chunking code and settings, backends.
+
+    The chunker's and the loader's source files are part of the key, so a change in how documents are read or
+    cut never reuses an index built the old way.
+    """
+    relevant = settings.model_dump(
+        include={"chunk_target_tokens", "chunk_overlap_tokens", "chunk_max_tokens", "faiss_factory",
+                 "annoy_trees", "lsi_dimensions", "bm25_k1", "bm25_b"}
+    )
+    code = [hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest() for module in (chunking, documents)]
+    blob = json.dumps([content, encoder.weights_hash, relevant, sorted(backends), code], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def prepare_index(
+    dataset: EvalDataset,
+    settings: Settings,
+    encoder: Encoder,
+    backends: Sequence[str],
+    cache_dir: Path,
+    show_progress: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> PreparedIndex:
+    """Find or build the index to evaluate a dataset on.
+
+    A folder corpus (``qrels`` and ``spans`` datasets) uses ``settings.index_dir`` when its manifest shows the
+    same corpus fingerprint, model and backends; otherwise, and for BEIR corpora, a cached index is used or
+    built.
+
+    Args:
+        dataset: The dataset.
+        settings: Chunking and backend settings, and the default index directory.
+        encoder: The embedding model.
+        backends: Backends the evaluated methods need (see :func:`needed_backends`).
+        cache_dir: Where evaluation indexes are cached.
+        show_progress: Show a progress bar while embedding.
+        progress: Called with a short message at each step.
+
+    Raises:
+        DatasetError: The BEIR corpus is malformed.
+        CorpusError: The folder corpus is missing or empty.
+    """
+    say = progress or (lambda message: logger.info("%s", message))
+    if dataset.kind == "beir":
+        assert dataset.corpus_file is not None
+        content = dataset.fingerprint
+    else:
+        assert dataset.corpus_dir is not None
+        content = corpus_fingerprint(load_corpus(dataset.corpus_dir).documents)
+        if _usable(settings.index_dir, encoder, backends, content):
+            say(f"using the index at {settings.index_dir} (same corpus and model)")
+            return PreparedIndex(settings.index_dir, "default")
+    entry = Path(cache_dir) / f"{_safe_name(dataset.name)}-{cache_key(content, settings, encoder, backends)}"
+    index_dir = entry / "index"
+    ids_path = entry / IDS_FILE
+    id_map_ready = dataset.kind != "beir" or ids_path.is_file()
+    if id_map_ready and _usable(index_dir, encoder, backends, None):
+        say(f"using the cached evaluation index at {index_dir}")
+        return PreparedIndex(index_dir, "cache", _read_ids(ids_path) if dataset.kind == "beir" else None)
+    entry.mkdir(parents=True, exist_ok=True)
+    if dataset.kind != "beir":
+        say(f"building an evaluation index over {dataset.corpus_dir} in {index_dir}")
+        build_index(settings, encoder, corpus_dir=dataset.corpus_dir, index_dir=index_dir, backends=backends,
+                    show_progress=show_progress, progress=say)
+        return PreparedIndex(index_dir, "built")
+    with tempfile.TemporaryDirectory(prefix="beir-corpus-", dir=entry) as folder:
+        id_map = write_beir_corpus(dataset.corpus_file, Path(folder))  # type: ignore[arg-type]
+        say(f"building an evaluation index over {len(id_map)} documents of {dataset.name} in {index_dir}")
+        build_index(settings, encoder, corpus_dir=Path(folder), index_dir=index_dir, backends=backends,
+                    show_progress=show_progress, progress=say)
+    tmp = ids_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(id_map))
+    os.replace(tmp, ids_path)
+    return PreparedIndex(index_dir, "built", id_map)
+
+
+def write_beir_corpus(corpus_file: Path, folder: Path) -> dict[str, str]:
+    """Write a BEIR ``corpus.jsonl`` as Markdown files, one per document, for the standard loader.
+
+    Each file has the title in YAML front matter and the text as its body; a line of the text that would read
+    as a Markdown heading is indented by one space so that it stays text. A document with an empty text gets
+    its title as its body.
+
+    Args:
+        corpus_file: The ``corpus.jsonl``.
+        folder: An empty folder to write into.
+
+    Returns:
+        File id (the loader's document id) → the document's ``_id``.
+
+    Raises:
+        DatasetError: A malformed line (with its number).
+    """
+    id_map: dict[str, str] = {}
+    taken: set[str] = set()
+    for document in iter_beir_corpus(corpus_file):
+        file_id = _file_id(document.id, taken)
+        body = document.text.strip() or document.title
+        body = _MD_LINE_START.sub(r" \1", body.replace("\r\n", "\n"))
+        front = yaml.safe_dump({"title": document.title}, allow_unicode=True, width=1 << 20) if document.title else ""
+        text = f"---\n{front}---\n\n{body}\n" if front else f"{body}\n"
+        (folder / f"{file_id}.md").write_text(text, encoding="utf-8")
+        id_map[file_id] = document.id
+    if not id_map:
+        raise DatasetError(f"{corpus_file}: no documents")
+    return id_map
+
+
+def _file_id(doc_id: str, taken: set[str]) -> str:
+    """A file name for a document id: the id when it is safe, else a hash of it; never one taken (any case)."""
+    candidate = doc_id if _SAFE_ID.match(doc_id) else "id-" + hashlib.sha1(doc_id.encode()).hexdigest()[:20]
+    while candidate.lower() in taken:
+        candidate += "_"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "dataset"
+
+
+def _read_ids(path: Path) -> dict[str, str]:
+    return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+
+
+def cache_dir_for(settings: Settings) -> Path:
+    """Where evaluation indexes are cached: ``MLSEARCH_EVAL_CACHE_DIR``, or ``eval-cache`` beside the index."""
+    return settings.eval_cache_dir or settings.index_dir.parent / "eval-cache"

@@ -1,0 +1,237 @@
+"""Write an evaluation's outputs: ``metrics.json``, ``runs/<method>.trec``, ``report.md`` and ``report.html``.
+
+``report.html`` is one self-contained file (plots embedded as base64 PNG), so it opens offline. Also written:
+``details.json`` (everything, per query included) and ``plots/*.png`` (the plots that ``report.md`` shows).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from evaluation.metrics import METRICS, PRIMARY_METRIC
+from evaluation.plots import LABELS, all_plots
+from evaluation.runner import LATENCY_KEYS, EvaluationResult
+from evaluation.runs import write_trec_run
+
+logger = logging.getLogger(__name__)
+COLUMNS = [*METRICS, *LATENCY_KEYS]
+HEADERS = {**LABELS, "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms"}
+REPORT_FILES = ("metrics.json", "report.md", "report.html", "details.json")
+
+
+def write_report(result: EvaluationResult, out_dir: Path) -> dict[str, Path]:
+    """Write every output of an evaluation into a folder, replacing an earlier report there.
+
+    The files are written into a temporary folder beside ``out_dir`` and moved into place at the end, so a
+    failure leaves any earlier report whole.
+
+    Args:
+        result: The evaluation.
+        out_dir: The report folder (created; an earlier report in it is replaced).
+
+    Returns:
+        Name → path of the main files (``metrics``, ``report_md``, ``report_html``, ``details``, ``runs``).
+
+    Raises:
+        FileExistsError: ``out_dir`` exists and holds something other than a report.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "metrics.json").is_file():
+        raise FileExistsError(f"{out_dir} exists and is not an evaluation report; not replacing it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        _write_all(result, staging)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(staging, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {
+        "metrics": out_dir / "metrics.json", "report_md": out_dir / "report.md",
+        "report_html": out_dir / "report.html", "details": out_dir / "details.json", "runs": out_dir / "runs",
+    }
+
+
+def _write_all(result: EvaluationResult, folder: Path) -> None:
+    (folder / "metrics.json").write_text(json.dumps(result.metrics_table(), indent=2) + "\n")
+    runs = folder / "runs"
+    runs.mkdir()
+    for method, outcome in result.methods.items():
+        write_trec_run(runs / f"{method}.trec", outcome.run, tag=f"mlsearch-{method}")
+    (folder / "details.json").write_text(json.dumps(details(result), indent=2, default=str) + "\n")
+    plots = all_plots(result)
+    (folder / "plots").mkdir()
+    for stem, (_, png) in plots.items():
+        (folder / "plots" / f"{stem}.png").write_bytes(png)
+    (folder / "report.md").write_text(render_markdown(result, plots))
+    (folder / "report.html").write_text(render_html(result, plots))
+
+
+def details(result: EvaluationResult) -> dict[str, Any]:
+    """Everything about an evaluation, per query included, as JSON-ready data."""
+    return {
+        "created_at": result.created_at, "seconds": result.seconds, "dataset": result.dataset,
+        "index": result.index, "k": result.k, "backend": result.backend, "level": result.level,
+        "scoring": result.scoring, "metric_library": _ranx_version(), "metrics": result.metrics_table(),
+        "recall_curves": {m: r.recall_curve for m, r in result.methods.items()},
+        "comparisons": [c.to_dict() for c in result.comparisons], "unjudged_queries": result.unjudged,
+        "per_query": {m: {"metrics": r.per_query, "latency_ms": r.latency_ms} for m, r in result.methods.items()},
+    }
+
+
+def _ranx_version() -> str:
+    try:
+        return f"ranx {metadata.version('ranx')}"
+    except metadata.PackageNotFoundError:  # pragma: no cover - ranx is a dependency
+        return "ranx"
+
+
+def _facts(result: EvaluationResult) -> list[tuple[str, str]]:
+    """The lines that tell two reports apart: date, dataset, model, index, settings."""
+    d, i = result.dataset, result.index
+    counts = i.get("counts", {})
+    origin = f", {i['origin']}" if i.get("origin") else ""
+    return [
+        ("Date", result.created_at),
+        ("Dataset", f"{d['name']} ({d['kind']}, {d['queries']} queries judged, {d['judgements']} judgements; "
+                    f"source {d['source']}; sha256 {str(d['fingerprint'])[:12]})"),
+        ("Model", f"{i['model']} (weights sha256 {str(i['weights_hash'])[:12]})"),
+        ("Index", f"manifest version {i['version']} at {i['path']} (built {i['built_at']}; "
+                  f"{counts.get('documents', '?')} documents, {counts.get('chunks', '?')} chunks{origin})"),
+        ("Methods", f"{', '.join(result.methods)}; vector backend {result.backend}; k = {result.k}"),
+        ("Scoring", result.scoring),
+        ("Metrics", f"{_ranx_version()}; nDCG with linear gain; MAP over the top {result.k}; means over queries"),
+        ("Latency", "time for the searcher to rank one query (query embedding, index search, fusion), one at a "
+                    "time, measured in this run"),
+        ("Significance", f"paired Student's t-test and Wilcoxon signed-rank test on per-query "
+                         f"{LABELS[PRIMARY_METRIC]}; significant when the t-test p < 0.05 (not corrected for "
+                         f"{len(result.comparisons)} comparisons)"),
+    ]
+
+
+def _best(result: EvaluationResult) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for column in COLUMNS:
+        values = [r.metrics[column] for r in result.methods.values()]
+        best[column] = min(values) if column in LATENCY_KEYS else max(values)
+    return best
+
+
+def _cell(column: str, value: float) -> str:
+    return f"{value:.1f}" if column in LATENCY_KEYS else f"{value:.3f}"
+
+
+def _p(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def metrics_markdown(result: EvaluationResult) -> str:
+    """The metrics table in Markdown (best value of each column in bold)."""
+    best = _best(result)
+    lines = ["| method | " + " | ".join(HEADERS[c] for c in COLUMNS) + " |",
+             "|---|" + "---:|" * len(COLUMNS)]
+    for method, outcome in result.methods.items():
+        cells = []
+        for column in COLUMNS:
+            text = _cell(column, outcome.metrics[column])
+            cells.append(f"**{text}**" if outcome.metrics[column] == best[column] and len(result.methods) > 1
+                         else text)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(result: EvaluationResult, plots: dict[str, tuple[str, bytes]]) -> str:
+    """The Markdown report (plots referenced from ``plots/``)."""
+    out = [f"# Retrieval evaluation: {result.dataset['name']}", ""]
+    out += [f"- **{name}**: {value}" for name, value in _facts(result)]
+    out += ["", "## Metrics", "", metrics_markdown(result), ""]
+    if result.unjudged:
+        out += [f"{len(result.unjudged)} answer-span queries match no chunk and are left out: "
+                f"{', '.join(result.unjudged[:20])}{' …' if len(result.unjudged) > 20 else ''}", ""]
+    if result.comparisons:
+        out += [f"## Paired significance tests ({LABELS[PRIMARY_METRIC]} per query)", "",
+                "| A | B | mean A | mean B | A wins / losses / ties | t-test p | Wilcoxon p | significant |",
+                "|---|---|---:|---:|---:|---:|---:|---|"]
+        out += [f"| {c.a} | {c.b} | {c.mean_a:.3f} | {c.mean_b:.3f} | {c.wins} / {c.losses} / {c.ties} | "
+                f"{_p(c.t_pvalue)} | {_p(c.wilcoxon_pvalue)} | {'yes' if c.significant else 'no'} |"
+                for c in result.comparisons]
+        out.append("")
+    out += ["## Plots", ""]
+    out += [f"![{caption}](plots/{stem}.png)\n" for stem, (caption, _) in plots.items()]
+    out += ["Runs (TREC format) are in `runs/`; per-query scores and latencies in `details.json`.", ""]
+    return "\n".join(out)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;
+color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}td.best{font-weight:bold}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.9em}
+dl.facts dt{font-weight:600}dl.facts dd{margin:0}figure{margin:1em 0}img{max-width:100%}
+figcaption{font-size:.85em;color:#555}
+"""
+
+
+def render_html(result: EvaluationResult, plots: dict[str, tuple[str, bytes]]) -> str:
+    """The HTML report: one file, inline CSS, plots embedded as ``data:`` URIs."""
+    e = html.escape
+    best = _best(result)
+    rows = []
+    for method, outcome in result.methods.items():
+        cells = "".join(
+            f'<td class="num{" best" if outcome.metrics[c] == best[c] and len(result.methods) > 1 else ""}">'
+            f"{_cell(c, outcome.metrics[c])}</td>" for c in COLUMNS
+        )
+        rows.append(f"<tr><td>{e(method)}</td>{cells}</tr>")
+    head = "".join(f"<th>{e(HEADERS[c])}</th>" for c in COLUMNS)
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Retrieval evaluation: {e(result.dataset['name'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Retrieval evaluation: {e(result.dataset['name'])}</h1>",
+        '<dl class="facts">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _facts(result)) + "</dl>",
+        "<h2>Metrics</h2>", f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>",
+    ]
+    if result.unjudged:
+        parts.append(f"<p>{len(result.unjudged)} answer-span queries match no chunk and are left out.</p>")
+    if result.comparisons:
+        parts.append(f"<h2>Paired significance tests ({e(LABELS[PRIMARY_METRIC])} per query)</h2>")
+        parts.append("<table><tr><th>A</th><th>B</th><th>mean A</th><th>mean B</th><th>A wins / losses / ties</th>"
+                     "<th>t-test p</th><th>Wilcoxon p</th><th>significant</th></tr>")
+        parts += [f"<tr><td>{e(c.a)}</td><td>{e(c.b)}</td><td class='num'>{c.mean_a:.3f}</td>"
+                  f"<td class='num'>{c.mean_b:.3f}</td><td class='num'>{c.wins} / {c.losses} / {c.ties}</td>"
+                  f"<td class='num'>{_p(c.t_pvalue)}</td><td class='num'>{_p(c.wilcoxon_pvalue)}</td>"
+                  f"<td>{'yes' if c.significant else 'no'}</td></tr>" for c in result.comparisons]
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for caption, png in plots.values():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f'<figure><img alt="{e(caption)}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{e(caption)}</figcaption></figure>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def summary_json(result: EvaluationResult) -> dict[str, Any]:
+    """What ``mlsearch eval --json`` prints: the metrics, and what they were measured on."""
+    return {"dataset": result.dataset["name"], "model": result.index["model"],
+            "index_version": result.index["version"], "created_at": result.created_at,
+            "metrics": result.metrics_table(), "comparisons": [asdict(c) for c in result.comparisons]}
