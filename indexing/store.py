@@ -123,6 +123,10 @@ class ChunkStore:
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def tags(self) -> list[str]:
+        """Every distinct tag that some chunk carries, sorted."""
+        return [str(r[0]) for r in self._db.execute("SELECT DISTINCT tag FROM chunk_tags ORDER BY tag")]
+
     def embeddings_by_text_hash(self, dimension: int) -> dict[str, np.ndarray]:
         """Every stored embedding, keyed by the hash of its embedded text (for reuse on rebuild)."""
         out: dict[str, np.ndarray] = {}

@@ -7,6 +7,7 @@ import typer
 from mlsearch.commands import eval as eval_commands
 from mlsearch.commands import index as index_commands
 from mlsearch.commands import search as search_commands
+from mlsearch.commands import serve as serve_commands
 from mlsearch.commands.common import setup_logging
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.add_typer(index_commands.app, name="index")
 app.command("search")(search_commands.search)
 app.command("eval")(eval_commands.run)
+app.command("serve")(serve_commands.serve)
 
 
 @app.callback()

@@ -1,0 +1,69 @@
+"""FastAPI dependencies: the app's settings, state, metrics, the current searcher, and the admin key check.
+
+They are ``async`` because none of them blocks: FastAPI would run a plain function in a worker thread, one
+thread hop per dependency on every request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from api.errors import ForbiddenError, MissingApiKeyError
+from api.metrics import ServiceMetrics
+from api.state import ServiceState
+from mlsearch.settings import Settings
+from search.searcher import Searcher
+
+
+async def get_state(request: Request) -> ServiceState:
+    """The service state of the app that serves this request."""
+    state: ServiceState = request.app.state.service
+    return state
+
+
+async def get_app_settings(state: Annotated[ServiceState, Depends(get_state)]) -> Settings:
+    """The settings the app was created with."""
+    return state.settings
+
+
+async def get_metrics(request: Request) -> ServiceMetrics:
+    """The app's metrics."""
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
+
+
+async def get_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Searcher:
+    """The current searcher, taken once: the request keeps it even if a reload swaps in a new one.
+
+    Raises:
+        NotReadyError: No index is loaded yet.
+    """
+    return state.require_searcher()
+
+
+async def require_admin(
+    settings: Annotated[Settings, Depends(get_app_settings)],
+    x_api_key: Annotated[str | None, Header(description="The admin API key (MLSEARCH_ADMIN_API_KEY).")] = None,
+) -> None:
+    """Let the request through only with the configured admin API key.
+
+    Raises:
+        ForbiddenError: No key is configured (admin endpoints are disabled), or the key is wrong.
+        MissingApiKeyError: No ``X-API-Key`` header.
+    """
+    if settings.admin_api_key is None or not settings.admin_api_key.get_secret_value():
+        raise ForbiddenError("admin endpoints are disabled: set MLSEARCH_ADMIN_API_KEY to enable them")
+    if not x_api_key:
+        raise MissingApiKeyError("this endpoint needs the admin key in the X-API-Key header")
+    if not secrets.compare_digest(x_api_key.encode(), settings.admin_api_key.get_secret_value().encode()):
+        raise ForbiddenError("wrong admin API key")
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+AdminDep = Annotated[None, Depends(require_admin)]

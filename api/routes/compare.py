@@ -1,0 +1,32 @@
+"""``POST /compare``: one query, several methods, and where their rankings agree."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import MetricsDep, SearcherDep, StateDep
+from api.errors import SEARCH_ERROR_RESPONSES
+from api.schemas import CompareRequest, CompareResponse
+from api.state import AnswerEvent
+from search.compare import compare as compare_methods
+
+router = APIRouter(tags=["search"])
+
+
+@router.post("/compare", response_model=CompareResponse, responses=SEARCH_ERROR_RESPONSES)
+async def compare(
+    body: CompareRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep, background: BackgroundTasks
+) -> CompareResponse:
+    """Run the query with two or more methods (lsi and dense by default) and measure their overlap."""
+    comparison = await run_in_threadpool(
+        compare_methods, searcher, body.query, body.k, body.methods, body.backend, body.tags
+    )
+    for method, run in comparison.runs.items():
+        metrics.observe_search("/compare", method, run.backend, run.took_ms)
+    if state.on_answer:
+        background.add_task(state.notify_answer, AnswerEvent(
+            endpoint="compare", query=body.query, k=body.k, methods=tuple(body.methods), backend=body.backend,
+            tags=tuple(body.tags) if body.tags else None, result=comparison, searcher=searcher,
+        ))
+    return CompareResponse.of(comparison, searcher.version)

@@ -1,0 +1,227 @@
+"""Request and response bodies of the search service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from search.compare import Comparison
+from search.searcher import Method, SearchHit, SearchResult
+
+Backend = Literal["faiss", "annoy", "elasticsearch"]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MAX_QUERY_CHARS = 1000
+MAX_K = 100
+
+
+def _check_query(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+class Filters(BaseModel):
+    """Restrictions on which chunks may be returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] = Field(
+        default_factory=list, max_length=50, description="Keep chunks that carry any of these tags."
+    )
+
+
+class SearchRequest(BaseModel):
+    """The body of ``POST /search``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"query": "how do I stop overfitting", "k": 5, "method": "dense"}]},
+    )
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question (not blank).")
+    k: int = Field(default=10, ge=1, le=MAX_K, description="How many results.")
+    method: Method = Field(default="dense", description="dense, lsi, bm25 or hybrid (RRF of dense and bm25).")
+    backend: Backend = Field(default="faiss", description="The vector backend for dense and hybrid.")
+    filters: Filters | None = None
+
+    _query = field_validator("query")(_check_query)
+
+    @property
+    def tags(self) -> list[str] | None:
+        """The tag filter, or None when there is none."""
+        return list(self.filters.tags) if self.filters and self.filters.tags else None
+
+
+def _default_methods() -> list[Method]:
+    return ["lsi", "dense"]
+
+
+class CompareRequest(BaseModel):
+    """The body of ``POST /compare``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"query": "population stability index", "k": 5,
+                                         "methods": ["lsi", "dense"]}]},
+    )
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question (not blank).")
+    k: int = Field(default=10, ge=1, le=MAX_K, description="How many results per method.")
+    methods: list[Method] = Field(
+        default_factory=_default_methods, min_length=2, max_length=4,
+        description="Two or more distinct methods, compared in this order.",
+    )
+    backend: Backend = Field(default="faiss", description="The vector backend for dense and hybrid.")
+    filters: Filters | None = None
+
+    _query = field_validator("query")(_check_query)
+
+    @field_validator("methods")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each method may be given only once")
+        return value
+
+    @property
+    def tags(self) -> list[str] | None:
+        """The tag filter, or None when there is none."""
+        return list(self.filters.tags) if self.filters and self.filters.tags else None
+
+
+class Hit(BaseModel):
+    """One result."""
+
+    rank: int
+    id: str = Field(description="The chunk id (stable across rebuilds).")
+    doc_id: str
+    title: str
+    heading: str
+    text: str
+    snippet: str = Field(description="The part of the text around the query's terms.")
+    score: float
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> Hit:
+        """From a search hit."""
+        return cls(rank=hit.rank, id=hit.id, doc_id=hit.doc_id, title=hit.title, heading=hit.heading,
+                   text=hit.text, snippet=hit.snippet, score=hit.score)
+
+
+class SearchResponse(BaseModel):
+    """The answer of ``POST /search``."""
+
+    query: str
+    method: str
+    backend: str
+    took_ms: float
+    index_version: str
+    results: list[Hit]
+
+    @classmethod
+    def of(cls, result: SearchResult, index_version: str) -> SearchResponse:
+        """From a search result."""
+        return cls(query=result.query, method=result.method, backend=result.backend, took_ms=result.took_ms,
+                   index_version=index_version, results=[Hit.of(h) for h in result.hits])
+
+
+class Run(BaseModel):
+    """One method's run in a comparison."""
+
+    backend: str
+    took_ms: float
+    results: list[Hit]
+
+
+class RankChangeOut(BaseModel):
+    """Ranks of a result that every method found."""
+
+    id: str
+    ranks: dict[str, int]
+    change: int = Field(description="Rank in the last method minus rank in the first (positive: it fell).")
+
+
+class OverlapOut(BaseModel):
+    """Where the methods agree and where they part."""
+
+    jaccard_at_k: float = Field(description="|intersection| / |union| of the methods' top-k chunk ids.")
+    pairwise_jaccard: dict[str, float]
+    shared_ids: list[str] = Field(description="Chunk ids found by every method, in the first method's order.")
+    only_in: dict[str, list[str]] = Field(description="Chunk ids found by one method alone.")
+    rank_changes: list[RankChangeOut]
+
+
+class CompareResponse(BaseModel):
+    """The answer of ``POST /compare``."""
+
+    query: str
+    k: int
+    index_version: str
+    runs: dict[str, Run]
+    overlap: OverlapOut
+
+    @classmethod
+    def of(cls, comparison: Comparison, index_version: str) -> CompareResponse:
+        """From a comparison."""
+        o = comparison.overlap
+        return cls(
+            query=comparison.query, k=comparison.k, index_version=index_version,
+            runs={m: Run(backend=r.backend, took_ms=r.took_ms, results=[Hit.of(h) for h in r.hits])
+                  for m, r in comparison.runs.items()},
+            overlap=OverlapOut(
+                jaccard_at_k=o.jaccard_at_k, pairwise_jaccard=o.pairwise_jaccard, shared_ids=o.shared_ids,
+                only_in=o.only_in,
+                rank_changes=[RankChangeOut(id=c.id, ranks=c.ranks, change=c.change) for c in o.rank_changes],
+            ),
+        )
+
+
+class Health(BaseModel):
+    """The answer of ``GET /health``."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """The answer of ``GET /ready`` when the service can search."""
+
+    status: Literal["ready"] = "ready"
+    index_version: str
+
+
+class CacheInfo(BaseModel):
+    """The query-embedding LRU cache of the current index version."""
+
+    size: int
+    entries: int
+    hits: int
+    misses: int
+
+
+class IndexInfo(BaseModel):
+    """The answer of ``GET /index``: the loaded version, its manifest and counts."""
+
+    version: str
+    directory: str
+    loaded_at: str
+    reloads: int
+    backends: list[str]
+    counts: dict[str, int]
+    cache: CacheInfo
+    manifest: dict[str, Any]
+
+
+class ReloadResult(BaseModel):
+    """The answer of ``POST /admin/reload``."""
+
+    reloaded: bool
+    version: str
+    previous_version: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: str
+    detail: str

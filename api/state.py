@@ -1,0 +1,198 @@
+"""The service's state: the current Searcher, swapped atomically when the index changes.
+
+A reload builds the new :class:`~search.searcher.Searcher` completely (manifest read, model checked, every
+backend loaded, the model warmed up) before one assignment makes it current. A request takes the searcher
+once when it starts and keeps it to the end, so in-flight requests finish on the old version (which stays on
+disk: builds keep ``keep_versions`` versions) while new ones use the new version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from api.errors import NotReadyError
+from indexing.embedding import Encoder, load_encoder
+from indexing.layout import current_version_dir
+from indexing.manifest import Manifest
+from mlsearch.errors import MlsearchError
+from mlsearch.settings import Settings
+from search.searcher import Searcher
+
+logger = logging.getLogger(__name__)
+
+EncoderLoader = Callable[[str], Encoder]
+SearcherFactory = Callable[[Settings, "Searcher | None"], Searcher]
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    """What a search or compare request answered; passed to the ``on_answer`` hooks after the response.
+
+    Attributes:
+        endpoint: ``"search"`` or ``"compare"``.
+        query: The query text.
+        k: Results asked for.
+        methods: The method (or methods, for compare) that ran.
+        backend: The vector backend asked for.
+        tags: The tag filter, if any.
+        result: The :class:`~search.searcher.SearchResult` or :class:`~search.compare.Comparison`.
+        searcher: The searcher that answered (its ``embed_query`` is cached, so hooks may reuse it).
+    """
+
+    endpoint: str
+    query: str
+    k: int
+    methods: tuple[str, ...]
+    backend: str
+    tags: tuple[str, ...] | None
+    result: Any
+    searcher: Searcher
+
+
+AnswerHook = Callable[[AnswerEvent], None]
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What a reload did."""
+
+    reloaded: bool
+    version: str
+    previous_version: str | None
+
+
+def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
+    """A factory that opens the version the index directory points to now.
+
+    The previous searcher's encoder is reused when the new manifest names the same model weights; otherwise
+    the manifest's model is loaded with ``load``. Every backend of the index is loaded and the model warmed
+    up before the searcher is returned, so the first request on it pays nothing extra.
+
+    Args:
+        load: Loads a model by name (``indexing.embedding.load_encoder`` on ``settings.device`` by default).
+    """
+
+    def open_current(settings: Settings, previous: Searcher | None) -> Searcher:
+        directory = current_version_dir(settings.index_dir)
+        manifest = Manifest.load(directory)
+        reuse = previous is not None and previous.encoder.weights_hash == manifest.model.weights_hash
+        if reuse and previous is not None:
+            encoder = previous.encoder
+        else:
+            encoder = load(manifest.model.name) if load else _load_model(manifest.model.name, settings.device)
+        searcher = Searcher.open(directory, settings, encoder=encoder)
+        warm_up(searcher, encode=not reuse)
+        return searcher
+
+    return open_current
+
+
+def _load_model(name: str, device: str) -> Encoder:
+    return load_encoder(name, device=device)
+
+
+def warm_up(searcher: Searcher, encode: bool = True) -> None:
+    """Load every backend of the index (logging those that are unavailable) and run the model once."""
+    for name in searcher.built_backends:
+        try:
+            searcher.backend(name)
+        except MlsearchError as exc:
+            logger.warning("backend %s is not available: %s", name, exc)
+    len(searcher.store)
+    if encode:
+        searcher.encoder.encode(["warm up"])
+
+
+@dataclass
+class ServiceState:
+    """The current searcher and how it got there; shared by every request of one app.
+
+    Args:
+        settings: The service settings.
+        factory: Builds a searcher over the current index version (see :func:`searcher_factory`).
+    """
+
+    settings: Settings
+    factory: SearcherFactory
+    searcher: Searcher | None = None
+    loaded_at: datetime | None = None
+    reloads: int = 0
+    load_error: str | None = None
+    failed_target: str | None = None
+    on_answer: list[AnswerHook] = field(default_factory=list)
+    _lock: asyncio.Lock | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        """Prepare for the event loop that is starting (called by the app's lifespan)."""
+        self._lock = asyncio.Lock()
+
+    def require_searcher(self) -> Searcher:
+        """The current searcher.
+
+        Raises:
+            NotReadyError: No index is loaded (yet).
+        """
+        searcher = self.searcher
+        if searcher is None:
+            reason = self.load_error or "the index is still loading"
+            raise NotReadyError(f"the service is not ready: {reason}")
+        return searcher
+
+    def target(self) -> str:
+        """The version directory that the index directory points to now."""
+        return os.path.realpath(self.settings.index_dir)
+
+    def is_current(self, target: str) -> bool:
+        """Whether the loaded searcher already reads ``target``."""
+        return self.searcher is not None and Path(target) == self.searcher.directory
+
+    async def reload(self, force: bool = False) -> ReloadOutcome:
+        """Open the index version the directory points to and swap it in (off the event loop).
+
+        Reloads run one at a time; when the directory still points to the loaded version nothing is done
+        unless ``force`` is set. On failure the current searcher stays in place.
+
+        Raises:
+            MlsearchError: The new version cannot be opened (the current one keeps serving).
+        """
+        if self._lock is None:
+            self.start()
+        assert self._lock is not None
+        async with self._lock:
+            previous = self.searcher
+            target = await anyio.to_thread.run_sync(self.target)
+            if previous is not None and not force and self.is_current(target):
+                return ReloadOutcome(False, previous.version, previous.version)
+            try:
+                searcher = await anyio.to_thread.run_sync(self.factory, self.settings, previous)
+            except MlsearchError as exc:
+                self.failed_target = target
+                if previous is None:
+                    self.load_error = str(exc)
+                logger.warning("cannot load index %s: %s", target, exc)
+                raise
+            self.searcher = searcher
+            self.loaded_at = datetime.now(UTC)
+            self.load_error = self.failed_target = None
+            if previous is not None:
+                self.reloads += 1
+            logger.info("serving index version %s (was %s)", searcher.version,
+                        previous.version if previous else "none")
+            return ReloadOutcome(True, searcher.version, previous.version if previous else None)
+
+    def notify_answer(self, event: AnswerEvent) -> None:
+        """Call every ``on_answer`` hook; a failing hook is logged and never reaches the client."""
+        for hook in list(self.on_answer):
+            try:
+                hook(event)
+            except Exception:  # a hook (drift log, …) must never break the service
+                logger.exception("on_answer hook %r failed", hook)

@@ -1,0 +1,289 @@
+"""Load benchmark of ``mlsearch serve``: latency and throughput per method at concurrency 1, 4 and 16.
+
+Run: ``.venv/bin/python -m bench.load [--index-dir DIR] [--requests 200] [--max-seconds 20] [--cache]``
+
+It starts a real ``mlsearch serve`` on 127.0.0.1 (a free port) over the given index, or over one it builds
+from ``corpus/`` into a temporary folder, waits for ``/ready``, and sends ``POST /search`` from an asyncio
+httpx client with 1, 4 and 16 requests in flight, for each method. Each cell is bounded by a request count
+and a time limit, and only loopback traffic is sent. Beside the figures it prints the bare query-encoding
+time of the same model (``encode([query])`` in this process), measured in the same run while the server is
+idle, in a worker thread as the service encodes (torch's threading differs between the main thread and
+others, and under CPU contention the main thread can be several times slower; that figure is printed too).
+The server's query-embedding cache is off unless ``--cache`` is given, so every dense request encodes.
+
+Goals: dense p50 at concurrency 1 within 1.5x the bare encoding p50; no errors at concurrency 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES_FILE = ROOT / "evaluation" / "builtin" / "indomain_queries.txt"
+FALLBACK_QUERIES = [
+    "how do I stop overfitting", "what does dropout do at inference", "adam versus sgd with momentum",
+    "how to pick a learning rate", "what is the population stability index", "kolmogorov smirnov test for drift",
+    "when to use cross validation", "precision and recall trade off", "what is batch normalization",
+    "how does a convolutional layer work", "canary release of a model", "how to detect concept drift",
+]
+METHODS = ("dense", "lsi", "bm25", "hybrid")
+LEVELS = (1, 4, 16)
+
+
+@dataclass
+class Cell:
+    """The figures of one method at one concurrency."""
+
+    method: str
+    concurrency: int
+    requests: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    throughput_rps: float
+    first_error: str = ""
+
+
+def load_queries(limit: int) -> list[str]:
+    """The built-in in-domain queries when present, else a small list."""
+    if QUERIES_FILE.is_file():
+        lines = [line.strip() for line in QUERIES_FILE.read_text().splitlines() if line.strip()]
+        if lines:
+            return lines[:limit]
+    return FALLBACK_QUERIES[:limit]
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_temporary_index(corpus: Path, folder: Path) -> Path:
+    """Build an index over ``corpus`` into ``folder`` with the ``mlsearch index build`` command."""
+    index_dir = folder / "index"
+    print(f"building an index over {corpus} into {index_dir} …", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "mlsearch.cli", "index", "build", "--corpus", str(corpus),
+         "--index-dir", str(index_dir), "--json"],
+        check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )
+    return index_dir
+
+
+def start_server(index_dir: Path, port: int, cache: bool, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``mlsearch serve`` on 127.0.0.1:port (its log goes to ``log``)."""
+    env = dict(os.environ)
+    if not cache:
+        env["MLSEARCH_QUERY_CACHE_SIZE"] = "0"
+    command = [sys.executable, "-m", "mlsearch.cli", "serve", "--index-dir", str(index_dir),
+               "--host", "127.0.0.1", "--port", str(port), "--no-watch", "--log-level", "warning"]
+    with log.open("wb") as handle:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_ready(base: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 180.0) -> dict[str, object]:
+    """Poll ``/ready`` until the server has loaded its index; fail if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base, timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"the server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                response = client.get("/ready")
+                if response.status_code == 200:
+                    return dict(response.json())
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+    raise SystemExit(f"the server was not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+
+
+def bare_encoding_ms(encoder: Any, queries: list[str], repeat: int) -> list[float]:
+    """Milliseconds of ``encode([query])`` per query with the given (loaded) model, in this thread."""
+    for query in queries[:5]:
+        encoder.encode([query])
+    timings = []
+    for i in range(repeat):
+        query = queries[i % len(queries)]
+        started = time.perf_counter()
+        encoder.encode([query])
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def bare_encoding_in_worker_ms(encoder: Any, queries: list[str], repeat: int) -> list[float]:
+    """:func:`bare_encoding_ms` in a worker thread, as the service encodes (torch threads differ per thread)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(bare_encoding_ms, encoder, queries, repeat).result()
+
+
+async def run_cell(
+    client: httpx.AsyncClient, method: str, concurrency: int, queries: list[str], total: int, max_seconds: float,
+    k: int, offset: int,
+) -> Cell:
+    """Send up to ``total`` searches with ``concurrency`` in flight, stopping at ``max_seconds``."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    issued = 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < total and time.perf_counter() < deadline:
+            query = queries[(offset + issued) % len(queries)]
+            issued += 1
+            started = time.perf_counter()
+            try:
+                response = await client.post("/search", json={"query": query, "k": k, "method": method})
+                if response.status_code != 200:
+                    errors.append(f"{response.status_code} {response.text[:200]}")
+                    continue
+            except httpx.HTTPError as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if latencies else (float("nan"),) * 3
+    return Cell(method=method, concurrency=concurrency, requests=issued, errors=len(errors), p50_ms=round(p50, 2),
+                p95_ms=round(p95, 2), p99_ms=round(p99, 2), throughput_rps=round(len(latencies) / elapsed, 1),
+                first_error=errors[0] if errors else "")
+
+
+async def run_load(
+    base: str, methods: list[str], levels: list[int], queries: list[str], total: int, max_seconds: float, k: int,
+) -> list[Cell]:
+    """Every method at every concurrency, after a short warm-up per method."""
+    cells = []
+    limits = httpx.Limits(max_connections=max(levels) + 4, max_keepalive_connections=max(levels) + 4)
+    async with httpx.AsyncClient(base_url=base, timeout=60.0, limits=limits) as client:
+        for method in methods:
+            await run_cell(client, method, 2, queries, 10, 10.0, k, offset=len(queries) // 2)
+            for level in levels:
+                cell = await run_cell(client, method, level, queries, total, max_seconds, k, offset=0)
+                print(f"  {method:7} c={level:<3} {cell.requests:5} requests  p50 {cell.p50_ms:7.2f} ms  "
+                      f"{cell.throughput_rps:7.1f} req/s  errors {cell.errors}", flush=True)
+                cells.append(cell)
+    return cells
+
+
+def report(
+    cells: list[Cell], bare: list[float], bare_after: list[float], bare_main: list[float],
+    ready: dict[str, object], cache: bool,
+) -> bool:
+    """Print the table and the goals; True when both goals hold."""
+    bare_p50, bare_p95 = (float(v) for v in np.percentile(bare, [50, 95]))
+    after_p50 = float(np.percentile(bare_after, 50))
+    print()
+    print(f"index version {ready.get('index_version')}, query cache {'on' if cache else 'off'}")
+    print(f"bare query encoding (encode([query]) in a worker thread, same model, this run): p50 {bare_p50:.2f} ms, "
+          f"p95 {bare_p95:.2f} ms; p50 {after_p50:.2f} ms again after the load; "
+          f"p50 {statistics.median(bare_main):.2f} ms in the main thread")
+    print()
+    print(f"{'method':8} {'conc':>4} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'req/s':>8} {'p50/bare':>8}")
+    for c in cells:
+        print(f"{c.method:8} {c.concurrency:4} {c.requests:8} {c.errors:6} {c.p50_ms:8.2f} {c.p95_ms:8.2f} "
+              f"{c.p99_ms:8.2f} {c.throughput_rps:8.1f} {c.p50_ms / bare_p50:8.2f}")
+        if c.first_error:
+            print(f"         first error: {c.first_error}")
+    print()
+    dense_c1 = next((c for c in cells if c.method == "dense" and c.concurrency == 1), None)
+    ok: bool = True
+    if dense_c1 is not None:
+        ratio = dense_c1.p50_ms / bare_p50
+        holds = bool(ratio <= 1.5)
+        ok = ok and holds
+        print(f"goal: dense p50 at c=1 within 1.5x bare encoding: {dense_c1.p50_ms:.2f} ms / {bare_p50:.2f} ms "
+              f"= {ratio:.2f}x -> {'HOLDS' if holds else 'MISSED'}")
+    top = max(c.concurrency for c in cells)
+    errors = sum(c.errors for c in cells if c.concurrency == top)
+    ok = ok and errors == 0
+    print(f"goal: no errors at c={top}: {errors} errors -> {'HOLDS' if errors == 0 else 'MISSED'}")
+    return ok
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--index-dir", type=Path, help="An index to serve (built from --corpus when omitted).")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "corpus")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--concurrency", default=",".join(map(str, LEVELS)))
+    parser.add_argument("--requests", type=int, default=200, help="Requests per method and concurrency.")
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="Time limit per method and concurrency.")
+    parser.add_argument("--queries", type=int, default=200, help="How many distinct queries to cycle through.")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--cache", action="store_true", help="Keep the server's query-embedding cache on.")
+    parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
+    args = parser.parse_args()
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    queries = load_queries(args.queries)
+    print(f"{len(queries)} queries from {QUERIES_FILE if QUERIES_FILE.is_file() else 'the built-in list'}")
+    with tempfile.TemporaryDirectory(prefix="mlsearch-load-") as tmp:
+        folder = Path(tmp)
+        index_dir = args.index_dir or build_temporary_index(args.corpus, folder)
+        import torch
+
+        from indexing.embedding import load_encoder
+        from indexing.layout import current_version_dir
+        from indexing.manifest import Manifest
+        from mlsearch.settings import Settings
+
+        model = Manifest.load(current_version_dir(index_dir)).model.name
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = folder / "server.log"
+        server = start_server(index_dir, port, args.cache, log)
+        try:
+            ready = wait_ready(base, server, log)
+            print(f"serving {index_dir} at {base}; measuring bare encoding with {model} …", flush=True)
+            encoder = load_encoder(model)
+            threads = Settings().serve_torch_threads
+            if threads:  # as `mlsearch serve` does, so that both encode alike
+                torch.set_num_threads(threads)
+            print(f"torch intra-op threads: {torch.get_num_threads()} (MLSEARCH_SERVE_TORCH_THREADS)", flush=True)
+            bare_main = bare_encoding_ms(encoder, queries, repeat=50)
+            bare = bare_encoding_in_worker_ms(encoder, queries, repeat=min(200, max(50, len(queries))))
+            cells = asyncio.run(run_load(base, methods, levels, queries, args.requests, args.max_seconds, args.k))
+            bare_after = bare_encoding_in_worker_ms(encoder, queries, repeat=50)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        ok = report(cells, bare, bare_after, bare_main, ready, args.cache)
+        if args.json:
+            args.json.write_text(json.dumps({
+                "bare_encoding_p50_ms": statistics.median(bare), "bare_encoding_main_thread_p50_ms":
+                statistics.median(bare_main), "cells": [asdict(c) for c in cells], "goals_hold": ok,
+            }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

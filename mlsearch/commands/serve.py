@@ -1,0 +1,41 @@
+"""``mlsearch serve``: run the search service with uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlsearch.commands import common
+from mlsearch.commands.common import cli_errors, make_settings
+
+
+@cli_errors
+def serve(
+    index_dir: Annotated[Path | None, typer.Option("--index-dir", help="The index directory to serve.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on (8000).")] = None,
+    watch: Annotated[
+        bool | None, typer.Option("--watch/--no-watch", help="Reload when the index is rebuilt (on by default).")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve POST /search, POST /compare, /health, /ready, /index, /metrics and POST /admin/reload.
+
+    The model and index load once, when the service starts; open http://HOST:PORT/docs for the API.
+    """
+    import uvicorn
+
+    from api.app import create_app
+    from api.state import searcher_factory
+
+    settings = make_settings(index_dir=index_dir, host=host, port=port, watch_index=watch)
+    if settings.serve_torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.serve_torch_threads)
+    factory = searcher_factory(lambda name: common.get_encoder(settings, name))
+    app = create_app(settings, searcher_factory=factory)
+    typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port} (docs at /docs)", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level.lower())
