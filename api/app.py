@@ -17,9 +17,11 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.drift import start_drift, stop_drift
 from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware, ServiceMetrics
 from api.routes import admin, compare, health, index, metrics, search, tags
+from api.routes import drift as drift_routes
 from api.state import SearcherFactory, ServiceState, searcher_factory
 from api.watcher import load_initial, watch_index
 from mlsearch.settings import Settings, get_settings
@@ -35,6 +37,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = state.settings
     state.start()
     tasks = [asyncio.create_task(load_initial(state), name="mlsearch-load")]
+    drift_task = start_drift(app)
+    if drift_task is not None:
+        tasks.append(drift_task)
     if settings.watch_index:
         tasks.append(asyncio.create_task(
             watch_index(state, settings.watch_interval_s, app.state.metrics), name="mlsearch-watch"
@@ -47,6 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        stop_drift(app)
 
 
 def create_app(
@@ -80,6 +86,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (search, compare, health, index, admin, metrics, tags):
         app.include_router(module.router)
+    app.include_router(drift_routes.router)
     if static_dir is not None:
         mount_static(app, static_dir)
     return app

@@ -22,6 +22,7 @@ from mlsearch.errors import (
     BadQueryError,
     CorpusError,
     DatasetError,
+    DriftError,
     IndexNotBuiltError,
     MlsearchError,
     ModelLoadError,
@@ -57,6 +58,7 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     ForbiddenError: (403, "forbidden"),
     CorpusError: (500, "corpus_error"),
     DatasetError: (500, "dataset_error"),
+    DriftError: (503, "drift_unavailable"),
     MlsearchError: (500, "internal_error"),
 }
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from mlsearch.commands import drift as drift_commands
 from mlsearch.commands import eval as eval_commands
+from mlsearch.commands import finetune as finetune_commands
 from mlsearch.commands import index as index_commands
 from mlsearch.commands import search as search_commands
 from mlsearch.commands import serve as serve_commands
@@ -19,7 +21,9 @@ app = typer.Typer(
 app.add_typer(index_commands.app, name="index")
 app.command("search")(search_commands.search)
 app.command("eval")(eval_commands.run)
+app.command("finetune")(finetune_commands.finetune)
 app.command("serve")(serve_commands.serve)
+app.add_typer(drift_commands.app, name="drift")
 
 
 @app.callback()

@@ -111,7 +111,11 @@ class Settings(BaseSettings):
     )
     drift_cusum_slack: float = Field(default=0.5, gt=0)
     drift_adwin_delta: float = Field(default=0.002, gt=0, lt=1)
-    drift_mmd: bool = Field(default=True, description="MMD permutation test on the query embeddings.")
+    drift_psi_confirms: bool = Field(
+        default=False, description="Also call drift when KS is significant and PSI reaches drift_psi_drift."
+    )
+    drift_mmd: bool = Field(default=False, description="MMD permutation test on the query embeddings.")
+    drift_log: bool = Field(default=True, description="Log answered queries for drift monitoring.")
     drift_mmd_permutations: int = Field(default=200, ge=20)
 
     # Evaluation

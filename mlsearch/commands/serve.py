@@ -20,6 +20,10 @@ def serve(
         bool | None, typer.Option("--watch/--no-watch", help="Reload when the index is rebuilt (on by default).")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    drift_reference: Annotated[
+        Path | None, typer.Option("--drift-reference", help="Reference queries for drift monitoring (one a line; "
+                                  "the first answered queries by default).")
+    ] = None,
 ) -> None:
     """Serve POST /search, POST /compare, /health, /ready, /index, /metrics and POST /admin/reload.
 
@@ -30,7 +34,12 @@ def serve(
     from api.app import create_app
     from api.state import searcher_factory
 
-    settings = make_settings(index_dir=index_dir, host=host, port=port, watch_index=watch)
+    settings = make_settings(index_dir=index_dir, host=host, port=port, watch_index=watch,
+                             drift_reference_file=drift_reference)
+    if settings.drift_reference_file is not None:
+        from drift.reference import read_queries
+
+        read_queries(settings.drift_reference_file)  # a missing or empty file: one line and exit 1
     if settings.serve_torch_threads:
         import torch
 

@@ -1,0 +1,134 @@
+"""Drift monitoring inside the service: started and stopped by the lifespan, fed by the ``on_answer`` hook.
+
+Every answered ``POST /search`` and ``POST /compare`` is queued for the drift log (the measuring and the SQLite
+writes happen on the log writer's thread). When the state directory cannot be written, the service logs
+why and keeps answering searches; ``GET /drift`` then says why drift monitoring is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from api.state import AnswerEvent, ServiceState
+from drift.service import DriftService
+from mlsearch.errors import DriftError, MlsearchError
+
+logger = logging.getLogger(__name__)
+
+STATUS_LEVELS = {"warming_up": -1, "ok": 0, "warning": 1, "drift": 2}
+
+
+def start_drift(app: FastAPI) -> asyncio.Task[None] | None:
+    """Open the drift log and start its writer; returns the task that measures a reference file, if any."""
+    state: ServiceState = app.state.service
+    settings = state.settings
+    app.state.drift = None
+    if not settings.drift_log:
+        app.state.drift_unavailable = "drift monitoring is off (MLSEARCH_DRIFT_LOG=false)"
+        return None
+    try:
+        service = DriftService(settings, searcher=lambda: state.searcher).start()
+    except MlsearchError as exc:
+        app.state.drift_unavailable = f"drift monitoring is off: {exc}"
+        logger.error("%s; the service keeps answering searches", app.state.drift_unavailable)
+        return None
+    app.state.drift = service
+    state.on_answer.append(lambda event: record_answer(service, event))
+    app.state.metrics.registry.register(DriftCollector(service))
+    if service.reference_file is None:
+        return None
+    return asyncio.create_task(_measure_reference(state, service), name="mlsearch-drift-reference")
+
+
+async def _measure_reference(state: ServiceState, service: DriftService) -> None:
+    """Wait for the index, then measure the reference file with it (off the event loop)."""
+    while state.searcher is None:
+        await asyncio.sleep(0.1)
+    try:
+        await anyio.to_thread.run_sync(service.ensure_reference, state.searcher)
+    except MlsearchError as exc:
+        logger.error("cannot measure the drift reference: %s", exc)
+
+
+def stop_drift(app: FastAPI) -> None:
+    """Write what is queued and stop the writer."""
+    service: DriftService | None = getattr(app.state, "drift", None)
+    if service is not None:
+        service.stop()
+        app.state.drift = None
+
+
+def require_drift(app: FastAPI) -> DriftService:
+    """The app's drift service.
+
+    Raises:
+        DriftError: Drift monitoring is off or could not start (the message says why).
+    """
+    service: DriftService | None = getattr(app.state, "drift", None)
+    if service is None:
+        raise DriftError(getattr(app.state, "drift_unavailable", "drift monitoring is not running"))
+    return service
+
+
+def record_answer(service: DriftService, event: AnswerEvent) -> None:
+    """The ``on_answer`` hook: queue the answered query (a search, or a comparison of several methods)."""
+    result: Any = event.result
+    if event.endpoint == "compare":
+        runs = list(getattr(result, "runs", {}).values())
+        count = len(runs[0].hits) if runs else 0
+        method = "compare:" + ",".join(event.methods)
+    else:
+        count = len(getattr(result, "hits", []))
+        method = event.methods[0] if event.methods else "dense"
+    service.record(event.searcher, event.query, method, count)
+
+
+class DriftCollector(Collector):
+    """Prometheus gauges computed from the drift status at scrape time."""
+
+    def __init__(self, service: DriftService) -> None:
+        self.service = service
+
+    def describe(self) -> list[Any]:
+        """No description up front (the collector is only asked at scrape time)."""
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The status, and each feature's PSI and KS p-value."""
+        try:
+            status = self.service.status(timeout=2.0)
+        except Exception as exc:  # a scrape must never fail because of drift monitoring
+            logger.warning("drift status for /metrics failed: %s", exc)
+            return
+        level = GaugeMetricFamily(
+            "mlsearch_drift_status", "Drift status: -1 warming_up, 0 ok, 1 warning, 2 drift.")
+        level.add_metric([], STATUS_LEVELS.get(status.status, -1))
+        yield level
+        state = GaugeMetricFamily("mlsearch_drift_state", "1 for the current drift status.", labels=["status"])
+        for name in STATUS_LEVELS:
+            state.add_metric([name], 1.0 if status.status == name else 0.0)
+        yield state
+        psi = GaugeMetricFamily("mlsearch_drift_psi", "Population stability index per feature.",
+                                labels=["feature"])
+        ks = GaugeMetricFamily("mlsearch_drift_ks_p", "KS p-value per feature (multiple-testing adjusted).",
+                               labels=["feature"])
+        for name, feature in status.features.items():
+            if feature.psi is not None:
+                psi.add_metric([name], feature.psi)
+            if feature.ks_p_adjusted is not None:
+                ks.add_metric([name], feature.ks_p_adjusted)
+        yield psi
+        yield ks
+        sizes = GaugeMetricFamily("mlsearch_drift_queries", "Queries in the drift reference and window.",
+                                  labels=["sample"])
+        sizes.add_metric(["reference"], status.reference_size)
+        sizes.add_metric(["window"], status.window_size)
+        yield sizes

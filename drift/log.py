@@ -1,0 +1,408 @@
+"""The query log: a bounded SQLite table of answered queries in the state directory, written off the hot path.
+
+:class:`QueryLog` stores :class:`~drift.features.QueryObservation` rows (oldest dropped past ``max_rows``) and
+keeps the query text only as the text mode allows (``off``, ``hashed``, ``full``). A log that SQLite cannot read
+is moved aside (``queries.sqlite.corrupt-<time>``) and reported, never emptied in place.
+
+:class:`LogWriter` measures and inserts queries on a background thread: a request only puts an item on a queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import queue
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from drift.features import QueryObservation, SearcherLike, observe_query
+from mlsearch.errors import DriftError
+
+logger = logging.getLogger(__name__)
+
+TextMode = Literal["off", "hashed", "full"]
+TEXT_MODES: tuple[str, ...] = ("off", "hashed", "full")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    method TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    token_count INTEGER NOT NULL,
+    unknown_share REAL,
+    top_score REAL,
+    result_count INTEGER NOT NULL,
+    text TEXT,
+    text_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_COLUMNS = "id, time, method, embedding, token_count, unknown_share, top_score, result_count, text, text_hash"
+
+
+def drift_dir(state_dir: Path) -> Path:
+    """Where drift monitoring keeps its files inside the state directory."""
+    return Path(state_dir) / "drift"
+
+
+class QueryLog:
+    """A bounded, thread-safe SQLite log of query observations.
+
+    Args:
+        path: The database file (created with its folder when missing).
+        max_rows: Rows kept; the oldest are deleted after each insert.
+        text_mode: ``off`` (no text), ``hashed`` (a keyed SHA-256 of the text) or ``full``.
+
+    Raises:
+        DriftError: The folder cannot be created or the database cannot be written.
+    """
+
+    FILE = "queries.sqlite"
+
+    def __init__(self, path: Path, max_rows: int = 100_000, text_mode: TextMode = "off") -> None:
+        if text_mode not in TEXT_MODES:
+            raise ValueError(f"unknown text mode {text_mode!r}; valid: {', '.join(TEXT_MODES)}")
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+        self.path = Path(path)
+        self.max_rows = max_rows
+        self.text_mode = text_mode
+        self.moved_aside: Path | None = None
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DriftError(f"state directory {self.path.parent} cannot be created: {exc.strerror or exc}") from None
+        self._db = self._open()
+        self._salt = self._meta_salt()
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, max_rows: int = 100_000, text_mode: TextMode = "off") -> QueryLog:
+        """The log at ``<state_dir>/drift/queries.sqlite``."""
+        return cls(drift_dir(state_dir) / cls.FILE, max_rows=max_rows, text_mode=text_mode)
+
+    # -- opening, corruption ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        try:
+            db = self._connect()
+            if existed:
+                check = db.execute("PRAGMA quick_check").fetchone()
+                if not check or check[0] != "ok":
+                    db.close()
+                    raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
+            db.executescript(_SCHEMA)
+            db.commit()
+            return db
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not existed:
+                raise DriftError(f"query log {self.path} cannot be written: {exc}") from None
+            if not existed:
+                raise DriftError(f"query log {self.path} cannot be created: {exc}") from None
+            self._move_aside(exc)
+            try:
+                db = self._connect()
+                db.executescript(_SCHEMA)
+                db.commit()
+            except sqlite3.Error as again:
+                raise DriftError(f"query log {self.path} cannot be written: {again}") from None
+            return db
+
+    def _move_aside(self, reason: Exception) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            self.path.replace(target)
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    side.replace(target.with_name(target.name + suffix))
+        except OSError as exc:
+            raise DriftError(f"query log {self.path} is corrupt ({reason}) and cannot be moved aside: {exc}") from None
+        self.moved_aside = target
+        logger.error("query log %s was unreadable (%s); moved it aside to %s and started a new one",
+                     self.path, reason, target)
+
+    def _meta_salt(self) -> bytes:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+            if row:
+                return bytes.fromhex(row[0])
+            salt = secrets.token_bytes(16)
+            self._db.execute("INSERT INTO meta VALUES ('salt', ?)", (salt.hex(),))
+            self._db.commit()
+            return salt
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def hash_text(self, text: str) -> str:
+        """The keyed SHA-256 under which ``hashed`` mode stores a query (same text, same hash, in this log)."""
+        normalized = " ".join(text.split()).lower()
+        return hmac.new(self._salt, normalized.encode(), hashlib.sha256).hexdigest()
+
+    def _row(self, o: QueryObservation) -> tuple[Any, ...]:
+        text = o.text if self.text_mode == "full" else None
+        digest = self.hash_text(o.text) if o.text is not None and self.text_mode != "off" else None
+        return (
+            float(o.time), o.method, np.asarray(o.embedding, dtype=np.float32).tobytes(), int(o.token_count),
+            _nullable(o.unknown_share), _nullable(o.top_score), int(o.result_count), text, digest,
+        )
+
+    def append(self, observations: Sequence[QueryObservation]) -> list[int]:
+        """Insert observations in one transaction, then drop the oldest rows beyond ``max_rows``.
+
+        Returns:
+            The new rows' ids (also set on the observations).
+
+        Raises:
+            sqlite3.Error: The database cannot be written (the writer thread logs it and carries on).
+        """
+        if not observations:
+            return []
+        rows = [self._row(o) for o in observations]
+        with self._lock:
+            try:
+                cursor = self._db.cursor()
+                ids = []
+                for row in rows:
+                    cursor.execute(
+                        "INSERT INTO queries (time, method, embedding, token_count, unknown_share, top_score, "
+                        "result_count, text, text_hash) VALUES (?,?,?,?,?,?,?,?,?)", row,
+                    )
+                    ids.append(int(cursor.lastrowid or 0))
+                cursor.execute(
+                    "DELETE FROM queries WHERE id <= (SELECT id FROM queries ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (self.max_rows,),
+                )
+                self._db.commit()
+            except sqlite3.Error:
+                self._db.rollback()
+                raise
+        for observation, row_id in zip(observations, ids, strict=True):
+            observation.id = row_id
+        return ids
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def _select(self, sql: str, args: tuple[Any, ...]) -> list[QueryObservation]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_observation(row) for row in rows]
+
+    def rows(self, after_id: int = 0, limit: int | None = None) -> list[QueryObservation]:
+        """Rows with ``id > after_id``, oldest first (at most ``limit``)."""
+        return self._select(
+            f"SELECT {_COLUMNS} FROM queries WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, -1 if limit is None else limit),
+        )
+
+    def tail(self, count: int, after_id: int = 0) -> list[QueryObservation]:
+        """The last ``count`` rows with ``id > after_id``, oldest first."""
+        newest_first = self._select(
+            f"SELECT {_COLUMNS} FROM queries WHERE id > ? ORDER BY id DESC LIMIT ?", (after_id, count)
+        )
+        return newest_first[::-1]
+
+    def texts(self, after_id: int = 0) -> list[str]:
+        """The stored query texts (``full`` mode rows only), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT text FROM queries WHERE id > ? AND text IS NOT NULL ORDER BY id", (after_id,)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def count(self) -> int:
+        """Rows held."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM queries").fetchone()[0])
+
+    def max_id(self) -> int:
+        """The highest id ever given (0 for a new log); ids are never reused."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'queries'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+
+def _nullable(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _observation(row: Sequence[Any]) -> QueryObservation:
+    row_id, when, method, blob, tokens, unknown, top, results, text, _digest = row
+    return QueryObservation(
+        embedding=np.frombuffer(blob, dtype=np.float32).copy(),
+        token_count=int(tokens),
+        unknown_share=math.nan if unknown is None else float(unknown),
+        top_score=math.nan if top is None else float(top),
+        result_count=int(results),
+        method=method,
+        time=float(when),
+        text=text,
+        id=int(row_id),
+    )
+
+
+@dataclass(frozen=True)
+class PendingQuery:
+    """An answered query waiting to be measured and logged."""
+
+    searcher: SearcherLike
+    query: str
+    method: str
+    result_count: int
+    time: float
+
+
+class LogWriter:
+    """Measures and logs answered queries on a background thread, in batches.
+
+    :meth:`submit` never blocks: when the queue is full the query is dropped and counted. :meth:`flush`
+    waits until everything submitted before the call is written. A failing database is logged and counted;
+    the caller is never affected.
+
+    Args:
+        log: Where rows go.
+        on_written: Called on the writer thread with each stored batch (the monitor's hook).
+        batch_size: Most rows per transaction.
+        max_queue: Most queries waiting.
+        linger: Seconds a query may wait for others to share its batch (a flush or a full batch ends the wait
+            at once): fewer wake-ups of the writer thread, so that it rarely competes with a request.
+    """
+
+    def __init__(
+        self, log: QueryLog, on_written: Callable[[list[QueryObservation]], None] | None = None,
+        batch_size: int = 64, max_queue: int = 10_000, linger: float = 1.0,
+    ) -> None:
+        self.log = log
+        self.on_written = on_written
+        self.batch_size = batch_size
+        self._queue: queue.Queue[PendingQuery | QueryObservation | None] = queue.Queue(maxsize=max_queue)
+        self._done = threading.Condition()
+        self._submitted = 0
+        self._processed = 0
+        self.written = 0
+        self.dropped = 0
+        self.failed = 0
+        self.last_error: str | None = None
+        self.linger = linger
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> LogWriter:
+        """Start the writer thread (idempotent)."""
+        if not self.running:
+            self._thread = threading.Thread(target=self._run, name="drift-log-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def submit_query(self, searcher: SearcherLike, query: str, method: str, result_count: int) -> bool:
+        """Queue an answered query to be measured and logged; False when it had to be dropped."""
+        return self.submit(PendingQuery(searcher, query, method, result_count, time.time()))
+
+    def submit(self, item: PendingQuery | QueryObservation) -> bool:
+        """Queue a pending query or an already measured observation; False when dropped."""
+        with self._done:
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                self.dropped += 1
+                return False
+            self._submitted += 1
+        if self._queue.qsize() >= self.batch_size:
+            self._wake.set()
+        return True
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every item submitted before this call is written (or failed). False on timeout."""
+        self._wake.set()
+        with self._done:
+            target = self._submitted
+            if not self.running:
+                return self._processed >= target
+            return self._done.wait_for(lambda: self._processed >= target, timeout=timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._thread is None:
+            return
+        self.flush(timeout)
+        self._queue.put(None)
+        self._wake.set()
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._queue.qsize() + 1 < self.batch_size:  # let a batch gather, unless someone waits for it
+                self._wake.wait(self.linger)
+            self._wake.clear()
+            batch = [item]
+            stop = False
+            while len(batch) < self.batch_size:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[PendingQuery | QueryObservation]) -> None:
+        observations = []
+        for item in batch:
+            try:
+                observations.append(item if isinstance(item, QueryObservation) else _measure(item))
+            except Exception as exc:  # a query that cannot be measured must not stop the writer
+                self._fail(f"measuring a query failed: {exc}")
+        try:
+            self.log.append(observations)
+            self.written += len(observations)
+            if self.on_written is not None and observations:
+                self.on_written(observations)
+        except Exception as exc:  # the service keeps answering when the log cannot be written
+            self._fail(f"writing {len(observations)} queries to {self.log.path} failed: {exc}", len(observations))
+        with self._done:
+            self._processed += len(batch)
+            self._done.notify_all()
+
+    def _fail(self, message: str, count: int = 1) -> None:
+        self.failed += count
+        if self.last_error != message:
+            logger.warning(message)
+        self.last_error = message
+
+
+def _measure(item: PendingQuery) -> QueryObservation:
+    return observe_query(item.searcher, item.query, item.method, item.result_count, item.time)

@@ -1,0 +1,143 @@
+"""Per-query nDCG@10 of one model on every gate set, measured on a temporary dense (FAISS) index.
+
+Each model gets its own temporary index of the same corpus, built by :func:`indexing.build.build_index` with
+the chunking of the current index, so the champion and the challenger are compared on identical chunks. The
+champion's is skipped when the current index is already exactly that (same corpus, chunking and model, exact
+FAISS): scoring it gives the same figures without embedding the corpus again.
+Datasets (the built-in set, ``--eval-dataset``) go through :mod:`evaluation` unchanged
+(:func:`evaluation.indexes.prepare_index`, :func:`evaluation.runner.evaluate`); the synthetic dev split is
+judged per chunk (its query's source chunk is the one relevant item) with the same metric code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluation.datasets import EvalDataset
+from evaluation.indexes import prepare_index
+from evaluation.metrics import PRIMARY_METRIC, per_query
+from evaluation.runner import best_per_item, evaluate
+from indexing.build import build_index
+from indexing.embedding import Encoder
+from indexing.manifest import Manifest
+from mlsearch.settings import Settings
+from search.searcher import Searcher
+
+logger = logging.getLogger(__name__)
+VECTOR_BACKEND = "faiss"
+K = 10
+
+
+@dataclass
+class GateSet:
+    """Queries the gate scores both models on.
+
+    Attributes:
+        name: ``synthetic-dev``, ``builtin`` or the dataset's name.
+        description: One line for the report.
+        queries: Query id → text (chunk-judged sets only).
+        qrels: Query id → {chunk id: grade} (chunk-judged sets only).
+        dataset: An evaluation dataset (document- or span-judged), scored by :mod:`evaluation`.
+    """
+
+    name: str
+    description: str
+    queries: dict[str, str] = field(default_factory=dict)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    dataset: EvalDataset | None = None
+
+    @property
+    def texts(self) -> dict[str, str]:
+        """Query id → text."""
+        return dict(self.dataset.queries) if self.dataset is not None else dict(self.queries)
+
+    @property
+    def size(self) -> int:
+        """How many queries it holds."""
+        return len(self.dataset.queries) if self.dataset is not None else len(self.queries)
+
+
+def is_exact_copy(manifest: Manifest, encoder: Encoder, fingerprint: str, chunking: dict[str, int]) -> bool:
+    """Whether an index is exactly the temporary index :func:`score_model` would build for ``encoder``.
+
+    True when it holds the same corpus (fingerprint), chunking and model weights, and an exact (``Flat``) FAISS
+    index; scoring it gives the same results as scoring a new build, without embedding the corpus again.
+    """
+    faiss = manifest.backends.get(VECTOR_BACKEND) or {}
+    return (
+        faiss.get("factory") == "Flat" and manifest.model.weights_hash == encoder.weights_hash
+        and manifest.corpus.get("fingerprint") == fingerprint and dict(manifest.chunking) == dict(chunking)
+    )
+
+
+def score_chunk_set(searcher: Searcher, gate_set: GateSet, k: int = K) -> dict[str, float]:
+    """Per-query nDCG@k of dense retrieval on a chunk-judged set."""
+    labels = [chunk.id for chunk in searcher.store]
+    run = {
+        qid: best_per_item(searcher.retrieve(text, k, "dense", VECTOR_BACKEND), labels, k)
+        for qid, text in gate_set.queries.items()
+    }
+    return per_query(gate_set.qrels, run, [f"ndcg@{k}"])[f"ndcg@{k}"]
+
+
+def score_model(
+    encoder: Encoder,
+    gate_sets: list[GateSet],
+    corpus_dir: Path,
+    settings: Settings,
+    workdir: Path,
+    show_progress: bool = False,
+    progress: Callable[[str], None] | None = None,
+    existing: Path | None = None,
+) -> dict[str, dict[str, float]]:
+    """Build a temporary FAISS index of the corpus with ``encoder`` and score every gate set on it.
+
+    Args:
+        encoder: The model to score.
+        gate_sets: The sets.
+        corpus_dir: The corpus of the current index.
+        settings: Chunking settings (those of the current index).
+        workdir: An empty folder for this model's temporary indexes.
+        show_progress: Progress bars while embedding.
+        progress: Called with a short message at each step.
+        existing: An index that is already what the build would make (same corpus, chunking and model, exact
+            ``Flat`` FAISS), used instead of building one; see :func:`is_exact_copy`.
+
+    Returns:
+        Gate set name → {query id: nDCG@10}.
+    """
+    say = progress or (lambda message: logger.info("%s", message))
+    local = settings.model_copy(update={"index_dir": existing or workdir / "index", "backends": [VECTOR_BACKEND],
+                                        "faiss_factory": "Flat", "query_cache_size": 0})
+    if existing is None:
+        build_index(local, encoder, corpus_dir=corpus_dir, index_dir=local.index_dir, backends=[VECTOR_BACKEND],
+                    show_progress=show_progress, progress=lambda message: logger.info("%s", message))
+    scores: dict[str, dict[str, float]] = {}
+    searcher = Searcher.open(local.index_dir, local, encoder=encoder)
+    try:
+        for gate_set in gate_sets:
+            say(f"scoring {encoder.name} on {gate_set.name} ({gate_set.size} queries)")
+            if gate_set.dataset is None:
+                scores[gate_set.name] = score_chunk_set(searcher, gate_set)
+            else:
+                scores[gate_set.name] = _score_dataset(encoder, gate_set.dataset, local, workdir, show_progress)
+    finally:
+        searcher.close()
+    return scores
+
+
+def _score_dataset(
+    encoder: Encoder, dataset: EvalDataset, settings: Settings, workdir: Path, show_progress: bool
+) -> dict[str, float]:
+    prepared = prepare_index(dataset, settings, encoder, [VECTOR_BACKEND], cache_dir=workdir / "datasets",
+                             show_progress=show_progress)
+    searcher = Searcher.open(prepared.index_dir, settings, encoder=encoder)
+    try:
+        result = evaluate(searcher, dataset, methods=["dense"], k=K, backend=VECTOR_BACKEND,
+                          id_map=prepared.id_map)
+    finally:
+        searcher.close()
+    return dict(result.methods["dense"].per_query[PRIMARY_METRIC])

@@ -1,0 +1,143 @@
+"""The query log: bounded, persistent, text modes, corruption moved aside, and the background writer."""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drift.features import QueryObservation
+from drift.log import LogWriter, QueryLog
+from mlsearch.errors import DriftError
+
+Make = Callable[..., list[QueryObservation]]
+
+
+def test_rows_round_trip_and_survive_a_restart(tmp_path: Path, make_observations: Make) -> None:
+    path = tmp_path / "drift" / "queries.sqlite"
+    log = QueryLog(path)
+    observations = make_observations(5)
+    observations[0].unknown_share = math.nan
+    ids = log.append(observations)
+    assert ids == [1, 2, 3, 4, 5] and observations[4].id == 5
+    log.close()
+
+    reopened = QueryLog(path)
+    rows = reopened.rows()
+    assert [r.id for r in rows] == ids
+    assert np.allclose(rows[2].embedding, observations[2].embedding)
+    assert rows[2].token_count == observations[2].token_count
+    assert rows[2].top_score == pytest.approx(observations[2].top_score)
+    assert math.isnan(rows[0].unknown_share)
+    assert [r.id for r in reopened.tail(2)] == [4, 5]
+    assert [r.id for r in reopened.rows(after_id=3)] == [4, 5]
+    assert reopened.max_id() == 5
+
+
+def test_the_log_is_bounded_and_never_reuses_ids(tmp_path: Path, make_observations: Make) -> None:
+    log = QueryLog(tmp_path / "q.sqlite", max_rows=10)
+    for batch in range(5):
+        log.append(make_observations(4, seed=batch))
+    assert log.count() == 10
+    assert [r.id for r in log.rows()] == list(range(11, 21))  # the oldest rows went first
+    assert log.max_id() == 20
+
+
+@pytest.mark.parametrize(("mode", "keeps_text", "keeps_hash"), [
+    ("off", False, False), ("hashed", False, True), ("full", True, True),
+])
+def test_text_modes(tmp_path: Path, make_observations: Make, mode: str, keeps_text: bool, keeps_hash: bool) -> None:
+    log = QueryLog(tmp_path / "q.sqlite", text_mode=mode)  # type: ignore[arg-type]
+    observation = make_observations(1)[0]
+    observation.text = "How do I stop  Overfitting?"
+    log.append([observation])
+    text, digest = sqlite3.connect(tmp_path / "q.sqlite").execute("SELECT text, text_hash FROM queries").fetchone()
+    assert (text == "How do I stop  Overfitting?") is keeps_text and (text is None) is not keeps_text
+    assert (digest is not None) is keeps_hash
+    if keeps_hash:
+        assert digest == log.hash_text("how do i stop overfitting?")  # same query, same hash in this log
+        assert "overfitting" not in digest.lower()
+    assert log.texts() == (["How do I stop  Overfitting?"] if keeps_text else [])
+
+
+def test_unknown_text_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown text mode"):
+        QueryLog(tmp_path / "q.sqlite", text_mode="plain")  # type: ignore[arg-type]
+
+
+def test_a_corrupt_log_is_moved_aside_and_reported(tmp_path: Path, make_observations: Make) -> None:
+    path = tmp_path / "queries.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    log = QueryLog(path)
+    assert log.moved_aside is not None and log.moved_aside.name.startswith("queries.sqlite.corrupt-")
+    assert log.moved_aside.read_bytes().startswith(b"this is not a database")  # kept, never emptied
+    log.append(make_observations(2))
+    assert log.count() == 2
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_an_unwritable_state_dir_is_one_clear_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(DriftError, match="cannot be"):
+            QueryLog(locked / "drift" / "queries.sqlite")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_state_dir_below_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DriftError, match="cannot be created"):
+        QueryLog(tmp_path / "file" / "drift" / "queries.sqlite")
+
+
+def test_writer_batches_flushes_and_hands_rows_to_the_monitor(tmp_path: Path, make_observations: Make) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+    batches: list[int] = []
+    writer = LogWriter(log, on_written=lambda rows: batches.append(len(rows)), batch_size=16).start()
+    for observation in make_observations(100):
+        assert writer.submit(observation)
+    assert writer.flush(timeout=10)
+    assert log.count() == 100 and writer.written == 100 and sum(batches) == 100
+    assert max(batches) <= 16
+    writer.stop()
+    assert not writer.running
+
+
+class _SlowLog(QueryLog):
+    """A log whose inserts wait until released (to fill the writer's queue)."""
+
+    release = threading.Event()
+
+    def append(self, observations: list[QueryObservation]) -> list[int]:  # type: ignore[override]
+        self.release.wait(5)
+        return super().append(observations)
+
+
+def test_a_full_queue_drops_instead_of_blocking(tmp_path: Path, make_observations: Make) -> None:
+    log = _SlowLog(tmp_path / "q.sqlite")
+    writer = LogWriter(log, batch_size=1, max_queue=3).start()
+    accepted = [writer.submit(o) for o in make_observations(10)]
+    assert not all(accepted) and writer.dropped == accepted.count(False)
+    log.release.set()
+    writer.stop()
+    assert log.count() == accepted.count(True)
+
+
+def test_a_failing_log_is_counted_and_the_writer_goes_on(tmp_path: Path, make_observations: Make) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+    writer = LogWriter(log).start()
+    log._db.close()  # every insert now fails
+    writer.submit(make_observations(1)[0])
+    assert writer.flush(timeout=10)
+    assert writer.failed == 1 and writer.last_error and "failed" in writer.last_error
+    assert writer.running
+    writer.stop()
