@@ -9,21 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from mlsearch.cli import app
-from mlsearch.commands import common
 from tests.fakes import HashingEncoder
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> HashingEncoder:
-    encoder = HashingEncoder()
-    monkeypatch.setattr(common, "get_encoder", lambda settings, model=None: encoder)
-    return encoder
+pytestmark = pytest.mark.usefixtures("cli_fake_model")
 
 
 def test_eval_on_a_beir_folder_writes_the_report_and_caches_the_index(
-    beir_dir: Path, tmp_path: Path, fake_model: HashingEncoder
+    beir_dir: Path, tmp_path: Path, cli_fake_model: HashingEncoder
 ) -> None:
     out = tmp_path / "reports" / "tiny"
     args = ["eval", "--dataset", str(beir_dir), "--methods", "bm25,dense,hybrid", "--backend", "annoy",
@@ -40,11 +35,11 @@ def test_eval_on_a_beir_folder_writes_the_report_and_caches_the_index(
     assert "bm25" in first.stderr and "building an evaluation index" in first.stderr
     assert (tmp_path / "indexes" / "eval-cache").is_dir()
 
-    encoded = fake_model.encoded_texts
+    encoded = cli_fake_model.encoded_texts
     second = runner.invoke(app, [*args[:-1]])
     assert second.exit_code == 0, second.stderr
     assert "using the cached evaluation index" in second.stderr
-    assert fake_model.encoded_texts - encoded == 2 * (4 + 1)  # dense and hybrid: 4 queries and a warm-up
+    assert cli_fake_model.encoded_texts - encoded == 2 * (4 + 1)  # dense and hybrid: 4 queries and a warm-up
     assert "| hybrid |" in second.stdout and "report.html" in second.stdout
 
 

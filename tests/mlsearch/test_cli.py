@@ -17,11 +17,7 @@ from tests.fakes import HashingEncoder
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> HashingEncoder:
-    encoder = HashingEncoder()
-    monkeypatch.setattr(common, "get_encoder", lambda settings, model=None: encoder)
-    return encoder
+pytestmark = pytest.mark.usefixtures("cli_fake_model")
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

@@ -14,16 +14,11 @@ from typer.testing import CliRunner
 
 from indexing.layout import current_version_dir, versions_dir
 from mlsearch.cli import app
-from mlsearch.commands import common
-from tests.fakes import HashingEncoder
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    encoder = HashingEncoder()
-    monkeypatch.setattr(common, "get_encoder", lambda settings, model=None: encoder)
+pytestmark = pytest.mark.usefixtures("cli_fake_model")
 
 
 def build(corpus: Path, index: Path, backends: str, *extra: str) -> tuple[int, str, str]:
