@@ -157,16 +157,19 @@
     message.replaceChildren();
   }
 
+  /** Empty a column and show one status line in it, marked as failed or not. */
+  function showColumnStatus(method, text, failed) {
+    const col = column(method);
+    col.classList.toggle("failed", failed);
+    col.removeAttribute("aria-busy");
+    part(col, "results").replaceChildren();
+    part(col, "latency").textContent = "";
+    part(col, "status").textContent = text;
+    part(col, "status").hidden = false;
+  }
+
   function resetColumns(text) {
-    for (const { id } of METHODS) {
-      const col = column(id);
-      col.classList.remove("failed");
-      col.removeAttribute("aria-busy");
-      part(col, "results").replaceChildren();
-      part(col, "latency").textContent = "";
-      part(col, "status").textContent = text;
-      part(col, "status").hidden = false;
-    }
+    for (const { id } of METHODS) showColumnStatus(id, text, false);
     overlapLine.hidden = true;
     overlapLine.replaceChildren();
   }
@@ -391,13 +394,7 @@
   }
 
   function renderFailedColumn(method, text) {
-    const col = column(method);
-    col.classList.add("failed");
-    col.removeAttribute("aria-busy");
-    part(col, "results").replaceChildren();
-    part(col, "latency").textContent = "";
-    part(col, "status").textContent = text;
-    part(col, "status").hidden = false;
+    showColumnStatus(method, text, true);
   }
 
   function renderOverlap(overlap, methods, k) {
