@@ -108,10 +108,6 @@ class ChunkStore:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
-    def texts(self) -> list[str]:
-        """Every chunk's passage text, by position."""
-        return [str(r[0]) for r in self._db.execute("SELECT text FROM chunks ORDER BY position")]
-
     def positions_with_tags(self, tags: Sequence[str]) -> np.ndarray:
         """Positions of the chunks that carry any of the tags, as a sorted int64 array."""
         if not tags:
