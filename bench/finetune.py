@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python -m bench.finetune [--corpus corpus/] [--workdir DIR] [-- extra finetune options]``
 
 It builds an index of the corpus with the bundled model in a work folder (timed apart), then runs the real
-command, ``python -m mlsearch.cli finetune --index-dir … --out …``, in a subprocess and times it from start to
+command, ``python -m cli.app finetune --index-dir … --out …``, in a subprocess and times it from start to
 exit: model loading, query generation, hard negatives, training, the gate's two temporary indexes and its
 evaluations, the model card and the report. Goal: under 15 minutes on 2 cores. The before/after table is read
 from the candidate's ``mlsearch_lineage.json`` (promoted or not).
@@ -46,7 +46,7 @@ def main() -> None:
                               index_dir=index_dir)
         build_s = time.perf_counter() - started
 
-        command = [sys.executable, "-m", "mlsearch.cli", "finetune", "--index-dir", str(index_dir),
+        command = [sys.executable, "-m", "cli.app", "finetune", "--index-dir", str(index_dir),
                    "--out", str(out), "--overwrite", *args.extra]
         print("running:", " ".join(command[1:]), flush=True)
         started = time.perf_counter()

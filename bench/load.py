@@ -82,7 +82,7 @@ def build_temporary_index(corpus: Path, folder: Path) -> Path:
     index_dir = folder / "index"
     print(f"building an index over {corpus} into {index_dir} …", flush=True)
     subprocess.run(
-        [sys.executable, "-m", "mlsearch.cli", "index", "build", "--corpus", str(corpus),
+        [sys.executable, "-m", "cli.app", "index", "build", "--corpus", str(corpus),
          "--index-dir", str(index_dir), "--json"],
         check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
     )
@@ -94,7 +94,7 @@ def start_server(index_dir: Path, port: int, cache: bool, log: Path) -> subproce
     env = dict(os.environ)
     if not cache:
         env["MLSEARCH_QUERY_CACHE_SIZE"] = "0"
-    command = [sys.executable, "-m", "mlsearch.cli", "serve", "--index-dir", str(index_dir),
+    command = [sys.executable, "-m", "cli.app", "serve", "--index-dir", str(index_dir),
                "--host", "127.0.0.1", "--port", str(port), "--no-watch", "--log-level", "warning"]
     with log.open("wb") as handle:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)

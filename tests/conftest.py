@@ -74,7 +74,7 @@ def fake_encoder() -> HashingEncoder:
 @pytest.fixture
 def cli_fake_model(monkeypatch: pytest.MonkeyPatch, fake_encoder: HashingEncoder) -> HashingEncoder:
     """Make the CLI load the fake encoder instead of a real model."""
-    from mlsearch.commands import common
+    from cli.commands import common
 
     monkeypatch.setattr(common, "get_encoder", lambda settings, model=None: fake_encoder)
     return fake_encoder

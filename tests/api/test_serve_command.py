@@ -11,8 +11,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from mlsearch.cli import app as cli
-from mlsearch.commands import common
+from cli.app import app as cli
+from cli.commands import common
 from tests.api.conftest import wait_ready
 from tests.fakes import HashingEncoder
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drift.service import DriftService
-from mlsearch.cli import app
+from cli.app import app
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 from tests.fakes import HashingEncoder
@@ -30,7 +30,7 @@ OFF_TOPIC = [
 
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch, fake_encoder: HashingEncoder) -> CliRunner:
-    monkeypatch.setattr("mlsearch.commands.common.get_encoder", lambda settings, model=None: fake_encoder)
+    monkeypatch.setattr("cli.commands.common.get_encoder", lambda settings, model=None: fake_encoder)
     for name in ("MLSEARCH_STATE_DIR", "MLSEARCH_INDEX_DIR"):
         monkeypatch.delenv(name, raising=False)
     return CliRunner()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlsearch.cli import app
+from cli.app import app
 from tests.fakes import HashingEncoder
 
 runner = CliRunner()

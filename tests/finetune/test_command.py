@@ -15,8 +15,8 @@ from indexing.embedding import load_encoder, sha256_file
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from mlsearch.cli import app
-from mlsearch.commands import common
+from cli.app import app
+from cli.commands import common
 from tests.fakes import HashingEncoder
 
 runner = CliRunner()

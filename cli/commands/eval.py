@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from mlsearch.commands import common
-from mlsearch.commands.common import cli_errors, make_settings, print_json
+from cli.commands import common
+from cli.commands.common import cli_errors, make_settings, print_json
 
 
 @cli_errors

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from indexing.layout import current_version_dir, versions_dir
-from mlsearch.cli import app
+from cli.app import app
 
 runner = CliRunner()
 
@@ -68,9 +68,9 @@ def test_failed_elasticsearch_build_is_one_line_and_keeps_the_index(
 def test_real_process_prints_one_line_even_while_the_client_retries(tiny_corpus: Path, tmp_path: Path) -> None:
     """In a real process the CLI's logging is live: the client's retry warnings must not reach stderr."""
     script = (
-        "import sys; from mlsearch.commands import common; from tests.fakes import HashingEncoder; "
+        "import sys; from cli.commands import common; from tests.fakes import HashingEncoder; "
         "common.get_encoder = lambda settings, model=None: HashingEncoder(); "
-        "from mlsearch.cli import main; sys.argv[0] = 'mlsearch'; main()"
+        "from cli.app import main; sys.argv[0] = 'mlsearch'; main()"
     )
     env = {**os.environ, "MLSEARCH_ELASTICSEARCH_URL": "http://127.0.0.1:9", "MLSEARCH_ELASTICSEARCH_TIMEOUT": "1",
            "MLSEARCH_ELASTICSEARCH_MAX_RETRIES": "2", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

@@ -11,8 +11,8 @@ from indexing.build import build_index
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from mlsearch.commands import common
-from mlsearch.commands.common import cli_errors, make_settings, print_json
+from cli.commands import common
+from cli.commands.common import cli_errors, make_settings, print_json
 
 app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 

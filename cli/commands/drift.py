@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mlsearch.commands import common
-from mlsearch.commands.common import cli_errors, make_settings, print_json
+from cli.commands import common
+from cli.commands.common import cli_errors, make_settings, print_json
 
 app = typer.Typer(help="Watch whether the queries still match what the index was built for.",
                   no_args_is_help=True)

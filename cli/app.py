@@ -1,16 +1,16 @@
-"""The ``mlsearch`` command line (Typer). Each command group lives in ``mlsearch/commands/``."""
+"""The ``mlsearch`` command line (Typer). Each command group lives in ``cli/commands/``."""
 
 from __future__ import annotations
 
 import typer
 
-from mlsearch.commands import drift as drift_commands
-from mlsearch.commands import eval as eval_commands
-from mlsearch.commands import finetune as finetune_commands
-from mlsearch.commands import index as index_commands
-from mlsearch.commands import search as search_commands
-from mlsearch.commands import serve as serve_commands
-from mlsearch.commands.common import setup_logging
+from cli.commands import drift as drift_commands
+from cli.commands import eval as eval_commands
+from cli.commands import finetune as finetune_commands
+from cli.commands import index as index_commands
+from cli.commands import search as search_commands
+from cli.commands import serve as serve_commands
+from cli.commands.common import setup_logging
 
 app = typer.Typer(
     help="mlsearch: semantic search over a machine-learning knowledge corpus.",

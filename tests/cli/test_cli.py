@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlsearch.cli import app
-from mlsearch.commands import common
+from cli.app import app
+from cli.commands import common
 from tests.fakes import HashingEncoder
 
 runner = CliRunner()
@@ -94,7 +94,7 @@ def test_model_mismatch_is_a_clear_error(tiny_corpus: Path, tmp_path: Path, monk
 
 def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mlsearch.cli", "index", "build", "--corpus", str(tmp_path / "nope"),
+        [sys.executable, "-m", "cli.app", "index", "build", "--corpus", str(tmp_path / "nope"),
          "--index-dir", str(tmp_path / "i")],
         capture_output=True, text=True, timeout=120,
     )
