@@ -18,6 +18,7 @@ from haystack import Document
 from indexing.backends.registry import keyword_backend, parse_backends, vector_backend
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
+from indexing.docstore import stored_overlay
 from indexing.documents import load_corpus
 from indexing.embedding import Encoder, library_versions
 from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
@@ -167,6 +168,7 @@ def build_index(
 
     t = time.perf_counter()
     loaded = load_corpus(corpus_dir)
+    loaded.documents, document_seq = stored_overlay(loaded.documents, settings, index_dir)
     for skipped in loaded.skipped:
         say(f"skipped {skipped.path}: {skipped.reason}")
     config = chunking_config(settings, encoder)
@@ -215,6 +217,7 @@ def build_index(
             chunking={"target_tokens": config.target_tokens, "max_tokens": config.max_tokens,
                       "overlap_tokens": config.overlap_tokens},
             corpus={"path": str(corpus_dir), "fingerprint": fingerprint, "documents": len(loaded.documents),
+                    "document_seq": document_seq,
                     "skipped": [{"path": str(s.path), "reason": s.reason} for s in loaded.skipped]},
             backends=described,
             counts={"documents": len(loaded.documents), "chunks": len(chunks),

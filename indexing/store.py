@@ -25,7 +25,12 @@ CREATE TABLE chunks (
     tokens INTEGER NOT NULL,
     tags TEXT NOT NULL,
     text_hash TEXT NOT NULL,
-    embedding BLOB
+    embedding BLOB,
+    source_type TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT '',
+    url TEXT NOT NULL DEFAULT '',
+    page INTEGER,
+    cell INTEGER
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
 CREATE INDEX chunks_text_hash ON chunks(text_hash);
@@ -60,10 +65,11 @@ class ChunkStore:
                     i, c.id, c.doc_id, c.title, c.heading, c.text, c.position, c.tokens,
                     json.dumps(list(c.tags)), text_hash(c.embedding_text),
                     None if embeddings is None else np.asarray(embeddings[i], np.float32).tobytes(),
+                    c.source_type, c.path, c.url, c.page, c.cell,
                 )
                 for i, c in enumerate(chunks)
             )
-            connection.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            connection.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             connection.executemany(
                 "INSERT INTO chunk_tags VALUES (?, ?)",
                 ((i, tag) for i, c in enumerate(chunks) for tag in c.tags),
@@ -86,9 +92,25 @@ class ChunkStore:
         return Chunk(
             id=str(row[0]), doc_id=str(row[1]), title=str(row[2]), heading=str(row[3]), text=str(row[4]),
             position=int(row[5]), tokens=int(row[6]), tags=tuple(json.loads(str(row[7]))),  # type: ignore[call-overload]
+            source_type=str(row[8]), path=str(row[9]), url=str(row[10]),
+            page=None if row[11] is None else int(row[11]),  # type: ignore[call-overload]
+            cell=None if row[12] is None else int(row[12]),  # type: ignore[call-overload]
         )
 
-    _COLUMNS = "id, doc_id, title, heading, text, chunk_index, tokens, tags"
+    _BASE_COLUMNS = "id, doc_id, title, heading, text, chunk_index, tokens, tags"
+    _LOCATION_COLUMNS = {"source_type": "''", "path": "''", "url": "''", "page": "NULL", "cell": "NULL"}
+
+    @property
+    def _columns(self) -> str:
+        """The selected columns; a store written before source types and locations existed reads as blanks."""
+        columns = getattr(self._local, "columns", None)
+        if columns is None:
+            present = {str(r[1]) for r in self._db.execute("PRAGMA table_info(chunks)")}
+            extra = [name if name in present else f"{default} AS {name}"
+                     for name, default in self._LOCATION_COLUMNS.items()]
+            columns = ", ".join([self._BASE_COLUMNS, *extra])
+            self._local.columns = columns
+        return str(columns)
 
     def get(self, positions: Iterable[int]) -> dict[int, Chunk]:
         """The chunks at these positions, keyed by position (unknown positions are left out)."""
@@ -97,16 +119,31 @@ class ChunkStore:
             return {}
         marks = ",".join("?" * len(wanted))
         rows = self._db.execute(
-            f"SELECT position, {self._COLUMNS} FROM chunks WHERE position IN ({marks})", wanted
+            f"SELECT position, {self._columns} FROM chunks WHERE position IN ({marks})", wanted
         ).fetchall()
         return {int(r[0]): self._chunk(r[1:]) for r in rows}
 
     def __iter__(self) -> Iterator[Chunk]:
-        for row in self._db.execute(f"SELECT {self._COLUMNS} FROM chunks ORDER BY position"):
+        for row in self._db.execute(f"SELECT {self._columns} FROM chunks ORDER BY position"):
             yield self._chunk(row)
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def chunks_with_embeddings(self) -> Iterator[tuple[Chunk, np.ndarray | None]]:
+        """Every chunk with its stored embedding (None when none was stored), by position."""
+        query = f"SELECT {self._columns}, embedding FROM chunks ORDER BY position"
+        for row in self._db.execute(query):
+            blob = row[-1]
+            yield self._chunk(row[:-1]), None if blob is None else np.frombuffer(blob, np.float32)
+
+    def documents(self) -> list[tuple[str, str, str, int]]:
+        """``(doc_id, title, source_type, chunk count)`` of every document in the store, by doc id."""
+        source = "source_type" if "source_type" in self._columns.split(", ") else "''"
+        rows = self._db.execute(
+            f"SELECT doc_id, MIN(title), MIN({source}), COUNT(*) FROM chunks GROUP BY doc_id ORDER BY doc_id"
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
     def positions_with_tags(self, tags: Sequence[str]) -> np.ndarray:
         """Positions of the chunks that carry any of the tags, as a sorted int64 array."""
