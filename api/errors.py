@@ -24,10 +24,12 @@ from mlsearch.errors import (
     CorpusError,
     DatasetError,
     DriftError,
+    IndexCorruptError,
     IndexNotBuiltError,
     MlsearchError,
     ModelLoadError,
     ModelMismatchError,
+    StorageError,
     UnknownBackendError,
 )
 
@@ -56,6 +58,8 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     SearchTimeoutError: (503, "search_timeout"),
     BackendUnavailableError: (503, "backend_unavailable"),
     IndexNotBuiltError: (503, "index_not_built"),
+    IndexCorruptError: (503, "index_corrupt"),
+    StorageError: (507, "insufficient_storage"),
     ModelLoadError: (503, "model_unavailable"),
     ModelMismatchError: (409, "model_mismatch"),
     BadQueryError: (422, "bad_query"),

@@ -20,10 +20,11 @@ from typing import Any
 import anyio.to_thread
 
 from api.errors import NotReadyError
+from api.verify import verify_searcher
 from indexing.embedding import Encoder, load_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
-from mlsearch.errors import MlsearchError
+from mlsearch.errors import IndexCorruptError, MlsearchError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 
@@ -75,7 +76,8 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
 
     The previous searcher's encoder is reused when the new manifest names the same model weights; otherwise
     the manifest's model is loaded with ``load``. Every backend of the index is loaded and the model warmed
-    up before the searcher is returned, so the first request on it pays nothing extra.
+    up before the searcher is returned, so the first request on it pays nothing extra. Every local backend is
+    checked and probed first (:func:`api.verify.verify_searcher`): a damaged version is refused.
 
     Args:
         load: Loads a model by name (``indexing.embedding.load_encoder`` on ``settings.device`` by default).
@@ -89,7 +91,13 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
             encoder = previous.encoder
         else:
             encoder = load(manifest.model.name) if load else _load_model(manifest.model.name, settings.device)
-        searcher = Searcher.open(directory, settings, encoder=encoder)
+        try:
+            searcher = Searcher.open(directory, settings, encoder=encoder)
+        except MlsearchError:
+            raise
+        except Exception as exc:  # a damaged file makes SQLite or a backend library raise anything
+            raise IndexCorruptError(f"index version {directory.name} cannot be opened: {exc}") from exc
+        verify_searcher(searcher)
         warm_up(searcher, encode=not reuse)
         return searcher
 

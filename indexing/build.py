@@ -21,6 +21,7 @@ from indexing.chunks import Chunk
 from indexing.docstore import stored_overlay
 from indexing.documents import load_corpus
 from indexing.embedding import Encoder, library_versions
+from indexing.integrity import storage_error
 from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest, ModelInfo
 from indexing.store import ChunkStore, text_hash
@@ -153,6 +154,7 @@ def build_index(
     Raises:
         CorpusError: The corpus is missing, empty or unreadable.
         UnknownBackendError: A backend name is not known.
+        StorageError: The disk filled up (or is read-only) while writing; the partial build is removed.
     """
     started = time.perf_counter()
     say = progress or (lambda message: logger.info("%s", message))
@@ -226,8 +228,10 @@ def build_index(
         )
         manifest.save(build_dir)
         publish(index_dir, build_dir, keep=settings.keep_versions)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(build_dir, ignore_errors=True)
+        if (disk := storage_error(exc, index_dir)) is not None:
+            raise disk from exc
         raise
     lap("publish", t)
     return BuildSummary(
