@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,17 +135,11 @@ def load_file(path: Path, doc_id: str) -> Document:
     )
 
 
-def load_corpus(corpus_dir: Path) -> LoadedCorpus:
-    """Load every Markdown and text file under a folder, skipping (and reporting) bad files.
-
-    Args:
-        corpus_dir: The folder; searched recursively, hidden files and folders ignored.
-
-    Returns:
-        The loaded documents (sorted by id) and the skipped files with their reasons.
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """The supported files under a folder (or the file itself), sorted; hidden files and folders ignored.
 
     Raises:
-        CorpusError: The folder does not exist, or holds no Markdown or text file.
+        CorpusError: The folder does not exist, or holds no supported file.
     """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.exists():
@@ -158,22 +153,54 @@ def load_corpus(corpus_dir: Path) -> LoadedCorpus:
     )
     if not files:
         raise CorpusError(f"corpus folder has no Markdown or text files: {corpus_dir}")
+    return files
+
+
+def iter_corpus(corpus_dir: Path) -> Iterator[Document | SkippedFile]:
+    """Load the corpus one file at a time: each readable document, or a :class:`SkippedFile` saying why not.
+
+    Only one document's text is held at a time, so that a build's memory does not grow with the corpus.
+
+    Raises:
+        CorpusError: The folder does not exist, or holds no Markdown or text file.
+    """
+    corpus_dir = Path(corpus_dir)
+    files = corpus_files(corpus_dir)
     root = corpus_dir.parent if corpus_dir.is_file() else corpus_dir
-    result = LoadedCorpus()
     for path in files:
         doc_id = path.relative_to(root).with_suffix("").as_posix()
         try:
             document = load_file(path, doc_id)
         except UnicodeDecodeError:
-            result.skipped.append(SkippedFile(path, "not valid UTF-8 text"))
+            yield SkippedFile(path, "not valid UTF-8 text")
             continue
         except (ValueError, OSError) as exc:
-            result.skipped.append(SkippedFile(path, str(exc)))
+            yield SkippedFile(path, str(exc))
             continue
         if not document.content:
-            result.skipped.append(SkippedFile(path, "empty after cleaning"))
+            yield SkippedFile(path, "empty after cleaning")
             continue
-        result.documents.append(document)
+        yield document
+
+
+def load_corpus(corpus_dir: Path) -> LoadedCorpus:
+    """Load every Markdown and text file under a folder, skipping (and reporting) bad files.
+
+    Args:
+        corpus_dir: The folder; searched recursively, hidden files and folders ignored.
+
+    Returns:
+        The loaded documents (sorted by id) and the skipped files with their reasons.
+
+    Raises:
+        CorpusError: The folder does not exist, or holds no Markdown or text file.
+    """
+    result = LoadedCorpus()
+    for item in iter_corpus(corpus_dir):
+        if isinstance(item, SkippedFile):
+            result.skipped.append(item)
+        else:
+            result.documents.append(item)
     for skipped in result.skipped:
         logger.warning("skipped %s: %s", skipped.path, skipped.reason)
     if not result.documents:

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     model: str = Field(default=DEFAULT_MODEL, description="Sentence-transformers name or path.")
     device: str = "cpu"
     batch_size: int = Field(default=32, ge=1, le=4096)
+    checkpoint_chunks: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Chunks embedded between two checkpoints of a build (a killed build redoes at most these).",
+    )
 
     # Chunking
     chunk_target_tokens: int = Field(default=200, ge=16, description="Target chunk length in model tokens.")
