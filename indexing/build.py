@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from indexing.backends.registry import keyword_backend, parse_backends, vector_backend
 from indexing.checkpoint import CHECKPOINT_FILE, usable_checkpoints, write_checkpoint_info
 from indexing.chunking import Chunker, ChunkingConfig
-from indexing.documents import SkippedFile, corpus_files, iter_corpus
+from indexing.documents import CorpusFile, SkippedFile, iter_corpus
 from indexing.embedding import Encoder, library_versions
 from indexing.layout import TMP_SUFFIX, current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest, ModelInfo
@@ -127,8 +128,10 @@ class ChunkedCorpus:
     fingerprint: str
 
 
-def chunk_corpus_into(writer: ChunkStoreWriter, corpus_dir: Path, chunker: Chunker, say: Progress) -> ChunkedCorpus:
-    """Load, clean and chunk the corpus one document at a time, appending the chunks to the store.
+def chunk_corpus_into(
+    writer: ChunkStoreWriter, files: Iterable[CorpusFile], corpus_dir: Path, chunker: Chunker, say: Progress
+) -> ChunkedCorpus:
+    """Chunk the files from :func:`iter_corpus` one document at a time, appending the chunks to the store.
 
     Raises:
         CorpusError: The corpus is missing, or holds no readable document or no text.
@@ -136,15 +139,17 @@ def chunk_corpus_into(writer: ChunkStoreWriter, corpus_dir: Path, chunker: Chunk
     fingerprint = CorpusFingerprint()
     documents = 0
     skipped: list[SkippedFile] = []
-    for item in iter_corpus(corpus_dir):
-        if isinstance(item, SkippedFile):
-            skipped.append(item)
-            logger.warning("skipped %s: %s", item.path, item.reason)
-            say(f"skipped {item.path}: {item.reason}")
-            continue
-        documents += 1
-        fingerprint.add(item)
-        writer.add_chunks(chunker.chunk_document(item))
+    for item in files:
+        for note in item.notes:
+            logger.warning("%s: %s", note.path, note.reason)
+        if item.skipped is not None:
+            skipped.append(item.skipped)
+            logger.warning("skipped %s: %s", item.path, item.skipped.reason)
+            say(f"skipped {item.path}: {item.skipped.reason}")
+        if item.document is not None:
+            documents += 1
+            fingerprint.add(item.document)
+            writer.add_chunks(chunker.chunk_document(item.document))
     writer.commit()
     if not documents:
         raise CorpusError(f"no readable documents in {corpus_dir} ({len(skipped)} skipped)")
@@ -289,14 +294,16 @@ def build_index(
         timings[name] = round(now - clock[0], 3)
         clock[0] = now
 
-    corpus_files(corpus_dir)  # fail on a missing or empty corpus before touching the index folder
+    files = iter_corpus(corpus_dir)
+    first = next(files)  # fails on a missing or empty corpus before the index folder is touched
     config = chunking_config(settings, encoder)
     build_dir = new_build_dir(index_dir, f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
     writer: ChunkStoreWriter | None = None
     try:
         write_checkpoint_info(build_dir, encoder)
         writer = ChunkStoreWriter.create(build_dir)
-        corpus = chunk_corpus_into(writer, corpus_dir, Chunker(encoder.count_tokens, config), say)
+        corpus = chunk_corpus_into(writer, itertools.chain([first], files), corpus_dir,
+                                   Chunker(encoder.count_tokens, config), say)
         chunks = len(writer)
         lap("load_and_chunk")
         say(f"{corpus.documents} documents, {chunks} chunks")

@@ -26,7 +26,12 @@ CREATE TABLE chunks (
     tokens INTEGER NOT NULL,
     tags TEXT NOT NULL,
     text_hash TEXT NOT NULL,
-    embedding BLOB
+    embedding BLOB,
+    source_type TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT '',
+    url TEXT NOT NULL DEFAULT '',
+    page INTEGER,
+    cell INTEGER
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
 CREATE INDEX chunks_text_hash ON chunks(text_hash);
@@ -75,9 +80,25 @@ class ChunkStore:
         return Chunk(
             id=str(row[0]), doc_id=str(row[1]), title=str(row[2]), heading=str(row[3]), text=str(row[4]),
             position=int(row[5]), tokens=int(row[6]), tags=tuple(json.loads(str(row[7]))),  # type: ignore[call-overload]
+            source_type=str(row[8]), path=str(row[9]), url=str(row[10]),
+            page=None if row[11] is None else int(row[11]),  # type: ignore[call-overload]
+            cell=None if row[12] is None else int(row[12]),  # type: ignore[call-overload]
         )
 
-    _COLUMNS = "id, doc_id, title, heading, text, chunk_index, tokens, tags"
+    _BASE_COLUMNS = "id, doc_id, title, heading, text, chunk_index, tokens, tags"
+    _LOCATION_COLUMNS = {"source_type": "''", "path": "''", "url": "''", "page": "NULL", "cell": "NULL"}
+
+    @property
+    def _columns(self) -> str:
+        """The selected columns; a store written before source types and locations existed reads as blanks."""
+        columns = getattr(self._local, "columns", None)
+        if columns is None:
+            present = {str(r[1]) for r in self._db.execute("PRAGMA table_info(chunks)")}
+            extra = [name if name in present else f"{default} AS {name}"
+                     for name, default in self._LOCATION_COLUMNS.items()]
+            columns = ", ".join([self._BASE_COLUMNS, *extra])
+            self._local.columns = columns
+        return str(columns)
 
     def get(self, positions: Iterable[int]) -> dict[int, Chunk]:
         """The chunks at these positions, keyed by position (unknown positions are left out)."""
@@ -86,12 +107,12 @@ class ChunkStore:
             return {}
         marks = ",".join("?" * len(wanted))
         rows = self._db.execute(
-            f"SELECT position, {self._COLUMNS} FROM chunks WHERE position IN ({marks})", wanted
+            f"SELECT position, {self._columns} FROM chunks WHERE position IN ({marks})", wanted
         ).fetchall()
         return {int(r[0]): self._chunk(r[1:]) for r in rows}
 
     def __iter__(self) -> Iterator[Chunk]:
-        for row in self._db.execute(f"SELECT {self._COLUMNS} FROM chunks ORDER BY position"):
+        for row in self._db.execute(f"SELECT {self._columns} FROM chunks ORDER BY position"):
             yield self._chunk(row)
 
     def __len__(self) -> int:
@@ -271,9 +292,10 @@ class ChunkStoreWriter:
             rows.append((
                 position, chunk.id, chunk.doc_id, chunk.title, chunk.heading, chunk.text, chunk.position,
                 chunk.tokens, json.dumps(list(chunk.tags)), text_hash(chunk.embedding_text), None,
+                chunk.source_type, chunk.path, chunk.url, chunk.page, chunk.cell,
             ))
             tags.extend((position, tag) for tag in chunk.tags)
-        self._db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self._db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         self._db.executemany("INSERT INTO chunk_tags VALUES (?, ?)", tags)
         self._next += len(rows)
         return len(rows)

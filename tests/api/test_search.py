@@ -19,7 +19,8 @@ from search.searcher import Searcher
 from tests.api.conftest import service_state, wait_ready
 from tests.fakes import HashingEncoder
 
-HIT_FIELDS = {"rank", "id", "doc_id", "title", "heading", "text", "snippet", "score"}
+HIT_FIELDS = {"rank", "id", "doc_id", "title", "heading", "text", "snippet", "score", "source_type", "path", "url",
+              "page", "cell"}
 
 
 @pytest.mark.parametrize("method", ["dense", "lsi", "bm25", "hybrid"])
