@@ -10,22 +10,25 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from haystack import Document
 from tqdm.auto import tqdm
 
 from indexing.backends.registry import keyword_backend, parse_backends, vector_backend
 from indexing.checkpoint import CHECKPOINT_FILE, usable_checkpoints, write_checkpoint_info
 from indexing.chunking import Chunker, ChunkingConfig
+from indexing.chunks import Chunk
+from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.documents import CorpusFile, SkippedFile, iter_corpus
 from indexing.embedding import Encoder, library_versions
 from indexing.layout import TMP_SUFFIX, current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest, ModelInfo
-from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings
+from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings, text_hash
 from mlsearch.errors import CorpusError
 from mlsearch.settings import KEYWORD_BACKEND_NAMES, Settings
 
@@ -94,6 +97,75 @@ def corpus_fingerprint(documents: Sequence[Document]) -> str:
     for document in documents:
         fingerprint.add(document)
     return fingerprint.hexdigest()
+
+
+def embed_chunks(
+    chunks: Sequence[Chunk], encoder: Encoder, previous: dict[str, np.ndarray], batch_size: int,
+    show_progress: bool,
+) -> tuple[np.ndarray, int]:
+    """Embed chunks held in memory, reusing stored vectors whose embedded text is unchanged (small updates).
+
+    Returns:
+        The embeddings (by chunk order) and how many were reused.
+    """
+    vectors = np.zeros((len(chunks), encoder.dimension), dtype=np.float32)
+    missing: list[int] = []
+    for i, chunk in enumerate(chunks):
+        stored = previous.get(text_hash(chunk.embedding_text))
+        if stored is None:
+            missing.append(i)
+        else:
+            vectors[i] = stored
+    if missing:
+        vectors[missing] = encoder.encode(
+            [chunks[i].embedding_text for i in missing], batch_size=batch_size, show_progress=show_progress
+        )
+    return vectors, len(chunks) - len(missing)
+
+
+def stored_overlay_stream(
+    files: Iterable[CorpusFile], settings: Settings, index_dir: Path
+) -> tuple[Iterator[CorpusFile], int]:
+    """The corpus's files (in document-id order) with the index's document store merged in, as a stream.
+
+    The streaming form of :func:`indexing.docstore.stored_overlay`: a stored write replaces, adds or deletes
+    a document, and the result stays in document-id order.
+
+    Returns:
+        The merged files and the document store's last write (0 without a store).
+    """
+    path = state_dir_for(settings, index_dir) / DocumentStore.FILE
+    if not path.is_file():
+        return iter(files), 0
+    store = DocumentStore(path)
+    try:
+        changes, last_seq = sorted(store.all_changes(), key=lambda c: c.doc_id), store.last_seq
+    finally:
+        store.close()
+
+    def stored(change: StoredChange) -> Iterator[CorpusFile]:
+        if change.document is not None:
+            yield CorpusFile(Path(change.doc_id), change.document)
+
+    def merged() -> Iterator[CorpusFile]:
+        i = 0
+        for item in files:
+            if item.document is None:
+                yield item
+                continue
+            doc_id = str(item.document.meta.get("doc_id", item.document.id))
+            while i < len(changes) and changes[i].doc_id < doc_id:
+                yield from stored(changes[i])
+                i += 1
+            if i < len(changes) and changes[i].doc_id == doc_id:  # replaced or deleted
+                yield from stored(changes[i])
+                i += 1
+            else:
+                yield item
+        for change in changes[i:]:
+            yield from stored(change)
+
+    return merged(), last_seq
 
 
 def _model_lineage(model: str) -> dict[str, object] | None:
@@ -296,13 +368,14 @@ def build_index(
 
     files = iter_corpus(corpus_dir)
     first = next(files)  # fails on a missing or empty corpus before the index folder is touched
+    merged, document_seq = stored_overlay_stream(itertools.chain([first], files), settings, index_dir)
     config = chunking_config(settings, encoder)
     build_dir = new_build_dir(index_dir, f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
     writer: ChunkStoreWriter | None = None
     try:
         write_checkpoint_info(build_dir, encoder)
         writer = ChunkStoreWriter.create(build_dir)
-        corpus = chunk_corpus_into(writer, itertools.chain([first], files), corpus_dir,
+        corpus = chunk_corpus_into(writer, merged, corpus_dir,
                                    Chunker(encoder.count_tokens, config), say)
         chunks = len(writer)
         lap("load_and_chunk")
@@ -336,7 +409,7 @@ def build_index(
             chunking={"target_tokens": config.target_tokens, "max_tokens": config.max_tokens,
                       "overlap_tokens": config.overlap_tokens},
             corpus={"path": str(corpus_dir), "fingerprint": corpus.fingerprint, "documents": corpus.documents,
-                    "skipped": skipped},
+                    "document_seq": document_seq, "skipped": skipped},
             backends=described,
             counts={"documents": corpus.documents, "chunks": chunks, "embedded": embedded,
                     "reused": unchanged + resumed, "resumed": resumed},

@@ -87,7 +87,7 @@ class CorpusFile:
 
 
 def iter_corpus(corpus_dir: Path) -> Iterator[CorpusFile]:
-    """Load the supported files under a folder one at a time, in path order (unsupported ones come first).
+    """Load the supported files under a folder one at a time, in document-id order (unsupported ones first).
 
     Only one document's text is held at a time, so that a build's memory does not grow with the corpus.
 
@@ -112,7 +112,7 @@ def iter_corpus(corpus_dir: Path) -> Iterator[CorpusFile]:
         )
     yield from unsupported
     root = corpus_dir.parent if corpus_dir.is_file() else corpus_dir
-    for path in files:
+    for path in sorted(files, key=lambda p: (document_id_for(p, root), p)):
         try:
             loaded = load_bytes(path.read_bytes(), str(path), document_id_for(path, root))
         except (DocumentError, OSError) as exc:
@@ -130,7 +130,7 @@ def load_corpus(corpus_dir: Path) -> LoadedCorpus:
         corpus_dir: The folder; searched recursively, hidden files and folders ignored.
 
     Returns:
-        The loaded documents (in path order), the skipped files with their reasons, and notes (such as PDF
+        The loaded documents (in document-id order), the skipped files with their reasons, and notes (such as PDF
         pages without a text layer).
 
     Raises:

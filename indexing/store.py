@@ -118,6 +118,21 @@ class ChunkStore:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
+    def chunks_with_embeddings(self) -> Iterator[tuple[Chunk, np.ndarray | None]]:
+        """Every chunk with its stored embedding (None when none was stored), by position."""
+        query = f"SELECT {self._columns}, embedding FROM chunks ORDER BY position"
+        for row in self._db.execute(query):
+            blob = row[-1]
+            yield self._chunk(row[:-1]), None if blob is None else np.frombuffer(blob, np.float32)
+
+    def documents(self) -> list[tuple[str, str, str, int]]:
+        """``(doc_id, title, source_type, chunk count)`` of every document in the store, by doc id."""
+        source = "source_type" if "source_type" in self._columns.split(", ") else "''"
+        rows = self._db.execute(
+            f"SELECT doc_id, MIN(title), MIN({source}), COUNT(*) FROM chunks GROUP BY doc_id ORDER BY doc_id"
+        ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
     def positions_with_tags(self, tags: Sequence[str]) -> np.ndarray:
         """Positions of the chunks that carry any of the tags, as a sorted int64 array."""
         if not tags:
