@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # Backends
     backends: list[str] = Field(default_factory=lambda: ["faiss", "annoy", "lsi", "bm25"])
     faiss_factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat")
+    faiss_quantization: Literal["none", "int8", "binary"] = Field(
+        default="none",
+        description="none: float vectors; int8: 8-bit scalar quantizer (SQ8); binary: one bit per dimension. "
+        "Quantized indexes rescore faiss_rescore candidates with the float vectors.",
+    )
+    faiss_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
     faiss_nprobe: int = Field(default=16, ge=1)
     faiss_hnsw_ef_search: int = Field(default=128, ge=1)
     annoy_trees: int = Field(default=50, ge=1)
