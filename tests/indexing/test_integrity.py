@@ -11,7 +11,6 @@ import pytest
 from indexing.build import build_index
 from indexing.integrity import CHECKSUMS_FILE, verify_checksums
 from indexing.layout import current_version_dir, versions_dir
-from indexing.store import ChunkStore
 from mlsearch.errors import IndexCorruptError, StorageError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
@@ -44,19 +43,12 @@ def test_a_full_disk_during_a_build_is_a_clear_error_and_the_old_index_is_intact
     (tiny_corpus / "new.md").write_text("# New\n\nBatch normalization rescales activations.\n")
 
     def full(*args: object, **kwargs: object) -> None:
-        half = Path(str(args[-1] if where == "backend" else args[0]))
-        if half.is_dir():
-            (half / "partial.bin").write_bytes(b"x" * 100)  # something was written before the disk filled
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    target = {"store": (ChunkStore, "write"), "backend": ("indexing.backends.annoy_index.AnnoyIndex", "save"),
-              "checksums": ("indexing.layout.write_checksums", None)}[where]
-    if target[1] is None:
-        monkeypatch.setattr(str(target[0]), full)
-    elif isinstance(target[0], str):
-        monkeypatch.setattr(f"{target[0]}.{target[1]}", full)
-    else:
-        monkeypatch.setattr(target[0], target[1], full)
+    target = {"store": "indexing.store.ChunkStoreWriter.set_embeddings",  # while embedding
+              "backend": "indexing.backends.annoy_index.AnnoyIndex.save",  # while writing a backend
+              "checksums": "indexing.layout.write_checksums"}[where]  # while publishing
+    monkeypatch.setattr(target, full)
     with pytest.raises(StorageError, match="the disk is full") as raised:
         build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=BACKENDS)
     assert "partial build was removed" in str(raised.value)
