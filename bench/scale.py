@@ -92,7 +92,7 @@ class HashedProjectionEncoder:
         return vectors / norms
 
 
-def sentence_pool() -> list[str]:
+def sentence_pool(datasets: Path | None = None) -> list[str]:
     """Sentences of 6 to 40 words from the shipped corpus and the Cranfield collection, in source order."""
     pool: list[str] = []
     for path in sorted((ROOT / "corpus").glob("*.md")):
@@ -101,7 +101,7 @@ def sentence_pool() -> list[str]:
             if line.startswith(("#", "|", "---", "title:", "tags:")):
                 continue
             pool.extend(_SENTENCE.split(line.strip()))
-    cranfield = SHARED / "datasets" / "cranfield" / "corpus.jsonl"
+    cranfield = (datasets or SHARED / "datasets") / "cranfield" / "corpus.jsonl"
     if cranfield.is_file():
         with cranfield.open() as handle:
             for line in handle:
@@ -153,12 +153,12 @@ def _settings(index_dir: Path, **overrides: Any) -> Any:
     return Settings(index_dir=index_dir, **overrides)
 
 
-def run_build(work: Path, size: int, encoder_kind: str, backends: list[str]) -> dict[str, Any]:
+def run_build(work: Path, size: int, encoder_kind: str, backends: list[str], datasets: Path) -> dict[str, Any]:
     """Step 1 (own process): write the corpus, build the index, report stages and peak RSS."""
     from indexing.build import build_index
 
     started = time.perf_counter()
-    documents = write_corpus(work / "corpus", size, sentence_pool())
+    documents = write_corpus(work / "corpus", size, sentence_pool(datasets))
     generated = time.perf_counter() - started
     settings = _settings(work / "index")
     summary = build_index(settings, make_encoder(encoder_kind), corpus_dir=work / "corpus", backends=backends)
@@ -185,7 +185,9 @@ def _disk_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in files) / 2**20, 1)
 
 
-def run_variants(work: Path, encoder_kind: str, backends: list[str], variants: list[str], queries: int) -> dict:
+def run_variants(
+    work: Path, encoder_kind: str, backends: list[str], variants: list[str], queries: int, datasets: Path
+) -> dict[str, Any]:
     """Step 2 (own process): build approximate FAISS variants from the store; latency, recall, disk."""
     import faiss
 
@@ -199,7 +201,7 @@ def run_variants(work: Path, encoder_kind: str, backends: list[str], variants: l
     store = ChunkStore(directory / ChunkStore.FILE)
     n = len(store)
     rng = random.Random(1)
-    texts = [" ".join(s.split()[:8]) for s in rng.sample(sentence_pool(), queries)]
+    texts = [" ".join(s.split()[:8]) for s in rng.sample(sentence_pool(datasets), queries)]
     encoder = make_encoder(encoder_kind)
     vectors = encoder.encode(texts)
     settings = _settings(work / "index")
@@ -283,9 +285,10 @@ def measure_size(size: int, args: argparse.Namespace, root: Path) -> dict[str, A
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        built = _child(run_build, work, size, args.encoder, args.backends)
+        built = _child(run_build, work, size, args.encoder, args.backends, args.datasets)
         print(f"[{size}] built {built['chunks']} chunks in {built['build_s']:.0f}s", file=sys.stderr, flush=True)
-        variants = _child(run_variants, work, args.encoder, args.backends, args.variants, args.queries)
+        variants = _child(run_variants, work, args.encoder, args.backends, args.variants, args.queries,
+                          args.datasets)
         startup = _child(run_startup, work, args.encoder, args.backends)
     finally:
         if not args.keep:
@@ -340,6 +343,8 @@ def main() -> None:
     parser.add_argument("--backends", default="faiss,annoy,lsi,bm25", help="Backends of the build (faiss first).")
     parser.add_argument("--variants", default="hnsw,ivf,int8,hnsw-int8,binary", help="FAISS variants to build.")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--datasets", type=Path, default=SHARED / "datasets",
+                        help="The shared datasets folder (Cranfield sentences); ../shared/datasets by default.")
     parser.add_argument("--workdir", type=Path, default=None, help="Where corpora and indexes go (a temp dir).")
     parser.add_argument("--keep", action="store_true", help="Keep each size's corpus and index.")
     parser.add_argument("--json", type=Path, default=None, dest="json_out")
@@ -353,6 +358,9 @@ def main() -> None:
         parser.error(f"unknown variants {sorted(unknown)}; valid: {', '.join(VARIANTS)}")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     root = args.workdir or Path(tempfile.mkdtemp(prefix="mlsearch-scale-"))
+    pool = sentence_pool(args.datasets)
+    print(f"sentence pool: {len(pool):,} sentences from corpus/ and {args.datasets / 'cranfield'}"
+          f"{'' if (args.datasets / 'cranfield').is_dir() else ' (missing: corpus/ only)'}", file=sys.stderr)
     results = []
     for size in sizes:
         results.append(measure_size(size, args, root))
