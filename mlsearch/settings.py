@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     model: str = Field(default=DEFAULT_MODEL, description="Sentence-transformers name or path.")
     device: str = "cpu"
     batch_size: int = Field(default=32, ge=1, le=4096)
+    checkpoint_chunks: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Chunks embedded between two checkpoints of a build (a killed build redoes at most these).",
+    )
 
     # Chunking
     chunk_target_tokens: int = Field(default=200, ge=16, description="Target chunk length in model tokens.")
@@ -87,6 +91,23 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
     watch_interval_s: float = Field(default=2.0, gt=0)
+    read_api_key: SecretStr | None = Field(
+        default=None,
+        description="When set, /drift, /drift/report and /metrics need it (or the admin key) in X-API-Key.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; none (CORS off) when empty."
+    )
+    rate_limit_per_minute: int = Field(
+        default=0, ge=0, description="Requests a minute per client address (0: no limit); /health, /ready are free."
+    )
+    rate_limit_burst: int = Field(default=0, ge=0, description="Extra requests a client may burst (0: a tenth).")
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="A search or comparison that takes longer answers 503 search_timeout."
+    )
+    shutdown_grace_s: int = Field(
+        default=20, ge=0, description="On SIGTERM, seconds in-flight requests get to finish before the server exits."
+    )
     serve_torch_threads: int = Field(
         default=1, ge=0,
         description="Torch intra-op threads in `mlsearch serve` (0: torch's default). One thread per request "
@@ -98,6 +119,9 @@ class Settings(BaseSettings):
     drift_window: int = Field(default=200, ge=10)
     drift_min_window: int = Field(default=30, ge=5)
     drift_log_max_rows: int = Field(default=100_000, ge=100)
+    drift_log_retention_days: float = Field(
+        default=30.0, ge=0, description="Logged queries older than this are deleted (0: kept until max_rows)."
+    )
     drift_store_text: Literal["off", "hashed", "full"] = "off"
     drift_psi_warning: float = Field(default=0.1, gt=0)
     drift_psi_drift: float = Field(default=0.25, gt=0)
