@@ -62,3 +62,11 @@ class UnsupportedDocumentError(DocumentError):
 
 class DocumentNotFoundError(MlsearchError):
     """No document with this id in the document store."""
+
+
+class InvalidDocumentIdError(DocumentError):
+    """A document id that is empty, too long, or holds path separators, ``..`` or control characters."""
+
+
+class UploadTooLargeError(DocumentError):
+    """An uploaded file larger than ``MLSEARCH_MAX_UPLOAD_BYTES``."""

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_BUILD_BACKENDS), description="Backends built (see mlsearch.catalog)."
     )
     faiss_factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat")
+    faiss_quantization: Literal["none", "int8", "binary"] = Field(
+        default="none",
+        description="none: float vectors; int8: 8-bit scalar quantizer (SQ8); binary: one bit per dimension. "
+        "Quantized indexes rescore faiss_rescore candidates with the float vectors.",
+    )
+    faiss_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
     faiss_nprobe: int = Field(default=16, ge=1)
     faiss_hnsw_ef_search: int = Field(default=128, ge=1)
     annoy_trees: int = Field(default=50, ge=1)
@@ -88,6 +94,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     admin_api_key: SecretStr | None = None
     max_body_bytes: int = Field(default=16_384, ge=256)
+    max_upload_bytes: int = Field(
+        default=20_000_000, ge=1024, description="Largest document accepted by PUT/POST /documents, in bytes."
+    )
+    update_coalesce_s: float = Field(
+        default=0.2, ge=0, description="Quiet time before document writes are applied to the index as one update."
+    )
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
     watch_interval_s: float = Field(default=2.0, gt=0)
