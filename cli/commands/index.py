@@ -18,7 +18,7 @@ from indexing.loaders.dispatch import load_bytes, with_tags
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
 from indexing.updates import DocumentUpdater, UpdateSummary
-from indexing.watch import FolderWatcher
+from indexing.watch import FolderWatcher, Snapshot, snapshot
 from mlsearch.errors import DocumentError
 from mlsearch.settings import Settings
 
@@ -53,6 +53,7 @@ def build(
 
         raise CorpusError(f"corpus folder not found: {settings.corpus_dir}")
     encoder = common.get_encoder(settings)
+    before = snapshot(settings.corpus_dir) if watch else None  # changes during the build are picked up after it
     summary = build_index(
         settings, encoder, backends=names, show_progress=not as_json,
         progress=None if as_json else (lambda message: typer.echo(message, err=True)),
@@ -69,7 +70,7 @@ def build(
     for skipped in summary.skipped:
         typer.echo(f"skipped {skipped['path']}: {skipped['reason']}", err=True)
     if watch:
-        _watch(settings, encoder, interval, max_polls)
+        _watch(settings, encoder, interval, max_polls, before)
 
 
 def _updater(settings: Settings, encoder: Encoder | None = None) -> DocumentUpdater:
@@ -95,9 +96,11 @@ def _report(summary: UpdateSummary | None) -> None:
     )
 
 
-def _watch(settings: Settings, encoder: Encoder, interval: float, max_polls: int | None) -> None:
+def _watch(
+    settings: Settings, encoder: Encoder, interval: float, max_polls: int | None, initial: Snapshot | None
+) -> None:
     updater = _updater(settings, encoder)
-    watcher = FolderWatcher(settings.corpus_dir, updater)
+    watcher = FolderWatcher(settings.corpus_dir, updater, initial)
     typer.echo(f"watching {settings.corpus_dir} every {interval:g}s (Ctrl-C to stop)", err=True)
     polls = 0
     try:

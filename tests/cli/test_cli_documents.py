@@ -64,7 +64,9 @@ def test_build_watch_follows_the_folder(tiny_corpus: Path, tmp_path: Path) -> No
     index = tmp_path / "idx"
 
     def edit_folder() -> None:
-        time.sleep(0.6)
+        deadline = time.monotonic() + 60
+        while not index.exists() and time.monotonic() < deadline:  # the first build has been published
+            time.sleep(0.05)
         (tiny_corpus / "bagging.md").write_text("# Bagging\n\nBootstrap aggregating averages many models.")
         (tiny_corpus / "faiss.txt").unlink()
 
