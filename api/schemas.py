@@ -12,7 +12,9 @@ from search.searcher import Method, SearchHit, SearchResult
 Backend = Literal["faiss", "annoy", "elasticsearch"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 MAX_QUERY_CHARS = 1000
-MAX_K = 100
+#: The most results one request may ask for (per method). The searcher itself allows up to
+#: ``search.searcher.MAX_K`` (evaluation ranks deeper pools); the page's ``app.js`` uses the same 100.
+MAX_RESULTS = 100
 
 
 def _check_query(value: str) -> str:
@@ -40,7 +42,7 @@ class SearchRequest(BaseModel):
     )
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question (not blank).")
-    k: int = Field(default=10, ge=1, le=MAX_K, description="How many results.")
+    k: int = Field(default=10, ge=1, le=MAX_RESULTS, description="How many results.")
     method: Method = Field(default="dense", description="dense, lsi, bm25 or hybrid (RRF of dense and bm25).")
     backend: Backend = Field(default="faiss", description="The vector backend for dense and hybrid.")
     filters: Filters | None = None
@@ -67,7 +69,7 @@ class CompareRequest(BaseModel):
     )
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question (not blank).")
-    k: int = Field(default=10, ge=1, le=MAX_K, description="How many results per method.")
+    k: int = Field(default=10, ge=1, le=MAX_RESULTS, description="How many results per method.")
     methods: list[Method] = Field(
         default_factory=_default_methods, min_length=2, max_length=4,
         description="Two or more distinct methods, compared in this order.",
