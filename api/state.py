@@ -22,16 +22,12 @@ from fastapi import BackgroundTasks
 
 from api.errors import NotReadyError
 from drift.service import DriftService
-from indexing.embedding import Encoder, load_encoder
-from indexing.layout import current_version_dir
-from indexing.manifest import Manifest
 from mlsearch.errors import DriftError, MlsearchError
 from mlsearch.settings import Settings
-from search.searcher import Searcher
+from search.searcher import EncoderLoader, Searcher
 
 logger = logging.getLogger(__name__)
 
-EncoderLoader = Callable[[str], Encoder]
 SearcherFactory = Callable[[Settings, "Searcher | None"], Searcher]
 
 
@@ -104,22 +100,15 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
     """
 
     def open_current(settings: Settings, previous: Searcher | None) -> Searcher:
-        directory = current_version_dir(settings.index_dir)
-        manifest = Manifest.load(directory)
-        reuse = previous is not None and previous.encoder.weights_hash == manifest.model.weights_hash
-        if reuse and previous is not None:
-            encoder = previous.encoder
-        else:
-            encoder = load(manifest.model.name) if load else _load_model(manifest.model.name, settings.device)
-        searcher = Searcher.open(directory, settings, encoder=encoder)
+        searcher = Searcher.open(settings.index_dir, settings, loader=load)
+        kept = previous.loaded_encoder if previous is not None else None
+        reuse = kept is not None and kept.weights_hash == searcher.manifest.model.weights_hash
+        if reuse and kept is not None:
+            searcher.use_encoder(kept)
         warm_up(searcher, encode=not reuse)
         return searcher
 
     return open_current
-
-
-def _load_model(name: str, device: str) -> Encoder:
-    return load_encoder(name, device=device)
 
 
 def warm_up(searcher: Searcher, encode: bool = True) -> None:
