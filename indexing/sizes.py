@@ -13,7 +13,8 @@ import psutil
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from mlsearch.settings import KEYWORD_BACKEND_NAMES, Settings
+from mlsearch.catalog import KEYWORD_BACKEND_NAMES
+from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 EXACT_SEARCH_LIMIT = 100_000
@@ -63,6 +64,7 @@ def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> d
         if name == "elasticsearch":
             continue
         before = _rss()
+        backend: Any
         try:
             if name in KEYWORD_BACKEND_NAMES:
                 backend = keyword_backend(name).load(directory / name, settings)
