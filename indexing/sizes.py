@@ -64,16 +64,14 @@ def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> d
         if name not in BACKENDS or not BACKENDS[name].local:  # a server's memory is not ours to measure
             continue
         before = _rss()
-        backend: object
+        backend: Any
         try:
             if name in KEYWORD_BACKEND_NAMES:
-                keyword = keyword_backend(name).load(directory / name, settings)
-                keyword.search("the model and the data", 10)
-                backend = keyword
+                backend = keyword_backend(name).load(directory / name, settings)
+                backend.search("the model and the data", 10)
             else:
-                vector = vector_backend(name).load(directory / name, settings)
-                vector.search(query_vector, 10)
-                backend = vector
+                backend = vector_backend(name).load(directory / name, settings)
+                backend.search(query_vector, 10)
         except Exception as exc:  # report what can be measured; one broken backend must not hide the rest
             logger.warning("cannot load %s to measure it: %s", name, exc)
             continue
