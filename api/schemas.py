@@ -27,7 +27,9 @@ METHOD_HELP = "; ".join(f"{spec.name}: {spec.description}" for spec in METHODS.v
 BACKEND_HELP = f"The vector backend for dense and hybrid: {', '.join(VECTOR_BACKEND_NAMES)}."
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 MAX_QUERY_CHARS = 1000
-MAX_K = 100
+#: The most results one request may ask for (per method). The searcher itself allows up to
+#: ``search.searcher.MAX_K`` (evaluation ranks deeper pools); the page's ``app.js`` uses the same 100.
+MAX_RESULTS = 100
 
 
 def _check_query(value: str) -> str:
@@ -55,7 +57,7 @@ class SearchRequest(BaseModel):
     )
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question (not blank).")
-    k: int = Field(default=10, ge=1, le=MAX_K, description="How many results.")
+    k: int = Field(default=10, ge=1, le=MAX_RESULTS, description="How many results.")
     method: Method = Field(default=DEFAULT_METHOD, description=METHOD_HELP)
     backend: Backend = Field(default=DEFAULT_VECTOR_BACKEND, description=BACKEND_HELP)
     filters: Filters | None = None
@@ -82,7 +84,7 @@ class CompareRequest(BaseModel):
     )
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question (not blank).")
-    k: int = Field(default=10, ge=1, le=MAX_K, description="How many results per method.")
+    k: int = Field(default=10, ge=1, le=MAX_RESULTS, description="How many results per method.")
     methods: list[Method] = Field(
         default_factory=_default_methods, min_length=2, max_length=4,
         description="Two or more distinct methods, compared in this order.",
