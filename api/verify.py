@@ -14,15 +14,19 @@ import logging
 from typing import Any
 
 from indexing.integrity import verify_checksums
-from mlsearch.errors import BackendUnavailableError, IndexCorruptError, MlsearchError
-from mlsearch.settings import KEYWORD_BACKEND_NAMES
+from mlsearch.catalog import BACKENDS, DEFAULT_VECTOR_BACKEND, METHODS, required_backends
+from mlsearch.errors import (
+    BackendUnavailableError,
+    IndexCorruptError,
+    MlsearchError,
+    ModelLoadError,
+    ModelMismatchError,
+)
 from search.compare import run_search
 from search.searcher import Searcher
 
 logger = logging.getLogger(__name__)
 
-#: Backends on another server: their failure is logged (the version's other backends still serve).
-REMOTE_BACKENDS = frozenset({"elasticsearch"})
 PROBE_QUERY = "learning rate"
 
 
@@ -37,7 +41,7 @@ def verify_searcher(searcher: Searcher) -> None:
     chunks = _check(where, "chunk store", lambda: _check_store(searcher))
     local = []
     for name in searcher.built_backends:
-        if name in REMOTE_BACKENDS:
+        if name in BACKENDS and not BACKENDS[name].local:  # on a server: logged, the others still serve
             try:
                 searcher.backend(name)
             except MlsearchError as exc:
@@ -71,17 +75,23 @@ def _size(backend: Any) -> int | None:
 
 
 def _probes(local: list[str]) -> list[tuple[str, str]]:
-    vectors = [name for name in local if name not in KEYWORD_BACKEND_NAMES]
-    probes = [(name, vectors[0] if vectors else "faiss") for name in local if name in KEYWORD_BACKEND_NAMES]
-    probes += [("dense", name) for name in vectors]
-    if vectors and "bm25" in local:
-        probes.append(("hybrid", vectors[0]))
+    """A (method, vector backend) pair for every way the version's local backends can answer."""
+    vectors = [name for name in local if name in BACKENDS and BACKENDS[name].kind == "vector"]
+    probes, seen = [], set()
+    for method in METHODS:
+        for asked in vectors or [DEFAULT_VECTOR_BACKEND]:
+            used = tuple(required_backends(method, asked))
+            if set(used) <= set(local) and used not in seen:
+                seen.add(used)
+                probes.append((method, asked))
     return probes
 
 
 def _check(where: str, part: str, action: Any) -> Any:
     try:
         return action()
+    except (ModelLoadError, ModelMismatchError):
+        raise  # the model, not the version's files: the caller reports it as it is
     except BackendUnavailableError as exc:
         raise IndexCorruptError(f"{where} cannot be served: {part}: {exc}") from exc
     except Exception as exc:  # FAISS, Annoy, SQLite, NumPy, pickle: whatever a damaged file makes them raise
