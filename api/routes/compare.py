@@ -8,7 +8,6 @@ from api.deps import MetricsDep, SearcherDep, StateDep
 from api.errors import SEARCH_ERROR_RESPONSES
 from api.limits import run_with_timeout
 from api.schemas import CompareRequest, CompareResponse
-from api.state import AnswerEvent
 from search.compare import compare as compare_methods
 
 router = APIRouter(tags=["search"])
@@ -25,9 +24,5 @@ async def compare(
     )
     for method, run in comparison.runs.items():
         metrics.observe_search("/compare", method, run.backend, run.took_ms)
-    if state.on_answer:
-        background.add_task(state.notify_answer, AnswerEvent(
-            endpoint="compare", query=body.query, k=body.k, methods=tuple(body.methods), backend=body.backend,
-            tags=tuple(body.tags) if body.tags else None, result=comparison, searcher=searcher,
-        ))
+    state.after_answer(background, "compare", body, body.methods, comparison, searcher)
     return CompareResponse.of(comparison, searcher.version)

@@ -165,7 +165,9 @@ def num_candidates(k: int, configured: int) -> int:
     return min(max(k, configured), MAX_NUM_CANDIDATES)
 
 
-def knn_body(vector: np.ndarray, k: int, candidates: int, tags: Sequence[str] | None = None) -> dict[str, Any]:
+def knn_body(
+    vector: np.ndarray, k: int, candidates: int, tags: ChunkFilter | Sequence[str] | None = None
+) -> dict[str, Any]:
     """An approximate kNN search for one query vector; tag filters are applied during the graph search.
 
     Args:
@@ -189,7 +191,7 @@ def knn_body(vector: np.ndarray, k: int, candidates: int, tags: Sequence[str] | 
     return {"knn": knn, "size": k, "_source": RETURNED_FIELDS}
 
 
-def match_body(query: str, k: int, tags: Sequence[str] | None = None) -> dict[str, Any]:
+def match_body(query: str, k: int, tags: ChunkFilter | Sequence[str] | None = None) -> dict[str, Any]:
     """A BM25 ``match`` query over title, heading path and passage; tags go into a non-scoring filter."""
     match: dict[str, Any] = {"match": {SEARCH_FIELD: {"query": query}}}
     filters = tag_filter(tags)
@@ -198,7 +200,7 @@ def match_body(query: str, k: int, tags: Sequence[str] | None = None) -> dict[st
 
 
 def hybrid_searches(
-    vector: np.ndarray, query: str, k: int, candidates: int, tags: Sequence[str] | None = None
+    vector: np.ndarray, query: str, k: int, candidates: int, tags: ChunkFilter | Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """The ``msearch`` lines of a hybrid search: a kNN and a BM25 search sent in one request.
 
