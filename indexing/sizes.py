@@ -13,7 +13,7 @@ import psutil
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from mlsearch.catalog import KEYWORD_BACKEND_NAMES
+from mlsearch.catalog import BACKENDS, KEYWORD_BACKEND_NAMES
 from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> d
     finally:
         store.close()
     for name in manifest.backends:
-        if name == "elasticsearch":
+        if name not in BACKENDS or not BACKENDS[name].local:  # a server's memory is not ours to measure
             continue
         before = _rss()
         backend: Any
