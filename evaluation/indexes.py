@@ -55,11 +55,11 @@ class PreparedIndex:
 
 
 def needed_backends(methods: Sequence[str], vector_backend: str) -> list[str]:
-    """The backends the methods use: the vector backend for dense and hybrid, LSI, BM25 for bm25 and hybrid."""
+    """The backends the methods use: the vector backend for dense and hybrid (and its variants), LSI, BM25."""
     names: list[str] = []
     for method in methods:
         wanted = {"dense": [vector_backend], "hybrid": [vector_backend, "bm25"], "lsi": ["lsi"], "bm25": ["bm25"]}
-        for name in wanted.get(method, []):
+        for name in wanted.get("hybrid" if method.startswith("hybrid") else method, []):
             if name not in names:
                 names.append(name)
     return names

@@ -20,7 +20,7 @@ from indexing.manifest import Manifest
 from indexing.store import ChunkStore
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, UnknownBackendError
 from mlsearch.settings import VECTOR_BACKEND_NAMES, Settings
-from search.fusion import reciprocal_rank_fusion
+from search.fusion import FusionConfig, fuse
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class Searcher:
         self.cache = QueryEmbeddingCache(settings.query_cache_size)
         self._backends: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.fusion = index_fusion(manifest, settings)
 
     @classmethod
     def open(
@@ -170,9 +171,11 @@ class Searcher:
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(
         self, query: str, k: int = 10, method: str = "dense", backend: str = "faiss",
-        tags: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None, fusion: FusionConfig | None = None,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
+
+        Hybrid fuses the candidate lists of ``fusion`` (the index's own fusion, :attr:`fusion`, when omitted).
 
         Raises:
             BadQueryError: Blank query, ``k`` out of range, or unknown method.
@@ -186,22 +189,19 @@ class Searcher:
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
         if backend == "elasticsearch" and method != "lsi":
-            return self._elasticsearch_ranked(query, k, method, tags)
+            return self._elasticsearch_ranked(query, k, method, tags, fusion)
         allowed = self.store.positions_with_tags(tags) if tags else None
         if allowed is not None and allowed.size == 0:
             return []
         if method == "hybrid":
-            depth = max(k, HYBRID_CANDIDATES)
-            dense = self._ranked(query, depth, "dense", backend, allowed)
-            lexical = self._ranked(query, depth, "bm25", backend, allowed)
-            fused = reciprocal_rank_fusion(
-                [[p for p, _ in dense], [p for p, _ in lexical]], k=self.settings.rrf_k
-            )
-            return fused[:k]
+            config = fusion or self.fusion
+            depth = max(k, config.depth)
+            lists = [self._ranked(query, depth, part, backend, allowed) for part in config.methods]
+            return fuse(config, lists)[:k]
         return self._ranked(query, k, method, backend, allowed)
 
     def _elasticsearch_ranked(
-        self, query: str, k: int, method: str, tags: Sequence[str] | None
+        self, query: str, k: int, method: str, tags: Sequence[str] | None, fusion: FusionConfig | None = None
     ) -> list[tuple[int, float]]:
         """Dense (kNN), BM25 (``match``) or hybrid in Elasticsearch, with the tag filter inside its queries."""
         index = self.backend("elasticsearch")
@@ -210,9 +210,11 @@ class Searcher:
         vector = self.embed_query(query)
         if method == "dense":
             return list(index.knn(vector, k, tags))
-        dense, lexical = index.knn_and_match(vector, query, max(k, HYBRID_CANDIDATES), tags)
-        fused = reciprocal_rank_fusion([[p for p, _ in dense], [p for p, _ in lexical]], k=self.settings.rrf_k)
-        return fused[:k]
+        config = fusion or self.fusion
+        if config.methods != ("dense", "bm25"):
+            config = FusionConfig(rrf_k=self.settings.rrf_k, depth=HYBRID_CANDIDATES)
+        dense, lexical = index.knn_and_match(vector, query, max(k, config.depth), tags)
+        return fuse(config, [list(dense), list(lexical)])[:k]
 
     def _ranked(
         self, query: str, k: int, method: str, backend: str, allowed: np.ndarray | None
@@ -276,3 +278,17 @@ class Searcher:
     def close(self) -> None:
         """Release the chunk store connection of this thread."""
         self.store.close()
+
+
+def index_fusion(manifest: Manifest, settings: Settings) -> FusionConfig:
+    """The fusion hybrid search uses on an index: the one ``mlsearch tune`` chose, else equal-weight RRF.
+
+    A tuned fusion that fuses a method whose backend this index lacks is ignored (with a warning).
+    """
+    tuned = (manifest.tuning or {}).get("fusion")
+    if tuned:
+        config = FusionConfig.from_dict(tuned)
+        if all(m == "dense" or m in manifest.backends for m in config.methods):
+            return config
+        logger.warning("tuned fusion %s needs backends this index lacks; using RRF", config.label())
+    return FusionConfig(rrf_k=settings.rrf_k, depth=HYBRID_CANDIDATES)
