@@ -17,8 +17,10 @@ the searcher retrieves ``k × depth_factor`` chunks (at most 1000) and scores ea
 
 Besides ``hybrid`` (the index's own fusion: tuned by ``mlsearch tune``, else equal-weight RRF), the fixed
 fusion variants of :data:`search.fusion.FUSION_VARIANTS` (``hybrid-rrf``, ``hybrid-convex``,
-``hybrid-zscore``) can be evaluated side by side. Scores of equal value are lowered by the smallest float step so that every
-run is strictly ordered as the searcher ranked it, and any TREC tool reads the same order from the run file.
+``hybrid-zscore``) can be evaluated side by side.
+
+Scores of equal value are lowered by the smallest float step so that every run is strictly ordered as the
+searcher ranked it, and any TREC tool reads the same order from the run file.
 """
 
 from __future__ import annotations

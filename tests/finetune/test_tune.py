@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from finetune.tune import Trial, choose, dev_queries, fusion_grid, ndcg_at_10, tune, write_tuning
+from finetune.tune import Trial, choose, dev_queries, fusion_grid, imbalance, ndcg_at_10, tune, write_tuning
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.settings import Settings
@@ -56,6 +56,17 @@ def test_choose_needs_the_gain_and_no_kind_falling_too_far() -> None:
     assert choose(champion, [small, lopsided], 0.005, 0.02)[0] is champion
     winner, reason = choose(champion, [small, lopsided, good], 0.005, 0.02)
     assert winner is good and "chose good" in reason
+
+
+def test_choose_prefers_balanced_weights_within_the_band() -> None:
+    champion = Trial("default", {"a": 0.5}, 0.5, FusionConfig())
+    skewed = Trial("skewed", {"a": 0.60}, 0.60, FusionConfig(kind="convex", weights=(0.2, 0.8)))
+    even = Trial("even", {"a": 0.59}, 0.59, FusionConfig(kind="convex", weights=(0.5, 0.5)))
+    assert imbalance(skewed.config) == pytest.approx(0.6) and imbalance(even.config) == 0.0
+    assert choose(champion, [skewed, even], 0.005, 0.02, band=0.0)[0] is skewed
+    winner, reason = choose(champion, [skewed, even], 0.005, 0.02, band=0.02)
+    assert winner is even and "most balanced" in reason
+    assert choose(champion, [skewed, even], 0.005, 0.02, band=0.005)[0] is skewed
 
 
 def test_tune_scores_every_variant_and_the_searcher_uses_the_written_choice(
