@@ -38,15 +38,15 @@ from tqdm import tqdm
 from evaluation.datasets import EvalDataset, span_qrels
 from evaluation.metrics import METRICS, PRIMARY_METRIC, RECALL_CUTOFFS, per_query
 from evaluation.significance import PairedComparison, all_pairs
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, METHOD_NAMES, VECTOR_BACKEND_NAMES
 from mlsearch.errors import BadQueryError, DatasetError, UnknownBackendError
-from mlsearch.settings import VECTOR_BACKEND_NAMES
 from search.doc_scoring import DocScoring, document_scores
 from search.fusion import FUSION_VARIANTS
-from search.searcher import MAX_K, METHODS, QueryEmbeddingCache, Searcher
+from search.searcher import MAX_K, QueryEmbeddingCache, Searcher
 
 logger = logging.getLogger(__name__)
 DEPTH_FACTOR = 5
-EVAL_METHODS: tuple[str, ...] = (*METHODS, *FUSION_VARIANTS)
+EVAL_METHODS: tuple[str, ...] = (*METHOD_NAMES, *FUSION_VARIANTS)
 LATENCY_KEYS = ("latency_ms_p50", "latency_ms_p95")
 
 
@@ -112,9 +112,9 @@ class EvaluationResult:
 def evaluate(
     searcher: Searcher,
     dataset: EvalDataset,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = METHOD_NAMES,
     k: int = 100,
-    backend: str = "faiss",
+    backend: str = DEFAULT_VECTOR_BACKEND,
     id_map: Mapping[str, str] | None = None,
     depth_factor: int = DEPTH_FACTOR,
     show_progress: bool = False,

@@ -37,6 +37,7 @@ from finetune.filters import drop_duplicates, drop_short
 from finetune.queries import HeuristicGenerator
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, required_backends
 from mlsearch.errors import FinetuneError
 from search.doc_scoring import DocScoring, document_scores
 from search.fusion import FusionConfig, fuse
@@ -163,7 +164,7 @@ def dev_queries(searcher: Searcher, size: int = DEV_QUERIES, seed: int = 0) -> l
 
 def collect_candidates(
     searcher: Searcher, queries: Sequence[DevQuery], methods: Sequence[str], depth: int = DEPTH,
-    backend: str = "faiss", show_progress: bool = False,
+    backend: str = DEFAULT_VECTOR_BACKEND, show_progress: bool = False,
 ) -> dict[str, list[Ranked]]:
     """Each method's top ``depth`` ``(position, score)`` list for every query (query embeddings in one batch)."""
     saved = searcher.cache
@@ -275,7 +276,7 @@ def choose(
 
 def tune(
     searcher: Searcher,
-    backend: str = "faiss",
+    backend: str = DEFAULT_VECTOR_BACKEND,
     size: int = DEV_QUERIES,
     seed: int = 0,
     min_gain: float = MIN_GAIN,
@@ -306,7 +307,7 @@ def tune(
     """
     started = time.perf_counter()
     say = progress or (lambda message: logger.info("%s", message))
-    for name in (backend, "bm25"):
+    for name in required_backends("hybrid", backend):
         searcher.backend(name)
     queries = dev_queries(searcher, size, seed)
     if not queries:

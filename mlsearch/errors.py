@@ -44,9 +44,33 @@ class DatasetError(MlsearchError):
     """An evaluation dataset is missing or malformed (the message names the file and line)."""
 
 
+class QueryFileError(DatasetError):
+    """A file of queries is missing, unreadable, empty, or has a bad line (the message names the file and line)."""
+
+
 class DriftError(MlsearchError):
     """Drift monitoring cannot proceed: a missing or empty reference or stream file, or an unwritable state dir."""
 
 
 class FinetuneError(MlsearchError):
     """Fine-tuning cannot run: too little data to train on or to split, or an output folder in the way."""
+
+
+class DocumentError(MlsearchError):
+    """A document cannot be ingested: corrupt or encrypted PDF, invalid notebook, nothing to index (names the file)."""
+
+
+class UnsupportedDocumentError(DocumentError):
+    """A file whose type mlsearch cannot read (neither its extension nor its content is known)."""
+
+
+class DocumentNotFoundError(MlsearchError):
+    """No document with this id in the document store."""
+
+
+class InvalidDocumentIdError(DocumentError):
+    """A document id that is empty, too long, or holds path separators, ``..`` or control characters."""
+
+
+class UploadTooLargeError(DocumentError):
+    """An uploaded file larger than ``MLSEARCH_MAX_UPLOAD_BYTES``."""

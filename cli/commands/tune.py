@@ -11,6 +11,7 @@ import typer
 
 from cli.commands import common
 from cli.commands.common import cli_errors, make_settings, print_json
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND
 from mlsearch.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ def tune(
         typer.Option("--dataset", help="Tune the evaluation index of this dataset instead (as `mlsearch eval` "
                                        "finds or builds it); its judgements are never read."),
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="Vector backend of dense retrieval.")] = "faiss",
+    backend: Annotated[str, typer.Option("--backend", help="Vector backend of dense retrieval.")] = (
+        DEFAULT_VECTOR_BACKEND
+    ),
     queries: Annotated[int, typer.Option("--queries", min=1, help="Synthetic dev queries.")] = 300,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     min_gain: Annotated[float, typer.Option("--min-gain", help="Mean nDCG@10 gain a variant needs.")] = 0.005,
