@@ -20,11 +20,12 @@ from typing import Any
 import anyio.to_thread
 
 from api.errors import NotReadyError
-from indexing.embedding import Encoder, load_encoder
+from indexing.embedding import Encoder, EncoderConfig, open_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.errors import MlsearchError
 from mlsearch.settings import Settings
+from search.batching import QueryBatcher
 from search.searcher import Searcher
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
     up before the searcher is returned, so the first request on it pays nothing extra.
 
     Args:
-        load: Loads a model by name (``indexing.embedding.load_encoder`` on ``settings.device`` by default).
+        load: Loads a model by name (``indexing.embedding.open_encoder`` as the settings say by default).
     """
 
     def open_current(settings: Settings, previous: Searcher | None) -> Searcher:
@@ -88,16 +89,29 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
         if reuse and previous is not None:
             encoder = previous.encoder
         else:
-            encoder = load(manifest.model.name) if load else _load_model(manifest.model.name, settings.device)
+            encoder = load(manifest.model.name) if load else _load_model(manifest.model.name, settings)
         searcher = Searcher.open(directory, settings, encoder=encoder)
+        searcher.batcher = _batcher(settings, encoder, previous if reuse else None)
+        if not reuse and previous is not None and previous.batcher is not None:
+            previous.batcher.close()  # its queued queries still finish; later ones encode in their own thread
         warm_up(searcher, encode=not reuse)
         return searcher
 
     return open_current
 
 
-def _load_model(name: str, device: str) -> Encoder:
-    return load_encoder(name, device=device)
+def _batcher(settings: Settings, encoder: Encoder, previous: Searcher | None) -> QueryBatcher | None:
+    """The query batcher (the previous searcher's when the model is the same), or None when it is off."""
+    if not settings.micro_batch:
+        return None
+    if previous is not None and previous.batcher is not None:
+        return previous.batcher
+    return QueryBatcher(encoder.encode, max_wait_ms=settings.micro_batch_wait_ms,
+                        max_batch=settings.micro_batch_max, workers=settings.micro_batch_workers)
+
+
+def _load_model(name: str, settings: Settings) -> Encoder:
+    return open_encoder(name, EncoderConfig.from_settings(settings))
 
 
 def warm_up(searcher: Searcher, encode: bool = True) -> None:

@@ -19,7 +19,7 @@ from indexing.backends.registry import keyword_backend, parse_backends, vector_b
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.documents import load_corpus
-from indexing.embedding import Encoder, library_versions
+from indexing.embedding import Encoder, encoder_info, library_versions
 from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest, ModelInfo
 from indexing.store import ChunkStore, text_hash
@@ -210,7 +210,7 @@ def build_index(
             model=ModelInfo(
                 name=encoder.name, weights_hash=encoder.weights_hash, dimension=encoder.dimension,
                 max_seq_length=encoder.max_seq_length, normalized=encoder.normalized,
-                lineage=_model_lineage(settings.model),
+                lineage=_model_lineage(settings.model), **encoder_info(encoder),
             ),
             chunking={"target_tokens": config.target_tokens, "max_tokens": config.max_tokens,
                       "overlap_tokens": config.overlap_tokens},

@@ -14,12 +14,13 @@ from typing import Any, Literal
 import numpy as np
 
 from indexing.backends.registry import keyword_backend, vector_backend
-from indexing.embedding import Encoder, load_encoder
+from indexing.embedding import Encoder, EncoderConfig, open_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, UnknownBackendError
 from mlsearch.settings import VECTOR_BACKEND_NAMES, Settings
+from search.batching import QueryBatcher
 from search.fusion import reciprocal_rank_fusion
 from search.snippets import make_snippet
 
@@ -110,6 +111,7 @@ class Searcher:
         self.cache = QueryEmbeddingCache(settings.query_cache_size)
         self._backends: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.batcher: QueryBatcher | None = None  # set by the service: concurrent queries encoded in batches
 
     @classmethod
     def open(
@@ -129,8 +131,10 @@ class Searcher:
         """
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
-        loaded: Encoder = encoder or load_encoder(model or manifest.model.name, device=settings.device)
-        manifest.check_model(loaded.name, loaded.weights_hash)
+        loaded: Encoder = encoder or open_encoder(
+            model or manifest.model.name, EncoderConfig.from_settings(settings)
+        )
+        manifest.check_model(loaded.name, loaded.weights_hash, getattr(loaded, "quantization", None))
         return cls(directory, manifest, loaded, settings)
 
     @property
@@ -165,7 +169,12 @@ class Searcher:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's embedding (LRU-cached)."""
-        return self.cache.get_or_compute(query, lambda q: self.encoder.encode([q])[0])
+        return self.cache.get_or_compute(query, self._encode_query)
+
+    def _encode_query(self, query: str) -> np.ndarray:
+        if self.batcher is not None:
+            return self.batcher.encode_one(query)
+        return self.encoder.encode([query])[0]
 
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
+from cli.commands import common
+from cli.commands.common import cli_errors, make_settings, print_json
 from indexing.build import build_index
+from indexing.embedding import check_device
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from cli.commands import common
-from cli.commands.common import cli_errors, make_settings, print_json
 
 app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 
@@ -26,17 +27,36 @@ def build(
         str | None, typer.Option("--backends", help="Comma-separated: faiss,annoy,lsi,bm25,elasticsearch.")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Sentence-transformers name or path.")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, cuda:N or mps (MLSEARCH_DEVICE).")
+    ] = None,
+    encoder_backend: Annotated[
+        str | None, typer.Option("--encoder-backend", help="torch, openvino or onnx (MLSEARCH_ENCODER_BACKEND).")
+    ] = None,
+    int8: Annotated[
+        bool | None, typer.Option("--int8/--no-int8", help="int8 model (openvino, onnx; MLSEARCH_ENCODER_INT8).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Texts per encoding batch (MLSEARCH_BATCH_SIZE).")
+    ] = None,
+    processes: Annotated[
+        int | None, typer.Option("--processes", help="Torch: encoding processes (MLSEARCH_ENCODE_PROCESSES).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Build the index over a corpus (incremental: unchanged chunks reuse their embeddings)."""
     from indexing.backends.registry import parse_backends
 
-    settings = make_settings(corpus_dir=corpus, index_dir=index_dir, model=model)
+    settings = make_settings(
+        corpus_dir=corpus, index_dir=index_dir, model=model, device=device, encoder_backend=encoder_backend,
+        encoder_int8=int8, batch_size=batch_size, encode_processes=processes,
+    )
     names = parse_backends(backends) if backends else settings.backends
     if not settings.corpus_dir.exists():
         from mlsearch.errors import CorpusError
 
         raise CorpusError(f"corpus folder not found: {settings.corpus_dir}")
+    check_device(settings.device, settings.encoder_backend)  # before anything is loaded or written
     encoder = common.get_encoder(settings)
     summary = build_index(
         settings, encoder, backends=names, show_progress=not as_json,
