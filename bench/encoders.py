@@ -38,6 +38,7 @@ from mlsearch.settings import Settings
 from search.searcher import Searcher
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "datasets").is_dir()), ROOT.parent / "shared")
 VARIANTS = {
     "torch": ("torch", False), "openvino": ("openvino", False), "openvino-int8": ("openvino", True),
     "onnx": ("onnx", False), "onnx-int8": ("onnx", True),
@@ -127,7 +128,7 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--backends", default="torch,openvino,openvino-int8,onnx")
     parser.add_argument("--threads", type=int, default=1, help="Threads for every backend.")
-    parser.add_argument("--datasets", default=f"builtin,{ROOT.parent / 'shared' / 'datasets' / 'cranfield'}")
+    parser.add_argument("--datasets", default=f"builtin,{SHARED / 'datasets' / 'cranfield'}")
     parser.add_argument("--repeat", type=int, default=100, help="Queries timed per backend.")
     parser.add_argument("--passages", type=int, default=256, help="Chunks of corpus/ encoded for throughput.")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_EXPORT_CACHE, help="Export cache.")
