@@ -13,13 +13,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.deps import READ_KEY_RESPONSES, require_reader
 from api.drift import start_drift, stop_drift
 from api.errors import install_error_handlers
-from api.metrics import MetricsMiddleware, ServiceMetrics
+from api.metrics import ServiceMetrics
+from api.middleware import install_middleware
 from api.routes import admin, compare, health, index, metrics, search, tags
 from api.routes import drift as drift_routes
 from api.state import SearcherFactory, ServiceState, searcher_factory
@@ -83,10 +85,11 @@ def create_app(
     app.state.metrics = ServiceMetrics()
     app.state.max_body_bytes = settings.max_body_bytes
     install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (search, compare, health, index, admin, metrics, tags):
+    install_middleware(app, settings, app.state.metrics)
+    for module in (search, compare, health, index, admin, tags):
         app.include_router(module.router)
-    app.include_router(drift_routes.router)
+    for module in (metrics, drift_routes):  # traffic figures: behind MLSEARCH_READ_API_KEY when it is set
+        app.include_router(module.router, dependencies=[Depends(require_reader)], responses=READ_KEY_RESPONSES)
     if static_dir is not None:
         mount_static(app, static_dir)
     return app

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.request_id import current_request_id
 from mlsearch.errors import (
     BackendUnavailableError,
     BadQueryError,
@@ -45,9 +46,14 @@ class ForbiddenError(MlsearchError):
     """An admin request with a wrong API key, or while admin endpoints are disabled."""
 
 
+class SearchTimeoutError(MlsearchError):
+    """A search or comparison took longer than ``MLSEARCH_REQUEST_TIMEOUT_S``."""
+
+
 #: Exception type → (HTTP status, error code). The most specific class in an exception's MRO wins.
 ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     NotReadyError: (503, "not_ready"),
+    SearchTimeoutError: (503, "search_timeout"),
     BackendUnavailableError: (503, "backend_unavailable"),
     IndexNotBuiltError: (503, "index_not_built"),
     ModelLoadError: (503, "model_unavailable"),
@@ -78,8 +84,12 @@ def status_for(exc: Exception) -> tuple[int, str]:
 
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
-    """The JSON body of every error response."""
-    return {"error": code, "detail": detail, **extra}
+    """The JSON body of every error response; it carries the request id when there is one."""
+    body = {"error": code, "detail": detail, **extra}
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def error_response(exc: MlsearchError) -> JSONResponse:
@@ -160,5 +170,7 @@ def install_error_handlers(app: FastAPI) -> None:
 SEARCH_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "The body is larger than MLSEARCH_MAX_BODY_BYTES."},
     422: {"description": "A field is invalid (the body names it and says why), or the body is not JSON."},
-    503: {"description": "No index is loaded yet, or a backend that the method needs is unavailable."},
+    429: {"description": "Too many requests from this client (MLSEARCH_RATE_LIMIT_PER_MINUTE); see Retry-After."},
+    503: {"description": "No index is loaded yet, a backend that the method needs is unavailable, or the "
+                         "search took longer than MLSEARCH_REQUEST_TIMEOUT_S."},
 }

@@ -101,12 +101,18 @@ class Hit(BaseModel):
     text: str
     snippet: str = Field(description="The part of the text around the query's terms.")
     score: float
+    source_type: str = Field(default="", description="markdown, text, pdf, html or notebook ('' in old indexes).")
+    path: str = Field(default="", description="The file (or upload name) the passage comes from.")
+    url: str = Field(default="", description="HTML: the page's canonical URL, else its file path.")
+    page: int | None = Field(default=None, description="PDF: the page (1-based) the passage is on.")
+    cell: int | None = Field(default=None, description="Notebook: the cell (0-based) the passage is in.")
 
     @classmethod
     def of(cls, hit: SearchHit) -> Hit:
         """From a search hit."""
         return cls(rank=hit.rank, id=hit.id, doc_id=hit.doc_id, title=hit.title, heading=hit.heading,
-                   text=hit.text, snippet=hit.snippet, score=hit.score)
+                   text=hit.text, snippet=hit.snippet, score=hit.score, source_type=hit.source_type,
+                   path=hit.path, url=hit.url, page=hit.page, cell=hit.cell)
 
 
 class SearchResponse(BaseModel):

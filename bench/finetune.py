@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from finetune.split import describe_split
 from indexing.build import LINEAGE_FILE, build_index
 from indexing.embedding import load_encoder
 from mlsearch.settings import Settings
@@ -72,8 +73,7 @@ def _print(corpus: Path, documents: int, chunks: int, build_s: float, finetune_s
     print(f"corpus          {corpus} ({documents} documents, {chunks} chunks); "
           f"index build {build_s:.0f} s (not counted)")
     print(f"queries         {gen['generated']} generated {gen['generated_by_kind']}, {gen['kept']} kept; "
-          f"train {split['train_queries']} ({split['train_documents']} docs), dev {split['dev_queries']} "
-          f"({split['dev_documents']} docs)")
+          f"{describe_split(split)}")
     print(f"training        {train['result_examples']} examples, {train['result_steps']} steps, "
           f"{train['epochs']} epoch, batch {train['batch_size']}, lr {train['learning_rate']}, "
           f"max {train['max_seq_length']} tokens: {train['result_seconds']:.0f} s")

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from finetune.split import describe_split
 from indexing.build import LINEAGE_FILE
 
 CARD_FILE = "README.md"
@@ -91,8 +92,7 @@ No labelled data: synthetic queries generated from the chunks of the index `{dat
 
 - Generator: `{gen['name']}`{generator_model}, {gen['queries_per_chunk']} per chunk;
   generated {gen['generated']} ({kinds}), kept {gen['kept']} after filters (removed: {gen['removed']}).
-{logged_line}- Split by document: {split['train_documents']} training documents ({split['train_queries']} queries),
-  {split['dev_documents']} held-out documents ({split['dev_queries']} dev queries that never reached training).
+{logged_line}- Split: {describe_split(split)}.
 
 ## Hyper-parameters
 

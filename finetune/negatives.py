@@ -16,6 +16,7 @@ def mine_hard_negatives(
     chunk_docs: Sequence[str],
     positives: Sequence[int],
     allowed_docs: Collection[str] | None = None,
+    allowed_positions: Collection[int] | None = None,
     relative_margin: float = 0.05,
     depth: int = 50,
     block: int = 1024,
@@ -34,6 +35,7 @@ def mine_hard_negatives(
         chunk_docs: The document of each chunk, by position.
         positives: The positive chunk position of each query.
         allowed_docs: Documents negatives may come from (all when None).
+        allowed_positions: Chunk positions negatives may come from (all when None); both limits apply.
         relative_margin: How far below the positive's score a negative must be.
         depth: How many top candidates are considered per query.
         block: Queries scored at a time (bounds memory).
@@ -47,6 +49,8 @@ def mine_hard_negatives(
         raise ValueError("one positive position per query is needed")
     docs = np.asarray(chunk_docs, dtype=object)
     allowed = np.ones(len(docs), dtype=bool) if allowed_docs is None else np.isin(docs, list(allowed_docs))
+    if allowed_positions is not None:
+        allowed &= np.isin(np.arange(len(docs)), list(allowed_positions))
     depth = min(depth, len(docs))
     rng = np.random.default_rng(seed)
     out: list[int | None] = []

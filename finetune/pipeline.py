@@ -29,7 +29,7 @@ from finetune.pseudo import pseudo_label, read_query_file
 from finetune.queries import SyntheticQuery, make_generator
 from finetune.report import write_report
 from finetune.scoring import GateSet, is_exact_copy, score_model
-from finetune.split import QuerySplit, split_by_document
+from finetune.split import QuerySplit, split_queries
 from finetune.train import TrainingConfig, TrainingExample, TrainingStats, train_model
 from indexing.backends.base import KeywordIndex
 from indexing.backends.bm25 import Bm25Index
@@ -62,7 +62,10 @@ class FinetuneOptions:
         queries_per_chunk: Synthetic queries generated per chunk.
         training: Training hyper-parameters.
         policy: The promotion rule.
-        dev_fraction: Share of documents held out for the gate's synthetic dev split.
+        dev_fraction: Share of documents (or of queries, for sections and blocks) held out for the gate's
+            synthetic dev split.
+        split_unit: What is held out: ``auto`` (documents when there are enough, else sections, else blocks of
+            chunks), ``document``, ``section`` or ``block``.
         round_trip_top: Keep only queries whose chunk BM25 ranks in this top N (off when None).
         eval_dataset: An extra gate set (``builtin``, a BEIR folder, an answer-span file).
         queries_file: Logged user queries to pseudo-label and train on.
@@ -78,6 +81,7 @@ class FinetuneOptions:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     policy: GatePolicy = field(default_factory=GatePolicy)
     dev_fraction: float = 0.2
+    split_unit: str = "auto"
     round_trip_top: int | None = None
     eval_dataset: str | None = None
     queries_file: Path | None = None
@@ -163,10 +167,11 @@ def run_finetune(
     generated = generator.generate(context.chunks, options.queries_per_chunk)
     keyword = _keyword_index(settings, context)
     queries, removed = apply_filters(generated, keyword, options.round_trip_top)
-    split = split_by_document(queries, options.dev_fraction, seed=options.training.seed)
+    split = split_queries(queries, context.chunks, options.dev_fraction, seed=options.training.seed,
+                          unit=options.split_unit)
     logged = _logged_queries(options.queries_file, settings, champion, context, keyword, split)
     train_queries = split.train + logged["train"]
-    say(f"{len(queries)} queries kept of {len(generated)} ({removed}); split by document: {split.describe()}"
+    say(f"{len(queries)} queries kept of {len(generated)} ({removed}); split by {split.unit}: {split.describe()}"
         + (f"; {len(logged['train'])} pseudo-labelled logged queries" if options.queries_file else ""))
     timings["queries"] = round(time.perf_counter() - t, 2)
 
@@ -300,7 +305,7 @@ def _logged_queries(
     dense = FaissIndex(champion.dimension, settings.model_copy(update={"faiss_factory": "Flat"}))
     dense.add(context.store.embeddings(), [chunk for _, chunk in context.chunks])
     labelled = pseudo_label(texts, champion, dense, keyword, dict(context.chunks))
-    train = [q for q in labelled if q.doc_id in split.train_docs]
+    train = [q for q in labelled if q.position in split.train_positions]
     return {"file": str(path), "given": len(texts), "labelled": len(labelled),
             "held_out_dropped": len(labelled) - len(train), "train": train}
 
@@ -308,7 +313,8 @@ def _logged_queries(
 def _examples(
     queries: Sequence[SyntheticQuery], champion: Encoder, context: _Context, split: QuerySplit
 ) -> list[TrainingExample]:
-    """(query, positive, hard negative) triples; negatives come from other training documents only."""
+    """(query, positive, hard negative) triples; negatives come from other training units only (never a chunk
+    that is held out or overlaps one)."""
     if not queries:
         return []
     vectors = context.store.embeddings()
@@ -316,8 +322,8 @@ def _examples(
         raise FinetuneError("the index holds no chunk embeddings to mine hard negatives from; rebuild it")
     query_vectors = champion.encode([q.text for q in queries], batch_size=64)
     negatives = mine_hard_negatives(
-        query_vectors, vectors, [chunk.doc_id for _, chunk in context.chunks], [q.position for q in queries],
-        allowed_docs=split.train_docs,
+        query_vectors, vectors, [split.chunk_units[p] for p, _ in context.chunks], [q.position for q in queries],
+        allowed_docs=split.train_units, allowed_positions=split.train_positions,
     )
     chunk_at = dict(context.chunks)
     return [
@@ -384,12 +390,12 @@ def _lineage(
             "removed": removed, "round_trip_top": options.round_trip_top,
             "logged_queries": {k: v for k, v in logged.items() if k != "train"},
         },
-        "split": {**split.describe(), "by": "document", "dev_fraction": options.dev_fraction,
-                  "dev_documents_list": sorted(split.dev_docs)},
+        "split": {**split.describe(), "by": split.unit, "dev_fraction": options.dev_fraction,
+                  "dev_units_list": sorted(split.dev_units), "dev_documents_list": sorted(split.dev_docs)},
         "training": {
             **options.training.to_dict(), **{f"result_{k}": v for k, v in stats.to_dict().items()},
             "loss": "MultipleNegativesRankingLoss", "batch_sampler": "no_duplicates",
-            "hard_negatives": "top-50 of the index by the base model, other training documents only, "
+            "hard_negatives": f"top-50 of the index by the base model, other training {split.unit}s only, "
                               "5% below the positive's score",
             "device": "cpu",
         },

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from finetune.card import metrics_table
 from finetune.gate import GateDecision, SetComparison
 from finetune.queries import SyntheticQuery
+from finetune.split import describe_split
 
 PLOTS_DIR = "report-plots"
 WIN, LOSS, TIE = "#55A868", "#C44E52", "#999999"
@@ -93,8 +94,7 @@ def _facts(lineage: dict[str, Any], model_dir: Path) -> list[tuple[str, str]]:
         ("corpus", f"{data['corpus']} ({data['documents']} documents)"),
         ("generator", f"{gen['name']}, {gen['queries_per_chunk']} per chunk: {gen['generated']} generated "
                       f"{gen['generated_by_kind']}, {gen['kept']} kept (removed {gen['removed']})"),
-        ("split by document", f"train {split['train_documents']} documents / {split['train_queries']} queries; "
-                              f"dev {split['dev_documents']} documents / {split['dev_queries']} queries"),
+        ("split", describe_split(split)),
         ("training", f"{train['result_examples']} examples, {train['result_steps']} steps, "
                      f"{train['epochs']} epoch(s), batch {train['batch_size']}, lr {train['learning_rate']}, "
                      f"max {train['max_seq_length']} tokens, loss {train['result_train_loss']}, "

@@ -61,15 +61,20 @@ class Block:
     kind: str  # "text" | "code" | "math" | "table"
     text: str
     heading: tuple[str, ...]
+    location: int | None = None  # the page or cell the block starts in, for paged or celled documents
 
 
-def parse_blocks(text: str, title: str = "", markdown: bool = True) -> list[Block]:
+def parse_blocks(
+    text: str, title: str = "", markdown: bool = True, locations: Sequence[Sequence[int]] = ()
+) -> list[Block]:
     """Split a document into blocks, each carrying the heading path above it.
 
     Args:
         text: The cleaned document text.
         title: The document title; a level-1 heading equal to it is not repeated in heading paths.
         markdown: Whether to read headings, fences and tables (plain text is split on blank lines).
+        locations: ``[first_line, number]`` of each page or cell (see :mod:`indexing.loaders.base`); a block
+            never spans two of them, and records the number of the one it is in.
 
     Returns:
         The blocks in document order.
@@ -78,6 +83,8 @@ def parse_blocks(text: str, title: str = "", markdown: bool = True) -> list[Bloc
     stack: list[tuple[int, str]] = []
     buffer: list[str] = []
     kind = "text"
+    starts = {int(line): int(number) for line, number in locations}
+    location: int | None = None
 
     def heading() -> tuple[str, ...]:
         return tuple(h for _, h in stack)
@@ -86,12 +93,15 @@ def parse_blocks(text: str, title: str = "", markdown: bool = True) -> list[Bloc
         nonlocal buffer, kind
         body = "\n".join(buffer).strip("\n")
         if body.strip():
-            blocks.append(Block(kind, body, heading()))
+            blocks.append(Block(kind, body, heading(), location))
         buffer, kind = [], "text"
 
     lines = text.split("\n")
     i = 0
     while i < len(lines):
+        if i in starts:
+            flush()
+            location = starts[i]
         line = lines[i]
         if markdown and (fence := _FENCE.match(line)):
             flush()
@@ -162,22 +172,30 @@ class Chunker:
         title = str(meta.get("title", ""))
         doc_id = str(meta.get("doc_id", document.id))
         tags = tuple(meta.get("tags", ()))
-        blocks = parse_blocks(document.content or "", title, markdown=meta.get("format") != "text")
-        pieces: list[tuple[str, str]] = []  # (heading, text)
-        for section, section_blocks in _group_sections(blocks):
+        blocks = parse_blocks(
+            document.content or "", title, markdown=meta.get("format") != "text", locations=meta.get("locations", ())
+        )
+        pieces: list[tuple[str, str, int | None]] = []  # (heading, text, location)
+        for (section, location), section_blocks in _group_sections(blocks):
             heading = HEADING_SEPARATOR.join(section)
             for text in self._pack_section(title, heading, section_blocks):
-                pieces.append((heading, text))
-        lengths = self._count([embedding_text(title, h, t) for h, t in pieces]) if pieces else []
-        fitted: list[tuple[str, str, int]] = []
-        for (heading, text), n in zip(pieces, lengths, strict=True):
+                pieces.append((heading, text, location))
+        lengths = self._count([embedding_text(title, h, t) for h, t, _ in pieces]) if pieces else []
+        fitted: list[tuple[str, str, int, int | None]] = []
+        for (heading, text, location), n in zip(pieces, lengths, strict=True):
             if n <= self.config.max_tokens:
-                fitted.append((heading, text, n))
+                fitted.append((heading, text, n, location))
             else:  # the estimate was off (tokens across joins): split exactly
-                fitted.extend(self._split_exact(title, heading, text))
+                fitted.extend((*piece, location) for piece in self._split_exact(title, heading, text))
+        kind = meta.get("location_kind")
+        source = {
+            "source_type": str(meta.get("source_type") or meta.get("format") or ""),
+            "path": str(meta.get("path") or ""),
+            "url": str(meta.get("url") or ""),
+        }
         seen: Counter[tuple[str, str]] = Counter()
         chunks = []
-        for position, (heading, text, n) in enumerate(fitted):
+        for position, (heading, text, n, location) in enumerate(fitted):
             occurrence = seen[(heading, text)]
             seen[(heading, text)] += 1
             chunks.append(
@@ -190,6 +208,9 @@ class Chunker:
                     position=position,
                     tokens=n,
                     tags=tags,
+                    page=location if kind == "page" else None,
+                    cell=location if kind == "cell" else None,
+                    **source,
                 )
             )
         return chunks
@@ -344,11 +365,15 @@ class Chunker:
         return out
 
 
-def _group_sections(blocks: Sequence[Block]) -> list[tuple[tuple[str, ...], list[Block]]]:
-    groups: list[tuple[tuple[str, ...], list[Block]]] = []
+def _group_sections(
+    blocks: Sequence[Block],
+) -> list[tuple[tuple[tuple[str, ...], int | None], list[Block]]]:
+    """Runs of blocks under the same heading path and in the same page or cell (a chunk never spans two)."""
+    groups: list[tuple[tuple[tuple[str, ...], int | None], list[Block]]] = []
     for block in blocks:
-        if groups and groups[-1][0] == block.heading:
+        key = (block.heading, block.location)
+        if groups and groups[-1][0] == key:
             groups[-1][1].append(block)
         else:
-            groups.append((block.heading, [block]))
+            groups.append((key, [block]))
     return groups

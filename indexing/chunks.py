@@ -21,6 +21,11 @@ class Chunk:
         position: The chunk's order within its document.
         tokens: Length of ``embedding_text`` in the model's tokens, special tokens included.
         tags: The document's tags.
+        source_type: The kind of file it came from: ``markdown``, ``text``, ``pdf``, ``html`` or ``notebook``.
+        path: The file (or API upload name) it came from.
+        url: The page's URL for HTML (canonical link or ``og:url``, else the file path); '' otherwise.
+        page: The PDF page (1-based) the passage is on; None for other types.
+        cell: The notebook cell (0-based) the passage is in; None for other types.
     """
 
     id: str
@@ -31,6 +36,11 @@ class Chunk:
     position: int = 0
     tokens: int = 0
     tags: tuple[str, ...] = field(default_factory=tuple)
+    source_type: str = ""
+    path: str = ""
+    url: str = ""
+    page: int | None = None
+    cell: int | None = None
 
     @property
     def embedding_text(self) -> str:

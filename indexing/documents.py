@@ -1,34 +1,29 @@
-"""Load Markdown and plain-text files from a folder into Haystack documents, cleaned."""
+"""Load the supported files of a folder (Markdown, text, PDF, HTML, notebooks) into Haystack documents."""
 
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from haystack import Document
 
-from mlsearch.errors import CorpusError
+from indexing.loaders.base import clean_text, normalise_tags
+from indexing.loaders.dispatch import SUPPORTED_SUFFIXES, load_bytes, source_type_for
+from mlsearch.errors import CorpusError, DocumentError
 
 logger = logging.getLogger(__name__)
 
-MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
-TEXT_SUFFIXES = frozenset({".txt", ".text"})
-SUPPORTED_SUFFIXES = MARKDOWN_SUFFIXES | TEXT_SUFFIXES
-
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>])")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_MANY_BLANKS = re.compile(r"\n{3,}")
-_LEADING_HEADING = re.compile(r"\A#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+__all__ = [
+    "CorpusFile", "LoadedCorpus", "SkippedFile", "clean_text", "iter_corpus", "load_corpus", "load_file",
+    "normalise_tags",
+]
 
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A corpus file that could not be read, and why."""
+    """A corpus file that could not be read (or part of one, such as a scanned PDF page), and why."""
 
     path: Path
     reason: str
@@ -36,146 +31,122 @@ class SkippedFile:
 
 @dataclass
 class LoadedCorpus:
-    """The documents loaded from a folder and the files that were skipped."""
+    """The documents loaded from a folder, the files that were skipped, and notes on the loaded ones."""
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
-
-
-def clean_text(text: str, markdown: bool = True) -> str:
-    """Normalise a document's text without changing what it says.
-
-    Line endings, BOM and non-breaking spaces are normalised, HTML comments dropped, trailing
-    whitespace trimmed and runs of blank lines collapsed. In Markdown, backslash escapes such as
-    ``train\\_test\\_split`` are undone outside fenced code, so that keyword search sees the words.
-
-    Args:
-        text: The raw text.
-        markdown: Whether the text is Markdown (escapes are then undone outside code fences).
-
-    Returns:
-        The cleaned text.
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    text = text.replace("\u00a0", " ").replace("\u200b", "")
-    text = _HTML_COMMENT.sub("", text)
-    lines: list[str] = []
-    in_fence = False
-    for line in text.split("\n"):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        elif markdown and not in_fence:
-            line = _MD_ESCAPE.sub(r"\1", line)
-        lines.append(line.rstrip())
-    return _MANY_BLANKS.sub("\n\n", "\n".join(lines)).strip()
-
-
-def _split_front_matter(text: str) -> tuple[dict[str, object], str]:
-    match = _FRONT_MATTER.match(text)
-    if not match:
-        return {}, text
-    meta = yaml.safe_load(match.group(1)) or {}
-    if not isinstance(meta, dict):
-        raise ValueError("front matter is not a mapping")
-    return meta, text[match.end() :]
-
-
-def _normalise_tags(raw: object) -> list[str]:
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        raw = [t for t in re.split(r"[,\s]+", raw) if t]
-    if not isinstance(raw, list):
-        raise ValueError(f"tags must be a list or a string, not {type(raw).__name__}")
-    return sorted({str(t).strip().lower() for t in raw if str(t).strip()})
+    notes: list[SkippedFile] = field(default_factory=list)
 
 
 def load_file(path: Path, doc_id: str) -> Document:
-    """Read one Markdown or text file into a Haystack document.
+    """Read one supported file into a Haystack document.
 
     Args:
         path: The file.
         doc_id: The document id (its path in the corpus, without the suffix).
 
     Returns:
-        A document whose ``meta`` holds ``doc_id``, ``title``, ``tags``, ``path`` and ``format``.
+        A document whose ``meta`` holds ``doc_id``, ``title``, ``tags``, ``path``, ``format`` and
+        ``source_type`` (see :mod:`indexing.loaders.base`).
 
     Raises:
-        UnicodeDecodeError: The file is not UTF-8.
-        ValueError: The front matter is not valid YAML or has the wrong shape.
+        UnsupportedDocumentError: Not a supported file type.
+        DocumentError: The file cannot be read or holds no text (the message says why).
     """
-    raw = path.read_bytes().decode("utf-8")
-    is_markdown = path.suffix.lower() in MARKDOWN_SUFFIXES
-    meta: dict[str, object] = {}
-    if is_markdown:
-        try:
-            meta, raw = _split_front_matter(raw.lstrip("\ufeff"))
-        except yaml.YAMLError as exc:
-            raise ValueError(f"front matter is not valid YAML ({str(exc).splitlines()[0]})") from exc
-    content = clean_text(raw, markdown=is_markdown)
-    title = meta.get("title")
-    if not title and is_markdown:
-        heading = _LEADING_HEADING.search(content)
-        title = heading.group(1) if heading else None
-    if not title:
-        title = path.stem.replace("-", " ").replace("_", " ").strip().capitalize()
-    extra = {k: v for k, v in meta.items() if k not in {"title", "tags"} and isinstance(v, str | int | float)}
-    return Document(
-        id=doc_id,
-        content=content,
-        meta={
-            **extra,
-            "doc_id": doc_id,
-            "title": str(title).strip(),
-            "tags": _normalise_tags(meta.get("tags")),
-            "path": str(path),
-            "format": "markdown" if is_markdown else "text",
-        },
+    return load_bytes(path.read_bytes(), str(path), doc_id).document
+
+
+def document_id_for(path: Path, root: Path) -> str:
+    """A file's document id: its path under the corpus root, without the suffix, with ``/`` separators."""
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """Every visible file under a folder (or the file itself), sorted; hidden files and folders left out."""
+    if corpus_dir.is_file():
+        return [corpus_dir]
+    return sorted(
+        p for p in corpus_dir.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
     )
 
 
+def _head(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(2048)
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    """One file of a corpus as loaded: its document, or why it was skipped, and notes on it."""
+
+    path: Path
+    document: Document | None = None
+    skipped: SkippedFile | None = None
+    notes: tuple[SkippedFile, ...] = ()
+
+
+def iter_corpus(corpus_dir: Path) -> Iterator[CorpusFile]:
+    """Load the supported files under a folder one at a time, in document-id order (unsupported ones first).
+
+    Only one document's text is held at a time, so that a build's memory does not grow with the corpus.
+
+    Raises:
+        CorpusError: The folder does not exist, or holds no supported file.
+    """
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.exists():
+        raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    files: list[Path] = []
+    unsupported: list[CorpusFile] = []
+    for path in corpus_files(corpus_dir):
+        if source_type_for(path.name, _head(path)) is None:
+            reason = f"unsupported file type ({path.suffix or 'no extension'})"
+            unsupported.append(CorpusFile(path, skipped=SkippedFile(path, reason)))
+        else:
+            files.append(path)
+    if not files:
+        raise CorpusError(
+            f"corpus folder has no Markdown, text, PDF, HTML or notebook files "
+            f"({', '.join(sorted(SUPPORTED_SUFFIXES))}): {corpus_dir}"
+        )
+    yield from unsupported
+    root = corpus_dir.parent if corpus_dir.is_file() else corpus_dir
+    for path in sorted(files, key=lambda p: (document_id_for(p, root), p)):
+        try:
+            loaded = load_bytes(path.read_bytes(), str(path), document_id_for(path, root))
+        except (DocumentError, OSError) as exc:
+            reason = str(exc).removeprefix(f"{path}: ")
+            reason = reason if reason != "nothing to index (empty after extraction)" else "empty after cleaning"
+            yield CorpusFile(path, skipped=SkippedFile(path, reason))
+            continue
+        yield CorpusFile(path, loaded.document, notes=tuple(SkippedFile(path, note) for note in loaded.notes))
+
+
 def load_corpus(corpus_dir: Path) -> LoadedCorpus:
-    """Load every Markdown and text file under a folder, skipping (and reporting) bad files.
+    """Load every supported file under a folder, skipping (and reporting) unsupported and bad files.
 
     Args:
         corpus_dir: The folder; searched recursively, hidden files and folders ignored.
 
     Returns:
-        The loaded documents (sorted by id) and the skipped files with their reasons.
+        The loaded documents (in document-id order), the skipped files with their reasons, and notes (such as PDF
+        pages without a text layer).
 
     Raises:
-        CorpusError: The folder does not exist, or holds no Markdown or text file.
+        CorpusError: The folder does not exist, or holds no supported file.
     """
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.exists():
-        raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    files = [corpus_dir] if corpus_dir.is_file() else sorted(
-        p
-        for p in corpus_dir.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in SUPPORTED_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
-    )
-    if not files:
-        raise CorpusError(f"corpus folder has no Markdown or text files: {corpus_dir}")
-    root = corpus_dir.parent if corpus_dir.is_file() else corpus_dir
     result = LoadedCorpus()
-    for path in files:
-        doc_id = path.relative_to(root).with_suffix("").as_posix()
-        try:
-            document = load_file(path, doc_id)
-        except UnicodeDecodeError:
-            result.skipped.append(SkippedFile(path, "not valid UTF-8 text"))
-            continue
-        except (ValueError, OSError) as exc:
-            result.skipped.append(SkippedFile(path, str(exc)))
-            continue
-        if not document.content:
-            result.skipped.append(SkippedFile(path, "empty after cleaning"))
-            continue
-        result.documents.append(document)
+    for item in iter_corpus(corpus_dir):
+        if item.skipped is not None:
+            result.skipped.append(item.skipped)
+        if item.document is not None:
+            result.documents.append(item.document)
+        result.notes.extend(item.notes)
     for skipped in result.skipped:
         logger.warning("skipped %s: %s", skipped.path, skipped.reason)
+    for note in result.notes:
+        logger.warning("%s: %s", note.path, note.reason)
     if not result.documents:
         raise CorpusError(f"no readable documents in {corpus_dir} ({len(result.skipped)} skipped)")
     return result

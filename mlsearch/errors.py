@@ -50,3 +50,15 @@ class DriftError(MlsearchError):
 
 class FinetuneError(MlsearchError):
     """Fine-tuning cannot run: too little data to train on or to split, or an output folder in the way."""
+
+
+class DocumentError(MlsearchError):
+    """A document cannot be ingested: corrupt or encrypted PDF, invalid notebook, nothing to index (names the file)."""
+
+
+class UnsupportedDocumentError(DocumentError):
+    """A file whose type mlsearch cannot read (neither its extension nor its content is known)."""
+
+
+class DocumentNotFoundError(MlsearchError):
+    """No document with this id in the document store."""

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     encoder_cache_dir: Path | None = Field(
         default=None, description="Exported models, by weights hash; <index parent>/encoders by default."
     )
+    checkpoint_chunks: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Chunks embedded between two checkpoints of a build (a killed build redoes at most these).",
+    )
 
     # Chunking
     chunk_target_tokens: int = Field(default=200, ge=16, description="Target chunk length in model tokens.")
@@ -56,6 +60,12 @@ class Settings(BaseSettings):
     # Backends
     backends: list[str] = Field(default_factory=lambda: ["faiss", "annoy", "lsi", "bm25"])
     faiss_factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat")
+    faiss_quantization: Literal["none", "int8", "binary"] = Field(
+        default="none",
+        description="none: float vectors; int8: 8-bit scalar quantizer (SQ8); binary: one bit per dimension. "
+        "Quantized indexes rescore faiss_rescore candidates with the float vectors.",
+    )
+    faiss_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
     faiss_nprobe: int = Field(default=16, ge=1)
     faiss_hnsw_ef_search: int = Field(default=128, ge=1)
     annoy_trees: int = Field(default=50, ge=1)
@@ -105,6 +115,23 @@ class Settings(BaseSettings):
     )
     micro_batch_max: int = Field(default=32, ge=1, le=1024, description="Most queries encoded in one batch.")
     micro_batch_workers: int = Field(default=2, ge=1, le=64, description="Threads encoding query batches.")
+    read_api_key: SecretStr | None = Field(
+        default=None,
+        description="When set, /drift, /drift/report and /metrics need it (or the admin key) in X-API-Key.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; none (CORS off) when empty."
+    )
+    rate_limit_per_minute: int = Field(
+        default=0, ge=0, description="Requests a minute per client address (0: no limit); /health, /ready are free."
+    )
+    rate_limit_burst: int = Field(default=0, ge=0, description="Extra requests a client may burst (0: a tenth).")
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="A search or comparison that takes longer answers 503 search_timeout."
+    )
+    shutdown_grace_s: int = Field(
+        default=20, ge=0, description="On SIGTERM, seconds in-flight requests get to finish before the server exits."
+    )
     serve_torch_threads: int = Field(
         default=1, ge=0,
         description="Torch intra-op threads in `mlsearch serve` (0: torch's default). One thread per request "
@@ -116,6 +143,9 @@ class Settings(BaseSettings):
     drift_window: int = Field(default=200, ge=10)
     drift_min_window: int = Field(default=30, ge=5)
     drift_log_max_rows: int = Field(default=100_000, ge=100)
+    drift_log_retention_days: float = Field(
+        default=30.0, ge=0, description="Logged queries older than this are deleted (0: kept until max_rows)."
+    )
     drift_store_text: Literal["off", "hashed", "full"] = "off"
     drift_psi_warning: float = Field(default=0.1, gt=0)
     drift_psi_drift: float = Field(default=0.25, gt=0)

@@ -45,10 +45,24 @@ class SearchHit:
     snippet: str
     score: float
     position: int
+    source_type: str = ""
+    path: str = ""
+    url: str = ""
+    page: int | None = None
+    cell: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+    @property
+    def location(self) -> str:
+        """Where the passage is, for a person: ``page 3``, ``cell 2``, the page's URL, or ''."""
+        if self.page is not None:
+            return f"page {self.page}"
+        if self.cell is not None:
+            return f"cell {self.cell}"
+        return self.url
 
 
 @dataclass(frozen=True)
@@ -274,7 +288,8 @@ class Searcher:
                 SearchHit(
                     rank=rank, id=chunk.id, doc_id=chunk.doc_id, title=chunk.title, heading=chunk.heading,
                     text=chunk.text, snippet=make_snippet(chunk.text, query), score=round(score, 6),
-                    position=position,
+                    position=position, source_type=chunk.source_type, path=chunk.path, url=chunk.url,
+                    page=chunk.page, cell=chunk.cell,
                 )
             )
         took = (time.perf_counter() - started) * 1000

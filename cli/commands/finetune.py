@@ -40,7 +40,11 @@ def finetune(
     round_trip: Annotated[
         int | None, typer.Option("--round-trip", help="Keep queries whose chunk BM25 ranks in this top N.")
     ] = None,
-    dev_fraction: Annotated[float, typer.Option("--dev-fraction", help="Share of documents held out.")] = 0.2,
+    dev_fraction: Annotated[float, typer.Option("--dev-fraction", help="Share held out for the gate.")] = 0.2,
+    split_unit: Annotated[
+        str, typer.Option("--split-unit", help="Held out by: auto (documents, else sections, else chunk blocks), "
+                                               "document, section or block.")
+    ] = "auto",
     min_gain: Annotated[float, typer.Option("--min-gain", help="nDCG@10 rise needed on the primary set.")] = 0.01,
     tolerance: Annotated[float, typer.Option("--tolerance", help="nDCG@10 fall allowed on any set.")] = 0.02,
     primary: Annotated[str, typer.Option("--primary", help="The gate set whose gain decides.")] = "synthetic-dev",
@@ -54,10 +58,13 @@ def finetune(
     """Fine-tune the index's embedding model on synthetic queries; promote it only if the gate measures a gain."""
     from finetune.gate import GatePolicy
     from finetune.pipeline import FinetuneOptions, run_finetune
+    from finetune.split import UNITS
     from finetune.train import TrainingConfig
     from indexing.layout import current_version_dir
     from indexing.manifest import Manifest
 
+    if split_unit not in ("auto", *UNITS):
+        raise typer.BadParameter(f"choose auto, {', '.join(UNITS)}", param_hint="--split-unit")
     settings = make_settings(index_dir=index_dir)
     manifest = Manifest.load(current_version_dir(settings.index_dir))
     options = FinetuneOptions(
@@ -67,8 +74,8 @@ def finetune(
                                 max_seq_length=max_seq_length or None, seed=seed),
         policy=GatePolicy(primary=primary, min_gain=min_gain, tolerance=tolerance,
                           require_significance=require_significance),
-        dev_fraction=dev_fraction, round_trip_top=round_trip, eval_dataset=eval_dataset, queries_file=queries,
-        corpus_dir=corpus, use_builtin=builtin, overwrite=overwrite,
+        dev_fraction=dev_fraction, split_unit=split_unit, round_trip_top=round_trip, eval_dataset=eval_dataset,
+        queries_file=queries, corpus_dir=corpus, use_builtin=builtin, overwrite=overwrite,
     )
     champion = common.get_encoder(settings, manifest.model.name)
     result = run_finetune(

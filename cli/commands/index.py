@@ -67,7 +67,8 @@ def build(
         return
     typer.echo(
         f"built {summary.index_dir} (version {summary.version}): {summary.documents} documents, "
-        f"{summary.chunks} chunks ({summary.embedded} embedded, {summary.reused} reused), "
+        f"{summary.chunks} chunks ({summary.embedded} embedded, {summary.reused} reused"
+        f"{f', {summary.resumed} of them resumed from a stopped build' if summary.resumed else ''}), "
         f"max {summary.max_tokens} tokens, backends {','.join(summary.backends)} in {summary.seconds:.1f}s"
     )
     for skipped in summary.skipped:

@@ -48,7 +48,8 @@ def search(
         typer.echo("no results")
     for hit in result.hits:
         where = f"{hit.title}" + (f" > {hit.heading}" if hit.heading else "")
-        typer.echo(f"{hit.rank:>3}. [{hit.score:.4f}] {where}  ({hit.doc_id})")
+        place = f", {hit.location}" if hit.location else ""
+        typer.echo(f"{hit.rank:>3}. [{hit.score:.4f}] {where}  ({hit.doc_id}{place})")
         typer.echo(f"     {hit.snippet}")
 
 

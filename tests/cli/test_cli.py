@@ -48,7 +48,8 @@ def test_build_inspect_search_round_trip(tiny_corpus: Path, tmp_path: Path) -> N
         assert code == 0, err
         results = json.loads(out)["results"]
         assert results and results[0]["doc_id"] == "drift"
-        assert set(results[0]) == {"rank", "id", "doc_id", "title", "heading", "text", "snippet", "score"}
+        assert set(results[0]) == {"rank", "id", "doc_id", "title", "heading", "text", "snippet", "score",
+                                   "source_type", "path", "url", "page", "cell"}
 
     code, out, _ = invoke("search", "dropout", "--index-dir", index, "--backend", "annoy")
     assert code == 0 and "Dropout" in out
@@ -67,7 +68,7 @@ def test_build_only_some_backends(tiny_corpus: Path, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["index", "build", "--corpus", "{tmp}/missing"], "corpus folder not found"),
-        (["index", "build", "--corpus", "{tmp}/empty"], "no Markdown or text files"),
+        (["index", "build", "--corpus", "{tmp}/empty"], "no Markdown, text, PDF, HTML or notebook files"),
         (["index", "build", "--corpus", "{corpus}", "--backends", "faiss,bogus"], "unknown backend 'bogus'"),
         (["index", "inspect", "--index-dir", "{tmp}/never"], "no index at"),
         (["search", "dropout", "--index-dir", "{tmp}/never"], "no index at"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 import finetune.pipeline as pipeline
+from cli.app import app
+from cli.commands import common
 from indexing.build import LINEAGE_FILE
 from indexing.embedding import load_encoder, sha256_file
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from cli.app import app
-from cli.commands import common
 from tests.fakes import HashingEncoder
 
 runner = CliRunner()
@@ -41,7 +42,7 @@ def index_dir(finetune_corpus: Path, tiny_bert_dir: Path, tmp_path: Path) -> Pat
 def spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Records the split and the training examples that the pipeline uses."""
     seen: dict[str, Any] = {}
-    split, train = pipeline.split_by_document, pipeline.train_model
+    split, train = pipeline.split_queries, pipeline.train_model
 
     def record_split(*args: Any, **kwargs: Any) -> Any:
         seen["split"] = split(*args, **kwargs)
@@ -51,7 +52,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         seen["examples"] = list(examples)
         return train(model, examples, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "split_by_document", record_split)
+    monkeypatch.setattr(pipeline, "split_queries", record_split)
     monkeypatch.setattr(pipeline, "train_model", record_train)
     return seen
 
@@ -99,6 +100,7 @@ def test_finetune_promotes_writes_card_report_lineage_and_no_dev_query_reaches_t
     assert lineage["generator"]["logged_queries"]["given"] == 3
     assert lineage["training"]["batch_size"] == 8 and lineage["training"]["result_steps"] >= 1
     assert set(lineage["split"]["dev_documents_list"]) == set(split.dev_docs)
+    assert lineage["split"]["unit"] == "document" and "held out by document" in (out / "README.md").read_text()
     assert "synthetic-dev" in lineage["gate"]["sets"]
     card = (out / "README.md").read_text()
     assert "base_model:" in card and "## Hyper-parameters" in card and "## Metrics (promotion gate)" in card
@@ -127,6 +129,43 @@ def _beir(folder: Path) -> Path:
                                           '{"_id": "2", "text": "canary traffic share"}\n')
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n2\td3\t1\n")
     return folder
+
+
+def test_finetune_one_long_document_is_split_by_section_and_gated(
+    finetune_corpus: Path, tiny_bert_dir: Path, tmp_path: Path, spy: dict[str, Any]
+) -> None:
+    """The user's notes are one long file: the split holds out whole sections instead of documents."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    sections = [re.sub(r"(?s)^---.*?---\n", "", path.read_text()) for path in sorted(finetune_corpus.glob("*.md"))]
+    (notes / "ml-notes.md").write_text("\n".join(sections))
+    index = tmp_path / "indexes" / "notes"
+    code, _, err = invoke("index", "build", "--corpus", notes, "--index-dir", index, "--backends", "faiss,bm25",
+                          "--model", tiny_bert_dir, "--json")
+    assert code == 0, err
+    out = tmp_path / "models" / "notes"
+    code, stdout, err = invoke("finetune", "--index-dir", index, "--out", out, *FAST, "--min-gain", "0.5")
+    assert code == 0, err
+    assert "split by section" in err
+    assert "not promoted: keeping the current model" in stdout and "promotion needs at least +0.5000" in stdout
+
+    split, examples = spy["split"], spy["examples"]
+    assert split.unit == "section" and split.train_docs == split.dev_docs == {"ml-notes"}
+    assert split.dev and split.train_units.isdisjoint(split.dev_units)
+    store = {c.embedding_text: p for p, c in enumerate(ChunkStore(current_version_dir(index) / ChunkStore.FILE))}
+    assert {e.anchor for e in examples}.isdisjoint({q.text for q in split.dev})
+    for example in examples:  # positives and negatives come from training sections only
+        assert store[example.negative] in split.train_positions
+    assert {q.position for q in split.train} <= split.train_positions
+    assert split.train_positions.isdisjoint({q.position for q in split.dev})
+
+    rejected = out.with_name("notes.rejected")
+    lineage = json.loads((rejected / LINEAGE_FILE).read_text())
+    assert lineage["promoted"] is False and lineage["split"]["unit"] == "section"
+    assert set(lineage["split"]["dev_units_list"]) == set(split.dev_units)
+    assert lineage["gate"]["sets"]["synthetic-dev"]["queries"] == len(split.dev)
+    assert "held out by section" in (rejected / "README.md").read_text()
+    assert "held out by section" in (rejected / "report.md").read_text()
 
 
 def test_finetune_not_promoted_keeps_the_current_model_and_says_why(

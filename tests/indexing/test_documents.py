@@ -30,7 +30,8 @@ def test_bad_files_are_reported_and_skipped(tiny_corpus: Path) -> None:
     (tiny_corpus / "image.png").write_bytes(b"\x89PNG")
     loaded = load_corpus(tiny_corpus)
     skipped = {s.path.name: s.reason for s in loaded.skipped}
-    assert set(skipped) == {"latin1.md", "broken.md", "empty.txt"}
+    assert set(skipped) == {"latin1.md", "broken.md", "empty.txt", "image.png"}
+    assert "unsupported file type (.png)" in skipped["image.png"]
     assert "UTF-8" in skipped["latin1.md"]
     assert "YAML" in skipped["broken.md"]
     assert len(loaded.documents) == 4
@@ -49,7 +50,7 @@ def test_nested_folders_give_path_ids_and_hidden_files_are_ignored(tmp_path: Pat
 def test_missing_and_empty_corpus_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="not found"):
         load_corpus(tmp_path / "nope")
-    with pytest.raises(CorpusError, match="no Markdown or text files"):
+    with pytest.raises(CorpusError, match="no Markdown, text, PDF, HTML or notebook files"):
         load_corpus(tmp_path)
     (tmp_path / "blank.md").write_text("\n")
     with pytest.raises(CorpusError, match="no readable documents"):

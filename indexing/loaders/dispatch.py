@@ -1,0 +1,58 @@
+"""Pick the loader for a file by its extension, or by its first bytes when the extension says nothing."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from types import ModuleType
+
+from indexing.loaders import html, markdown, notebook, pdf, text
+from indexing.loaders.base import LoadedDocument
+from mlsearch.errors import DocumentError, UnsupportedDocumentError
+
+LOADERS: dict[str, ModuleType] = {m.SOURCE_TYPE: m for m in (markdown, text, pdf, html, notebook)}
+SNIFFERS: tuple[ModuleType, ...] = (pdf, notebook, html)
+SUPPORTED_SUFFIXES = frozenset(s for m in LOADERS.values() for s in m.SUFFIXES)
+
+
+def source_type_for(name: str, head: bytes) -> str | None:
+    """The source type of a file (``pdf``, ``html``, …) from its name, else its first bytes; None if unknown.
+
+    A PDF, notebook or HTML page is recognised by its content even under a misleading extension.
+    """
+    for module in SNIFFERS:
+        if module.sniff(head):
+            return str(module.SOURCE_TYPE)
+    suffix = PurePath(name).suffix.lower()
+    for source_type, module in LOADERS.items():
+        if suffix in module.SUFFIXES:
+            return source_type
+    return None
+
+
+def load_bytes(data: bytes, name: str, doc_id: str) -> LoadedDocument:
+    """Load one file's bytes with the loader its type calls for.
+
+    Args:
+        data: The file's content.
+        name: Its path or file name (for the extension, the default title and messages).
+        doc_id: The document id to give it.
+
+    Raises:
+        UnsupportedDocumentError: Neither the extension nor the content is a supported type.
+        DocumentError: The file cannot be read (the message names it and says why), or holds no text.
+    """
+    source_type = source_type_for(name, data[:2048])
+    if source_type is None:
+        suffix = PurePath(name).suffix.lower() or "no extension"
+        raise UnsupportedDocumentError(
+            f"{name}: unsupported file type ({suffix}); supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
+        )
+    try:
+        loaded = LOADERS[source_type].load(data, name, doc_id)
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{name}: not valid UTF-8 text") from exc
+    except ValueError as exc:
+        raise DocumentError(f"{name}: {exc}") from exc
+    if not (loaded.document.content or "").strip():
+        raise DocumentError(f"{name}: nothing to index (empty after extraction)")
+    return loaded
