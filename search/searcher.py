@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import cached_property
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -151,6 +152,11 @@ class Searcher:
         manifest.check_model(loaded.name, loaded.weights_hash, getattr(loaded, "quantization", None))
         return cls(directory, manifest, loaded, settings)
 
+    @cached_property
+    def chunk_count(self) -> int:
+        """Chunks in this index version (counted once: a published version never changes)."""
+        return len(self.store)
+
     @property
     def version(self) -> str:
         """The index version this searcher reads."""
@@ -247,18 +253,18 @@ class Searcher:
         else:
             keyword = self.backend(method)
             run = lambda n: keyword.search(query, n)  # noqa: E731
-        total = len(self.store) if allowed is None else int(allowed.size)
+        total = self.chunk_count if allowed is None else int(allowed.size)
         want = min(k, max(total, 1))
-        fetch = want if allowed is None else min(want * 4, len(self.store))
+        fetch = want if allowed is None else min(want * 4, self.chunk_count)
         allowed_set = None if allowed is None else set(allowed.tolist())
         while True:
             scores, ids = run(fetch)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
             if allowed_set is not None:
                 pairs = [(i, s) for i, s in pairs if i in allowed_set]
-            if len(pairs) >= want or fetch >= len(self.store) or len(ids[0]) < fetch:
+            if len(pairs) >= want or fetch >= self.chunk_count or len(ids[0]) < fetch:
                 return pairs[:k]
-            fetch = min(fetch * 4, len(self.store))
+            fetch = min(fetch * 4, self.chunk_count)
 
     def search(
         self, query: str, k: int = 10, method: str = "dense", backend: str = "faiss",
