@@ -23,12 +23,16 @@ from mlsearch.errors import (
     BadQueryError,
     CorpusError,
     DatasetError,
+    DocumentError,
+    DocumentNotFoundError,
     DriftError,
     IndexNotBuiltError,
     MlsearchError,
     ModelLoadError,
     ModelMismatchError,
     UnknownBackendError,
+    UnsupportedDocumentError,
+    UploadTooLargeError,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,10 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     MissingApiKeyError: (401, "missing_api_key"),
     ForbiddenError: (403, "forbidden"),
     CorpusError: (500, "corpus_error"),
+    DocumentError: (422, "bad_document"),
+    UnsupportedDocumentError: (415, "unsupported_media_type"),
+    UploadTooLargeError: (413, "body_too_large"),
+    DocumentNotFoundError: (404, "document_not_found"),
     DatasetError: (500, "dataset_error"),
     DriftError: (503, "drift_unavailable"),
     MlsearchError: (500, "internal_error"),
@@ -143,7 +151,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = str(exc.detail)
     if exc.status_code == 413:
-        limit = getattr(request.app.state, "max_body_bytes", None)
+        limit = request.scope.get("starlette.max_body_size") or getattr(request.app.state, "max_body_bytes", None)
         detail = f"the request body is too large (the limit is {limit} bytes)" if limit else detail
     elif exc.status_code == 404:
         detail = f"no such endpoint: {request.method} {request.url.path}"

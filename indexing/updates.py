@@ -284,6 +284,8 @@ class DocumentUpdater:
     # -- updates --------------------------------------------------------------------------------------
     def run_pending(self) -> UpdateSummary | None:
         """Apply every stored write that the published version lacks, as one update (None if none)."""
+        if self.store.last_seq == 0:  # nothing was ever written (or no index yet): nothing to read
+            return None
         with self._update_lock:
             with self._lock:
                 version = self._pending_version
@@ -323,6 +325,7 @@ class DocumentUpdater:
             self._thread = None
 
     def _loop(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             self._wake.wait()
             if self._stop.is_set():
@@ -331,8 +334,13 @@ class DocumentUpdater:
             self._wake.clear()
             try:
                 self.run_pending()
+                failures = 0
             except Exception:
-                logger.exception("incremental index update failed; will retry on the next write")
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                logger.exception("incremental index update failed; retrying in %.1fs", delay)
+                if not self._stop.wait(delay):
+                    self._wake.set()
 
     def wait_until_indexed(self, seq: int, timeout: float = 60.0) -> bool:
         """Wait until the published version contains write ``seq``; False on timeout."""

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     admin_api_key: SecretStr | None = None
     max_body_bytes: int = Field(default=16_384, ge=256)
+    max_upload_bytes: int = Field(
+        default=20_000_000, ge=1024, description="Largest document accepted by PUT/POST /documents, in bytes."
+    )
+    update_coalesce_s: float = Field(
+        default=0.2, ge=0, description="Quiet time before document writes are applied to the index as one update."
+    )
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
     watch_interval_s: float = Field(default=2.0, gt=0)

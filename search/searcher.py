@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from functools import cached_property
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
