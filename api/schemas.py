@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from mlsearch.catalog import (
+    DEFAULT_COMPARE_METHODS,
+    DEFAULT_METHOD,
+    DEFAULT_VECTOR_BACKEND,
+    METHOD_NAMES,
+    METHODS,
+    VECTOR_BACKEND_NAMES,
+)
 from search.compare import Comparison
-from search.searcher import Method, SearchHit, SearchResult
+from search.searcher import SearchHit, SearchResult
 
-Backend = Literal["faiss", "annoy", "elasticsearch"]
+if TYPE_CHECKING:
+    Method = str
+    Backend = str
+else:  # the OpenAPI enums, built from the catalog
+    Method = Literal[METHOD_NAMES]
+    Backend = Literal[VECTOR_BACKEND_NAMES]
+METHOD_HELP = "; ".join(f"{spec.name}: {spec.description}" for spec in METHODS.values())
+BACKEND_HELP = f"The vector backend for dense and hybrid: {', '.join(VECTOR_BACKEND_NAMES)}."
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 MAX_QUERY_CHARS = 1000
 MAX_K = 100
@@ -36,13 +51,13 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"query": "how do I stop overfitting", "k": 5, "method": "dense"}]},
+        json_schema_extra={"examples": [{"query": "how do I stop overfitting", "k": 5, "method": DEFAULT_METHOD}]},
     )
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question (not blank).")
     k: int = Field(default=10, ge=1, le=MAX_K, description="How many results.")
-    method: Method = Field(default="dense", description="dense, lsi, bm25 or hybrid (RRF of dense and bm25).")
-    backend: Backend = Field(default="faiss", description="The vector backend for dense and hybrid.")
+    method: Method = Field(default=DEFAULT_METHOD, description=METHOD_HELP)
+    backend: Backend = Field(default=DEFAULT_VECTOR_BACKEND, description=BACKEND_HELP)
     filters: Filters | None = None
 
     _query = field_validator("query")(_check_query)
@@ -54,7 +69,7 @@ class SearchRequest(BaseModel):
 
 
 def _default_methods() -> list[Method]:
-    return ["lsi", "dense"]
+    return list(DEFAULT_COMPARE_METHODS)
 
 
 class CompareRequest(BaseModel):
@@ -63,7 +78,7 @@ class CompareRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"query": "population stability index", "k": 5,
-                                         "methods": ["lsi", "dense"]}]},
+                                         "methods": list(DEFAULT_COMPARE_METHODS)}]},
     )
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question (not blank).")
@@ -72,7 +87,7 @@ class CompareRequest(BaseModel):
         default_factory=_default_methods, min_length=2, max_length=4,
         description="Two or more distinct methods, compared in this order.",
     )
-    backend: Backend = Field(default="faiss", description="The vector backend for dense and hybrid.")
+    backend: Backend = Field(default=DEFAULT_VECTOR_BACKEND, description=BACKEND_HELP)
     filters: Filters | None = None
 
     _query = field_validator("query")(_check_query)

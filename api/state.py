@@ -20,17 +20,13 @@ from typing import Any
 import anyio.to_thread
 
 from api.errors import NotReadyError
-from indexing.embedding import Encoder, EncoderConfig, open_encoder
-from indexing.layout import current_version_dir
-from indexing.manifest import Manifest
 from mlsearch.errors import MlsearchError
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
-from search.searcher import Searcher
+from search.searcher import EncoderLoader, Searcher
 
 logger = logging.getLogger(__name__)
 
-EncoderLoader = Callable[[str], Encoder]
 SearcherFactory = Callable[[Settings, "Searcher | None"], Searcher]
 
 
@@ -83,15 +79,12 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
     """
 
     def open_current(settings: Settings, previous: Searcher | None) -> Searcher:
-        directory = current_version_dir(settings.index_dir)
-        manifest = Manifest.load(directory)
-        reuse = previous is not None and previous.encoder.weights_hash == manifest.model.weights_hash
-        if reuse and previous is not None:
-            encoder = previous.encoder
-        else:
-            encoder = load(manifest.model.name) if load else _load_model(manifest.model.name, settings)
-        searcher = Searcher.open(directory, settings, encoder=encoder)
-        searcher.batcher = _batcher(settings, encoder, previous if reuse else None)
+        searcher = Searcher.open(settings.index_dir, settings, loader=load)
+        kept = previous.loaded_encoder if previous is not None else None
+        reuse = kept is not None and kept.weights_hash == searcher.manifest.model.weights_hash
+        if reuse and kept is not None:
+            searcher.use_encoder(kept)
+        searcher.batcher = _batcher(settings, searcher, previous if reuse else None)
         if not reuse and previous is not None and previous.batcher is not None:
             previous.batcher.close()  # its queued queries still finish; later ones encode in their own thread
         warm_up(searcher, encode=not reuse)
@@ -100,18 +93,14 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
     return open_current
 
 
-def _batcher(settings: Settings, encoder: Encoder, previous: Searcher | None) -> QueryBatcher | None:
+def _batcher(settings: Settings, searcher: Searcher, previous: Searcher | None) -> QueryBatcher | None:
     """The query batcher (the previous searcher's when the model is the same), or None when it is off."""
     if not settings.micro_batch:
         return None
     if previous is not None and previous.batcher is not None:
         return previous.batcher
-    return QueryBatcher(encoder.encode, max_wait_ms=settings.micro_batch_wait_ms,
+    return QueryBatcher(lambda texts: searcher.encoder.encode(texts), max_wait_ms=settings.micro_batch_wait_ms,
                         max_batch=settings.micro_batch_max, workers=settings.micro_batch_workers)
-
-
-def _load_model(name: str, settings: Settings) -> Encoder:
-    return open_encoder(name, EncoderConfig.from_settings(settings))
 
 
 def warm_up(searcher: Searcher, encode: bool = True) -> None:

@@ -32,9 +32,9 @@ from tqdm import tqdm
 from evaluation.datasets import EvalDataset, span_qrels
 from evaluation.metrics import METRICS, PRIMARY_METRIC, RECALL_CUTOFFS, per_query
 from evaluation.significance import PairedComparison, all_pairs
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, METHOD_NAMES, VECTOR_BACKEND_NAMES
 from mlsearch.errors import BadQueryError, DatasetError, UnknownBackendError
-from mlsearch.settings import VECTOR_BACKEND_NAMES
-from search.searcher import MAX_K, METHODS, QueryEmbeddingCache, Searcher
+from search.searcher import MAX_K, QueryEmbeddingCache, Searcher
 
 logger = logging.getLogger(__name__)
 DEPTH_FACTOR = 5
@@ -103,9 +103,9 @@ class EvaluationResult:
 def evaluate(
     searcher: Searcher,
     dataset: EvalDataset,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = METHOD_NAMES,
     k: int = 100,
-    backend: str = "faiss",
+    backend: str = DEFAULT_VECTOR_BACKEND,
     id_map: Mapping[str, str] | None = None,
     depth_factor: int = DEPTH_FACTOR,
     show_progress: bool = False,
@@ -168,9 +168,9 @@ def check_options(methods: Sequence[str], k: int, backend: str) -> None:
         BadQueryError: No method, an unknown method, or ``k`` out of range.
         UnknownBackendError: ``backend`` is not a vector backend.
     """
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in METHOD_NAMES]
     if unknown or not methods:
-        raise BadQueryError(f"unknown method(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(METHODS)}")
+        raise BadQueryError(f"unknown method(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(METHOD_NAMES)}")
     if not 1 <= k <= MAX_K:
         raise BadQueryError(f"k must be between 1 and {MAX_K}, got {k}")
     if backend not in VECTOR_BACKEND_NAMES:

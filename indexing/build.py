@@ -29,8 +29,9 @@ from indexing.embedding import Encoder, encoder_info, library_versions
 from indexing.layout import TMP_SUFFIX, current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest, ModelInfo
 from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings, text_hash
+from mlsearch.catalog import KEYWORD_BACKEND_NAMES
 from mlsearch.errors import CorpusError
-from mlsearch.settings import KEYWORD_BACKEND_NAMES, Settings
+from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]

@@ -37,8 +37,9 @@ from indexing.embedding import Encoder, library_versions
 from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore, text_hash
+from mlsearch.catalog import KEYWORD_BACKEND_NAMES
 from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError
-from mlsearch.settings import KEYWORD_BACKEND_NAMES, Settings
+from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 DOCUMENT_SEQ = "document_seq"

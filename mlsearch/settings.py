@@ -10,9 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlsearch.catalog import DEFAULT_BUILD_BACKENDS
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-VECTOR_BACKEND_NAMES = ("faiss", "annoy", "elasticsearch")
-KEYWORD_BACKEND_NAMES = ("lsi", "bm25")
 
 
 class Settings(BaseSettings):
@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     )
 
     # Backends
-    backends: list[str] = Field(default_factory=lambda: ["faiss", "annoy", "lsi", "bm25"])
+    backends: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BUILD_BACKENDS), description="Backends built (see mlsearch.catalog)."
+    )
     faiss_factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat")
     faiss_quantization: Literal["none", "int8", "binary"] = Field(
         default="none",

@@ -11,8 +11,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mlsearch.errors import BackendUnavailableError, BadQueryError
-from search.searcher import METHODS, Searcher, SearchResult
+from mlsearch import catalog
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND
+from mlsearch.errors import BackendUnavailableError, BadQueryError, UnknownBackendError
+from search.searcher import Searcher, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -131,26 +133,21 @@ def _unique(ids: Sequence[str]) -> list[str]:
 
 
 def required_backends(method: str, backend: str) -> list[str]:
-    """The index backends a method needs, as :class:`~search.searcher.Searcher` routes it.
-
-    Dense needs its vector backend and hybrid that backend and BM25; LSI and BM25 need their own
-    index, except that with the ``elasticsearch`` backend dense, BM25 and hybrid all run in Elasticsearch.
+    """The index backends a method needs with the asked vector backend, as the catalog plans it.
 
     Example:
         >>> required_backends("hybrid", "annoy"), required_backends("bm25", "elasticsearch")
         (['annoy', 'bm25'], ['elasticsearch'])
+
+    Raises:
+        BadQueryError: Unknown method.
+        UnknownBackendError: Unknown backend.
     """
-    if method not in METHODS:
-        raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    if method == "lsi":
-        return ["lsi"]
-    if backend == "elasticsearch":
-        return ["elasticsearch"]
-    if method == "dense":
-        return [backend]
-    if method == "hybrid":
-        return [backend, "bm25"]
-    return [method]
+    if method not in catalog.METHODS:
+        raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(catalog.METHOD_NAMES)}")
+    if backend not in catalog.BACKENDS:
+        raise UnknownBackendError(f"unknown backend {backend!r}; valid: {', '.join(catalog.BACKEND_NAMES)}")
+    return catalog.required_backends(method, backend)
 
 
 def check_backends(searcher: Searcher, method: str, backend: str) -> None:
@@ -193,7 +190,7 @@ def run_search(
 
 
 def compare(
-    searcher: Searcher, query: str, k: int, methods: Sequence[str], backend: str = "faiss",
+    searcher: Searcher, query: str, k: int, methods: Sequence[str], backend: str = DEFAULT_VECTOR_BACKEND,
     tags: Sequence[str] | None = None,
 ) -> Comparison:
     """Run the query with every method and measure the overlap of their top-k chunk ids.

@@ -10,25 +10,36 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
+from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.embedding import Encoder, EncoderConfig, open_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from mlsearch.errors import BadQueryError, IndexNotBuiltError, UnknownBackendError
-from mlsearch.settings import VECTOR_BACKEND_NAMES, Settings
+from mlsearch.catalog import (
+    BACKENDS,
+    DEFAULT_METHOD,
+    DEFAULT_VECTOR_BACKEND,
+    METHOD_NAMES,
+    METHODS,
+    VECTOR_BACKEND_NAMES,
+    answering_backend,
+    plan,
+)
+from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
+from mlsearch.settings import Settings
 from search.batching import QueryBatcher
 from search.fusion import reciprocal_rank_fusion
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["dense", "lsi", "bm25", "hybrid"]
-METHODS: tuple[str, ...] = ("dense", "lsi", "bm25", "hybrid")
+EncoderLoader = Callable[[str], Encoder]
+"""Loads an embedding model by name or path."""
 MAX_K = 1000
 HYBRID_CANDIDATES = 100
 
@@ -110,47 +121,54 @@ class QueryEmbeddingCache:
 
 
 class Searcher:
-    """Searches one index version. Backends are loaded on first use and kept.
+    """Searches one index version. Backends are loaded on first use and kept; so is the model.
 
-    Use :meth:`open` to create one from an index directory.
+    Use :meth:`open` to create one from an index directory. The embedding model is loaded only when a query
+    first needs it (a dense or hybrid search, or :meth:`embed_query`), so keyword-only use never loads it.
     """
 
     def __init__(
-        self, directory: Path, manifest: Manifest, encoder: Encoder, settings: Settings
+        self, directory: Path, manifest: Manifest, settings: Settings, encoder: Encoder | None = None,
+        load_model: Callable[[], Encoder] | None = None,
     ) -> None:
         self.directory = directory
         self.manifest = manifest
-        self.encoder = encoder
         self.settings = settings
         self.store = ChunkStore(directory / ChunkStore.FILE)
         self.cache = QueryEmbeddingCache(settings.query_cache_size)
-        self._backends: dict[str, Any] = {}
+        self._encoder = encoder
+        self._load_model = load_model
+        self._backends: dict[str, VectorIndex | KeywordIndex] = {}
         self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
         self.batcher: QueryBatcher | None = None  # set by the service: concurrent queries encoded in batches
 
     @classmethod
     def open(
-        cls, index_dir: Path, settings: Settings, encoder: Encoder | None = None, model: str | None = None
+        cls, index_dir: Path, settings: Settings, encoder: Encoder | None = None, model: str | None = None,
+        loader: EncoderLoader | None = None,
     ) -> Searcher:
-        """Open the version that ``index_dir`` points to now.
+        """Open the version that ``index_dir`` points to now; nothing but the manifest is read yet.
 
         Args:
             index_dir: The index directory (a link to its current version, or a version itself).
             settings: Search settings.
-            encoder: An already loaded model; loaded from ``model`` or the manifest's model otherwise.
-            model: A model name or path to load when no encoder is given.
+            encoder: An already loaded model (checked against the manifest now).
+            model: A model name or path to load when first needed (the manifest's model by default).
+            loader: Loads a model by name (``indexing.embedding.open_encoder`` as the settings say by default).
 
         Raises:
             IndexNotBuiltError: No index there.
-            ModelMismatchError: The encoder is not the model the index was built with.
+            ModelMismatchError: The encoder is not the model the index was built with (raised when the model
+                is loaded, for a model given by name).
         """
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
-        loaded: Encoder = encoder or open_encoder(
-            model or manifest.model.name, EncoderConfig.from_settings(settings)
-        )
-        manifest.check_model(loaded.name, loaded.weights_hash, getattr(loaded, "quantization", None))
-        return cls(directory, manifest, loaded, settings)
+        if encoder is not None:
+            manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
+        name = model or manifest.model.name
+        load = loader or (lambda n: open_encoder(n, EncoderConfig.from_settings(settings)))
+        return cls(directory, manifest, settings, encoder=encoder, load_model=lambda: load(name))
 
     @cached_property
     def chunk_count(self) -> int:
@@ -167,7 +185,40 @@ class Searcher:
         """Backends present in this index."""
         return list(self.manifest.backends)
 
-    def backend(self, name: str) -> Any:
+    @property
+    def encoder(self) -> Encoder:
+        """The embedding model, loaded (and checked against the manifest) on first use.
+
+        Raises:
+            ModelLoadError: The model cannot be loaded.
+            ModelMismatchError: It is not the model the index was built with.
+        """
+        if self._encoder is None:
+            with self._model_lock:
+                if self._encoder is None:
+                    if self._load_model is None:
+                        raise ModelLoadError("this searcher was opened without a model")
+                    loaded = self._load_model()
+                    self.manifest.check_model(loaded.name, loaded.weights_hash, getattr(loaded, "quantization", None))
+                    self._encoder = loaded
+        return self._encoder
+
+    @property
+    def loaded_encoder(self) -> Encoder | None:
+        """The model if it is loaded already, else None (never loads it)."""
+        return self._encoder
+
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Use an already loaded model (one kept from the previous index version) instead of loading it.
+
+        Raises:
+            ModelMismatchError: It is not the model the index was built with.
+        """
+        self.manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
+        with self._model_lock:
+            self._encoder = encoder
+
+    def backend(self, name: str) -> VectorIndex | KeywordIndex:
         """The loaded backend ``name`` (loaded once, thread-safely).
 
         Raises:
@@ -179,11 +230,13 @@ class Searcher:
             return self._backends[name]
         with self._lock:
             if name not in self._backends:
+                if name not in BACKENDS:
+                    raise UnknownBackendError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
                 if name not in self.manifest.backends:
                     raise IndexNotBuiltError(
                         f"backend {name!r} was not built in this index (built: {', '.join(self.built_backends)})"
                     )
-                cls = vector_backend(name) if name in VECTOR_BACKEND_NAMES else keyword_backend(name)
+                cls = vector_backend(name) if BACKENDS[name].kind == "vector" else keyword_backend(name)
                 self._backends[name] = cls.load(self.directory / name, self.settings)
         return self._backends[name]
 
@@ -198,60 +251,72 @@ class Searcher:
 
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(
-        self, query: str, k: int = 10, method: str = "dense", backend: str = "faiss",
+        self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
         tags: Sequence[str] | None = None,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
 
+        Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`);
+        a fused method's rankings are combined by reciprocal rank fusion.
+
         Raises:
             BadQueryError: Blank query, ``k`` out of range, or unknown method.
+            UnknownBackendError: ``backend`` is not a vector backend.
         """
         if not query or not query.strip():
             raise BadQueryError("the query is blank")
         if not 1 <= k <= MAX_K:
             raise BadQueryError(f"k must be between 1 and {MAX_K}, got {k}")
         if method not in METHODS:
-            raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+            raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHOD_NAMES)}")
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
-        if backend == "elasticsearch" and method != "lsi":
-            return self._elasticsearch_ranked(query, k, method, tags)
-        allowed = self.store.positions_with_tags(tags) if tags else None
-        if allowed is not None and allowed.size == 0:
-            return []
-        if method == "hybrid":
-            depth = max(k, HYBRID_CANDIDATES)
-            dense = self._ranked(query, depth, "dense", backend, allowed)
-            lexical = self._ranked(query, depth, "bm25", backend, allowed)
-            fused = reciprocal_rank_fusion(
-                [[p for p, _ in dense], [p for p, _ in lexical]], k=self.settings.rrf_k
-            )
-            return fused[:k]
-        return self._ranked(query, k, method, backend, allowed)
-
-    def _elasticsearch_ranked(
-        self, query: str, k: int, method: str, tags: Sequence[str] | None
-    ) -> list[tuple[int, float]]:
-        """Dense (kNN), BM25 (``match``) or hybrid in Elasticsearch, with the tag filter inside its queries."""
-        index = self.backend("elasticsearch")
-        if method == "bm25":
-            return list(index.match(query, k, tags))
-        vector = self.embed_query(query)
-        if method == "dense":
-            return list(index.knn(vector, k, tags))
-        dense, lexical = index.knn_and_match(vector, query, max(k, HYBRID_CANDIDATES), tags)
-        fused = reciprocal_rank_fusion([[p for p, _ in dense], [p for p, _ in lexical]], k=self.settings.rrf_k)
+        steps = plan(method, backend)
+        depth = max(k, HYBRID_CANDIDATES) if METHODS[method].fused else k
+        rankings = self._rankings(query, steps, depth, tags)
+        if len(rankings) == 1:
+            return rankings[0][:k]
+        fused = reciprocal_rank_fusion([[p for p, _ in ranked] for ranked in rankings], k=self.settings.rrf_k)
         return fused[:k]
 
-    def _ranked(
-        self, query: str, k: int, method: str, backend: str, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]:
-        if method == "dense":
-            index = self.backend(backend)
+    def _rankings(
+        self, query: str, steps: list[tuple[str, str]], depth: int, tags: Sequence[str] | None
+    ) -> list[Ranked]:
+        """One ranking per planned ``(part, backend)``; each backend is asked once for all its parts."""
+        parts_of: dict[str, list[str]] = {}
+        for part, name in steps:
+            parts_of.setdefault(name, []).append(part)
+        found: dict[str, Ranked] = {}
+        allowed: np.ndarray | None = None
+        for name, parts in parts_of.items():
+            if BACKENDS[name].native_filtering:
+                index = self.backend(name)
+                if not isinstance(index, FilteringIndex):
+                    raise TypeError(f"backend {name!r} is catalogued as filtering natively but has no rank()")
+                needs_vector = any(METHODS[p].needs_model for p in parts)
+                vector = self.embed_query(query) if needs_vector else None
+                found.update(zip(parts, index.rank(query, vector, parts, depth, tags), strict=True))
+                continue
+            if tags and allowed is None:
+                allowed = self.store.positions_with_tags(tags)
+            for part in parts:
+                found[part] = self._filtered(query, depth, part, name, allowed)
+        return [found[part] for part, _ in steps]
+
+    def _filtered(
+        self, query: str, k: int, part: str, name: str, allowed: np.ndarray | None
+    ) -> Ranked:
+        """The searcher's over-fetch loop for a backend that cannot filter: fetch more until ``k`` pass."""
+        if allowed is not None and allowed.size == 0:
+            return []
+        index = self.backend(name)
+        run: Callable[[int], Hits]
+        if BACKENDS[name].kind == "vector":
+            dense = cast(VectorIndex, index)
             vector = self.embed_query(query)[None, :]
-            run: Callable[[int], tuple[np.ndarray, np.ndarray]] = lambda n: index.search(vector, n)  # noqa: E731
+            run = lambda n: dense.search(vector, n)  # noqa: E731
         else:
-            keyword = self.backend(method)
+            keyword = cast(KeywordIndex, index)
             run = lambda n: keyword.search(query, n)  # noqa: E731
         total = self.chunk_count if allowed is None else int(allowed.size)
         want = min(k, max(total, 1))
@@ -267,7 +332,7 @@ class Searcher:
             fetch = min(fetch * 4, self.chunk_count)
 
     def search(
-        self, query: str, k: int = 10, method: str = "dense", backend: str = "faiss",
+        self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
         tags: Sequence[str] | None = None,
     ) -> SearchResult:
         """Run one search and return its hits with text, heading and a snippet.
@@ -299,8 +364,7 @@ class Searcher:
                 )
             )
         took = (time.perf_counter() - started) * 1000
-        on_backend = method in ("dense", "hybrid") or (method == "bm25" and backend == "elasticsearch")
-        return SearchResult(query=query, method=method, backend=backend if on_backend else method,
+        return SearchResult(query=query, method=method, backend=answering_backend(method, backend),
                             took_ms=round(took, 3), hits=hits)
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ import typer
 
 from cli.commands import common
 from cli.commands.common import cli_errors, make_settings, print_json
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, VECTOR_BACKEND_NAMES
 
 
 @cli_errors
@@ -21,9 +22,9 @@ def run(
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated: lsi,bm25,dense,hybrid.")] = (
         "lsi,bm25,dense,hybrid"
     ),
-    backend: Annotated[str, typer.Option("--backend", help="Vector backend of dense and hybrid: faiss or annoy.")] = (
-        "faiss"
-    ),
+    backend: Annotated[str, typer.Option(
+        "--backend", help=f"Vector backend of dense and hybrid: {', '.join(VECTOR_BACKEND_NAMES)}.")
+    ] = DEFAULT_VECTOR_BACKEND,
     out: Annotated[Path | None, typer.Option("--out", help="Report folder (reports/<dataset>-<time>).")] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Documents ranked per query.")] = 100,
     corpus: Annotated[

@@ -196,15 +196,24 @@ def remove(
 @cli_errors
 def inspect(
     index_dir: Annotated[Path | None, typer.Option("--index-dir", help="The index directory.")] = None,
+    memory: Annotated[
+        bool, typer.Option("--memory", help="Also load each backend and measure the memory it holds.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show an index's manifest and chunk statistics."""
+    """Show an index's manifest, chunk statistics, disk (and memory) per backend, and advice past a size."""
+    from indexing.sizes import backend_disk, backend_memory, scale_advice
+
     settings = make_settings(index_dir=index_dir)
     directory = current_version_dir(settings.index_dir)
     manifest = Manifest.load(directory)
     store = ChunkStore(directory / ChunkStore.FILE)
     stats = store.token_stats()
-    data = {**manifest.model_dump(), **stats, "directory": str(directory)}
+    disk = backend_disk(directory, manifest)
+    ram = backend_memory(directory, manifest, settings) if memory else {}
+    advice = scale_advice(manifest, int(stats["chunks"]))
+    data = {**manifest.model_dump(), **stats, "directory": str(directory), "disk_bytes": disk,
+            "memory_bytes": ram if memory else None, "advice": advice}
     if as_json:
         print_json(data)
         return
@@ -216,3 +225,10 @@ def inspect(
     typer.echo(f"  corpus     {manifest.corpus['path']} ({manifest.corpus['documents']} documents)")
     typer.echo(f"  chunks     {stats['chunks']} (max {stats['max_tokens']} tokens, mean {stats['mean_tokens']})")
     typer.echo(f"  backends   {', '.join(manifest.backends)}")
+    for name, size in disk.items():
+        described = manifest.backends.get(name, {})
+        detail = ", ".join(f"{k} {described[k]}" for k in ("factory", "quantization") if k in described)
+        held = f", {ram[name] / 2**20:.1f} MiB in memory" if name in ram else ""
+        typer.echo(f"  {name:<14} {size / 2**20:9.1f} MiB on disk{held}{f' ({detail})' if detail else ''}")
+    for line in advice:
+        typer.echo(f"  advice     {line}")

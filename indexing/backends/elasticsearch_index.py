@@ -132,9 +132,10 @@ class ElasticsearchIndex:
     """One version of the corpus in Elasticsearch: dense kNN, BM25 ``match`` and tag filters.
 
     Fills the :class:`~indexing.backends.base.VectorIndex` protocol (``search`` is kNN by inner product,
-    ids are chunk-store positions) and adds :meth:`knn`, :meth:`match` and :meth:`knn_and_match` for the
-    searcher. The similarity is ``dot_product`` when the vectors have unit length (a normalised model) and
-    ``max_inner_product`` otherwise, decided from the first vectors added.
+    ids are chunk-store positions) and the :class:`~indexing.backends.base.FilteringIndex` one (:meth:`rank`:
+    kNN and BM25 with the tag filter inside the queries); :meth:`knn`, :meth:`match` and :meth:`knn_and_match`
+    are single-ranking shortcuts. The similarity is ``dot_product`` when the vectors have unit length (a
+    normalised model) and ``max_inner_product`` otherwise, decided from the first vectors added.
 
     Args:
         dimension: The embedding size.
@@ -448,6 +449,29 @@ class ElasticsearchIndex:
                 for col, (position, score) in enumerate(self._ranked(hits, dense=True)[:width]):
                     ids[row, col], scores[row, col] = position, score
         return scores, ids
+
+    def rank(
+        self, query: str, vector: np.ndarray | None, methods: Sequence[str], k: int, tags: Sequence[str] | None
+    ) -> list[Ranked]:
+        """``dense`` (kNN) and ``bm25`` (``match``) rankings with the tag filter inside the queries, in one
+        ``msearch`` request (the :class:`~indexing.backends.base.FilteringIndex` contract).
+
+        Raises:
+            ValueError: A method this backend does not serve, or ``dense`` without a vector.
+        """
+        candidates = self.settings.elasticsearch_num_candidates
+        searches: list[dict[str, Any]] = []
+        for method in methods:
+            if method == "dense":
+                if vector is None:
+                    raise ValueError("a dense ranking needs the query vector")
+                searches += [{}, q.knn_body(vector, k, candidates, tags)]
+            elif method == "bm25":
+                searches += [{}, q.match_body(query, k, tags)]
+            else:
+                raise ValueError(f"Elasticsearch does not serve the {method!r} method")
+        hits = self._msearch(searches) if searches else []
+        return [self._ranked(found, dense=method == "dense") for method, found in zip(methods, hits, strict=True)]
 
     def knn(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> Ranked:
         """The ``k`` nearest chunks by inner product as ``(position, inner product)``, tag filter applied in ES."""
