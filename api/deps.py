@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the app's settings, state, metrics, the current searcher, and the admin key check.
+"""FastAPI dependencies: the app's settings, state, metrics, the current searcher, the drift monitor, and the
+API key checks.
 
 They are ``async`` because none of them blocks: FastAPI would run a plain function in a worker thread, one
 thread hop per dependency on every request.
@@ -14,6 +15,7 @@ from fastapi import Depends, Header, Request
 from api.errors import ForbiddenError, MissingApiKeyError
 from api.metrics import ServiceMetrics
 from api.state import ServiceState
+from drift.service import DriftService
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 
@@ -44,6 +46,15 @@ async def get_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Se
     return state.require_searcher()
 
 
+async def get_drift(state: Annotated[ServiceState, Depends(get_state)]) -> DriftService:
+    """The service's drift monitor.
+
+    Raises:
+        DriftError: Drift monitoring is off or could not start (the message says why).
+    """
+    return state.require_drift()
+
+
 async def require_admin(
     settings: Annotated[Settings, Depends(get_app_settings)],
     x_api_key: Annotated[str | None, Header(description="The admin API key (MLSEARCH_ADMIN_API_KEY).")] = None,
@@ -66,6 +77,7 @@ StateDep = Annotated[ServiceState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+DriftDep = Annotated[DriftService, Depends(get_drift)]
 AdminDep = Annotated[None, Depends(require_admin)]
 
 

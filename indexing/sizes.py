@@ -13,7 +13,8 @@ import psutil
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from mlsearch.settings import KEYWORD_BACKEND_NAMES, Settings
+from mlsearch.catalog import BACKENDS, KEYWORD_BACKEND_NAMES
+from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 EXACT_SEARCH_LIMIT = 100_000
@@ -60,9 +61,10 @@ def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> d
     finally:
         store.close()
     for name in manifest.backends:
-        if name == "elasticsearch":
+        if name not in BACKENDS or not BACKENDS[name].local:  # a server's memory is not ours to measure
             continue
         before = _rss()
+        backend: Any
         try:
             if name in KEYWORD_BACKEND_NAMES:
                 backend = keyword_backend(name).load(directory / name, settings)

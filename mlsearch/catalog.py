@@ -90,6 +90,8 @@ BACKENDS: dict[str, BackendSpec] = {
         BackendSpec("elasticsearch", "vector", "indexing.backends.elasticsearch_index:ElasticsearchIndex",
                     frozenset({"dense", "bm25"}), native_filtering=True, quantization=True,
                     local=False, built_by_default=False, install="elasticsearch>=9,<10"),
+        BackendSpec("usearch", "vector", "indexing.backends.usearch_index:UsearchIndex", frozenset({"dense"}),
+                    quantization=True, built_by_default=False, install="usearch"),
         BackendSpec("lsi", "keyword", "indexing.backends.lsi:LsiIndex", frozenset({"lsi"}), install="scikit-learn"),
         BackendSpec("bm25", "keyword", "indexing.backends.bm25:Bm25Index", frozenset({"bm25"}), install="bm25s"),
     )

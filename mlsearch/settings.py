@@ -72,7 +72,17 @@ class Settings(BaseSettings):
     faiss_hnsw_ef_search: int = Field(default=128, ge=1)
     annoy_trees: int = Field(default=50, ge=1)
     annoy_search_k: int = Field(default=-1, description="Annoy search_k; -1 means n_trees * k * 10.")
+    usearch_dtype: Literal["f32", "i8", "b1"] = Field(
+        default="f32", description="USearch vector storage: f32 (exact), i8 or b1 (quantized, then rescored)."
+    )
+    usearch_connectivity: int = Field(default=16, ge=2, description="USearch HNSW edges per node.")
+    usearch_expansion_add: int = Field(default=128, ge=1)
+    usearch_expansion_search: int = Field(default=128, ge=1)
+    usearch_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (i8, b1).")
     lsi_dimensions: int = Field(default=200, ge=2)
+    lsi_fit_sample: int = Field(
+        default=100_000, ge=100, description="LSI fits TF-IDF and SVD on at most this many chunks (evenly spaced)."
+    )
     bm25_k1: float = Field(default=1.5, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlsearch.errors import QueryFileError
+from mlsearch.errors import DatasetError, QueryFileError
 
 TEXT_FIELDS = ("text", "query")
 
@@ -53,13 +53,28 @@ def read_query_file(path: Path, what: str = "query") -> list[str]:
     return queries
 
 
-def _json_query(line: str, where: str) -> str:
+def json_object(line: str, where: str, error: type[DatasetError] = DatasetError) -> dict[str, object]:
+    """One line of a JSON Lines file, which must hold a JSON object.
+
+    Args:
+        line: The line.
+        where: ``file:line``, to start the error message with.
+        error: The exception type to raise (a :class:`~mlsearch.errors.DatasetError`).
+
+    Raises:
+        DatasetError: The line is not valid JSON, or not an object (as ``error``).
+    """
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise QueryFileError(f"{where}: not valid JSON ({exc.msg})") from None
+        raise error(f"{where}: not valid JSON ({exc.msg})") from None
     if not isinstance(value, dict):
-        raise QueryFileError(f"{where}: expected a JSON object, got {type(value).__name__}")
+        raise error(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _json_query(line: str, where: str) -> str:
+    value = json_object(line, where, QueryFileError)
     for field in TEXT_FIELDS:
         text = value.get(field)
         if isinstance(text, str) and text.strip():

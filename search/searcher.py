@@ -17,6 +17,7 @@ import numpy as np
 from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.embedding import Encoder, EncoderConfig, open_encoder
+from indexing.filters import ChunkFilter, as_filter
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
@@ -34,6 +35,7 @@ from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, U
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
 from search.fusion import reciprocal_rank_fusion
+from search.grouping import GROUP_DEPTH, group_by_document
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class SearchHit:
     url: str = ""
     page: int | None = None
     cell: int | None = None
+    other_matches: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -252,12 +255,13 @@ class Searcher:
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
-        tags: Sequence[str] | None = None,
+        tags: ChunkFilter | Sequence[str] | None = None,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
 
         Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`);
-        a fused method's rankings are combined by reciprocal rank fusion.
+        a fused method's rankings are combined by reciprocal rank fusion. ``tags`` is a
+        :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
 
         Raises:
             BadQueryError: Blank query, ``k`` out of range, or unknown method.
@@ -280,13 +284,14 @@ class Searcher:
         return fused[:k]
 
     def _rankings(
-        self, query: str, steps: list[tuple[str, str]], depth: int, tags: Sequence[str] | None
+        self, query: str, steps: list[tuple[str, str]], depth: int, tags: ChunkFilter | Sequence[str] | None
     ) -> list[Ranked]:
         """One ranking per planned ``(part, backend)``; each backend is asked once for all its parts."""
         parts_of: dict[str, list[str]] = {}
         for part, name in steps:
             parts_of.setdefault(name, []).append(part)
         found: dict[str, Ranked] = {}
+        filters = as_filter(tags)
         allowed: np.ndarray | None = None
         for name, parts in parts_of.items():
             if BACKENDS[name].native_filtering:
@@ -295,10 +300,10 @@ class Searcher:
                     raise TypeError(f"backend {name!r} is catalogued as filtering natively but has no rank()")
                 needs_vector = any(METHODS[p].needs_model for p in parts)
                 vector = self.embed_query(query) if needs_vector else None
-                found.update(zip(parts, index.rank(query, vector, parts, depth, tags), strict=True))
+                found.update(zip(parts, index.rank(query, vector, parts, depth, filters), strict=True))
                 continue
-            if tags and allowed is None:
-                allowed = self.store.positions_with_tags(tags)
+            if not filters.is_empty and allowed is None:
+                allowed = self.store.positions_matching(filters)
             for part in parts:
                 found[part] = self._filtered(query, depth, part, name, allowed)
         return [found[part] for part, _ in steps]
@@ -333,25 +338,40 @@ class Searcher:
 
     def search(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
-        tags: Sequence[str] | None = None,
+        tags: ChunkFilter | Sequence[str] | None = None, offset: int = 0, group_by: str | None = None,
     ) -> SearchResult:
         """Run one search and return its hits with text, heading and a snippet.
 
         Args:
             query: The question.
-            k: How many hits (1 to 1000).
+            k: How many hits (1 to 1000, ``offset`` included).
             method: ``dense``, ``lsi``, ``bm25`` or ``hybrid`` (RRF of dense and BM25).
             backend: The vector backend for dense and hybrid.
-            tags: Keep only chunks carrying any of these tags.
+            tags: A :class:`~indexing.filters.ChunkFilter`, or a list of tags (keep chunks carrying any).
+            offset: Skip this many hits (or documents, when grouped): the page starts at rank ``offset + 1``.
+            group_by: ``"document"``: the best chunk of each document, with ``other_matches``, the number of
+                its other chunks among the ranked candidates (``GROUP_DEPTH`` per result wanted).
 
         Raises:
             BadQueryError, IndexNotBuiltError, UnknownBackendError, BackendUnavailableError.
         """
         started = time.perf_counter()
-        ranked = self.retrieve(query, k, method, backend, tags)
+        if offset < 0 or offset + k > MAX_K:
+            raise BadQueryError(f"offset + k must be at most {MAX_K}, got {offset} + {k}")
+        if group_by not in (None, "document"):
+            raise BadQueryError(f"unknown group_by {group_by!r}; valid: document")
+        depth = offset + k if group_by is None else min(MAX_K, (offset + k) * GROUP_DEPTH)
+        ranked = self.retrieve(query, depth, method, backend, tags)
+        others: dict[int, int] = {}
+        if group_by == "document":
+            doc_of = {p: c.doc_id for p, c in self.store.get(p for p, _ in ranked).items()}
+            grouped = group_by_document(ranked, doc_of.get)
+            ranked = [(g.position, g.score) for g in grouped]
+            others = {g.position: g.others for g in grouped}
+        ranked = ranked[offset : offset + k]
         chunk_at = self.store.get(p for p, _ in ranked)
         hits = []
-        for rank, (position, score) in enumerate(ranked, start=1):
+        for rank, (position, score) in enumerate(ranked, start=offset + 1):
             chunk = chunk_at.get(position)
             if chunk is None:
                 continue
@@ -360,7 +380,7 @@ class Searcher:
                     rank=rank, id=chunk.id, doc_id=chunk.doc_id, title=chunk.title, heading=chunk.heading,
                     text=chunk.text, snippet=make_snippet(chunk.text, query), score=round(score, 6),
                     position=position, source_type=chunk.source_type, path=chunk.path, url=chunk.url,
-                    page=chunk.page, cell=chunk.cell,
+                    page=chunk.page, cell=chunk.cell, other_matches=others.get(position),
                 )
             )
         took = (time.perf_counter() - started) * 1000

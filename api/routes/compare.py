@@ -8,7 +8,6 @@ from api.deps import MetricsDep, SearcherDep, StateDep
 from api.errors import SEARCH_ERROR_RESPONSES
 from api.limits import run_with_timeout
 from api.schemas import CompareRequest, CompareResponse
-from api.state import AnswerEvent
 from search.compare import compare as compare_methods
 
 router = APIRouter(tags=["search"])
@@ -21,13 +20,9 @@ async def compare(
     """Run the query with two or more methods (lsi and dense by default) and measure their overlap."""
     comparison = await run_with_timeout(
         state.settings.request_timeout_s,
-        compare_methods, searcher, body.query, body.k, body.methods, body.backend, body.tags,
+        compare_methods, searcher, body.query, body.k, body.methods, body.backend, body.chunk_filter, body.group_by,
     )
     for method, run in comparison.runs.items():
         metrics.observe_search("/compare", method, run.backend, run.took_ms)
-    if state.on_answer:
-        background.add_task(state.notify_answer, AnswerEvent(
-            endpoint="compare", query=body.query, k=body.k, methods=tuple(body.methods), backend=body.backend,
-            tags=tuple(body.tags) if body.tags else None, result=comparison, searcher=searcher,
-        ))
+    state.after_answer(background, "compare", body, body.methods, comparison, searcher)
     return CompareResponse.of(comparison, searcher.version)

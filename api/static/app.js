@@ -17,7 +17,7 @@
   ];
   const LABELS = Object.fromEntries(METHODS.map((m) => [m.id, m.label]));
   const MAX_QUERY_CHARS = 1000;
-  const MAX_K = 100;
+  const MAX_RESULTS = 100;
   const DEFAULT_K = 10;
   const IDLE_TEXT = "Results appear here.";
 
@@ -184,8 +184,8 @@
     if (params.has("k")) {
       const raw = params.get("k");
       const value = Number(raw);
-      if (/^\d+$/.test(raw) && value >= 1 && value <= MAX_K) k = value;
-      else kProblem = `The link's k=${raw} is not a whole number from 1 to ${MAX_K}; showing ${DEFAULT_K} results.`;
+      if (/^\d+$/.test(raw) && value >= 1 && value <= MAX_RESULTS) k = value;
+      else kProblem = `The link's k=${raw} is not a whole number from 1 to ${MAX_RESULTS}; showing ${DEFAULT_K} results.`;
     }
     return { q: params.get("q") || "", k, tags, kProblem };
   }

@@ -22,6 +22,7 @@ CASES = [
     pytest.param("faiss", {"faiss_factory": "HNSW32", "faiss_quantization": "binary", "faiss_rescore": 400}, 0.65,
                  id="faiss-binary-hnsw"),
     pytest.param("annoy", {"annoy_trees": 50}, 0.9, id="annoy"),
+    pytest.param("usearch", {"usearch_dtype": "i8"}, 0.9, id="usearch-i8-rescored"),
 ]
 
 
