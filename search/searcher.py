@@ -34,7 +34,7 @@ from mlsearch.catalog import (
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
-from search.fusion import reciprocal_rank_fusion
+from search.fusion import FusionConfig, fuse
 from search.grouping import GROUP_DEPTH, group_by_document
 from search.snippets import make_snippet
 
@@ -145,6 +145,7 @@ class Searcher:
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
         self.batcher: QueryBatcher | None = None  # set by the service: concurrent queries encoded in batches
+        self.fusion = index_fusion(manifest, settings)
 
     @classmethod
     def open(
@@ -255,12 +256,13 @@ class Searcher:
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
-        tags: ChunkFilter | Sequence[str] | None = None,
+        tags: ChunkFilter | Sequence[str] | None = None, fusion: FusionConfig | None = None,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
 
-        Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`);
-        a fused method's rankings are combined by reciprocal rank fusion. ``tags`` is a
+        Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`).
+        A fused method fuses the candidate lists of ``fusion`` (the index's own, :attr:`fusion`, when omitted:
+        the one ``mlsearch tune`` chose, else equal-weight RRF of dense and BM25). ``tags`` is a
         :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
 
         Raises:
@@ -275,13 +277,11 @@ class Searcher:
             raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHOD_NAMES)}")
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
-        steps = plan(method, backend)
-        depth = max(k, HYBRID_CANDIDATES) if METHODS[method].fused else k
-        rankings = self._rankings(query, steps, depth, tags)
-        if len(rankings) == 1:
-            return rankings[0][:k]
-        fused = reciprocal_rank_fusion([[p for p, _ in ranked] for ranked in rankings], k=self.settings.rrf_k)
-        return fused[:k]
+        if not METHODS[method].fused:
+            return self._rankings(query, plan(method, backend), k, tags)[0][:k]
+        config = fusion or self.fusion
+        steps = [step for part in config.methods for step in plan(part, backend)]
+        return fuse(config, self._rankings(query, steps, max(k, config.depth), tags))[:k]
 
     def _rankings(
         self, query: str, steps: list[tuple[str, str]], depth: int, tags: ChunkFilter | Sequence[str] | None
@@ -345,7 +345,7 @@ class Searcher:
         Args:
             query: The question.
             k: How many hits (1 to 1000, ``offset`` included).
-            method: ``dense``, ``lsi``, ``bm25`` or ``hybrid`` (RRF of dense and BM25).
+            method: ``dense``, ``lsi``, ``bm25`` or ``hybrid`` (the index's fusion of dense and BM25).
             backend: The vector backend for dense and hybrid.
             tags: A :class:`~indexing.filters.ChunkFilter`, or a list of tags (keep chunks carrying any).
             offset: Skip this many hits (or documents, when grouped): the page starts at rank ``offset + 1``.
@@ -390,3 +390,17 @@ class Searcher:
     def close(self) -> None:
         """Release the chunk store connection of this thread."""
         self.store.close()
+
+
+def index_fusion(manifest: Manifest, settings: Settings) -> FusionConfig:
+    """The fusion hybrid search uses on an index: the one ``mlsearch tune`` chose, else equal-weight RRF.
+
+    A tuned fusion that fuses a method whose backend this index lacks is ignored (with a warning).
+    """
+    tuned = (manifest.tuning or {}).get("fusion")
+    if tuned:
+        config = FusionConfig.from_dict(tuned)
+        if all(m in METHODS and (m == "dense" or m in manifest.backends) for m in config.methods):
+            return config
+        logger.warning("tuned fusion %s needs backends this index lacks; using RRF", config.label())
+    return FusionConfig(rrf_k=settings.rrf_k, depth=HYBRID_CANDIDATES)
