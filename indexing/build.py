@@ -26,7 +26,7 @@ from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.documents import CorpusFile, SkippedFile, iter_corpus
-from indexing.embedding import Encoder, library_versions
+from indexing.embedding import Encoder, encoder_info, library_versions
 from indexing.integrity import storage_error
 from indexing.layout import TMP_SUFFIX, current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest, ModelInfo
@@ -187,8 +187,9 @@ def _previous_store(index_dir: Path, encoder: Encoder) -> Path | None:
         manifest = Manifest.load(current_version_dir(index_dir))
     except Exception:  # no previous index, or one we cannot read: nothing to reuse
         return None
-    if manifest.model.weights_hash != encoder.weights_hash:
-        logger.info("previous index used another model; embedding everything again")
+    quantization = getattr(encoder, "quantization", None)
+    if manifest.model.weights_hash != encoder.weights_hash or manifest.model.quantization != quantization:
+        logger.info("previous index used another model (or int8 setting); embedding everything again")
         return None
     path = current_version_dir(index_dir) / ChunkStore.FILE
     return path if path.is_file() else None
@@ -408,7 +409,7 @@ def build_index(
             model=ModelInfo(
                 name=encoder.name, weights_hash=encoder.weights_hash, dimension=encoder.dimension,
                 max_seq_length=encoder.max_seq_length, normalized=encoder.normalized,
-                lineage=_model_lineage(settings.model),
+                lineage=_model_lineage(settings.model), **encoder_info(encoder),
             ),
             chunking={"target_tokens": config.target_tokens, "max_tokens": config.max_tokens,
                       "overlap_tokens": config.overlap_tokens},
