@@ -95,6 +95,9 @@ class SearchRequest(FilteredRequest):
     group_by: GroupBy | None = Field(
         default=None, description="'document': the best chunk per document, with the count of its other matches."
     )
+    rerank: bool = Field(
+        default=False, description="Reorder the top results with the cross-encoder reranker (MLSEARCH_RERANKER)."
+    )
 
     _query = field_validator("query")(_check_query)
 
