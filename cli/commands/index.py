@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ from cli.commands import common
 from cli.commands.common import cli_errors, make_settings, print_json
 from indexing.build import build_index
 from indexing.documents import corpus_files, document_id_for
-from indexing.embedding import Encoder
+from indexing.embedding import Encoder, check_device
 from indexing.layout import current_version_dir
 from indexing.loaders.dispatch import load_bytes, with_tags
 from indexing.manifest import Manifest
@@ -34,6 +35,21 @@ def build(
         str | None, typer.Option("--backends", help="Comma-separated: faiss,annoy,lsi,bm25,elasticsearch.")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Sentence-transformers name or path.")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, cuda:N or mps (MLSEARCH_DEVICE).")
+    ] = None,
+    encoder_backend: Annotated[
+        str | None, typer.Option("--encoder-backend", help="torch, openvino or onnx (MLSEARCH_ENCODER_BACKEND).")
+    ] = None,
+    int8: Annotated[
+        bool | None, typer.Option("--int8/--no-int8", help="int8 model (openvino, onnx; MLSEARCH_ENCODER_INT8).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Texts per encoding batch (MLSEARCH_BATCH_SIZE).")
+    ] = None,
+    processes: Annotated[
+        int | None, typer.Option("--processes", help="Torch: encoding processes (MLSEARCH_ENCODE_PROCESSES).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     watch: Annotated[
         bool, typer.Option("--watch", help="Then follow the folder and update the index as files change.")
@@ -46,12 +62,16 @@ def build(
     """Build the index over a corpus (incremental: unchanged chunks reuse their embeddings)."""
     from indexing.backends.registry import parse_backends
 
-    settings = make_settings(corpus_dir=corpus, index_dir=index_dir, model=model)
+    settings = make_settings(
+        corpus_dir=corpus, index_dir=index_dir, model=model, device=device, encoder_backend=encoder_backend,
+        encoder_int8=int8, batch_size=batch_size, encode_processes=processes,
+    )
     names = parse_backends(backends) if backends else settings.backends
     if not settings.corpus_dir.exists():
         from mlsearch.errors import CorpusError
 
         raise CorpusError(f"corpus folder not found: {settings.corpus_dir}")
+    check_device(settings.device, settings.encoder_backend)  # before anything is loaded or written
     encoder = common.get_encoder(settings)
     before = snapshot(settings.corpus_dir) if watch else None  # changes during the build are picked up after it
     summary = build_index(
@@ -86,7 +106,10 @@ def _updater(settings: Settings, encoder: Encoder | None = None) -> DocumentUpda
     return DocumentUpdater(settings, model, coalesce_s=0)
 
 
-def _report(summary: UpdateSummary | None) -> None:
+def _report(summary: UpdateSummary | None, as_json: bool = False) -> None:
+    if as_json:
+        print_json(summary.to_dict() if summary else None)
+        return
     if summary is None:
         typer.echo("index unchanged")
         return
@@ -127,8 +150,7 @@ def add(
     """Add files to a built index without rebuilding it (only their chunks are embedded)."""
     settings = make_settings(index_dir=index_dir)
     Manifest.load(current_version_dir(settings.index_dir))  # a clear error when there is no index
-    updater = _updater(settings)
-    try:
+    with closing(_updater(settings)) as updater:
         for path in paths:
             if not path.exists():
                 raise DocumentError(f"{path}: no such file or folder")
@@ -142,12 +164,7 @@ def add(
                 if not as_json:
                     typer.echo(f"stored {receipt.doc_id}", err=True)
         summary = updater.run_pending()
-    finally:
-        updater.close()
-    if as_json:
-        print_json(summary.to_dict() if summary else None)
-    else:
-        _report(summary)
+    _report(summary, as_json)
 
 
 @app.command("remove")
@@ -160,17 +177,11 @@ def remove(
     """Delete documents from a built index without rebuilding it."""
     settings = make_settings(index_dir=index_dir)
     Manifest.load(current_version_dir(settings.index_dir))
-    updater = _updater(settings)
-    try:
+    with closing(_updater(settings)) as updater:
         for doc_id in doc_ids:
             updater.delete(doc_id)
         summary = updater.run_pending()
-    finally:
-        updater.close()
-    if as_json:
-        print_json(summary.to_dict() if summary else None)
-    else:
-        _report(summary)
+    _report(summary, as_json)
 
 
 @app.command("inspect")
