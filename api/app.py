@@ -13,14 +13,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.deps import READ_KEY_RESPONSES, require_reader
+from api.documents import start_documents, stop_documents
 from api.drift import start_drift, stop_drift
 from api.errors import install_error_handlers
-from api.metrics import MetricsMiddleware, ServiceMetrics
-from api.routes import admin, compare, health, index, metrics, search, tags
+from api.metrics import ServiceMetrics
+from api.middleware import install_middleware
+from api.routes import admin, compare, documents, health, index, metrics, search, tags
 from api.routes import drift as drift_routes
 from api.state import SearcherFactory, ServiceState, searcher_factory
 from api.watcher import load_initial, watch_index
@@ -38,6 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.start()
     tasks = [asyncio.create_task(load_initial(state), name="mlsearch-load")]
     drift_task = start_drift(app)
+    start_documents(app)
     if drift_task is not None:
         tasks.append(drift_task)
     if settings.watch_index:
@@ -53,6 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         stop_drift(app)
+        stop_documents(app)
 
 
 def create_app(
@@ -83,10 +88,12 @@ def create_app(
     app.state.metrics = ServiceMetrics()
     app.state.max_body_bytes = settings.max_body_bytes
     install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (search, compare, health, index, admin, metrics, tags):
+    install_middleware(app, settings, app.state.metrics)
+    for module in (search, compare, health, index, admin, tags):
         app.include_router(module.router)
-    app.include_router(drift_routes.router)
+    for module in (metrics, drift_routes):  # traffic figures: behind MLSEARCH_READ_API_KEY when it is set
+        app.include_router(module.router, dependencies=[Depends(require_reader)], responses=READ_KEY_RESPONSES)
+    app.include_router(documents.make_router(settings.max_upload_bytes))
     if static_dir is not None:
         mount_static(app, static_dir)
     return app

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the app's settings, state, metrics, the current searcher, and the admin key check.
+"""FastAPI dependencies: the app's settings, state, metrics, the current searcher, the drift monitor, and the
+API key checks.
 
 They are ``async`` because none of them blocks: FastAPI would run a plain function in a worker thread, one
 thread hop per dependency on every request.
@@ -7,13 +8,14 @@ thread hop per dependency on every request.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
 from api.errors import ForbiddenError, MissingApiKeyError
 from api.metrics import ServiceMetrics
 from api.state import ServiceState
+from drift.service import DriftService
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 
@@ -44,6 +46,15 @@ async def get_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Se
     return state.require_searcher()
 
 
+async def get_drift(state: Annotated[ServiceState, Depends(get_state)]) -> DriftService:
+    """The service's drift monitor.
+
+    Raises:
+        DriftError: Drift monitoring is off or could not start (the message says why).
+    """
+    return state.require_drift()
+
+
 async def require_admin(
     settings: Annotated[Settings, Depends(get_app_settings)],
     x_api_key: Annotated[str | None, Header(description="The admin API key (MLSEARCH_ADMIN_API_KEY).")] = None,
@@ -66,4 +77,36 @@ StateDep = Annotated[ServiceState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+DriftDep = Annotated[DriftService, Depends(get_drift)]
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+async def require_reader(
+    settings: Annotated[Settings, Depends(get_app_settings)],
+    x_api_key: Annotated[
+        str | None, Header(description="The read key (MLSEARCH_READ_API_KEY) or the admin key.")
+    ] = None,
+) -> None:
+    """Let the request through when no read key is configured, or with the read key or the admin key.
+
+    Raises:
+        MissingApiKeyError: A read key is configured and the request has no ``X-API-Key`` header.
+        ForbiddenError: The key is neither the read key nor the admin key.
+    """
+    if settings.read_api_key is None or not settings.read_api_key.get_secret_value():
+        return
+    if not x_api_key:
+        raise MissingApiKeyError("this endpoint needs the read key in the X-API-Key header")
+    given = x_api_key.encode()
+    keys = [settings.read_api_key, settings.admin_api_key]
+    if not any(key and key.get_secret_value() and secrets.compare_digest(given, key.get_secret_value().encode())
+               for key in keys):
+        raise ForbiddenError("wrong API key")
+
+
+ReaderDep = Annotated[None, Depends(require_reader)]
+#: The answers of an endpoint behind the read key, for OpenAPI.
+READ_KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "A read key is configured (MLSEARCH_READ_API_KEY) and no X-API-Key header was sent."},
+    403: {"description": "The X-API-Key is neither the read key nor the admin key."},
+}

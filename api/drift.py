@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from api.state import AnswerEvent, ServiceState
 from drift.service import DriftService
-from mlsearch.errors import DriftError, MlsearchError
+from mlsearch.errors import MlsearchError
 
 logger = logging.getLogger(__name__)
 
@@ -30,17 +30,17 @@ def start_drift(app: FastAPI) -> asyncio.Task[None] | None:
     """Open the drift log and start its writer; returns the task that measures a reference file, if any."""
     state: ServiceState = app.state.service
     settings = state.settings
-    app.state.drift = None
+    state.drift = None
     if not settings.drift_log:
-        app.state.drift_unavailable = "drift monitoring is off (MLSEARCH_DRIFT_LOG=false)"
+        state.drift_off_reason = "drift monitoring is off (MLSEARCH_DRIFT_LOG=false)"
         return None
     try:
         service = DriftService(settings, searcher=lambda: state.searcher).start()
     except MlsearchError as exc:
-        app.state.drift_unavailable = f"drift monitoring is off: {exc}"
-        logger.error("%s; the service keeps answering searches", app.state.drift_unavailable)
+        state.drift_off_reason = f"drift monitoring is off: {exc}"
+        logger.error("%s; the service keeps answering searches", state.drift_off_reason)
         return None
-    app.state.drift = service
+    state.drift = service
     state.on_answer.append(lambda event: record_answer(service, event))
     app.state.metrics.registry.register(DriftCollector(service))
     if service.reference_file is None:
@@ -60,22 +60,10 @@ async def _measure_reference(state: ServiceState, service: DriftService) -> None
 
 def stop_drift(app: FastAPI) -> None:
     """Write what is queued and stop the writer."""
-    service: DriftService | None = getattr(app.state, "drift", None)
-    if service is not None:
-        service.stop()
-        app.state.drift = None
-
-
-def require_drift(app: FastAPI) -> DriftService:
-    """The app's drift service.
-
-    Raises:
-        DriftError: Drift monitoring is off or could not start (the message says why).
-    """
-    service: DriftService | None = getattr(app.state, "drift", None)
-    if service is None:
-        raise DriftError(getattr(app.state, "drift_unavailable", "drift monitoring is not running"))
-    return service
+    state: ServiceState = app.state.service
+    if state.drift is not None:
+        state.drift.stop()
+        state.drift = None
 
 
 def record_answer(service: DriftService, event: AnswerEvent) -> None:

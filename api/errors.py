@@ -17,17 +17,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.request_id import current_request_id
 from mlsearch.errors import (
     BackendUnavailableError,
     BadQueryError,
     CorpusError,
     DatasetError,
+    DocumentError,
+    DocumentNotFoundError,
     DriftError,
     IndexNotBuiltError,
     MlsearchError,
     ModelLoadError,
     ModelMismatchError,
     UnknownBackendError,
+    UnsupportedDocumentError,
+    UploadTooLargeError,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,9 +50,14 @@ class ForbiddenError(MlsearchError):
     """An admin request with a wrong API key, or while admin endpoints are disabled."""
 
 
+class SearchTimeoutError(MlsearchError):
+    """A search or comparison took longer than ``MLSEARCH_REQUEST_TIMEOUT_S``."""
+
+
 #: Exception type → (HTTP status, error code). The most specific class in an exception's MRO wins.
 ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     NotReadyError: (503, "not_ready"),
+    SearchTimeoutError: (503, "search_timeout"),
     BackendUnavailableError: (503, "backend_unavailable"),
     IndexNotBuiltError: (503, "index_not_built"),
     ModelLoadError: (503, "model_unavailable"),
@@ -57,6 +67,10 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     MissingApiKeyError: (401, "missing_api_key"),
     ForbiddenError: (403, "forbidden"),
     CorpusError: (500, "corpus_error"),
+    DocumentError: (422, "bad_document"),
+    UnsupportedDocumentError: (415, "unsupported_media_type"),
+    UploadTooLargeError: (413, "body_too_large"),
+    DocumentNotFoundError: (404, "document_not_found"),
     DatasetError: (500, "dataset_error"),
     DriftError: (503, "drift_unavailable"),
     MlsearchError: (500, "internal_error"),
@@ -78,8 +92,12 @@ def status_for(exc: Exception) -> tuple[int, str]:
 
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
-    """The JSON body of every error response."""
-    return {"error": code, "detail": detail, **extra}
+    """The JSON body of every error response; it carries the request id when there is one."""
+    body = {"error": code, "detail": detail, **extra}
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def error_response(exc: MlsearchError) -> JSONResponse:
@@ -133,7 +151,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = str(exc.detail)
     if exc.status_code == 413:
-        limit = getattr(request.app.state, "max_body_bytes", None)
+        limit = request.scope.get("starlette.max_body_size") or getattr(request.app.state, "max_body_bytes", None)
         detail = f"the request body is too large (the limit is {limit} bytes)" if limit else detail
     elif exc.status_code == 404:
         detail = f"no such endpoint: {request.method} {request.url.path}"
@@ -160,5 +178,7 @@ def install_error_handlers(app: FastAPI) -> None:
 SEARCH_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "The body is larger than MLSEARCH_MAX_BODY_BYTES."},
     422: {"description": "A field is invalid (the body names it and says why), or the body is not JSON."},
-    503: {"description": "No index is loaded yet, or a backend that the method needs is unavailable."},
+    429: {"description": "Too many requests from this client (MLSEARCH_RATE_LIMIT_PER_MINUTE); see Retry-After."},
+    503: {"description": "No index is loaded yet, a backend that the method needs is unavailable, or the "
+                         "search took longer than MLSEARCH_REQUEST_TIMEOUT_S."},
 }

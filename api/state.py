@@ -11,25 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio.to_thread
+from fastapi import BackgroundTasks
 
 from api.errors import NotReadyError
-from indexing.embedding import Encoder, load_encoder
-from indexing.layout import current_version_dir
-from indexing.manifest import Manifest
-from mlsearch.errors import MlsearchError
+from drift.service import DriftService
+from mlsearch.errors import DriftError, MlsearchError
 from mlsearch.settings import Settings
-from search.searcher import Searcher
+from search.searcher import EncoderLoader, Searcher
 
 logger = logging.getLogger(__name__)
 
-EncoderLoader = Callable[[str], Encoder]
 SearcherFactory = Callable[[Settings, "Searcher | None"], Searcher]
 
 
@@ -61,6 +59,26 @@ class AnswerEvent:
 AnswerHook = Callable[[AnswerEvent], None]
 
 
+class AnsweredRequest(Protocol):
+    """What a search or compare request tells the ``on_answer`` hooks."""
+
+    @property
+    def query(self) -> str:
+        """The query text."""
+
+    @property
+    def k(self) -> int:
+        """Results asked for."""
+
+    @property
+    def backend(self) -> str:
+        """The vector backend asked for."""
+
+    @property
+    def tags(self) -> list[str] | None:
+        """The tag filter, if any."""
+
+
 @dataclass(frozen=True)
 class ReloadOutcome:
     """What a reload did."""
@@ -82,22 +100,15 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
     """
 
     def open_current(settings: Settings, previous: Searcher | None) -> Searcher:
-        directory = current_version_dir(settings.index_dir)
-        manifest = Manifest.load(directory)
-        reuse = previous is not None and previous.encoder.weights_hash == manifest.model.weights_hash
-        if reuse and previous is not None:
-            encoder = previous.encoder
-        else:
-            encoder = load(manifest.model.name) if load else _load_model(manifest.model.name, settings.device)
-        searcher = Searcher.open(directory, settings, encoder=encoder)
+        searcher = Searcher.open(settings.index_dir, settings, loader=load)
+        kept = previous.loaded_encoder if previous is not None else None
+        reuse = kept is not None and kept.weights_hash == searcher.manifest.model.weights_hash
+        if reuse and kept is not None:
+            searcher.use_encoder(kept)
         warm_up(searcher, encode=not reuse)
         return searcher
 
     return open_current
-
-
-def _load_model(name: str, device: str) -> Encoder:
-    return load_encoder(name, device=device)
 
 
 def warm_up(searcher: Searcher, encode: bool = True) -> None:
@@ -114,11 +125,13 @@ def warm_up(searcher: Searcher, encode: bool = True) -> None:
 
 @dataclass
 class ServiceState:
-    """The current searcher and how it got there; shared by every request of one app.
+    """The current searcher and how it got there, and the drift monitor; shared by every request of one app.
 
     Args:
         settings: The service settings.
         factory: Builds a searcher over the current index version (see :func:`searcher_factory`).
+        drift: The drift monitor (:mod:`api.drift` starts it in the lifespan), None while it is off.
+        drift_off_reason: Why there is no drift monitor, for ``GET /drift``.
     """
 
     settings: Settings
@@ -129,6 +142,8 @@ class ServiceState:
     load_error: str | None = None
     failed_target: str | None = None
     on_answer: list[AnswerHook] = field(default_factory=list)
+    drift: DriftService | None = None
+    drift_off_reason: str = "drift monitoring is not running"
     _lock: asyncio.Lock | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -146,6 +161,17 @@ class ServiceState:
             reason = self.load_error or "the index is still loading"
             raise NotReadyError(f"the service is not ready: {reason}")
         return searcher
+
+    def require_drift(self) -> DriftService:
+        """The drift monitor of the service.
+
+        Raises:
+            DriftError: Drift monitoring is off or could not start (the message says why).
+        """
+        drift = self.drift
+        if drift is None:
+            raise DriftError(self.drift_off_reason)
+        return drift
 
     def target(self) -> str:
         """The version directory that the index directory points to now."""
@@ -188,6 +214,27 @@ class ServiceState:
             logger.info("serving index version %s (was %s)", searcher.version,
                         previous.version if previous else "none")
             return ReloadOutcome(True, searcher.version, previous.version if previous else None)
+
+    def after_answer(
+        self, background: BackgroundTasks, endpoint: str, request: AnsweredRequest, methods: Sequence[str],
+        result: Any, searcher: Searcher,
+    ) -> None:
+        """Queue the ``on_answer`` hooks to run once the response is sent (nothing when there are none).
+
+        Args:
+            background: The request's background tasks.
+            endpoint: ``"search"`` or ``"compare"``.
+            request: The request body (query, k, backend, tags).
+            methods: The method or methods that ran.
+            result: What the searcher answered.
+            searcher: The searcher that answered.
+        """
+        if self.on_answer:
+            background.add_task(self.notify_answer, AnswerEvent(
+                endpoint=endpoint, query=request.query, k=request.k, methods=tuple(methods),
+                backend=request.backend, tags=tuple(request.tags) if request.tags else None, result=result,
+                searcher=searcher,
+            ))
 
     def notify_answer(self, event: AnswerEvent) -> None:
         """Call every ``on_answer`` hook; a failing hook is logged and never reaches the client."""

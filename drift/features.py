@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mlsearch.settings import VECTOR_BACKEND_NAMES
+from mlsearch.catalog import KEYWORD_PREFERENCE, LOCAL_VECTOR_BACKEND_NAMES, VECTOR_BACKEND_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,6 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
     "unknown_share": "share of query terms unknown to the keyword index",
     "centroid_distance": "cosine distance of the query embedding to the reference centroid",
 }
-_LOCAL_VECTOR_BACKENDS = ("faiss", "annoy")
 
 
 def describe_feature(name: str) -> str:
@@ -72,7 +71,8 @@ class QueryObservation:
 class SearcherLike(Protocol):
     """The parts of :class:`search.searcher.Searcher` that feature extraction uses."""
 
-    encoder: Any
+    @property
+    def encoder(self) -> Any: ...
 
     @property
     def built_backends(self) -> list[str]: ...
@@ -127,7 +127,7 @@ def observe_queries(
 
 def unknown_share(searcher: SearcherLike, query: str) -> float:
     """1 − the keyword index's ``vocabulary_share`` of the query (BM25 preferred, then LSI; NaN without either)."""
-    for name in ("bm25", "lsi"):
+    for name in KEYWORD_PREFERENCE:
         if name in searcher.built_backends:
             return 1.0 - float(searcher.backend(name).vocabulary_share(query))
     return math.nan
@@ -136,7 +136,7 @@ def unknown_share(searcher: SearcherLike, query: str) -> float:
 def top_dense_score(searcher: SearcherLike, embedding: np.ndarray) -> float:
     """The best inner product between the query and any chunk (NaN when the index has no vector backend)."""
     built = searcher.built_backends
-    names = [n for n in _LOCAL_VECTOR_BACKENDS if n in built] or [n for n in VECTOR_BACKEND_NAMES if n in built]
+    names = [n for n in LOCAL_VECTOR_BACKEND_NAMES if n in built] or [n for n in VECTOR_BACKEND_NAMES if n in built]
     for name in names:
         try:
             scores, ids = searcher.backend(name).search(embedding[None, :], 1)

@@ -1,6 +1,7 @@
 """The query log: a bounded SQLite table of answered queries in the state directory, written off the hot path.
 
-:class:`QueryLog` stores :class:`~drift.features.QueryObservation` rows (oldest dropped past ``max_rows``) and
+:class:`QueryLog` stores :class:`~drift.features.QueryObservation` rows (oldest dropped past ``max_rows``, and
+rows older than ``retention_days``) and
 keeps the query text only as the text mode allows (``off``, ``hashed``, ``full``). A log that SQLite cannot read
 is moved aside (``queries.sqlite.corrupt-<time>``) and reported, never emptied in place.
 
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS queries (
     text TEXT,
     text_hash TEXT
 );
+CREATE INDEX IF NOT EXISTS queries_time ON queries (time);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _COLUMNS = "id, time, method, embedding, token_count, unknown_share, top_score, result_count, text, text_hash"
@@ -62,6 +64,8 @@ class QueryLog:
     Args:
         path: The database file (created with its folder when missing).
         max_rows: Rows kept; the oldest are deleted after each insert.
+        retention_days: Rows older than this many days are deleted after each insert and when the log opens
+            (0 or ``None``: no age limit).
         text_mode: ``off`` (no text), ``hashed`` (a keyed SHA-256 of the text) or ``full``.
 
     Raises:
@@ -70,13 +74,16 @@ class QueryLog:
 
     FILE = "queries.sqlite"
 
-    def __init__(self, path: Path, max_rows: int = 100_000, text_mode: TextMode = "off") -> None:
+    def __init__(
+        self, path: Path, max_rows: int = 100_000, text_mode: TextMode = "off", retention_days: float | None = None
+    ) -> None:
         if text_mode not in TEXT_MODES:
             raise ValueError(f"unknown text mode {text_mode!r}; valid: {', '.join(TEXT_MODES)}")
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows}")
         self.path = Path(path)
         self.max_rows = max_rows
+        self.retention_s = retention_days * 86_400 if retention_days else None
         self.text_mode = text_mode
         self.moved_aside: Path | None = None
         self._lock = threading.Lock()
@@ -86,11 +93,16 @@ class QueryLog:
             raise DriftError(f"state directory {self.path.parent} cannot be created: {exc.strerror or exc}") from None
         self._db = self._open()
         self._salt = self._meta_salt()
+        self.expire()
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path, max_rows: int = 100_000, text_mode: TextMode = "off") -> QueryLog:
+    def in_state_dir(
+        cls, state_dir: Path, max_rows: int = 100_000, text_mode: TextMode = "off",
+        retention_days: float | None = None,
+    ) -> QueryLog:
         """The log at ``<state_dir>/drift/queries.sqlite``."""
-        return cls(drift_dir(state_dir) / cls.FILE, max_rows=max_rows, text_mode=text_mode)
+        return cls(drift_dir(state_dir) / cls.FILE, max_rows=max_rows, text_mode=text_mode,
+                   retention_days=retention_days)
 
     # -- opening, corruption ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -190,6 +202,8 @@ class QueryLog:
                     "DELETE FROM queries WHERE id <= (SELECT id FROM queries ORDER BY id DESC LIMIT 1 OFFSET ?)",
                     (self.max_rows,),
                 )
+                if self.retention_s is not None:
+                    cursor.execute("DELETE FROM queries WHERE time < ?", (time.time() - self.retention_s,))
                 self._db.commit()
             except sqlite3.Error:
                 self._db.rollback()
@@ -197,6 +211,22 @@ class QueryLog:
         for observation, row_id in zip(observations, ids, strict=True):
             observation.id = row_id
         return ids
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete the rows older than the retention period (``now`` is the current time by default).
+
+        Returns:
+            How many rows were deleted.
+        """
+        if self.retention_s is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.retention_s
+        with self._lock:
+            deleted = self._db.execute("DELETE FROM queries WHERE time < ?", (cutoff,)).rowcount
+            self._db.commit()
+        if deleted:
+            logger.info("query log: deleted %d queries older than %.4g days", deleted, self.retention_s / 86_400)
+        return int(deleted)
 
     # -- reading ---------------------------------------------------------------------------------------
     def _select(self, sql: str, args: tuple[Any, ...]) -> list[QueryObservation]:

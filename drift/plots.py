@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from drift.detectors import Cut
+from mlsearch.reporting import figure_png
 
 LEVEL_COLORS = {"ok": "#55A868", "warning": "#DD8452", "drift": "#C44E52"}
 REFERENCE_COLOR = "#8C8C8C"
 WINDOW_COLOR = "#4C72B0"
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
+DPI = 100
 
 
 def distributions(
@@ -52,7 +46,7 @@ def distributions(
         axes.set_ylabel("share", fontsize=7)
         if i == 0:
             axes.legend(fontsize=7)
-    return _png(figure)
+    return figure_png(figure, dpi=DPI)
 
 
 def psi_bars(psi: dict[str, float | None], levels: dict[str, str], warning: float, drift: float) -> bytes:
@@ -69,7 +63,7 @@ def psi_bars(psi: dict[str, float | None], levels: dict[str, str], warning: floa
     axes.set_xlim(0, max([drift * 1.3, *values]) * 1.15)
     axes.legend(fontsize=7, loc="lower right")
     axes.set_title("PSI per feature (bar colour: the feature's level)", fontsize=9)
-    return _png(figure)
+    return figure_png(figure, dpi=DPI)
 
 
 def stream(
@@ -111,4 +105,4 @@ def stream(
     bottom.set_xlabel("query", fontsize=8)
     bottom.set_title("Sequential tests (one-sided CUSUMs): drift while a line is above 1", fontsize=9)
     bottom.legend(fontsize=7, loc="upper left", ncols=4)
-    return _png(figure)
+    return figure_png(figure, dpi=DPI)

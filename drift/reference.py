@@ -20,44 +20,22 @@ from typing import Any
 import numpy as np
 
 from drift.features import QueryObservation, SearcherLike, observe_queries
-from mlsearch.errors import DriftError
+from mlsearch.errors import DriftError, QueryFileError
+from search.query_file import read_query_file
 
 logger = logging.getLogger(__name__)
 
 
 def read_queries(path: Path, what: str = "reference") -> list[str]:
-    """Queries from a file: one a line, or a JSON Lines file with a ``text`` (or ``query``) field per line.
-
-    Blank lines and lines starting with ``#`` are skipped.
+    """Queries from a query file (:func:`search.query_file.read_query_file`: plain lines or JSON lines).
 
     Raises:
-        DriftError: The file is missing, unreadable, or holds no query.
+        DriftError: The file is missing, unreadable, holds no query, or has a bad line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DriftError(f"{what} file {path} not found")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DriftError(f"{what} file {path} cannot be read: {exc}") from None
-    queries: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                record = json.loads(line)
-                text = record.get("text") or record.get("query")
-            except (json.JSONDecodeError, AttributeError):
-                raise DriftError(f"{what} file {path}, line {number}: not a JSON object") from None
-            if not isinstance(text, str) or not text.strip():
-                raise DriftError(f"{what} file {path}, line {number}: no 'text' field")
-            line = text.strip()
-        queries.append(" ".join(line.split()))
-    if not queries:
-        raise DriftError(f"{what} file {path} holds no queries")
-    return queries
+        return read_query_file(path, what)
+    except QueryFileError as exc:
+        raise DriftError(str(exc)) from None
 
 
 def file_digest(path: Path) -> str:

@@ -6,7 +6,6 @@ ends with what to do when drift is confirmed.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import time
@@ -20,6 +19,16 @@ from drift import plots
 from drift.detectors import Cut
 from drift.monitor import COMBINED, STREAM_FEATURES, DriftConfig, DriftEngine, DriftStatus
 from mlsearch.errors import DriftError
+from mlsearch.reporting import (
+    Cell,
+    html_figure,
+    html_list,
+    html_page,
+    html_table,
+    inline_markdown,
+    markdown_image,
+    markdown_table,
+)
 
 NEXT_STEPS = (
     "mlsearch drift export --out drift-queries.txt",
@@ -161,26 +170,42 @@ def render_markdown(data: ReportData, images: dict[str, str] | None = None) -> s
     lines = [
         "# Query drift report", "",
         f"**Status: {status.status}** — reference {status.reference_size} queries, window {status.window_size} "
-        f"queries ({status.queries_since_reference} since the reference), generated "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(data.generated_at))}.", "",
+        f"queries ({status.queries_since_reference} since the reference), generated {_generated(data)}.", "",
     ]
     if status.reasons:
         lines += ["## Reasons", "", *[f"- {r}" for r in status.reasons], ""]
     if status.features:
-        lines += ["## Features", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-        lines += ["| " + " | ".join(row) + " |" for row in _feature_rows(data)]
-        lines.append("")
+        lines += ["## Features", "", markdown_table(HEADERS, _feature_rows(data)), ""]
     if status.multivariate:
-        mv = status.multivariate
-        lines += [f"Embeddings, MMD permutation test: MMD² {_fmt(mv.get('mmd2'))}, p {_fmt(mv.get('p'))} "
-                  f"({mv.get('permutations')} permutations).", ""]
+        lines += [_multivariate(status.multivariate) + ".", ""]
     for name, link in (images or {}).items():
-        lines += [f"![{name}]({link})", ""]
+        lines += [markdown_image(name, link), ""]
     lines += ["## How to read it", "", *[f"- {r}" for r in READING], ""]
-    lines += ["## When drift is confirmed", "",
-              "Export the logged queries (needs `MLSEARCH_DRIFT_STORE_TEXT=full`), fine-tune on them, rebuild, "
-              "then start a new reference:", "", "```bash", *NEXT_STEPS, "```", ""]
+    lines += ["## When drift is confirmed", "", NEXT_STEPS_INTRO, "", "```bash", *NEXT_STEPS, "```", ""]
     return "\n".join(lines)
+
+
+NEXT_STEPS_INTRO = ("Export the logged queries (needs `MLSEARCH_DRIFT_STORE_TEXT=full`), fine-tune on them, "
+                    "rebuild, then start a new reference:")
+PLOT_TITLES = {"distributions.png": "Reference vs window, per feature", "psi.png": "Population stability index",
+               "stream.png": "The stream, ADWIN's cut points and the sequential test"}
+_CSS = "body{max-width:1100px}.badge{color:#fff;padding:.15em .6em;border-radius:.3em}"
+
+
+def _generated(data: ReportData) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(data.generated_at))
+
+
+def _multivariate(mv: dict[str, Any]) -> str:
+    return (f"Embeddings, MMD permutation test: MMD² {_fmt(mv.get('mmd2'))}, p {_fmt(mv.get('p'))} "
+            f"({mv.get('permutations')} permutations)")
+
+
+def _feature_cells(row: list[str]) -> list[str | Cell]:
+    """A feature row for HTML: the level in its colour, the measurements right-aligned."""
+    name, level, *rest = row
+    level_cell = Cell(level, style=f"color:{plots.LEVEL_COLORS.get(level, 'black')};font-weight:bold")
+    return [name, level_cell, *(Cell(value, "num") for value in rest)]
 
 
 def render_html(data: ReportData, images: dict[str, bytes] | None = None) -> str:
@@ -193,50 +218,23 @@ def render_html(data: ReportData, images: dict[str, bytes] | None = None) -> str
     status = data.status
     color = STATUS_COLORS.get(status.status, "black")
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>mlsearch drift report</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;"
-        "color:#222}table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 7px;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}.badge{color:#fff;padding:.15em .6em;"
-        "border-radius:.3em}img{max-width:100%}code,pre{background:#f4f4f4}pre{padding:.6em}</style></head>"
-        "<body><h1>Query drift report</h1>",
+        "<h1>Query drift report</h1>",
         f"<p><span class='badge' style='background:{color}'>{html.escape(status.status)}</span> "
         f"reference {status.reference_size} queries, window {status.window_size} queries "
-        f"({status.queries_since_reference} since the reference), generated "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(data.generated_at))}</p>",
+        f"({status.queries_since_reference} since the reference), generated {_generated(data)}</p>",
     ]
     if status.reasons:
-        parts.append("<h2>Reasons</h2><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in status.reasons)
-                     + "</ul>")
+        parts += ["<h2>Reasons</h2>", html_list(status.reasons)]
     if status.features:
-        parts.append("<h2>Features</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in HEADERS) + "</tr>")
-        for row in _feature_rows(data):
-            level_color = plots.LEVEL_COLORS.get(row[1], "black")
-            cells = [f"<td>{html.escape(c)}</td>" for c in row]
-            cells[1] = f"<td style='color:{level_color};font-weight:bold'>{html.escape(row[1])}</td>"
-            parts.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append("</table>")
+        parts += ["<h2>Features</h2>", html_table(HEADERS, [_feature_cells(row) for row in _feature_rows(data)])]
     if status.multivariate:
-        mv = status.multivariate
-        parts.append(f"<p>Embeddings, MMD permutation test: MMD² {_fmt(mv.get('mmd2'))}, p {_fmt(mv.get('p'))} "
-                     f"({mv.get('permutations')} permutations).</p>")
-    titles = {"distributions.png": "Reference vs window, per feature", "psi.png": "Population stability index",
-              "stream.png": "The stream, ADWIN's cut points and the sequential test"}
+        parts.append(f"<p>{html.escape(_multivariate(status.multivariate))}.</p>")
     for name, png in (figures(data) if images is None else images).items():
-        encoded = base64.b64encode(png).decode()
-        parts.append(f"<h2>{titles[name]}</h2><img alt='{name}' src='data:image/png;base64,{encoded}'>")
-    parts.append("<h2>How to read it</h2><ul>" + "".join(f"<li>{_md_bold(r)}</li>" for r in READING) + "</ul>")
-    parts.append("<h2>When drift is confirmed</h2><p>Export the logged queries (needs "
-                 "<code>MLSEARCH_DRIFT_STORE_TEXT=full</code>), fine-tune on them, rebuild, then start a new "
-                 "reference:</p><pre>" + html.escape("\n".join(NEXT_STEPS)) + "</pre></body></html>")
-    return "".join(parts)
-
-
-def _md_bold(text: str) -> str:
-    escaped = html.escape(text)
-    pieces = escaped.split("**")
-    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(pieces))
-    pieces = out.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+        parts += [f"<h2>{html.escape(PLOT_TITLES[name])}</h2>", html_figure(png, PLOT_TITLES[name], show_caption=False)]
+    parts += ["<h2>How to read it</h2>", html_list(READING, markup=True),
+              "<h2>When drift is confirmed</h2>", f"<p>{inline_markdown(NEXT_STEPS_INTRO)}</p>",
+              "<pre>" + html.escape("\n".join(NEXT_STEPS)) + "</pre>"]
+    return html_page("mlsearch drift report", parts, css=_CSS)
 
 
 def write_report(data: ReportData, out_dir: Path) -> dict[str, Path]:

@@ -45,7 +45,8 @@ class DriftService:
             read_queries(self.reference_file)  # fail fast on a missing or empty file
         self._searcher = searcher or (lambda: None)
         directory = drift_dir(settings.resolved_state_dir)
-        self.log = QueryLog(directory / QueryLog.FILE, settings.drift_log_max_rows, settings.drift_store_text)
+        self.log = QueryLog(directory / QueryLog.FILE, settings.drift_log_max_rows, settings.drift_store_text,
+                            retention_days=settings.drift_log_retention_days)
         self.store = ReferenceStore(directory)
         self.monitor = DriftMonitor(self.log, self.store, self.config, collect=self.reference_file is None)
         self.writer = LogWriter(self.log, on_written=self.monitor.ingest)
@@ -126,6 +127,7 @@ class DriftService:
             rows = None
         return {
             "path": str(self.log.path), "rows": rows, "max_rows": self.log.max_rows,
+            "retention_days": self.log.retention_s / 86_400 if self.log.retention_s else None,
             "text_mode": self.log.text_mode, "written": self.writer.written, "dropped": self.writer.dropped,
             "failed": self.writer.failed, "last_error": self.writer.last_error,
             "moved_aside": str(self.log.moved_aside) if self.log.moved_aside else None,

@@ -17,7 +17,6 @@ Every malformed line is a :class:`~mlsearch.errors.DatasetError` that names the 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import unicodedata
@@ -28,6 +27,7 @@ from typing import Literal
 
 from indexing.chunks import Chunk
 from mlsearch.errors import DatasetError
+from search.query_file import json_object
 
 logger = logging.getLogger(__name__)
 
@@ -146,13 +146,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-                if not isinstance(value, dict):
-                    raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
-                yield number, value
+                yield number, json_object(line, f"{path}:{number}")
         except UnicodeDecodeError:
             raise DatasetError(f"{path}: not valid UTF-8 text") from None
 

@@ -30,6 +30,7 @@ from indexing.documents import load_corpus
 from indexing.embedding import Encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
+from mlsearch.catalog import METHODS, required_backends
 from mlsearch.errors import DatasetError, IndexNotBuiltError
 from mlsearch.settings import Settings
 
@@ -55,14 +56,13 @@ class PreparedIndex:
 
 
 def needed_backends(methods: Sequence[str], vector_backend: str) -> list[str]:
-    """The backends the methods use: the vector backend for dense and hybrid, LSI, BM25 for bm25 and hybrid."""
-    names: list[str] = []
-    for method in methods:
-        wanted = {"dense": [vector_backend], "hybrid": [vector_backend, "bm25"], "lsi": ["lsi"], "bm25": ["bm25"]}
-        for name in wanted.get(method, []):
-            if name not in names:
-                names.append(name)
-    return names
+    """The backends the methods use with this vector backend, in order (as :func:`mlsearch.catalog.plan` says).
+
+    Unknown methods are skipped (:func:`evaluation.runner.check_options` reports them).
+    """
+    bases = ["hybrid" if method.startswith("hybrid-") else method for method in methods]  # fusion variants
+    names = [name for method in bases if method in METHODS for name in required_backends(method, vector_backend)]
+    return list(dict.fromkeys(names))
 
 
 def _usable(index_dir: Path, encoder: Encoder, backends: Sequence[str], fingerprint: str | None) -> bool:

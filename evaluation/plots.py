@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from evaluation.metrics import METRICS, PRIMARY_METRIC
 from evaluation.runner import EvaluationResult
+from mlsearch.reporting import figure_png, win_loss_bars
 
 LABELS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@1": "R@1", "recall@10": "R@10",
           "recall@100": "R@100", "map": "MAP"}
 COLORS = {"dense": "#4C72B0", "lsi": "#DD8452", "bm25": "#55A868", "hybrid": "#C44E52"}
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
 
 
 def _color(method: str, i: int) -> str:
@@ -46,7 +38,7 @@ def metric_bars(result: EvaluationResult) -> bytes:
     axes.set_title(f"Retrieval quality on {result.dataset['name']}")
     axes.legend(ncols=len(methods), fontsize=8, loc="upper center")
     axes.grid(axis="y", alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def recall_curves(result: EvaluationResult) -> bytes:
@@ -67,7 +59,7 @@ def recall_curves(result: EvaluationResult) -> bytes:
     axes.set_title("Recall at k")
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def win_loss_pair(result: EvaluationResult) -> tuple[str, str] | None:
@@ -82,20 +74,13 @@ def win_loss(result: EvaluationResult, a: str, b: str, metric: str = PRIMARY_MET
     """Per-query difference ``a − b`` of a metric, sorted: bars above zero are wins of ``a``."""
     scores_a = result.methods[a].per_query[metric]
     scores_b = result.methods[b].per_query[metric]
-    diff = np.sort(np.array([scores_a[q] - scores_b[q] for q in scores_a]))[::-1]
-    wins, losses = int((diff > 1e-12).sum()), int((diff < -1e-12).sum())
     figure = Figure(figsize=(8, 3.4))
     axes = figure.add_subplot()
-    colors = ["#55A868" if d > 1e-12 else "#C44E52" if d < -1e-12 else "#999999" for d in diff]
-    axes.bar(np.arange(len(diff)), diff, width=1.0, color=colors)
-    axes.axhline(0, color="black", linewidth=0.8)
-    axes.set_xlim(-0.5, len(diff) - 0.5)
-    axes.set_ylim(-1.05, 1.05)
+    wins, losses, ties = win_loss_bars(axes, [scores_a[q] - scores_b[q] for q in scores_a])
     axes.set_xlabel("queries, sorted by difference")
     axes.set_ylabel(f"{LABELS.get(metric, metric)}: {a} − {b}")
-    axes.set_title(f"{a} vs {b} per query: {wins} wins, {losses} losses, {len(diff) - wins - losses} ties")
-    axes.grid(axis="y", alpha=0.3)
-    return _png(figure)
+    axes.set_title(f"{a} vs {b} per query: {wins} wins, {losses} losses, {ties} ties")
+    return figure_png(figure)
 
 
 def latency_boxes(result: EvaluationResult) -> bytes:
@@ -112,7 +97,7 @@ def latency_boxes(result: EvaluationResult) -> bytes:
     axes.set_ylabel("ms per query (log scale)")
     axes.set_title("Latency per query")
     axes.grid(axis="y", alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def all_plots(result: EvaluationResult) -> dict[str, tuple[str, bytes]]:

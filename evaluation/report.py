@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
@@ -21,6 +20,16 @@ from evaluation.metrics import METRICS, PRIMARY_METRIC
 from evaluation.plots import LABELS, all_plots
 from evaluation.runner import LATENCY_KEYS, EvaluationResult
 from evaluation.runs import write_trec_run
+from mlsearch.reporting import (
+    Cell,
+    html_facts,
+    html_figure,
+    html_page,
+    html_table,
+    markdown_facts,
+    markdown_image,
+    markdown_table,
+)
 
 logger = logging.getLogger(__name__)
 COLUMNS = [*METRICS, *LATENCY_KEYS]
@@ -142,92 +151,70 @@ def _p(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _metric_cells(result: EvaluationResult) -> dict[str, list[Cell]]:
+    """Each method's metric cells (``best`` on the best value of each column when methods are compared)."""
+    best = _best(result)
+    return {
+        method: [Cell(_cell(c, outcome.metrics[c]),
+                      "num best" if outcome.metrics[c] == best[c] and len(result.methods) > 1 else "num")
+                 for c in COLUMNS]
+        for method, outcome in result.methods.items()
+    }
+
+
 def metrics_markdown(result: EvaluationResult) -> str:
     """The metrics table in Markdown (best value of each column in bold)."""
-    best = _best(result)
-    lines = ["| method | " + " | ".join(HEADERS[c] for c in COLUMNS) + " |",
-             "|---|" + "---:|" * len(COLUMNS)]
-    for method, outcome in result.methods.items():
-        cells = []
-        for column in COLUMNS:
-            text = _cell(column, outcome.metrics[column])
-            cells.append(f"**{text}**" if outcome.metrics[column] == best[column] and len(result.methods) > 1
-                         else text)
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[method] + [f"**{c.text}**" if "best" in c.classes else c.text for c in cells]
+            for method, cells in _metric_cells(result).items()]
+    return markdown_table(["method", *(HEADERS[c] for c in COLUMNS)], rows, align="l" + "r" * len(COLUMNS))
+
+
+COMPARISON_HEADER = ["A", "B", "mean A", "mean B", "A wins / losses / ties", "t-test p", "Wilcoxon p", "significant"]
+COMPARISON_ALIGN = "llrrrrrl"
+
+
+def _comparison_rows(result: EvaluationResult) -> list[list[str]]:
+    return [[c.a, c.b, f"{c.mean_a:.3f}", f"{c.mean_b:.3f}", f"{c.wins} / {c.losses} / {c.ties}",
+             _p(c.t_pvalue), _p(c.wilcoxon_pvalue), "yes" if c.significant else "no"]
+            for c in result.comparisons]
+
+
+def _comparisons_title() -> str:
+    return f"Paired significance tests ({LABELS[PRIMARY_METRIC]} per query)"
 
 
 def render_markdown(result: EvaluationResult, plots: dict[str, tuple[str, bytes]]) -> str:
     """The Markdown report (plots referenced from ``plots/``)."""
     out = [f"# Retrieval evaluation: {result.dataset['name']}", ""]
-    out += [f"- **{name}**: {value}" for name, value in _facts(result)]
+    out += markdown_facts(_facts(result))
     out += ["", "## Metrics", "", metrics_markdown(result), ""]
     if result.unjudged:
         out += [f"{len(result.unjudged)} answer-span queries match no chunk and are left out: "
                 f"{', '.join(result.unjudged[:20])}{' …' if len(result.unjudged) > 20 else ''}", ""]
     if result.comparisons:
-        out += [f"## Paired significance tests ({LABELS[PRIMARY_METRIC]} per query)", "",
-                "| A | B | mean A | mean B | A wins / losses / ties | t-test p | Wilcoxon p | significant |",
-                "|---|---|---:|---:|---:|---:|---:|---|"]
-        out += [f"| {c.a} | {c.b} | {c.mean_a:.3f} | {c.mean_b:.3f} | {c.wins} / {c.losses} / {c.ties} | "
-                f"{_p(c.t_pvalue)} | {_p(c.wilcoxon_pvalue)} | {'yes' if c.significant else 'no'} |"
-                for c in result.comparisons]
-        out.append("")
+        out += [f"## {_comparisons_title()}", "",
+                markdown_table(COMPARISON_HEADER, _comparison_rows(result), align=COMPARISON_ALIGN), ""]
     out += ["## Plots", ""]
-    out += [f"![{caption}](plots/{stem}.png)\n" for stem, (caption, _) in plots.items()]
+    out += [markdown_image(caption, f"plots/{stem}.png") + "\n" for stem, (caption, _) in plots.items()]
     out += ["Runs (TREC format) are in `runs/`; per-query scores and latencies in `details.json`.", ""]
     return "\n".join(out)
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;
-color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;margin:.5em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}td.best{font-weight:bold}
-dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.9em}
-dl.facts dt{font-weight:600}dl.facts dd{margin:0}figure{margin:1em 0}img{max-width:100%}
-figcaption{font-size:.85em;color:#555}
-"""
-
-
 def render_html(result: EvaluationResult, plots: dict[str, tuple[str, bytes]]) -> str:
     """The HTML report: one file, inline CSS, plots embedded as ``data:`` URIs."""
-    e = html.escape
-    best = _best(result)
-    rows = []
-    for method, outcome in result.methods.items():
-        cells = "".join(
-            f'<td class="num{" best" if outcome.metrics[c] == best[c] and len(result.methods) > 1 else ""}">'
-            f"{_cell(c, outcome.metrics[c])}</td>" for c in COLUMNS
-        )
-        rows.append(f"<tr><td>{e(method)}</td>{cells}</tr>")
-    head = "".join(f"<th>{e(HEADERS[c])}</th>" for c in COLUMNS)
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Retrieval evaluation: {e(result.dataset['name'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Retrieval evaluation: {e(result.dataset['name'])}</h1>",
-        '<dl class="facts">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _facts(result)) + "</dl>",
-        "<h2>Metrics</h2>", f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>",
-    ]
+    title = f"Retrieval evaluation: {result.dataset['name']}"
+    parts = [f"<h1>{html.escape(title)}</h1>", html_facts(_facts(result)), "<h2>Metrics</h2>",
+             html_table(["method", *(HEADERS[c] for c in COLUMNS)],
+                        [[method, *cells] for method, cells in _metric_cells(result).items()])]
     if result.unjudged:
         parts.append(f"<p>{len(result.unjudged)} answer-span queries match no chunk and are left out.</p>")
     if result.comparisons:
-        parts.append(f"<h2>Paired significance tests ({e(LABELS[PRIMARY_METRIC])} per query)</h2>")
-        parts.append("<table><tr><th>A</th><th>B</th><th>mean A</th><th>mean B</th><th>A wins / losses / ties</th>"
-                     "<th>t-test p</th><th>Wilcoxon p</th><th>significant</th></tr>")
-        parts += [f"<tr><td>{e(c.a)}</td><td>{e(c.b)}</td><td class='num'>{c.mean_a:.3f}</td>"
-                  f"<td class='num'>{c.mean_b:.3f}</td><td class='num'>{c.wins} / {c.losses} / {c.ties}</td>"
-                  f"<td class='num'>{_p(c.t_pvalue)}</td><td class='num'>{_p(c.wilcoxon_pvalue)}</td>"
-                  f"<td>{'yes' if c.significant else 'no'}</td></tr>" for c in result.comparisons]
-        parts.append("</table>")
+        rows = [[Cell(v, "num") if a == "r" else v for v, a in zip(row, COMPARISON_ALIGN, strict=True)]
+                for row in _comparison_rows(result)]
+        parts += [f"<h2>{html.escape(_comparisons_title())}</h2>", html_table(COMPARISON_HEADER, rows)]
     parts.append("<h2>Plots</h2>")
-    for caption, png in plots.values():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(f'<figure><img alt="{e(caption)}" src="data:image/png;base64,{data}">'
-                     f"<figcaption>{e(caption)}</figcaption></figure>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    parts += [html_figure(png, caption) for caption, png in plots.values()]
+    return html_page(title, parts)
 
 
 def summary_json(result: EvaluationResult) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from finetune.split import describe_split
 from indexing.build import LINEAGE_FILE
+from mlsearch.reporting import markdown_table
 
 CARD_FILE = "README.md"
 HYPER_LABELS = (
@@ -38,29 +39,27 @@ def read_lineage(model_dir: Path) -> dict[str, Any] | None:
     return dict(json.loads(path.read_text())) if path.is_file() else None
 
 
-def _table(rows: list[list[str]]) -> str:
-    header, *body = rows
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
+GATE_HEADER = ["gate set", "queries", "nDCG@10 before", "nDCG@10 after", "Δ", "wins / losses / ties",
+               "paired t-test p", "Wilcoxon p"]
+
+
+def gate_rows(gate: dict[str, Any]) -> list[list[str]]:
+    """The gate's before/after rows (one per gate set, in :data:`GATE_HEADER`'s order), as text."""
+    return [[name, str(s["queries"]), f"{s['before']:.4f}", f"{s['after']:.4f}", f"{s['delta']:+.4f}",
+             f"{s['wins']} / {s['losses']} / {s['ties']}", f"{s['t_pvalue']:.4f}", f"{s['wilcoxon_pvalue']:.4f}"]
+            for name, s in gate["sets"].items()]
 
 
 def metrics_table(gate: dict[str, Any]) -> str:
     """The gate's before/after table in Markdown."""
-    rows = [["gate set", "queries", "nDCG@10 before", "nDCG@10 after", "Δ", "wins / losses / ties",
-             "paired t-test p", "Wilcoxon p"]]
-    for name, s in gate["sets"].items():
-        rows.append([name, str(s["queries"]), f"{s['before']:.4f}", f"{s['after']:.4f}", f"{s['delta']:+.4f}",
-                     f"{s['wins']} / {s['losses']} / {s['ties']}", f"{s['t_pvalue']:.4f}",
-                     f"{s['wilcoxon_pvalue']:.4f}"])
-    return _table(rows)
+    return markdown_table(GATE_HEADER, gate_rows(gate))
 
 
 def render_model_card(lineage: dict[str, Any]) -> str:
     """The model card: base model, data, generator, hyper-parameters, metrics and how to use it."""
     base, data, gen, train, gate = (lineage[k] for k in ("base_model", "data", "generator", "training", "gate"))
     status = "promoted" if lineage["promoted"] else "NOT promoted (the current model was kept)"
-    hyper = [["parameter", "value"]] + [[label, str(train[key])] for key, label in HYPER_LABELS if key in train]
+    hyper = [[label, str(train[key])] for key, label in HYPER_LABELS if key in train]
     split = lineage["split"]
     generator_model = f" (model `{gen['model']}`)" if gen.get("model") else ""
     kinds = ", ".join(f"{k}: {v}" for k, v in sorted(gen["generated_by_kind"].items()))
@@ -96,7 +95,7 @@ No labelled data: synthetic queries generated from the chunks of the index `{dat
 
 ## Hyper-parameters
 
-{_table(hyper)}
+{markdown_table(["parameter", "value"], hyper)}
 
 ## Metrics (promotion gate)
 

@@ -25,7 +25,7 @@ from finetune.card import write_lineage, write_model_card
 from finetune.filters import apply_filters
 from finetune.gate import GateDecision, GatePolicy, compare, decide
 from finetune.negatives import mine_hard_negatives
-from finetune.pseudo import pseudo_label, read_query_file
+from finetune.pseudo import pseudo_label
 from finetune.queries import SyntheticQuery, make_generator
 from finetune.report import write_report
 from finetune.scoring import GateSet, is_exact_copy, score_model
@@ -43,6 +43,7 @@ from indexing.manifest import Manifest
 from indexing.store import ChunkStore
 from mlsearch.errors import DatasetError, FinetuneError
 from mlsearch.settings import Settings
+from search.query_file import read_query_file
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]

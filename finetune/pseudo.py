@@ -2,51 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from finetune.queries import SyntheticQuery, synthetic_query
 from indexing.backends.base import KeywordIndex, VectorIndex
 from indexing.chunks import Chunk
 from indexing.embedding import Encoder
-from mlsearch.errors import DatasetError
 
 logger = logging.getLogger(__name__)
-
-
-def read_query_file(path: Path) -> list[str]:
-    """Read queries: one a line, or JSON lines with a ``query`` (or ``text``) field; blanks and ``#`` skipped.
-
-    Raises:
-        DatasetError: Missing or undecodable file, bad JSON, or a JSON line without a query (with its line).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"query file not found: {path}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise DatasetError(f"{path}: not valid UTF-8 text") from None
-    queries = []
-    for number, line in enumerate(lines, start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            text = value.get("query", value.get("text")) if isinstance(value, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                raise DatasetError(f"{path}:{number}: a JSON line needs a non-empty 'query' or 'text' field")
-            line = text.strip()
-        queries.append(line)
-    if not queries:
-        raise DatasetError(f"{path}: no queries")
-    return queries
 
 
 def pseudo_label(

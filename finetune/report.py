@@ -6,9 +6,7 @@ losses (a chart, and the largest of each with the query), what the model was tra
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,21 +14,27 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from finetune.card import metrics_table
+from finetune.card import GATE_HEADER, gate_rows, metrics_table
 from finetune.gate import GateDecision, SetComparison
 from finetune.queries import SyntheticQuery
 from finetune.split import describe_split
+from mlsearch.reporting import (
+    TIE_TOLERANCE,
+    Cell,
+    figure_png,
+    html_facts,
+    html_figure,
+    html_list,
+    html_page,
+    html_table,
+    markdown_facts,
+    markdown_image,
+    markdown_table,
+    win_loss_bars,
+)
 
 PLOTS_DIR = "report-plots"
-WIN, LOSS, TIE = "#55A868", "#C44E52", "#999999"
-EPS = 1e-12
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
+EPS = TIE_TOLERANCE
 
 
 def before_after_plot(decision: GateDecision) -> bytes:
@@ -51,7 +55,7 @@ def before_after_plot(decision: GateDecision) -> bytes:
     axes.set_title("Before and after, per gate set")
     axes.legend(fontsize=8, loc="upper left", ncols=2)
     axes.grid(axis="y", alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def win_loss_plot(decision: GateDecision) -> bytes:
@@ -60,18 +64,12 @@ def win_loss_plot(decision: GateDecision) -> bytes:
     figure = Figure(figsize=(8, 2.6 * len(sets)))
     for i, comparison in enumerate(sets, start=1):
         axes = figure.add_subplot(len(sets), 1, i)
-        diff = np.sort([comparison.challenger[q] - comparison.champion[q] for q in comparison.champion])[::-1]
-        colors = [WIN if d > EPS else LOSS if d < -EPS else TIE for d in diff]
-        axes.bar(np.arange(len(diff)), diff, width=1.0, color=colors)
-        axes.axhline(0, color="black", linewidth=0.8)
-        axes.set_xlim(-0.5, max(len(diff), 1) - 0.5)
-        axes.set_ylim(-1.05, 1.05)
+        win_loss_bars(axes, [comparison.challenger[q] - comparison.champion[q] for q in comparison.champion])
         axes.set_ylabel("Δ nDCG@10")
         axes.set_title(f"{comparison.name}: {comparison.test.wins} wins, {comparison.test.losses} losses, "
                        f"{comparison.test.ties} ties (paired t-test p = {comparison.test.t_pvalue:.3f})", fontsize=9)
-        axes.grid(axis="y", alpha=0.3)
     figure.axes[-1].set_xlabel("queries, sorted by challenger − champion")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def largest_changes(comparison: SetComparison, n: int = 5) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
@@ -118,34 +116,35 @@ def render_markdown(
     lineage: dict[str, Any], decision: GateDecision, samples: Sequence[SyntheticQuery], model_dir: Path
 ) -> str:
     """The Markdown report (plots referenced from ``report-plots/``)."""
-    title = "promoted" if decision.promoted else "not promoted"
-    out = [f"# Fine-tuning report: {title}", ""]
-    out += [f"- **{k}**: {v}" for k, v in _facts(lineage, model_dir)]
+    out = [f"# Fine-tuning report: {_status(decision)}", ""]
+    out += markdown_facts(_facts(lineage, model_dir))
     out += ["", "## Gate decision", ""] + [f"- {r}" for r in decision.reasons]
     out += ["", "## Before / after (nDCG@10 per gate set, paired tests over queries)", "",
             metrics_table(decision.summary()), "",
-            f"![Before and after]({PLOTS_DIR}/before_after.png)", "",
-            "## Per-query wins and losses", "", f"![Wins and losses]({PLOTS_DIR}/win_loss.png)", ""]
+            markdown_image("Before and after", f"{PLOTS_DIR}/before_after.png"), "",
+            "## Per-query wins and losses", "", markdown_image("Wins and losses", f"{PLOTS_DIR}/win_loss.png"), ""]
     for comparison in decision.sets:
         lines = _change_lines(comparison)
         if lines:
-            out += [f"### {comparison.name}", "", "| change | query | Δ nDCG@10 |", "|---|---|---:|"]
-            out += [f"| {kind} | {text.replace('|', '/')} | {d:+.3f} |" for kind, text, d in lines]
-            out.append("")
-    out += ["## Sample synthetic queries", "", "| kind | query | document |", "|---|---|---|"]
-    out += [f"| {q.kind} | {q.text.replace('|', '/')} | {q.doc_id} |" for q in samples]
+            out += [f"### {comparison.name}", "",
+                    markdown_table(CHANGE_HEADER, [[kind, text, f"{d:+.3f}"] for kind, text, d in lines],
+                                   align="llr"), ""]
+    out += ["## Sample synthetic queries", "", markdown_table(SAMPLE_HEADER, _sample_rows(samples))]
     out += ["", "The full lineage is in `mlsearch_lineage.json`.", ""]
     return "\n".join(out)
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;
-color:#222}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.9em}dt{font-weight:600}dd{margin:0}
-.promoted{color:#2e7d32}.rejected{color:#c62828}img{max-width:100%}td.win{color:#2e7d32}td.loss{color:#c62828}
-"""
+CHANGE_HEADER = ["change", "query", "Δ nDCG@10"]
+SAMPLE_HEADER = ["kind", "query", "document"]
+_CSS = ".promoted{color:#2e7d32}.rejected{color:#c62828}td.win{color:#2e7d32}td.loss{color:#c62828}"
+
+
+def _status(decision: GateDecision) -> str:
+    return "promoted" if decision.promoted else "not promoted"
+
+
+def _sample_rows(samples: Sequence[SyntheticQuery]) -> list[list[str]]:
+    return [[q.kind, q.text, str(q.doc_id)] for q in samples]
 
 
 def render_html(
@@ -153,47 +152,27 @@ def render_html(
     plots: dict[str, bytes],
 ) -> str:
     """The HTML report: one file, inline CSS, plots embedded as base64 ``data:`` URIs."""
-    e = html.escape
-    status = "promoted" if decision.promoted else "not promoted"
+    status = _status(decision)
+    gate: list[list[str | Cell]] = [[row[0], *(Cell(value, "num") for value in row[1:])]
+                                    for row in gate_rows(decision.summary())]
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Fine-tuning report: {status}</title><style>{_CSS}</style></head><body>",
         f'<h1>Fine-tuning report: <span class="{"promoted" if decision.promoted else "rejected"}">{status}</span></h1>',
-        "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _facts(lineage, model_dir)) + "</dl>",
-        "<h2>Gate decision</h2><ul>" + "".join(f"<li>{e(r)}</li>" for r in decision.reasons) + "</ul>",
-        "<h2>Before / after</h2>",
-        "<table><tr><th>gate set</th><th>queries</th><th>nDCG@10 before</th><th>nDCG@10 after</th><th>Δ</th>"
-        "<th>wins / losses / ties</th><th>paired t-test p</th><th>Wilcoxon p</th></tr>",
+        html_facts(_facts(lineage, model_dir)),
+        "<h2>Gate decision</h2>", html_list(decision.reasons),
+        "<h2>Before / after</h2>", html_table(GATE_HEADER, gate),
+        html_figure(plots["before_after"], "Before and after, per gate set"),
+        "<h2>Per-query wins and losses</h2>",
+        html_figure(plots["win_loss"], "Per-query nDCG@10 difference, challenger − champion"),
     ]
-    for s in decision.sets:
-        parts.append(
-            f"<tr><td>{e(s.name)}</td><td class='num'>{len(s.champion)}</td><td class='num'>{s.before:.4f}</td>"
-            f"<td class='num'>{s.after:.4f}</td><td class='num'>{s.delta:+.4f}</td>"
-            f"<td class='num'>{s.test.wins} / {s.test.losses} / {s.test.ties}</td>"
-            f"<td class='num'>{s.test.t_pvalue:.4f}</td><td class='num'>{s.test.wilcoxon_pvalue:.4f}</td></tr>"
-        )
-    parts.append("</table>")
-    parts.append(_img(plots["before_after"], "Before and after, per gate set"))
-    parts.append("<h2>Per-query wins and losses</h2>")
-    parts.append(_img(plots["win_loss"], "Per-query nDCG@10 difference, challenger − champion"))
     for comparison in decision.sets:
         lines = _change_lines(comparison)
         if lines:
-            parts.append(f"<h3>{e(comparison.name)}: largest changes</h3><table><tr><th>change</th><th>query</th>"
-                         "<th>Δ nDCG@10</th></tr>")
-            parts += [f"<tr><td class='{kind}'>{kind}</td><td>{e(text)}</td><td class='num'>{d:+.3f}</td></tr>"
-                      for kind, text, d in lines]
-            parts.append("</table>")
-    parts.append("<h2>Sample synthetic queries</h2><table><tr><th>kind</th><th>query</th><th>document</th></tr>")
-    parts += [f"<tr><td>{e(q.kind)}</td><td>{e(q.text)}</td><td>{e(q.doc_id)}</td></tr>" for q in samples]
-    parts.append("</table><p>The full lineage is in <code>mlsearch_lineage.json</code>.</p></body></html>\n")
-    return "\n".join(parts)
-
-
-def _img(png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            parts += [f"<h3>{html.escape(comparison.name)}: largest changes</h3>",
+                      html_table(CHANGE_HEADER, [[Cell(kind, kind), text, Cell(f"{d:+.3f}", "num")]
+                                                 for kind, text, d in lines])]
+    parts += ["<h2>Sample synthetic queries</h2>", html_table(SAMPLE_HEADER, _sample_rows(samples)),
+              "<p>The full lineage is in <code>mlsearch_lineage.json</code>.</p>"]
+    return html_page(f"Fine-tuning report: {status}", parts, css=_CSS)
 
 
 def write_report(

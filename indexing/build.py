@@ -3,32 +3,40 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import os
 import shutil
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from haystack import Document
+from tqdm.auto import tqdm
 
 from indexing.backends.registry import keyword_backend, parse_backends, vector_backend
+from indexing.checkpoint import CHECKPOINT_FILE, usable_checkpoints, write_checkpoint_info
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
-from indexing.docstore import stored_overlay
-from indexing.documents import load_corpus
+from indexing.docstore import DocumentStore, StoredChange, state_dir_for
+from indexing.documents import CorpusFile, SkippedFile, iter_corpus
 from indexing.embedding import Encoder, library_versions
-from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
+from indexing.layout import TMP_SUFFIX, current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest, ModelInfo
-from indexing.store import ChunkStore, text_hash
+from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings, text_hash
+from mlsearch.catalog import KEYWORD_BACKEND_NAMES
 from mlsearch.errors import CorpusError
-from mlsearch.settings import KEYWORD_BACKEND_NAMES, Settings
+from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+BACKEND_BATCH = 65_536
+"""Vectors handed to a vector backend per ``add`` call while it is built from the chunk store."""
 LINEAGE_FILE = "mlsearch_lineage.json"
 
 
@@ -43,6 +51,7 @@ class BuildSummary:
     chunks: int
     embedded: int
     reused: int
+    resumed: int
     backends: list[str]
     max_tokens: int
     mean_tokens: float
@@ -63,38 +72,39 @@ def chunking_config(settings: Settings, encoder: Encoder) -> ChunkingConfig:
     )
 
 
-def corpus_fingerprint(documents: Sequence[Document]) -> str:
-    """sha256 over every document's id, metadata and text, in id order."""
-    digest = hashlib.sha256()
-    for document in sorted(documents, key=lambda d: str(d.id)):
+class CorpusFingerprint:
+    """sha256 over every document's id, metadata and text, fed one document at a time, in any order."""
+
+    def __init__(self) -> None:
+        self._documents: list[tuple[str, str]] = []
+
+    def add(self, document: Document) -> None:
+        """Take one document into account (only its id and a digest are kept)."""
         meta = {k: v for k, v in document.meta.items() if k != "path"}
-        digest.update(json.dumps([document.id, meta, document.content], sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+        encoded = json.dumps([document.id, meta, document.content], sort_keys=True, default=str).encode()
+        self._documents.append((str(document.id), hashlib.sha256(encoded).hexdigest()))
+
+    def hexdigest(self) -> str:
+        """The fingerprint of the documents added so far (independent of their order)."""
+        digest = hashlib.sha256()
+        for doc_id, document_digest in sorted(self._documents):
+            digest.update(f"{doc_id}\x1f{document_digest}\n".encode())
+        return digest.hexdigest()
 
 
-def _previous_embeddings(index_dir: Path, encoder: Encoder) -> dict[str, np.ndarray]:
-    try:
-        manifest = Manifest.load(index_dir)
-    except Exception:  # no previous index, or one we cannot read: nothing to reuse
-        return {}
-    if manifest.model.weights_hash != encoder.weights_hash:
-        logger.info("previous index used another model; embedding everything again")
-        return {}
-    store = ChunkStore(current_version_dir(index_dir) / ChunkStore.FILE)
-    try:
-        return store.embeddings_by_text_hash(encoder.dimension)
-    except Exception as exc:  # a damaged previous store must not stop a new build
-        logger.warning("cannot reuse embeddings from %s: %s", index_dir, exc)
-        return {}
-    finally:
-        store.close()
+def corpus_fingerprint(documents: Sequence[Document]) -> str:
+    """sha256 over every document's id, metadata and text, in id order (as recorded in the manifest)."""
+    fingerprint = CorpusFingerprint()
+    for document in documents:
+        fingerprint.add(document)
+    return fingerprint.hexdigest()
 
 
 def embed_chunks(
     chunks: Sequence[Chunk], encoder: Encoder, previous: dict[str, np.ndarray], batch_size: int,
     show_progress: bool,
 ) -> tuple[np.ndarray, int]:
-    """Embed the chunks, reusing stored vectors whose embedded text is unchanged.
+    """Embed chunks held in memory, reusing stored vectors whose embedded text is unchanged (small updates).
 
     Returns:
         The embeddings (by chunk order) and how many were reused.
@@ -114,6 +124,51 @@ def embed_chunks(
     return vectors, len(chunks) - len(missing)
 
 
+def stored_overlay_stream(
+    files: Iterable[CorpusFile], settings: Settings, index_dir: Path
+) -> tuple[Iterator[CorpusFile], int]:
+    """The corpus's files (in document-id order) with the index's document store merged in, as a stream.
+
+    The streaming form of :func:`indexing.docstore.stored_overlay`: a stored write replaces, adds or deletes
+    a document, and the result stays in document-id order.
+
+    Returns:
+        The merged files and the document store's last write (0 without a store).
+    """
+    path = state_dir_for(settings, index_dir) / DocumentStore.FILE
+    if not path.is_file():
+        return iter(files), 0
+    store = DocumentStore(path)
+    try:
+        changes, last_seq = sorted(store.all_changes(), key=lambda c: c.doc_id), store.last_seq
+    finally:
+        store.close()
+
+    def stored(change: StoredChange) -> Iterator[CorpusFile]:
+        if change.document is not None:
+            yield CorpusFile(Path(change.doc_id), change.document)
+
+    def merged() -> Iterator[CorpusFile]:
+        i = 0
+        for item in files:
+            if item.document is None:
+                yield item
+                continue
+            doc_id = str(item.document.meta.get("doc_id", item.document.id))
+            while i < len(changes) and changes[i].doc_id < doc_id:
+                yield from stored(changes[i])
+                i += 1
+            if i < len(changes) and changes[i].doc_id == doc_id:  # replaced or deleted
+                yield from stored(changes[i])
+                i += 1
+            else:
+                yield item
+        for change in changes[i:]:
+            yield from stored(change)
+
+    return merged(), last_seq
+
+
 def _model_lineage(model: str) -> dict[str, object] | None:
     path = Path(model) / LINEAGE_FILE
     if path.is_file():
@@ -122,6 +177,148 @@ def _model_lineage(model: str) -> dict[str, object] | None:
         except (ValueError, TypeError):
             logger.warning("ignoring unreadable %s", path)
     return None
+
+
+def _previous_store(index_dir: Path, encoder: Encoder) -> Path | None:
+    """The published index's chunk store, when it holds embeddings of this model."""
+    try:
+        manifest = Manifest.load(current_version_dir(index_dir))
+    except Exception:  # no previous index, or one we cannot read: nothing to reuse
+        return None
+    if manifest.model.weights_hash != encoder.weights_hash:
+        logger.info("previous index used another model; embedding everything again")
+        return None
+    path = current_version_dir(index_dir) / ChunkStore.FILE
+    return path if path.is_file() else None
+
+
+@dataclass
+class ChunkedCorpus:
+    """What streaming a corpus into a chunk store found."""
+
+    documents: int
+    skipped: list[SkippedFile]
+    fingerprint: str
+
+
+def chunk_corpus_into(
+    writer: ChunkStoreWriter, files: Iterable[CorpusFile], corpus_dir: Path, chunker: Chunker, say: Progress
+) -> ChunkedCorpus:
+    """Chunk the files from :func:`iter_corpus` one document at a time, appending the chunks to the store.
+
+    Raises:
+        CorpusError: The corpus is missing, or holds no readable document or no text.
+    """
+    fingerprint = CorpusFingerprint()
+    documents = 0
+    skipped: list[SkippedFile] = []
+    for item in files:
+        for note in item.notes:
+            logger.warning("%s: %s", note.path, note.reason)
+        if item.skipped is not None:
+            skipped.append(item.skipped)
+            logger.warning("skipped %s: %s", item.path, item.skipped.reason)
+            say(f"skipped {item.path}: {item.skipped.reason}")
+        if item.document is not None:
+            documents += 1
+            fingerprint.add(item.document)
+            writer.add_chunks(chunker.chunk_document(item.document))
+    writer.commit()
+    if not documents:
+        raise CorpusError(f"no readable documents in {corpus_dir} ({len(skipped)} skipped)")
+    if not len(writer):
+        raise CorpusError(f"no text to index in {corpus_dir}")
+    return ChunkedCorpus(documents, skipped, fingerprint.hexdigest())
+
+
+def reuse_embeddings(writer: ChunkStoreWriter, sources: Sequence[Path], dimension: int) -> int:
+    """Fill in embeddings from other chunk stores (same model) for chunks with the same embedded text.
+
+    A source that cannot be read is logged and skipped. Returns how many chunks were filled.
+    """
+    filled = 0
+    for source in sources:
+        try:
+            filled += writer.reuse_embeddings(source, dimension)
+        except sqlite3.Error as exc:  # a damaged store must not stop a new build
+            logger.warning("cannot reuse embeddings from %s: %s", source, exc)
+    return filled
+
+
+def embed_missing(
+    writer: ChunkStoreWriter, encoder: Encoder, batch_size: int, checkpoint_chunks: int, show_progress: bool
+) -> int:
+    """Embed every chunk of the store that has no embedding, committing after each ``checkpoint_chunks``.
+
+    Returns:
+        How many chunks were embedded.
+    """
+    total = writer.count_missing()
+    embedded = 0
+    after = -1
+    with tqdm(total=total, disable=not show_progress or total == 0, unit="chunk", desc="embedding") as bar:
+        while batch := writer.missing(checkpoint_chunks, after=after):
+            positions = [position for position, _ in batch]
+            vectors = encoder.encode([text for _, text in batch], batch_size=batch_size, show_progress=False)
+            writer.set_embeddings(positions, vectors)
+            writer.commit()
+            embedded += len(batch)
+            after = positions[-1]
+            bar.update(len(batch))
+    return embedded
+
+
+def build_backends(
+    build_dir: Path, names: Sequence[str], dimension: int, settings: Settings, lap: Callable[[str], None],
+    say: Progress,
+) -> dict[str, dict[str, object]]:
+    """Build and save every backend from the build's chunk store, streaming texts and vectors in batches.
+
+    Returns:
+        Each backend's description, for the manifest.
+    """
+    store = ChunkStore(build_dir / ChunkStore.FILE)
+    described: dict[str, dict[str, object]] = {}
+    try:
+        for name in names:
+            if name in KEYWORD_BACKEND_NAMES:
+                keyword = keyword_backend(name)(settings)
+                keyword.build(store.embedding_texts())
+                keyword.save(build_dir / name)
+                described[name] = keyword.describe()
+                del keyword
+            else:
+                vector = vector_backend(name)(dimension, settings)
+                for start, vectors in store.embedding_batches(dimension, BACKEND_BATCH):
+                    vector.add(vectors, store.chunk_range(start, start + len(vectors)))
+                vector.save(build_dir / name)
+                described[name] = vector.describe()
+                del vector
+            lap(f"backend_{name}")
+            say(f"built {name}")
+    finally:
+        store.close()
+    return described
+
+
+def _keep_checkpoint_only(build_dir: Path, writer: ChunkStoreWriter | None) -> None:
+    """After a failure: keep the chunk store as a checkpoint when it holds embeddings, else remove it all."""
+    try:
+        if writer is not None:
+            writer.close()
+        keep = has_embeddings(build_dir / ChunkStore.FILE)
+    except sqlite3.Error:
+        keep = False
+    if not keep:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        return
+    for path in build_dir.iterdir():
+        if path.name not in {ChunkStore.FILE, CHECKPOINT_FILE}:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    logger.info("build stopped; its embeddings are kept in %s for the next build to resume", build_dir)
 
 
 def build_index(
@@ -135,8 +332,11 @@ def build_index(
 ) -> BuildSummary:
     """Build every requested backend over a corpus and swap the result into ``index_dir``.
 
-    The build happens in a temporary directory beside the target; only a complete build is published.
-    Embeddings of chunks whose text is unchanged since the current index are reused.
+    The build streams: documents are loaded and chunked one at a time into the chunk store of a temporary
+    directory beside the target, then embedded in batches of ``settings.checkpoint_chunks``, each committed
+    as a checkpoint, and the backends are built from the store. Only a complete build is published.
+    Embeddings are reused for chunks whose text is unchanged since the current index, and taken back from
+    the checkpoint of a build that was stopped (``resumed``).
 
     Args:
         settings: Chunking and backend settings.
@@ -160,51 +360,44 @@ def build_index(
     index_dir = Path(index_dir or settings.index_dir)
     names = parse_backends(list(backends) if backends is not None else settings.backends)
     timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
 
-    def lap(name: str, since: float) -> float:
+    def lap(name: str) -> None:
         now = time.perf_counter()
-        timings[name] = round(now - since, 3)
-        return now
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
 
-    t = time.perf_counter()
-    loaded = load_corpus(corpus_dir)
-    loaded.documents, document_seq = stored_overlay(loaded.documents, settings, index_dir)
-    for skipped in loaded.skipped:
-        say(f"skipped {skipped.path}: {skipped.reason}")
+    files = iter_corpus(corpus_dir)
+    first = next(files)  # fails on a missing or empty corpus before the index folder is touched
+    merged, document_seq = stored_overlay_stream(itertools.chain([first], files), settings, index_dir)
     config = chunking_config(settings, encoder)
-    chunks = Chunker(encoder.count_tokens, config).chunk_documents(loaded.documents)
-    if not chunks:
-        raise CorpusError(f"no text to index in {corpus_dir}")
-    t = lap("load_and_chunk", t)
-    say(f"{len(loaded.documents)} documents, {len(chunks)} chunks")
-
-    previous = _previous_embeddings(index_dir, encoder)
-    vectors, reused = embed_chunks(chunks, encoder, previous, settings.batch_size, show_progress)
-    t = lap("embed", t)
-    say(f"embedded {len(chunks) - reused} chunks, reused {reused}")
-
-    fingerprint = corpus_fingerprint(loaded.documents)
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{fingerprint[:8]}"
-    remove_stale_builds(index_dir)
-    build_dir = new_build_dir(index_dir, version)
+    build_dir = new_build_dir(index_dir, f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
+    writer: ChunkStoreWriter | None = None
     try:
-        ChunkStore.write(build_dir, chunks, vectors)
-        described: dict[str, dict[str, object]] = {}
-        texts = [chunk.embedding_text for chunk in chunks]
-        for name in names:
-            if name in KEYWORD_BACKEND_NAMES:
-                keyword = keyword_backend(name)(settings)
-                keyword.build(texts)
-                keyword.save(build_dir / name)
-                described[name] = keyword.describe()
-            else:
-                vector = vector_backend(name)(encoder.dimension, settings)
-                vector.add(vectors, chunks)
-                vector.save(build_dir / name)
-                described[name] = vector.describe()
-            t = lap(f"backend_{name}", t)
-            say(f"built {name}")
-        tokens = [chunk.tokens for chunk in chunks]
+        write_checkpoint_info(build_dir, encoder)
+        writer = ChunkStoreWriter.create(build_dir)
+        corpus = chunk_corpus_into(writer, merged, corpus_dir,
+                                   Chunker(encoder.count_tokens, config), say)
+        chunks = len(writer)
+        lap("load_and_chunk")
+        say(f"{corpus.documents} documents, {chunks} chunks")
+
+        previous = _previous_store(index_dir, encoder)
+        unchanged = reuse_embeddings(writer, [previous] if previous else [], encoder.dimension)
+        resumed = reuse_embeddings(writer, usable_checkpoints(index_dir, encoder, build_dir), encoder.dimension)
+        remove_stale_builds(index_dir, except_dir=build_dir)
+        if resumed:
+            say(f"resumed {resumed} embeddings from an unfinished build")
+        embedded = embed_missing(writer, encoder, settings.batch_size, settings.checkpoint_chunks, show_progress)
+        max_tokens, mean_tokens = writer.token_stats()
+        writer.close()
+        writer = None
+        lap("embed")
+        say(f"embedded {embedded} chunks, reused {unchanged + resumed}")
+
+        described = build_backends(build_dir, names, encoder.dimension, settings, lap, say)
+        version = f"{build_dir.name.removesuffix(TMP_SUFFIX)}-{corpus.fingerprint[:8]}"
+        skipped = [{"path": str(s.path), "reason": s.reason} for s in corpus.skipped]
         manifest = Manifest(
             version=version,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -216,24 +409,26 @@ def build_index(
             ),
             chunking={"target_tokens": config.target_tokens, "max_tokens": config.max_tokens,
                       "overlap_tokens": config.overlap_tokens},
-            corpus={"path": str(corpus_dir), "fingerprint": fingerprint, "documents": len(loaded.documents),
-                    "document_seq": document_seq,
-                    "skipped": [{"path": str(s.path), "reason": s.reason} for s in loaded.skipped]},
+            corpus={"path": str(corpus_dir), "fingerprint": corpus.fingerprint, "documents": corpus.documents,
+                    "document_seq": document_seq, "skipped": skipped},
             backends=described,
-            counts={"documents": len(loaded.documents), "chunks": len(chunks),
-                    "embedded": len(chunks) - reused, "reused": reused},
+            counts={"documents": corpus.documents, "chunks": chunks, "embedded": embedded,
+                    "reused": unchanged + resumed, "resumed": resumed},
             library_versions=library_versions(),
         )
         manifest.save(build_dir)
+        (build_dir / CHECKPOINT_FILE).unlink()
+        final_tmp = build_dir.with_name(f"{version}{TMP_SUFFIX}")
+        os.replace(build_dir, final_tmp)
+        build_dir = final_tmp
         publish(index_dir, build_dir, keep=settings.keep_versions)
     except BaseException:
-        shutil.rmtree(build_dir, ignore_errors=True)
+        _keep_checkpoint_only(build_dir, writer)
         raise
-    lap("publish", t)
+    lap("publish")
     return BuildSummary(
-        index_dir=str(index_dir), version=version, documents=len(loaded.documents),
-        skipped=[{"path": str(s.path), "reason": s.reason} for s in loaded.skipped],
-        chunks=len(chunks), embedded=len(chunks) - reused, reused=reused, backends=names,
-        max_tokens=max(tokens), mean_tokens=round(float(np.mean(tokens)), 2),
+        index_dir=str(index_dir), version=version, documents=corpus.documents, skipped=skipped,
+        chunks=chunks, embedded=embedded, reused=unchanged + resumed, resumed=resumed, backends=names,
+        max_tokens=max_tokens, mean_tokens=round(mean_tokens, 2),
         seconds=round(time.perf_counter() - started, 3), timings=timings,
     )

@@ -11,6 +11,7 @@ document back.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,11 @@ from pathlib import Path
 
 from haystack import Document
 
+from mlsearch.errors import InvalidDocumentIdError
 from mlsearch.settings import Settings
+
+MAX_DOC_ID_CHARS = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -36,6 +41,26 @@ CREATE INDEX IF NOT EXISTS documents_seq ON documents(seq);
 CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL);
 INSERT OR IGNORE INTO counter VALUES (0, 0);
 """
+
+
+def check_doc_id(doc_id: str) -> str:
+    """Return ``doc_id`` when it is safe as a document id (API and CLI writes).
+
+    Raises:
+        InvalidDocumentIdError: Empty, longer than 200 characters, or holding ``/``, ``\\``, ``..`` or a
+            control character.
+    """
+    if not doc_id or not doc_id.strip():
+        raise InvalidDocumentIdError("the document id is empty")
+    if len(doc_id) > MAX_DOC_ID_CHARS:
+        raise InvalidDocumentIdError(f"the document id is longer than {MAX_DOC_ID_CHARS} characters")
+    if "/" in doc_id or "\\" in doc_id:
+        raise InvalidDocumentIdError(f"the document id {doc_id!r} holds a path separator")
+    if ".." in doc_id:
+        raise InvalidDocumentIdError(f"the document id {doc_id!r} holds '..'")
+    if _CONTROL.search(doc_id):
+        raise InvalidDocumentIdError(f"the document id {doc_id!r} holds a control character")
+    return doc_id
 
 
 @dataclass(frozen=True)
@@ -192,3 +217,44 @@ def apply_overlay(documents: Sequence[Document], changes: Sequence[StoredChange]
         else:
             by_id[change.doc_id] = change.document
     return [by_id[key] for key in sorted(by_id)]
+
+
+@dataclass(frozen=True)
+class DocumentStatus:
+    """A document as the served index and the document store see it."""
+
+    doc_id: str
+    title: str
+    source_type: str
+    chunks: int
+    indexed: bool
+    pending: str | None
+    seq: int | None
+
+
+def document_statuses(
+    indexed: dict[str, tuple[str, str, int]], stored: Sequence[StoredDocument], served_seq: int
+) -> list[DocumentStatus]:
+    """Every live document (served or written), sorted by id, saying whether its latest write is served.
+
+    Args:
+        indexed: ``doc_id → (title, source_type, chunks)`` of the served version.
+        stored: The document store's rows.
+        served_seq: The last write the served version contains.
+    """
+    out: dict[str, DocumentStatus] = {
+        doc_id: DocumentStatus(doc_id, title, source, chunks, True, None, None)
+        for doc_id, (title, source, chunks) in indexed.items()
+    }
+    for row in stored:
+        served = row.seq <= served_seq
+        title, source, chunks = indexed.get(row.doc_id, (row.title, row.source_type, 0))
+        if row.deleted and served:
+            out.pop(row.doc_id, None)
+            continue
+        pending = None if served else ("delete" if row.deleted else "upsert")
+        out[row.doc_id] = DocumentStatus(
+            row.doc_id, row.title if not row.deleted else title, row.source_type if not row.deleted else source,
+            chunks, served, pending, row.seq,
+        )
+    return [out[key] for key in sorted(out)]

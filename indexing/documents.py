@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from mlsearch.errors import CorpusError, DocumentError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoadedCorpus", "SkippedFile", "clean_text", "load_corpus", "load_file", "normalise_tags"]
+__all__ = [
+    "CorpusFile", "LoadedCorpus", "SkippedFile", "clean_text", "iter_corpus", "load_corpus", "load_file",
+    "normalise_tags",
+]
 
 
 @dataclass(frozen=True)
@@ -72,15 +76,20 @@ def _head(path: Path) -> bytes:
         return handle.read(2048)
 
 
-def load_corpus(corpus_dir: Path) -> LoadedCorpus:
-    """Load every supported file under a folder, skipping (and reporting) unsupported and bad files.
+@dataclass(frozen=True)
+class CorpusFile:
+    """One file of a corpus as loaded: its document, or why it was skipped, and notes on it."""
 
-    Args:
-        corpus_dir: The folder; searched recursively, hidden files and folders ignored.
+    path: Path
+    document: Document | None = None
+    skipped: SkippedFile | None = None
+    notes: tuple[SkippedFile, ...] = ()
 
-    Returns:
-        The loaded documents (in path order), the skipped files with their reasons, and notes (such as PDF
-        pages without a text layer).
+
+def iter_corpus(corpus_dir: Path) -> Iterator[CorpusFile]:
+    """Load the supported files under a folder one at a time, in document-id order (unsupported ones first).
+
+    Only one document's text is held at a time, so that a build's memory does not grow with the corpus.
 
     Raises:
         CorpusError: The folder does not exist, or holds no supported file.
@@ -88,11 +97,12 @@ def load_corpus(corpus_dir: Path) -> LoadedCorpus:
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.exists():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    result = LoadedCorpus()
     files: list[Path] = []
+    unsupported: list[CorpusFile] = []
     for path in corpus_files(corpus_dir):
         if source_type_for(path.name, _head(path)) is None:
-            result.skipped.append(SkippedFile(path, f"unsupported file type ({path.suffix or 'no extension'})"))
+            reason = f"unsupported file type ({path.suffix or 'no extension'})"
+            unsupported.append(CorpusFile(path, skipped=SkippedFile(path, reason)))
         else:
             files.append(path)
     if not files:
@@ -100,17 +110,39 @@ def load_corpus(corpus_dir: Path) -> LoadedCorpus:
             f"corpus folder has no Markdown, text, PDF, HTML or notebook files "
             f"({', '.join(sorted(SUPPORTED_SUFFIXES))}): {corpus_dir}"
         )
+    yield from unsupported
     root = corpus_dir.parent if corpus_dir.is_file() else corpus_dir
-    for path in files:
+    for path in sorted(files, key=lambda p: (document_id_for(p, root), p)):
         try:
             loaded = load_bytes(path.read_bytes(), str(path), document_id_for(path, root))
         except (DocumentError, OSError) as exc:
             reason = str(exc).removeprefix(f"{path}: ")
-            result.skipped.append(SkippedFile(path, reason if reason != "nothing to index (empty after extraction)"
-                                              else "empty after cleaning"))
+            reason = reason if reason != "nothing to index (empty after extraction)" else "empty after cleaning"
+            yield CorpusFile(path, skipped=SkippedFile(path, reason))
             continue
-        result.documents.append(loaded.document)
-        result.notes.extend(SkippedFile(path, note) for note in loaded.notes)
+        yield CorpusFile(path, loaded.document, notes=tuple(SkippedFile(path, note) for note in loaded.notes))
+
+
+def load_corpus(corpus_dir: Path) -> LoadedCorpus:
+    """Load every supported file under a folder, skipping (and reporting) unsupported and bad files.
+
+    Args:
+        corpus_dir: The folder; searched recursively, hidden files and folders ignored.
+
+    Returns:
+        The loaded documents (in document-id order), the skipped files with their reasons, and notes (such as PDF
+        pages without a text layer).
+
+    Raises:
+        CorpusError: The folder does not exist, or holds no supported file.
+    """
+    result = LoadedCorpus()
+    for item in iter_corpus(corpus_dir):
+        if item.skipped is not None:
+            result.skipped.append(item.skipped)
+        if item.document is not None:
+            result.documents.append(item.document)
+        result.notes.extend(item.notes)
     for skipped in result.skipped:
         logger.warning("skipped %s: %s", skipped.path, skipped.reason)
     for note in result.notes:

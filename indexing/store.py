@@ -8,10 +8,12 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
-from indexing.chunks import Chunk
+from indexing.chunks import Chunk, embedding_text
+from indexing.filters import ChunkFilter
 
 _SCHEMA = """
 CREATE TABLE chunks (
@@ -56,28 +58,15 @@ class ChunkStore:
     @classmethod
     def write(cls, directory: Path, chunks: Sequence[Chunk], embeddings: np.ndarray | None) -> ChunkStore:
         """Create the store; chunk ``i`` gets position ``i`` (the id used by every index)."""
-        path = directory / cls.FILE
-        connection = sqlite3.connect(path)
+        writer = ChunkStoreWriter.create(directory)
         try:
-            connection.executescript(_SCHEMA)
-            rows = (
-                (
-                    i, c.id, c.doc_id, c.title, c.heading, c.text, c.position, c.tokens,
-                    json.dumps(list(c.tags)), text_hash(c.embedding_text),
-                    None if embeddings is None else np.asarray(embeddings[i], np.float32).tobytes(),
-                    c.source_type, c.path, c.url, c.page, c.cell,
-                )
-                for i, c in enumerate(chunks)
-            )
-            connection.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            connection.executemany(
-                "INSERT INTO chunk_tags VALUES (?, ?)",
-                ((i, tag) for i, c in enumerate(chunks) for tag in c.tags),
-            )
-            connection.commit()
+            writer.add_chunks(chunks)
+            if embeddings is not None:
+                writer.set_embeddings(range(len(chunks)), np.asarray(embeddings, np.float32))
+            writer.commit()
         finally:
-            connection.close()
-        return cls(path)
+            writer.close()
+        return cls(directory / cls.FILE)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -156,6 +145,35 @@ class ChunkStore:
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def positions_matching(self, filters: ChunkFilter) -> np.ndarray | None:
+        """Positions of the chunks that pass a filter, as a sorted int64 array (None for an empty filter)."""
+        if filters.is_empty:
+            return None
+        where: list[str] = []
+        args: list[object] = []
+        if filters.tags:
+            marks = ",".join("?" * len(filters.tags))
+            where.append(f"position IN (SELECT position FROM chunk_tags WHERE tag IN ({marks}))")
+            args.extend(filters.tags)
+        if filters.doc_ids:
+            where.append(f"doc_id IN ({','.join('?' * len(filters.doc_ids))})")
+            args.extend(filters.doc_ids)
+        columns = self._columns.split(", ")
+        if filters.source_types:
+            if "source_type" not in columns:
+                return np.zeros(0, np.int64)
+            where.append(f"source_type IN ({','.join('?' * len(filters.source_types))})")
+            args.extend(filters.source_types)
+        if filters.path_prefix:
+            if "path" not in columns:
+                return np.zeros(0, np.int64)
+            where.append("substr(path, 1, ?) = ?")
+            args.extend([len(filters.path_prefix), filters.path_prefix])
+        rows = self._db.execute(
+            f"SELECT position FROM chunks WHERE {' AND '.join(where)} ORDER BY position", args
+        ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
     def tags(self) -> list[str]:
         """Every distinct tag that some chunk carries, sorted."""
         return [str(r[0]) for r in self._db.execute("SELECT DISTINCT tag FROM chunk_tags ORDER BY tag")]
@@ -175,6 +193,30 @@ class ChunkStore:
         vectors = [np.frombuffer(r[0], np.float32) for r in rows if r[0] is not None]
         return np.vstack(vectors) if vectors and len(vectors) == len(rows) else np.zeros((0, 0), np.float32)
 
+    def embedding_batches(self, dimension: int, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Every embedding by position, ``batch_size`` rows at a time, as ``(first position, float32 matrix)``.
+
+        Raises:
+            ValueError: A chunk has no embedding, or one of another dimension.
+        """
+        total = len(self)
+        for start in range(0, total, batch_size):
+            rows = self._db.execute(
+                "SELECT embedding FROM chunks WHERE position >= ? AND position < ? ORDER BY position",
+                (start, start + batch_size),
+            ).fetchall()
+            if any(r[0] is None or len(r[0]) != 4 * dimension for r in rows):
+                raise ValueError(f"chunk store {self.path} lacks {dimension}-d embeddings near position {start}")
+            yield start, np.frombuffer(b"".join(r[0] for r in rows), np.float32).reshape(len(rows), dimension)
+
+    def embedding_texts(self, batch_size: int = 2048) -> StoredTexts:
+        """The embedded text of every chunk, by position, read lazily in batches."""
+        return StoredTexts(self, batch_size)
+
+    def chunk_range(self, start: int, stop: int) -> ChunkRange:
+        """The chunks at positions ``start`` to ``stop - 1``, read when first used."""
+        return ChunkRange(self, start, stop)
+
     def token_stats(self) -> dict[str, float]:
         """Chunk count, and maximum and mean length in tokens."""
         count, max_tokens, mean_tokens = self._db.execute(
@@ -190,3 +232,210 @@ class ChunkStore:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+class StoredTexts(Sequence[str]):
+    """The embedded texts of a chunk store as a read-only sequence, streamed in batches when iterated.
+
+    Keyword backends read their texts through it, so that no build holds every text in a Python list.
+    """
+
+    def __init__(self, store: ChunkStore, batch_size: int = 2048) -> None:
+        self._store = store
+        self._batch = batch_size
+        self._length = len(store)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _rows(self, start: int, stop: int) -> list[str]:
+        rows = self._store._db.execute(
+            "SELECT title, heading, text FROM chunks WHERE position >= ? AND position < ? ORDER BY position",
+            (start, stop),
+        ).fetchall()
+        return [embedding_text(str(t), str(h), str(x)) for t, h, x in rows]
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, self._length, self._batch):
+            yield from self._rows(start, start + self._batch)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._length)
+            rows = self._rows(start, stop) if step > 0 else []
+            return rows[::step] if step != 1 else rows
+        position = index + self._length if index < 0 else index
+        if not 0 <= position < self._length:
+            raise IndexError(index)
+        return self._rows(position, position + 1)[0]
+
+
+class ChunkRange(Sequence[Chunk]):
+    """Chunks at consecutive positions of a store, fetched on first use (handed to vector backends)."""
+
+    def __init__(self, store: ChunkStore, start: int, stop: int) -> None:
+        self._store, self._start, self._stop = store, start, stop
+        self._chunks: list[Chunk] | None = None
+
+    def _load(self) -> list[Chunk]:
+        if self._chunks is None:
+            found = self._store.get(range(self._start, self._stop))
+            self._chunks = [found[p] for p in range(self._start, self._stop)]
+        return self._chunks
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @overload
+    def __getitem__(self, index: int) -> Chunk: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Chunk]: ...
+
+    def __getitem__(self, index: int | slice) -> Chunk | list[Chunk]:
+        return self._load()[index]
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return iter(self._load())
+
+
+class ChunkStoreWriter:
+    """Writes a chunk store as a build goes: chunks first, then embeddings a batch at a time.
+
+    Every :meth:`commit` is a checkpoint: a build killed later keeps what was committed, and the next
+    build takes the embeddings back with :meth:`reuse_embeddings` instead of computing them again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path)
+        self._next = int(self._db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM chunks").fetchone()[0])
+
+    @classmethod
+    def create(cls, directory: Path) -> ChunkStoreWriter:
+        """Create an empty ``chunks.sqlite`` in the directory and open it for writing."""
+        path = directory / ChunkStore.FILE
+        connection = sqlite3.connect(path)
+        try:
+            connection.executescript(_SCHEMA)
+        finally:
+            connection.close()
+        return cls(path)
+
+    def add_chunks(self, chunks: Iterable[Chunk]) -> int:
+        """Append chunks (without embeddings) at the next positions; returns how many were added."""
+        rows: list[tuple[object, ...]] = []
+        tags: list[tuple[int, str]] = []
+        for chunk in chunks:
+            position = self._next + len(rows)
+            rows.append((
+                position, chunk.id, chunk.doc_id, chunk.title, chunk.heading, chunk.text, chunk.position,
+                chunk.tokens, json.dumps(list(chunk.tags)), text_hash(chunk.embedding_text), None,
+                chunk.source_type, chunk.path, chunk.url, chunk.page, chunk.cell,
+            ))
+            tags.extend((position, tag) for tag in chunk.tags)
+        self._db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self._db.executemany("INSERT INTO chunk_tags VALUES (?, ?)", tags)
+        self._next += len(rows)
+        return len(rows)
+
+    def __len__(self) -> int:
+        return self._next
+
+    def missing(self, limit: int, after: int = -1) -> list[tuple[int, str]]:
+        """Up to ``limit`` chunks past position ``after`` that have no embedding yet, as ``(position, text)``."""
+        rows = self._db.execute(
+            "SELECT position, title, heading, text FROM chunks WHERE position > ? AND embedding IS NULL "
+            "ORDER BY position LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [(int(p), embedding_text(str(t), str(h), str(x))) for p, t, h, x in rows]
+
+    def count_missing(self) -> int:
+        """How many chunks have no embedding yet."""
+        return int(self._db.execute("SELECT COUNT(*) FROM chunks WHERE embedding IS NULL").fetchone()[0])
+
+    def set_embeddings(self, positions: Iterable[int], vectors: np.ndarray) -> None:
+        """Store the embeddings of the chunks at these positions (row ``i`` for the ``i``-th position)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._db.executemany(
+            "UPDATE chunks SET embedding = ? WHERE position = ?",
+            ((vectors[i].tobytes(), int(p)) for i, p in enumerate(positions)),
+        )
+
+    def reuse_embeddings(self, source: Path, dimension: int) -> int:
+        """Copy embeddings from another chunk store for chunks whose embedded text has the same hash.
+
+        Only rows of ``dimension`` float32 values are taken; chunks that already have one keep it.
+
+        Returns:
+            How many chunks received an embedding.
+        """
+        size = 4 * dimension
+        self._db.execute("ATTACH DATABASE ? AS source", (f"file:{source}?mode=ro",))
+        try:
+            changed = self._db.execute(
+                """UPDATE chunks SET embedding = (
+                       SELECT s.embedding FROM source.chunks s
+                       WHERE s.text_hash = chunks.text_hash AND length(s.embedding) = ? LIMIT 1)
+                   WHERE embedding IS NULL AND text_hash IN (
+                       SELECT text_hash FROM source.chunks WHERE length(embedding) = ?)""",
+                (size, size),
+            ).rowcount
+            self._db.commit()
+        finally:
+            self._db.execute("DETACH DATABASE source")
+        return int(changed)
+
+    def token_stats(self) -> tuple[int, float]:
+        """The longest and mean chunk length in tokens."""
+        longest, mean = self._db.execute(
+            "SELECT COALESCE(MAX(tokens), 0), COALESCE(AVG(tokens), 0) FROM chunks"
+        ).fetchone()
+        return int(longest), float(mean)
+
+    def commit(self) -> None:
+        """Make everything written so far durable (a checkpoint)."""
+        self._db.commit()
+
+    def close(self) -> None:
+        """Commit and close the connection."""
+        self._db.commit()
+        self._db.close()
+
+
+def has_embeddings(path: Path) -> bool:
+    """Whether a chunk store file exists and holds at least one embedding."""
+    if not path.is_file():
+        return False
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = connection.execute("SELECT EXISTS(SELECT 1 FROM chunks WHERE embedding IS NOT NULL)").fetchone()
+    finally:
+        connection.close()
+    return bool(row[0])
+
+
+def check_store(path: Path) -> str | None:
+    """Why a chunk store cannot be trusted (unreadable, or failing SQLite's integrity check), or None.
+
+    Opening it read-write lets SQLite roll back a transaction that a killed process left half done.
+    """
+    try:
+        connection = sqlite3.connect(path)
+        try:
+            result = connection.execute("PRAGMA quick_check").fetchone()
+            connection.execute("SELECT text_hash, embedding FROM chunks LIMIT 1").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    if not result or result[0] != "ok":
+        return f"integrity check failed: {result[0] if result else 'no answer'}"
+    return None

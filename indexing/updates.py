@@ -37,8 +37,9 @@ from indexing.embedding import Encoder, library_versions
 from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore, text_hash
+from mlsearch.catalog import KEYWORD_BACKEND_NAMES
 from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError
-from mlsearch.settings import KEYWORD_BACKEND_NAMES, Settings
+from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 DOCUMENT_SEQ = "document_seq"
@@ -284,6 +285,8 @@ class DocumentUpdater:
     # -- updates --------------------------------------------------------------------------------------
     def run_pending(self) -> UpdateSummary | None:
         """Apply every stored write that the published version lacks, as one update (None if none)."""
+        if self.store.last_seq == 0:  # nothing was ever written (or no index yet): nothing to read
+            return None
         with self._update_lock:
             with self._lock:
                 version = self._pending_version
@@ -323,6 +326,7 @@ class DocumentUpdater:
             self._thread = None
 
     def _loop(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             self._wake.wait()
             if self._stop.is_set():
@@ -331,8 +335,13 @@ class DocumentUpdater:
             self._wake.clear()
             try:
                 self.run_pending()
+                failures = 0
             except Exception:
-                logger.exception("incremental index update failed; will retry on the next write")
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                logger.exception("incremental index update failed; retrying in %.1fs", delay)
+                if not self._stop.wait(delay):
+                    self._wake.set()
 
     def wait_until_indexed(self, seq: int, timeout: float = 60.0) -> bool:
         """Wait until the published version contains write ``seq``; False on timeout."""

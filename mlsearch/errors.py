@@ -44,6 +44,10 @@ class DatasetError(MlsearchError):
     """An evaluation dataset is missing or malformed (the message names the file and line)."""
 
 
+class QueryFileError(DatasetError):
+    """A file of queries is missing, unreadable, empty, or has a bad line (the message names the file and line)."""
+
+
 class DriftError(MlsearchError):
     """Drift monitoring cannot proceed: a missing or empty reference or stream file, or an unwritable state dir."""
 
@@ -62,3 +66,11 @@ class UnsupportedDocumentError(DocumentError):
 
 class DocumentNotFoundError(MlsearchError):
     """No document with this id in the document store."""
+
+
+class InvalidDocumentIdError(DocumentError):
+    """A document id that is empty, too long, or holds path separators, ``..`` or control characters."""
+
+
+class UploadTooLargeError(DocumentError):
+    """An uploaded file larger than ``MLSEARCH_MAX_UPLOAD_BYTES``."""

@@ -9,9 +9,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlsearch.catalog import DEFAULT_BUILD_BACKENDS
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-VECTOR_BACKEND_NAMES = ("faiss", "annoy", "elasticsearch")
-KEYWORD_BACKEND_NAMES = ("lsi", "bm25")
 
 
 class Settings(BaseSettings):
@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     model: str = Field(default=DEFAULT_MODEL, description="Sentence-transformers name or path.")
     device: str = "cpu"
     batch_size: int = Field(default=32, ge=1, le=4096)
+    checkpoint_chunks: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Chunks embedded between two checkpoints of a build (a killed build redoes at most these).",
+    )
 
     # Chunking
     chunk_target_tokens: int = Field(default=200, ge=16, description="Target chunk length in model tokens.")
@@ -42,13 +46,31 @@ class Settings(BaseSettings):
     )
 
     # Backends
-    backends: list[str] = Field(default_factory=lambda: ["faiss", "annoy", "lsi", "bm25"])
+    backends: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BUILD_BACKENDS), description="Backends built (see mlsearch.catalog)."
+    )
     faiss_factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat")
+    faiss_quantization: Literal["none", "int8", "binary"] = Field(
+        default="none",
+        description="none: float vectors; int8: 8-bit scalar quantizer (SQ8); binary: one bit per dimension. "
+        "Quantized indexes rescore faiss_rescore candidates with the float vectors.",
+    )
+    faiss_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
     faiss_nprobe: int = Field(default=16, ge=1)
     faiss_hnsw_ef_search: int = Field(default=128, ge=1)
     annoy_trees: int = Field(default=50, ge=1)
     annoy_search_k: int = Field(default=-1, description="Annoy search_k; -1 means n_trees * k * 10.")
+    usearch_dtype: Literal["f32", "i8", "b1"] = Field(
+        default="f32", description="USearch vector storage: f32 (exact), i8 or b1 (quantized, then rescored)."
+    )
+    usearch_connectivity: int = Field(default=16, ge=2, description="USearch HNSW edges per node.")
+    usearch_expansion_add: int = Field(default=128, ge=1)
+    usearch_expansion_search: int = Field(default=128, ge=1)
+    usearch_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (i8, b1).")
     lsi_dimensions: int = Field(default=200, ge=2)
+    lsi_fit_sample: int = Field(
+        default=100_000, ge=100, description="LSI fits TF-IDF and SVD on at most this many chunks (evenly spaced)."
+    )
     bm25_k1: float = Field(default=1.5, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
@@ -82,9 +104,32 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     admin_api_key: SecretStr | None = None
     max_body_bytes: int = Field(default=16_384, ge=256)
+    max_upload_bytes: int = Field(
+        default=20_000_000, ge=1024, description="Largest document accepted by PUT/POST /documents, in bytes."
+    )
+    update_coalesce_s: float = Field(
+        default=0.2, ge=0, description="Quiet time before document writes are applied to the index as one update."
+    )
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
     watch_interval_s: float = Field(default=2.0, gt=0)
+    read_api_key: SecretStr | None = Field(
+        default=None,
+        description="When set, /drift, /drift/report and /metrics need it (or the admin key) in X-API-Key.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; none (CORS off) when empty."
+    )
+    rate_limit_per_minute: int = Field(
+        default=0, ge=0, description="Requests a minute per client address (0: no limit); /health, /ready are free."
+    )
+    rate_limit_burst: int = Field(default=0, ge=0, description="Extra requests a client may burst (0: a tenth).")
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="A search or comparison that takes longer answers 503 search_timeout."
+    )
+    shutdown_grace_s: int = Field(
+        default=20, ge=0, description="On SIGTERM, seconds in-flight requests get to finish before the server exits."
+    )
     serve_torch_threads: int = Field(
         default=1, ge=0,
         description="Torch intra-op threads in `mlsearch serve` (0: torch's default). One thread per request "
@@ -96,6 +141,9 @@ class Settings(BaseSettings):
     drift_window: int = Field(default=200, ge=10)
     drift_min_window: int = Field(default=30, ge=5)
     drift_log_max_rows: int = Field(default=100_000, ge=100)
+    drift_log_retention_days: float = Field(
+        default=30.0, ge=0, description="Logged queries older than this are deleted (0: kept until max_rows)."
+    )
     drift_store_text: Literal["off", "hashed", "full"] = "off"
     drift_psi_warning: float = Field(default=0.1, gt=0)
     drift_psi_drift: float = Field(default=0.25, gt=0)

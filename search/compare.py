@@ -11,8 +11,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mlsearch.errors import BackendUnavailableError, BadQueryError
-from search.searcher import METHODS, Searcher, SearchResult
+from indexing.filters import ChunkFilter
+from mlsearch import catalog
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND
+from mlsearch.errors import BackendUnavailableError, BadQueryError, UnknownBackendError
+from search.searcher import Searcher, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -131,26 +134,21 @@ def _unique(ids: Sequence[str]) -> list[str]:
 
 
 def required_backends(method: str, backend: str) -> list[str]:
-    """The index backends a method needs, as :class:`~search.searcher.Searcher` routes it.
-
-    Dense needs its vector backend and hybrid that backend and BM25; LSI and BM25 need their own
-    index, except that with the ``elasticsearch`` backend dense, BM25 and hybrid all run in Elasticsearch.
+    """The index backends a method needs with the asked vector backend, as the catalog plans it.
 
     Example:
         >>> required_backends("hybrid", "annoy"), required_backends("bm25", "elasticsearch")
         (['annoy', 'bm25'], ['elasticsearch'])
+
+    Raises:
+        BadQueryError: Unknown method.
+        UnknownBackendError: Unknown backend.
     """
-    if method not in METHODS:
-        raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    if method == "lsi":
-        return ["lsi"]
-    if backend == "elasticsearch":
-        return ["elasticsearch"]
-    if method == "dense":
-        return [backend]
-    if method == "hybrid":
-        return [backend, "bm25"]
-    return [method]
+    if method not in catalog.METHODS:
+        raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(catalog.METHOD_NAMES)}")
+    if backend not in catalog.BACKENDS:
+        raise UnknownBackendError(f"unknown backend {backend!r}; valid: {', '.join(catalog.BACKEND_NAMES)}")
+    return catalog.required_backends(method, backend)
 
 
 def check_backends(searcher: Searcher, method: str, backend: str) -> None:
@@ -173,7 +171,8 @@ def check_backends(searcher: Searcher, method: str, backend: str) -> None:
 
 
 def run_search(
-    searcher: Searcher, query: str, k: int, method: str, backend: str, tags: Sequence[str] | None = None
+    searcher: Searcher, query: str, k: int, method: str, backend: str, tags: ChunkFilter | Sequence[str] | None = None,
+    offset: int = 0, group_by: str | None = None,
 ) -> SearchResult:
     """One search, after checking that the backends it needs are there.
 
@@ -183,18 +182,20 @@ def run_search(
         k: How many hits.
         method: ``dense``, ``lsi``, ``bm25`` or ``hybrid``.
         backend: The vector backend for dense and hybrid.
-        tags: Keep only chunks that carry any of these tags.
+        tags: A :class:`~indexing.filters.ChunkFilter`, or tags (keep chunks that carry any).
+        offset: Hits (or documents) to skip.
+        group_by: ``"document"`` for the best chunk per document.
 
     Raises:
         BackendUnavailableError, BadQueryError, IndexNotBuiltError, UnknownBackendError.
     """
     check_backends(searcher, method, backend)
-    return searcher.search(query, k=k, method=method, backend=backend, tags=tags)
+    return searcher.search(query, k=k, method=method, backend=backend, tags=tags, offset=offset, group_by=group_by)
 
 
 def compare(
-    searcher: Searcher, query: str, k: int, methods: Sequence[str], backend: str = "faiss",
-    tags: Sequence[str] | None = None,
+    searcher: Searcher, query: str, k: int, methods: Sequence[str], backend: str = DEFAULT_VECTOR_BACKEND,
+    tags: ChunkFilter | Sequence[str] | None = None, group_by: str | None = None,
 ) -> Comparison:
     """Run the query with every method and measure the overlap of their top-k chunk ids.
 
@@ -204,7 +205,8 @@ def compare(
         k: How many hits per method.
         methods: Two or more distinct methods, in the order to compare them.
         backend: The vector backend for dense and hybrid.
-        tags: Keep only chunks that carry any of these tags.
+        tags: A :class:`~indexing.filters.ChunkFilter`, or tags (keep chunks that carry any).
+        group_by: ``"document"``: each run keeps the best chunk per document.
 
     Returns:
         The runs by method and their overlap.
@@ -219,7 +221,10 @@ def compare(
         raise BadQueryError(f"each method may be given once, got {list(methods)}")
     for method in methods:
         check_backends(searcher, method, backend)
-    runs = {method: searcher.search(query, k=k, method=method, backend=backend, tags=tags) for method in methods}
+    runs = {
+        method: searcher.search(query, k=k, method=method, backend=backend, tags=tags, group_by=group_by)
+        for method in methods
+    }
     figures = overlap({method: [hit.id for hit in run.hits] for method, run in runs.items()})
     logger.debug("compare %r: jaccard@%d %.3f", query, k, figures.jaccard_at_k)
     return Comparison(query=query, k=k, runs=runs, overlap=figures)

@@ -9,24 +9,37 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
+from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.embedding import Encoder, load_encoder
+from indexing.filters import ChunkFilter, as_filter
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
-from mlsearch.errors import BadQueryError, IndexNotBuiltError, UnknownBackendError
-from mlsearch.settings import VECTOR_BACKEND_NAMES, Settings
-from search.fusion import reciprocal_rank_fusion
+from mlsearch.catalog import (
+    BACKENDS,
+    DEFAULT_METHOD,
+    DEFAULT_VECTOR_BACKEND,
+    METHOD_NAMES,
+    METHODS,
+    VECTOR_BACKEND_NAMES,
+    answering_backend,
+    plan,
+)
+from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
+from mlsearch.settings import Settings
+from search.fusion import FusionConfig, fuse
+from search.grouping import GROUP_DEPTH, group_by_document
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["dense", "lsi", "bm25", "hybrid"]
-METHODS: tuple[str, ...] = ("dense", "lsi", "bm25", "hybrid")
+EncoderLoader = Callable[[str], Encoder]
+"""Loads an embedding model by name or path."""
 MAX_K = 1000
 HYBRID_CANDIDATES = 100
 
@@ -49,6 +62,7 @@ class SearchHit:
     url: str = ""
     page: int | None = None
     cell: int | None = None
+    other_matches: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -108,44 +122,54 @@ class QueryEmbeddingCache:
 
 
 class Searcher:
-    """Searches one index version. Backends are loaded on first use and kept.
+    """Searches one index version. Backends are loaded on first use and kept; so is the model.
 
-    Use :meth:`open` to create one from an index directory.
+    Use :meth:`open` to create one from an index directory. The embedding model is loaded only when a query
+    first needs it (a dense or hybrid search, or :meth:`embed_query`), so keyword-only use never loads it.
     """
 
     def __init__(
-        self, directory: Path, manifest: Manifest, encoder: Encoder, settings: Settings
+        self, directory: Path, manifest: Manifest, settings: Settings, encoder: Encoder | None = None,
+        load_model: Callable[[], Encoder] | None = None,
     ) -> None:
         self.directory = directory
         self.manifest = manifest
-        self.encoder = encoder
         self.settings = settings
         self.store = ChunkStore(directory / ChunkStore.FILE)
         self.cache = QueryEmbeddingCache(settings.query_cache_size)
-        self._backends: dict[str, Any] = {}
+        self._encoder = encoder
+        self._load_model = load_model
+        self._backends: dict[str, VectorIndex | KeywordIndex] = {}
         self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self.fusion = index_fusion(manifest, settings)
 
     @classmethod
     def open(
-        cls, index_dir: Path, settings: Settings, encoder: Encoder | None = None, model: str | None = None
+        cls, index_dir: Path, settings: Settings, encoder: Encoder | None = None, model: str | None = None,
+        loader: EncoderLoader | None = None,
     ) -> Searcher:
-        """Open the version that ``index_dir`` points to now.
+        """Open the version that ``index_dir`` points to now; nothing but the manifest is read yet.
 
         Args:
             index_dir: The index directory (a link to its current version, or a version itself).
             settings: Search settings.
-            encoder: An already loaded model; loaded from ``model`` or the manifest's model otherwise.
-            model: A model name or path to load when no encoder is given.
+            encoder: An already loaded model (checked against the manifest now).
+            model: A model name or path to load when first needed (the manifest's model by default).
+            loader: Loads a model by name (``indexing.embedding.load_encoder`` on ``settings.device`` by default).
 
         Raises:
             IndexNotBuiltError: No index there.
-            ModelMismatchError: The encoder is not the model the index was built with.
+            ModelMismatchError: The encoder is not the model the index was built with (raised when the model
+                is loaded, for a model given by name).
         """
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
-        loaded: Encoder = encoder or load_encoder(model or manifest.model.name, device=settings.device)
-        manifest.check_model(loaded.name, loaded.weights_hash)
-        return cls(directory, manifest, loaded, settings)
+        if encoder is not None:
+            manifest.check_model(encoder.name, encoder.weights_hash)
+        name = model or manifest.model.name
+        load = loader or (lambda n: load_encoder(n, device=settings.device))
+        return cls(directory, manifest, settings, encoder=encoder, load_model=lambda: load(name))
 
     @property
     def version(self) -> str:
@@ -157,7 +181,40 @@ class Searcher:
         """Backends present in this index."""
         return list(self.manifest.backends)
 
-    def backend(self, name: str) -> Any:
+    @property
+    def encoder(self) -> Encoder:
+        """The embedding model, loaded (and checked against the manifest) on first use.
+
+        Raises:
+            ModelLoadError: The model cannot be loaded.
+            ModelMismatchError: It is not the model the index was built with.
+        """
+        if self._encoder is None:
+            with self._model_lock:
+                if self._encoder is None:
+                    if self._load_model is None:
+                        raise ModelLoadError("this searcher was opened without a model")
+                    loaded = self._load_model()
+                    self.manifest.check_model(loaded.name, loaded.weights_hash)
+                    self._encoder = loaded
+        return self._encoder
+
+    @property
+    def loaded_encoder(self) -> Encoder | None:
+        """The model if it is loaded already, else None (never loads it)."""
+        return self._encoder
+
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Use an already loaded model (one kept from the previous index version) instead of loading it.
+
+        Raises:
+            ModelMismatchError: It is not the model the index was built with.
+        """
+        self.manifest.check_model(encoder.name, encoder.weights_hash)
+        with self._model_lock:
+            self._encoder = encoder
+
+    def backend(self, name: str) -> VectorIndex | KeywordIndex:
         """The loaded backend ``name`` (loaded once, thread-safely).
 
         Raises:
@@ -169,11 +226,13 @@ class Searcher:
             return self._backends[name]
         with self._lock:
             if name not in self._backends:
+                if name not in BACKENDS:
+                    raise UnknownBackendError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
                 if name not in self.manifest.backends:
                     raise IndexNotBuiltError(
                         f"backend {name!r} was not built in this index (built: {', '.join(self.built_backends)})"
                     )
-                cls = vector_backend(name) if name in VECTOR_BACKEND_NAMES else keyword_backend(name)
+                cls = vector_backend(name) if BACKENDS[name].kind == "vector" else keyword_backend(name)
                 self._backends[name] = cls.load(self.directory / name, self.settings)
         return self._backends[name]
 
@@ -183,60 +242,73 @@ class Searcher:
 
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(
-        self, query: str, k: int = 10, method: str = "dense", backend: str = "faiss",
-        tags: Sequence[str] | None = None,
+        self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
+        tags: ChunkFilter | Sequence[str] | None = None, fusion: FusionConfig | None = None,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
 
+        Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`).
+        A fused method fuses the candidate lists of ``fusion`` (the index's own, :attr:`fusion`, when omitted:
+        the one ``mlsearch tune`` chose, else equal-weight RRF of dense and BM25). ``tags`` is a
+        :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
+
         Raises:
             BadQueryError: Blank query, ``k`` out of range, or unknown method.
+            UnknownBackendError: ``backend`` is not a vector backend.
         """
         if not query or not query.strip():
             raise BadQueryError("the query is blank")
         if not 1 <= k <= MAX_K:
             raise BadQueryError(f"k must be between 1 and {MAX_K}, got {k}")
         if method not in METHODS:
-            raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+            raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHOD_NAMES)}")
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
-        if backend == "elasticsearch" and method != "lsi":
-            return self._elasticsearch_ranked(query, k, method, tags)
-        allowed = self.store.positions_with_tags(tags) if tags else None
+        if not METHODS[method].fused:
+            return self._rankings(query, plan(method, backend), k, tags)[0][:k]
+        config = fusion or self.fusion
+        steps = [step for part in config.methods for step in plan(part, backend)]
+        return fuse(config, self._rankings(query, steps, max(k, config.depth), tags))[:k]
+
+    def _rankings(
+        self, query: str, steps: list[tuple[str, str]], depth: int, tags: ChunkFilter | Sequence[str] | None
+    ) -> list[Ranked]:
+        """One ranking per planned ``(part, backend)``; each backend is asked once for all its parts."""
+        parts_of: dict[str, list[str]] = {}
+        for part, name in steps:
+            parts_of.setdefault(name, []).append(part)
+        found: dict[str, Ranked] = {}
+        filters = as_filter(tags)
+        allowed: np.ndarray | None = None
+        for name, parts in parts_of.items():
+            if BACKENDS[name].native_filtering:
+                index = self.backend(name)
+                if not isinstance(index, FilteringIndex):
+                    raise TypeError(f"backend {name!r} is catalogued as filtering natively but has no rank()")
+                needs_vector = any(METHODS[p].needs_model for p in parts)
+                vector = self.embed_query(query) if needs_vector else None
+                found.update(zip(parts, index.rank(query, vector, parts, depth, filters), strict=True))
+                continue
+            if not filters.is_empty and allowed is None:
+                allowed = self.store.positions_matching(filters)
+            for part in parts:
+                found[part] = self._filtered(query, depth, part, name, allowed)
+        return [found[part] for part, _ in steps]
+
+    def _filtered(
+        self, query: str, k: int, part: str, name: str, allowed: np.ndarray | None
+    ) -> Ranked:
+        """The searcher's over-fetch loop for a backend that cannot filter: fetch more until ``k`` pass."""
         if allowed is not None and allowed.size == 0:
             return []
-        if method == "hybrid":
-            depth = max(k, HYBRID_CANDIDATES)
-            dense = self._ranked(query, depth, "dense", backend, allowed)
-            lexical = self._ranked(query, depth, "bm25", backend, allowed)
-            fused = reciprocal_rank_fusion(
-                [[p for p, _ in dense], [p for p, _ in lexical]], k=self.settings.rrf_k
-            )
-            return fused[:k]
-        return self._ranked(query, k, method, backend, allowed)
-
-    def _elasticsearch_ranked(
-        self, query: str, k: int, method: str, tags: Sequence[str] | None
-    ) -> list[tuple[int, float]]:
-        """Dense (kNN), BM25 (``match``) or hybrid in Elasticsearch, with the tag filter inside its queries."""
-        index = self.backend("elasticsearch")
-        if method == "bm25":
-            return list(index.match(query, k, tags))
-        vector = self.embed_query(query)
-        if method == "dense":
-            return list(index.knn(vector, k, tags))
-        dense, lexical = index.knn_and_match(vector, query, max(k, HYBRID_CANDIDATES), tags)
-        fused = reciprocal_rank_fusion([[p for p, _ in dense], [p for p, _ in lexical]], k=self.settings.rrf_k)
-        return fused[:k]
-
-    def _ranked(
-        self, query: str, k: int, method: str, backend: str, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]:
-        if method == "dense":
-            index = self.backend(backend)
+        index = self.backend(name)
+        run: Callable[[int], Hits]
+        if BACKENDS[name].kind == "vector":
+            dense = cast(VectorIndex, index)
             vector = self.embed_query(query)[None, :]
-            run: Callable[[int], tuple[np.ndarray, np.ndarray]] = lambda n: index.search(vector, n)  # noqa: E731
+            run = lambda n: dense.search(vector, n)  # noqa: E731
         else:
-            keyword = self.backend(method)
+            keyword = cast(KeywordIndex, index)
             run = lambda n: keyword.search(query, n)  # noqa: E731
         total = len(self.store) if allowed is None else int(allowed.size)
         want = min(k, max(total, 1))
@@ -252,26 +324,41 @@ class Searcher:
             fetch = min(fetch * 4, len(self.store))
 
     def search(
-        self, query: str, k: int = 10, method: str = "dense", backend: str = "faiss",
-        tags: Sequence[str] | None = None,
+        self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
+        tags: ChunkFilter | Sequence[str] | None = None, offset: int = 0, group_by: str | None = None,
     ) -> SearchResult:
         """Run one search and return its hits with text, heading and a snippet.
 
         Args:
             query: The question.
-            k: How many hits (1 to 1000).
-            method: ``dense``, ``lsi``, ``bm25`` or ``hybrid`` (RRF of dense and BM25).
+            k: How many hits (1 to 1000, ``offset`` included).
+            method: ``dense``, ``lsi``, ``bm25`` or ``hybrid`` (the index's fusion of dense and BM25).
             backend: The vector backend for dense and hybrid.
-            tags: Keep only chunks carrying any of these tags.
+            tags: A :class:`~indexing.filters.ChunkFilter`, or a list of tags (keep chunks carrying any).
+            offset: Skip this many hits (or documents, when grouped): the page starts at rank ``offset + 1``.
+            group_by: ``"document"``: the best chunk of each document, with ``other_matches``, the number of
+                its other chunks among the ranked candidates (``GROUP_DEPTH`` per result wanted).
 
         Raises:
             BadQueryError, IndexNotBuiltError, UnknownBackendError, BackendUnavailableError.
         """
         started = time.perf_counter()
-        ranked = self.retrieve(query, k, method, backend, tags)
+        if offset < 0 or offset + k > MAX_K:
+            raise BadQueryError(f"offset + k must be at most {MAX_K}, got {offset} + {k}")
+        if group_by not in (None, "document"):
+            raise BadQueryError(f"unknown group_by {group_by!r}; valid: document")
+        depth = offset + k if group_by is None else min(MAX_K, (offset + k) * GROUP_DEPTH)
+        ranked = self.retrieve(query, depth, method, backend, tags)
+        others: dict[int, int] = {}
+        if group_by == "document":
+            doc_of = {p: c.doc_id for p, c in self.store.get(p for p, _ in ranked).items()}
+            grouped = group_by_document(ranked, doc_of.get)
+            ranked = [(g.position, g.score) for g in grouped]
+            others = {g.position: g.others for g in grouped}
+        ranked = ranked[offset : offset + k]
         chunk_at = self.store.get(p for p, _ in ranked)
         hits = []
-        for rank, (position, score) in enumerate(ranked, start=1):
+        for rank, (position, score) in enumerate(ranked, start=offset + 1):
             chunk = chunk_at.get(position)
             if chunk is None:
                 continue
@@ -280,14 +367,27 @@ class Searcher:
                     rank=rank, id=chunk.id, doc_id=chunk.doc_id, title=chunk.title, heading=chunk.heading,
                     text=chunk.text, snippet=make_snippet(chunk.text, query), score=round(score, 6),
                     position=position, source_type=chunk.source_type, path=chunk.path, url=chunk.url,
-                    page=chunk.page, cell=chunk.cell,
+                    page=chunk.page, cell=chunk.cell, other_matches=others.get(position),
                 )
             )
         took = (time.perf_counter() - started) * 1000
-        on_backend = method in ("dense", "hybrid") or (method == "bm25" and backend == "elasticsearch")
-        return SearchResult(query=query, method=method, backend=backend if on_backend else method,
+        return SearchResult(query=query, method=method, backend=answering_backend(method, backend),
                             took_ms=round(took, 3), hits=hits)
 
     def close(self) -> None:
         """Release the chunk store connection of this thread."""
         self.store.close()
+
+
+def index_fusion(manifest: Manifest, settings: Settings) -> FusionConfig:
+    """The fusion hybrid search uses on an index: the one ``mlsearch tune`` chose, else equal-weight RRF.
+
+    A tuned fusion that fuses a method whose backend this index lacks is ignored (with a warning).
+    """
+    tuned = (manifest.tuning or {}).get("fusion")
+    if tuned:
+        config = FusionConfig.from_dict(tuned)
+        if all(m in METHODS and (m == "dense" or m in manifest.backends) for m in config.methods):
+            return config
+        logger.warning("tuned fusion %s needs backends this index lacks; using RRF", config.label())
+    return FusionConfig(rrf_k=settings.rrf_k, depth=HYBRID_CANDIDATES)

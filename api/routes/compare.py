@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import MetricsDep, SearcherDep, StateDep
 from api.errors import SEARCH_ERROR_RESPONSES
+from api.limits import run_with_timeout
 from api.schemas import CompareRequest, CompareResponse
-from api.state import AnswerEvent
 from search.compare import compare as compare_methods
 
 router = APIRouter(tags=["search"])
@@ -19,14 +18,11 @@ async def compare(
     body: CompareRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep, background: BackgroundTasks
 ) -> CompareResponse:
     """Run the query with two or more methods (lsi and dense by default) and measure their overlap."""
-    comparison = await run_in_threadpool(
-        compare_methods, searcher, body.query, body.k, body.methods, body.backend, body.tags
+    comparison = await run_with_timeout(
+        state.settings.request_timeout_s,
+        compare_methods, searcher, body.query, body.k, body.methods, body.backend, body.chunk_filter, body.group_by,
     )
     for method, run in comparison.runs.items():
         metrics.observe_search("/compare", method, run.backend, run.took_ms)
-    if state.on_answer:
-        background.add_task(state.notify_answer, AnswerEvent(
-            endpoint="compare", query=body.query, k=body.k, methods=tuple(body.methods), backend=body.backend,
-            tags=tuple(body.tags) if body.tags else None, result=comparison, searcher=searcher,
-        ))
+    state.after_answer(background, "compare", body, body.methods, comparison, searcher)
     return CompareResponse.of(comparison, searcher.version)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AdminDep
-from api.drift import require_drift
+from api.deps import AdminDep, DriftDep, StateDep
+from api.drift_schemas import DriftStatusOut
 from drift.report import render_html
 
 router = APIRouter(tags=["drift"])
@@ -19,36 +19,31 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/drift", responses=UNAVAILABLE)
-async def drift(request: Request) -> dict[str, Any]:
+@router.get("/drift", response_model=DriftStatusOut, response_model_exclude_unset=True, responses=UNAVAILABLE)
+async def drift(service: DriftDep) -> DriftStatusOut:
     """The drift status over every query answered before the call.
 
     ``status`` is ``warming_up`` (no reference yet, or too few queries since it), ``ok``, ``warning`` or
     ``drift``; ``features`` gives, per feature, the KS p-value, the PSI, whether ADWIN cut the stream, the
     sequential test, and the reference and window means; ``reasons`` names what moved.
     """
-    service = require_drift(request.app)
-    status = await run_in_threadpool(service.status)
-    return status.to_dict()
+    return DriftStatusOut.of(await run_in_threadpool(service.status))
 
 
 @router.get("/drift/report", response_class=HTMLResponse, responses=UNAVAILABLE)
-async def drift_report(request: Request) -> HTMLResponse:
+async def drift_report(service: DriftDep) -> HTMLResponse:
     """The drift report as one HTML page: distributions, PSI bars, the stream with ADWIN's cut points."""
-    service = require_drift(request.app)
     data = await run_in_threadpool(service.report)
     page = await run_in_threadpool(render_html, data)
     return HTMLResponse(page)
 
 
 @router.post(
-    "/admin/drift/reset", tags=["admin"],
+    "/admin/drift/reset", tags=["admin"], response_model=DriftStatusOut, response_model_exclude_unset=True,
     responses={**UNAVAILABLE, 401: {"description": "No X-API-Key header."},
                403: {"description": "Wrong key, or admin endpoints disabled (no MLSEARCH_ADMIN_API_KEY)."}},
 )
-async def reset(_: AdminDep, request: Request) -> dict[str, Any]:
+async def reset(_: AdminDep, service: DriftDep, state: StateDep) -> DriftStatusOut:
     """Start a new reference (for example after a new model is promoted): the reference file measured again
     with the model serving now, or else the next ``MLSEARCH_DRIFT_REFERENCE_SIZE`` answered queries."""
-    service = require_drift(request.app)
-    status = await run_in_threadpool(service.reset, request.app.state.service.searcher)
-    return status.to_dict()
+    return DriftStatusOut.of(await run_in_threadpool(service.reset, state.searcher))

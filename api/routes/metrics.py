@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import MetricsDep
@@ -10,7 +11,7 @@ from api.deps import MetricsDep
 router = APIRouter(tags=["service"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(metrics: MetricsDep) -> Response:
     """Request counts and latency histograms per endpoint and method, in Prometheus text format."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import MetricsDep, SearcherDep, StateDep
 from api.errors import SEARCH_ERROR_RESPONSES
+from api.limits import run_with_timeout
 from api.schemas import SearchRequest, SearchResponse
-from api.state import AnswerEvent
 from search.compare import run_search
 
 router = APIRouter(tags=["search"])
@@ -19,13 +18,11 @@ async def search(
     body: SearchRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep, background: BackgroundTasks
 ) -> SearchResponse:
     """Search the index with one method: dense (FAISS, Annoy or Elasticsearch), lsi, bm25 or hybrid."""
-    result = await run_in_threadpool(
-        run_search, searcher, body.query, body.k, body.method, body.backend, body.tags
+    result = await run_with_timeout(
+        state.settings.request_timeout_s,
+        run_search, searcher, body.query, body.k, body.method, body.backend, body.chunk_filter, body.offset,
+        body.group_by,
     )
     metrics.observe_search("/search", body.method, result.backend, result.took_ms)
-    if state.on_answer:
-        background.add_task(state.notify_answer, AnswerEvent(
-            endpoint="search", query=body.query, k=body.k, methods=(body.method,), backend=body.backend,
-            tags=tuple(body.tags) if body.tags else None, result=result, searcher=searcher,
-        ))
+    state.after_answer(background, "search", body, (body.method,), result, searcher)
     return SearchResponse.of(result, searcher.version)

@@ -56,6 +56,11 @@ def get_encoder(settings: Settings, model: str | None = None) -> Encoder:
     return load_encoder(model or settings.model, device=settings.device)
 
 
+def model_loader(settings: Settings) -> Callable[[str], Encoder]:
+    """A model loader for :meth:`search.searcher.Searcher.open` that goes through :func:`get_encoder`."""
+    return lambda name: get_encoder(settings, name)
+
+
 def print_json(data: Any) -> None:
     """Print JSON to stdout."""
     typer.echo(json.dumps(data, indent=2, default=str))

@@ -19,13 +19,9 @@ IndexDir = Annotated[Path | None, typer.Option("--index-dir", help="The index di
 
 
 def _open_searcher(settings: Any) -> Any:
-    from indexing.layout import current_version_dir
-    from indexing.manifest import Manifest
     from search.searcher import Searcher
 
-    manifest = Manifest.load(current_version_dir(settings.index_dir))
-    encoder = common.get_encoder(settings, manifest.model.name)
-    return Searcher.open(settings.index_dir, settings, encoder=encoder)
+    return Searcher.open(settings.index_dir, settings, loader=common.model_loader(settings))
 
 
 def _existing_log(settings: Any) -> Any:

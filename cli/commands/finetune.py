@@ -60,13 +60,13 @@ def finetune(
     from finetune.pipeline import FinetuneOptions, run_finetune
     from finetune.split import UNITS
     from finetune.train import TrainingConfig
-    from indexing.layout import current_version_dir
-    from indexing.manifest import Manifest
+    from search.searcher import Searcher
 
     if split_unit not in ("auto", *UNITS):
         raise typer.BadParameter(f"choose auto, {', '.join(UNITS)}", param_hint="--split-unit")
     settings = make_settings(index_dir=index_dir)
-    manifest = Manifest.load(current_version_dir(settings.index_dir))
+    current = Searcher.open(settings.index_dir, settings, loader=common.model_loader(settings))
+    manifest = current.manifest
     options = FinetuneOptions(
         out=out or Path("models") / f"finetuned-{datetime.now():%Y%m%d-%H%M%S}",
         generator=generator, generator_model=generator_model, queries_per_chunk=queries_per_chunk,
@@ -77,7 +77,7 @@ def finetune(
         dev_fraction=dev_fraction, split_unit=split_unit, round_trip_top=round_trip, eval_dataset=eval_dataset,
         queries_file=queries, corpus_dir=corpus, use_builtin=builtin, overwrite=overwrite,
     )
-    champion = common.get_encoder(settings, manifest.model.name)
+    champion = current.encoder
     result = run_finetune(
         settings, champion, options, show_progress=not as_json,
         progress=None if as_json else (lambda message: typer.echo(message, err=True)),

@@ -1,18 +1,27 @@
-"""``mlsearch index build`` and ``mlsearch index inspect``."""
+"""``mlsearch index build [--watch]``, ``index add``, ``index remove`` and ``index inspect``."""
 
 from __future__ import annotations
 
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from indexing.build import build_index
-from indexing.layout import current_version_dir
-from indexing.manifest import Manifest
-from indexing.store import ChunkStore
 from cli.commands import common
 from cli.commands.common import cli_errors, make_settings, print_json
+from indexing.build import build_index
+from indexing.documents import corpus_files, document_id_for
+from indexing.embedding import Encoder
+from indexing.layout import current_version_dir
+from indexing.loaders.dispatch import load_bytes, with_tags
+from indexing.manifest import Manifest
+from indexing.store import ChunkStore
+from indexing.updates import DocumentUpdater, UpdateSummary
+from indexing.watch import FolderWatcher, Snapshot, snapshot
+from mlsearch.errors import DocumentError
+from mlsearch.settings import Settings
 
 app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 
@@ -27,6 +36,13 @@ def build(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Sentence-transformers name or path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Then follow the folder and update the index as files change.")
+    ] = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.01, help="Seconds between polls (--watch).")] = 2.0,
+    max_polls: Annotated[
+        int | None, typer.Option("--max-polls", min=1, help="Stop watching after this many polls.")
+    ] = None,
 ) -> None:
     """Build the index over a corpus (incremental: unchanged chunks reuse their embeddings)."""
     from indexing.backends.registry import parse_backends
@@ -38,6 +54,7 @@ def build(
 
         raise CorpusError(f"corpus folder not found: {settings.corpus_dir}")
     encoder = common.get_encoder(settings)
+    before = snapshot(settings.corpus_dir) if watch else None  # changes during the build are picked up after it
     summary = build_index(
         settings, encoder, backends=names, show_progress=not as_json,
         progress=None if as_json else (lambda message: typer.echo(message, err=True)),
@@ -47,26 +64,129 @@ def build(
         return
     typer.echo(
         f"built {summary.index_dir} (version {summary.version}): {summary.documents} documents, "
-        f"{summary.chunks} chunks ({summary.embedded} embedded, {summary.reused} reused), "
+        f"{summary.chunks} chunks ({summary.embedded} embedded, {summary.reused} reused"
+        f"{f', {summary.resumed} of them resumed from a stopped build' if summary.resumed else ''}), "
         f"max {summary.max_tokens} tokens, backends {','.join(summary.backends)} in {summary.seconds:.1f}s"
     )
     for skipped in summary.skipped:
         typer.echo(f"skipped {skipped['path']}: {skipped['reason']}", err=True)
+    if watch:
+        _watch(settings, encoder, interval, max_polls, before)
+
+
+def _updater(settings: Settings, encoder: Encoder | None = None) -> DocumentUpdater:
+    """An updater over the index; the model is the index's own, loaded only when an update needs it."""
+    loaded: list[Encoder] = [encoder] if encoder is not None else []
+
+    def model() -> Encoder:
+        if not loaded:
+            manifest = Manifest.load(current_version_dir(settings.index_dir))
+            loaded.append(common.get_encoder(settings, model=manifest.model.name))
+        return loaded[0]
+
+    return DocumentUpdater(settings, model, coalesce_s=0)
+
+
+def _report(summary: UpdateSummary | None, as_json: bool = False) -> None:
+    if as_json:
+        print_json(summary.to_dict() if summary else None)
+        return
+    if summary is None:
+        typer.echo("index unchanged")
+        return
+    typer.echo(
+        f"updated to version {summary.version}: {len(summary.changed)} written, {len(summary.deleted)} deleted, "
+        f"{summary.chunks} chunks ({summary.embedded} embedded, {summary.reused} reused) in {summary.seconds:.1f}s"
+    )
+
+
+def _watch(
+    settings: Settings, encoder: Encoder, interval: float, max_polls: int | None, initial: Snapshot | None
+) -> None:
+    updater = _updater(settings, encoder)
+    watcher = FolderWatcher(settings.corpus_dir, updater, initial)
+    typer.echo(f"watching {settings.corpus_dir} every {interval:g}s (Ctrl-C to stop)", err=True)
+    polls = 0
+    try:
+        while max_polls is None or polls < max_polls:
+            time.sleep(interval)
+            polls += 1
+            result = watcher.poll()
+            for path, reason in result.skipped:
+                typer.echo(f"skipped {path}: {reason}", err=True)
+            if result.changed:
+                _report(updater.run_pending())
+    finally:
+        updater.close()
+
+
+@app.command("add")
+@cli_errors
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to add (or replace) in the index.")],
+    tags: Annotated[str | None, typer.Option("--tags", help="Comma-separated tags for every added file.")] = None,
+    index_dir: Annotated[Path | None, typer.Option("--index-dir", help="The index to update.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Add files to a built index without rebuilding it (only their chunks are embedded)."""
+    settings = make_settings(index_dir=index_dir)
+    Manifest.load(current_version_dir(settings.index_dir))  # a clear error when there is no index
+    with closing(_updater(settings)) as updater:
+        for path in paths:
+            if not path.exists():
+                raise DocumentError(f"{path}: no such file or folder")
+            root = path.parent if path.is_file() else path
+            for file in corpus_files(path):
+                data = file.read_bytes()
+                loaded = with_tags(load_bytes(data, str(file), document_id_for(file, root)), tags)
+                for note in loaded.notes:
+                    typer.echo(f"{file}: {note}", err=True)
+                receipt = updater.put(loaded.document)
+                if not as_json:
+                    typer.echo(f"stored {receipt.doc_id}", err=True)
+        summary = updater.run_pending()
+    _report(summary, as_json)
+
+
+@app.command("remove")
+@cli_errors
+def remove(
+    doc_ids: Annotated[list[str], typer.Argument(help="Ids of the documents to delete.")],
+    index_dir: Annotated[Path | None, typer.Option("--index-dir", help="The index to update.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Delete documents from a built index without rebuilding it."""
+    settings = make_settings(index_dir=index_dir)
+    Manifest.load(current_version_dir(settings.index_dir))
+    with closing(_updater(settings)) as updater:
+        for doc_id in doc_ids:
+            updater.delete(doc_id)
+        summary = updater.run_pending()
+    _report(summary, as_json)
 
 
 @app.command("inspect")
 @cli_errors
 def inspect(
     index_dir: Annotated[Path | None, typer.Option("--index-dir", help="The index directory.")] = None,
+    memory: Annotated[
+        bool, typer.Option("--memory", help="Also load each backend and measure the memory it holds.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show an index's manifest and chunk statistics."""
+    """Show an index's manifest, chunk statistics, disk (and memory) per backend, and advice past a size."""
+    from indexing.sizes import backend_disk, backend_memory, scale_advice
+
     settings = make_settings(index_dir=index_dir)
     directory = current_version_dir(settings.index_dir)
     manifest = Manifest.load(directory)
     store = ChunkStore(directory / ChunkStore.FILE)
     stats = store.token_stats()
-    data = {**manifest.model_dump(), **stats, "directory": str(directory)}
+    disk = backend_disk(directory, manifest)
+    ram = backend_memory(directory, manifest, settings) if memory else {}
+    advice = scale_advice(manifest, int(stats["chunks"]))
+    data = {**manifest.model_dump(), **stats, "directory": str(directory), "disk_bytes": disk,
+            "memory_bytes": ram if memory else None, "advice": advice}
     if as_json:
         print_json(data)
         return
@@ -78,3 +198,10 @@ def inspect(
     typer.echo(f"  corpus     {manifest.corpus['path']} ({manifest.corpus['documents']} documents)")
     typer.echo(f"  chunks     {stats['chunks']} (max {stats['max_tokens']} tokens, mean {stats['mean_tokens']})")
     typer.echo(f"  backends   {', '.join(manifest.backends)}")
+    for name, size in disk.items():
+        described = manifest.backends.get(name, {})
+        detail = ", ".join(f"{k} {described[k]}" for k in ("factory", "quantization") if k in described)
+        held = f", {ram[name] / 2**20:.1f} MiB in memory" if name in ram else ""
+        typer.echo(f"  {name:<14} {size / 2**20:9.1f} MiB on disk{held}{f' ({detail})' if detail else ''}")
+    for line in advice:
+        typer.echo(f"  advice     {line}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,7 +28,9 @@ def serve(
 ) -> None:
     """Serve POST /search, POST /compare, /health, /ready, /index, /metrics and POST /admin/reload.
 
-    The model and index load once, when the service starts; open http://HOST:PORT/docs for the API.
+    The model and index load once, when the service starts; open http://HOST:PORT/docs for the API. On SIGTERM
+    or Ctrl-C the server stops accepting connections and gives in-flight requests MLSEARCH_SHUTDOWN_GRACE_S
+    seconds to finish.
     """
     import uvicorn
 
@@ -47,4 +50,20 @@ def serve(
     factory = searcher_factory(lambda name: common.get_encoder(settings, name))
     app = create_app(settings, searcher_factory=factory)
     typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port} (docs at /docs)", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level.lower())
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=log_level.lower(), log_config=log_config(),
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
+
+
+def log_config() -> dict[str, object]:
+    """uvicorn's logging configuration, with the request id on every line (``-`` outside a request)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["default"]["fmt"] = "%(levelprefix)s [%(request_id)s] %(name)s: %(message)s"
+    config["formatters"]["access"]["fmt"] = (
+        '%(levelprefix)s [%(request_id)s] %(client_addr)s - "%(request_line)s" %(status_code)s'
+    )
+    config["root"] = {"handlers": ["default"], "level": "INFO"}
+    return config

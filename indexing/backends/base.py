@@ -9,10 +9,13 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 
 from indexing.chunks import Chunk
+from indexing.filters import ChunkFilter
 from mlsearch.settings import Settings
 
 Hits = tuple[np.ndarray, np.ndarray]
 """``(scores, ids)``: float32 and int64 arrays of shape ``(n_queries, k)``; missing hits have id -1."""
+Ranked = list[tuple[int, float]]
+"""``(position, score)`` pairs, best first."""
 
 
 @runtime_checkable
@@ -20,6 +23,10 @@ class VectorIndex(Protocol):
     """A dense index scored by inner product. Ids are the chunks' positions in the chunk store."""
 
     name: ClassVar[str]
+
+    def __init__(self, dimension: int, settings: Settings) -> None:
+        """An empty index for vectors of ``dimension`` floats."""
+        ...
 
     def add(self, vectors: np.ndarray, chunks: Sequence[Chunk]) -> None:
         """Append vectors (row ``i`` gets id ``len(self) + i``); ``chunks`` are their passages."""
@@ -53,6 +60,10 @@ class KeywordIndex(Protocol):
 
     name: ClassVar[str]
 
+    def __init__(self, settings: Settings) -> None:
+        """An empty index."""
+        ...
+
     def build(self, texts: Sequence[str]) -> None:
         """Index the texts (text ``i`` gets id ``i``)."""
         ...
@@ -80,6 +91,30 @@ class KeywordIndex(Protocol):
 
     def __len__(self) -> int:
         """Number of texts held."""
+        ...
+
+
+@runtime_checkable
+class FilteringIndex(Protocol):
+    """A backend that ranks with the tag filter inside its own queries (``native_filtering`` in the catalog).
+
+    The searcher hands it the filter and every base method it serves for one query at once (so it can answer
+    them in one round trip); backends without this capability get the searcher's over-fetch loop instead.
+    """
+
+    def rank(
+        self, query: str, vector: np.ndarray | None, methods: Sequence[str], k: int,
+        tags: ChunkFilter | Sequence[str] | None,
+    ) -> list[Ranked]:
+        """One ranking per method (in order), each the ``k`` best ``(position, score)`` carrying any of ``tags``.
+
+        Args:
+            query: The query text (for keyword methods).
+            vector: The query embedding (for methods that need the model; None when none does).
+            methods: Base methods this backend serves (see :data:`mlsearch.catalog.BACKENDS`).
+            k: Hits per ranking.
+            tags: Keep only chunks carrying any of these tags (None: no filter).
+        """
         ...
 
 

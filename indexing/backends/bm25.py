@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -34,10 +35,14 @@ class Bm25Index:
 
     def build(self, texts: Sequence[str]) -> None:
         """Tokenise and index the texts."""
-        corpus_tokens = [analyze(text) for text in texts]
-        self._count = len(corpus_tokens)
+        vocabulary: dict[str, int] = {}
+        corpus_ids = []  # compact int arrays, not lists of strings: 1M chunks fit in a few hundred MB
+        for text in texts:  # streamed when ``texts`` reads from the chunk store
+            corpus_ids.append(array("i", [vocabulary.setdefault(t, len(vocabulary)) for t in analyze(text)]))
+        vocabulary.setdefault("", len(vocabulary))  # bm25s's empty token, as when it builds the vocabulary
+        self._count = len(corpus_ids)
         retriever = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        retriever.index(corpus_tokens, show_progress=False)
+        retriever.index((corpus_ids, vocabulary), show_progress=False)
         self._retriever = retriever
         self._vocabulary = dict(retriever.vocab_dict)
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from indexing.backends import elasticsearch_queries as q
 from indexing.chunks import Chunk
+from indexing.filters import ChunkFilter
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
 from mlsearch.settings import Settings
 
@@ -132,9 +133,10 @@ class ElasticsearchIndex:
     """One version of the corpus in Elasticsearch: dense kNN, BM25 ``match`` and tag filters.
 
     Fills the :class:`~indexing.backends.base.VectorIndex` protocol (``search`` is kNN by inner product,
-    ids are chunk-store positions) and adds :meth:`knn`, :meth:`match` and :meth:`knn_and_match` for the
-    searcher. The similarity is ``dot_product`` when the vectors have unit length (a normalised model) and
-    ``max_inner_product`` otherwise, decided from the first vectors added.
+    ids are chunk-store positions) and the :class:`~indexing.backends.base.FilteringIndex` one (:meth:`rank`:
+    kNN and BM25 with the tag filter inside the queries); :meth:`knn`, :meth:`match` and :meth:`knn_and_match`
+    are single-ranking shortcuts. The similarity is ``dot_product`` when the vectors have unit length (a
+    normalised model) and ``max_inner_product`` otherwise, decided from the first vectors added.
 
     Args:
         dimension: The embedding size.
@@ -449,17 +451,41 @@ class ElasticsearchIndex:
                     ids[row, col], scores[row, col] = position, score
         return scores, ids
 
-    def knn(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> Ranked:
+    def rank(
+        self, query: str, vector: np.ndarray | None, methods: Sequence[str], k: int,
+        tags: ChunkFilter | Sequence[str] | None,
+    ) -> list[Ranked]:
+        """``dense`` (kNN) and ``bm25`` (``match``) rankings with the tag filter inside the queries, in one
+        ``msearch`` request (the :class:`~indexing.backends.base.FilteringIndex` contract).
+
+        Raises:
+            ValueError: A method this backend does not serve, or ``dense`` without a vector.
+        """
+        candidates = self.settings.elasticsearch_num_candidates
+        searches: list[dict[str, Any]] = []
+        for method in methods:
+            if method == "dense":
+                if vector is None:
+                    raise ValueError("a dense ranking needs the query vector")
+                searches += [{}, q.knn_body(vector, k, candidates, tags)]
+            elif method == "bm25":
+                searches += [{}, q.match_body(query, k, tags)]
+            else:
+                raise ValueError(f"Elasticsearch does not serve the {method!r} method")
+        hits = self._msearch(searches) if searches else []
+        return [self._ranked(found, dense=method == "dense") for method, found in zip(methods, hits, strict=True)]
+
+    def knn(self, vector: np.ndarray, k: int, tags: ChunkFilter | Sequence[str] | None = None) -> Ranked:
         """The ``k`` nearest chunks by inner product as ``(position, inner product)``, tag filter applied in ES."""
         body = q.knn_body(vector, k, self.settings.elasticsearch_num_candidates, tags)
         return self._ranked(self._msearch([{}, body])[0], dense=True)
 
-    def match(self, query: str, k: int, tags: Sequence[str] | None = None) -> Ranked:
+    def match(self, query: str, k: int, tags: ChunkFilter | Sequence[str] | None = None) -> Ranked:
         """The ``k`` best BM25 ``match`` hits as ``(position, score)``, tag filter applied in ES."""
         return self._ranked(self._msearch([{}, q.match_body(query, k, tags)])[0], dense=False)
 
     def knn_and_match(
-        self, vector: np.ndarray, query: str, k: int, tags: Sequence[str] | None = None
+        self, vector: np.ndarray, query: str, k: int, tags: ChunkFilter | Sequence[str] | None = None
     ) -> tuple[Ranked, Ranked]:
         """kNN and BM25 rankings for a hybrid search, fetched in one ``msearch`` request."""
         searches = q.hybrid_searches(vector, query, k, self.settings.elasticsearch_num_candidates, tags)

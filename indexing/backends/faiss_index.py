@@ -1,10 +1,20 @@
-"""FAISS vector index, inner product, any factory string (``Flat``, ``HNSW32``, ``IVF64,Flat``)."""
+"""FAISS vector index, inner product, any factory string (``Flat``, ``HNSW32``, ``IVF64,Flat``), optionally quantized.
+
+``faiss_quantization`` keeps the vectors in less memory: ``int8`` uses FAISS's 8-bit scalar quantizer (``Flat``
+becomes ``SQ8``, ``IVFn,Flat`` becomes ``IVFn,SQ8``, ``HNSWm`` becomes ``HNSWm_SQ8``: a quarter of the float
+size), ``binary`` keeps one sign bit per dimension (a thirty-second, searched by Hamming distance, with an
+``HNSW`` graph when the factory asks for one). Both fetch ``faiss_rescore`` candidates and score them again
+exactly with the float vectors, which are kept beside the index in ``vectors.f32`` and memory-mapped, so they
+cost disk but only the pages that rescoring touches in memory.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -22,6 +32,23 @@ except ImportError:  # pragma: no cover - faiss-cpu is a core dependency
 
 logger = logging.getLogger(__name__)
 _IVF = re.compile(r"IVF(\d+)")
+_HNSW = re.compile(r"^HNSW(\d+)")
+FLOATS_FILE = "vectors.f32"
+
+
+def quantized_factory(factory: str, quantization: str) -> str:
+    """The FAISS factory string for ``int8`` scalar quantization of ``factory`` (unchanged otherwise)."""
+    if quantization != "int8" or "SQ" in factory or "PQ" in factory:
+        return factory
+    hnsw = _HNSW.match(factory)
+    if hnsw and "," not in factory:
+        return f"HNSW{hnsw.group(1)}_SQ8"
+    return factory.replace("Flat", "SQ8") if "Flat" in factory else f"{factory},SQ8"
+
+
+def binary_codes(vectors: np.ndarray) -> np.ndarray:
+    """One bit per dimension (1 where the value is positive), packed into bytes, as ``ubinary`` quantization."""
+    return np.packbits(np.asarray(vectors) > 0, axis=1)
 
 
 class FaissIndex:
@@ -35,11 +62,21 @@ class FaissIndex:
             raise BackendUnavailableError("faiss", "install faiss-cpu")
         self.dimension = dimension
         self.factory = settings.faiss_factory
+        self.quantization = settings.faiss_quantization
+        self.rescore = settings.faiss_rescore
         self.settings = settings
         self._index: Any = None
+        self._floats: np.ndarray | None = None  # memory-mapped float vectors, for rescoring (after load)
+        self._spool: Any = None  # float vectors written while adding, for rescoring (before save)
+        self._count = 0
 
     def _create(self, n_train: int) -> Any:
-        factory = self.factory
+        if self.quantization == "binary":
+            bits = 8 * ((self.dimension + 7) // 8)
+            hnsw = _HNSW.match(self.factory)
+            self.factory = f"B{'HNSW' + hnsw.group(1) if hnsw else 'Flat'}"
+            return faiss.IndexBinaryHNSW(bits, int(hnsw.group(1))) if hnsw else faiss.IndexBinaryFlat(bits)
+        factory = quantized_factory(self.factory, self.quantization)
         match = _IVF.search(factory)
         if match and n_train < 39 * int(match.group(1)):
             nlist = max(1, int(np.sqrt(n_train)))
@@ -53,61 +90,120 @@ class FaissIndex:
         return index
 
     def add(self, vectors: np.ndarray, chunks: Sequence[Chunk] = ()) -> None:
-        """Append vectors; an IVF index is trained on the first batch."""
+        """Append vectors; an IVF index (or a scalar quantizer) is trained on the first batch."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
             raise ValueError(f"expected vectors of shape (n, {self.dimension}), got {vectors.shape}")
         if self._index is None:
             self._index = self._create(len(vectors))
-        if not self._index.is_trained:
-            self._index.train(vectors)
-        self._index.add(vectors)
+        if self.quantization == "binary":
+            self._index.add(binary_codes(vectors))
+        else:
+            if not self._index.is_trained:
+                self._index.train(vectors)
+            self._index.add(vectors)
+        if self.quantization != "none":
+            if self._spool is None:
+                self._spool = tempfile.TemporaryFile()
+            self._spool.write(vectors.tobytes())
+        self._count += len(vectors)
         self._tune()
 
     def _tune(self) -> None:
-        index = faiss.downcast_index(self._index)
+        index = self._index if self.quantization == "binary" else faiss.downcast_index(self._index)
         if hasattr(index, "nprobe"):
             index.nprobe = self.settings.faiss_nprobe
         if hasattr(index, "hnsw"):
-            index.hnsw.efSearch = max(self.settings.faiss_hnsw_ef_search, 1)
+            index.hnsw.efSearch = max(self.settings.faiss_hnsw_ef_search, self.rescore, 1)
+
+    def _rescored(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner products of each query with its candidates' float vectors, best ``k`` first."""
+        floats = self._float_vectors()
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        out = np.full((len(queries), k), -1, np.int64)
+        for row, query in enumerate(queries):
+            candidates = np.unique(ids[row][ids[row] >= 0])
+            exact = floats[candidates] @ query
+            order = np.lexsort((candidates, -exact))[:k]
+            scores[row, : len(order)] = exact[order]
+            out[row, : len(order)] = candidates[order]
+        return scores, out
+
+    def _float_vectors(self) -> np.ndarray:
+        if self._floats is None:  # searched before save: read the spooled vectors
+            self._spool.flush()
+            self._spool.seek(0)
+            return np.frombuffer(self._spool.read(), np.float32).reshape(-1, self.dimension)
+        return self._floats
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` highest inner products per query; ids are -1 past the end of the index."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension)
         if self._index is None or self._index.ntotal == 0:
             n = len(queries)
             return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension)
-        scores, ids = self._index.search(queries, min(k, self._index.ntotal))
-        return scores.astype(np.float32), ids.astype(np.int64)
+        k = min(k, self._index.ntotal)
+        if self.quantization == "none":
+            scores, ids = self._index.search(queries, k)
+            return scores.astype(np.float32), ids.astype(np.int64)
+        depth = min(max(k, self.rescore), self._index.ntotal)
+        if self.quantization == "binary":
+            _, ids = self._index.search(binary_codes(queries), depth)
+        else:
+            _, ids = self._index.search(queries, depth)
+        return self._rescored(queries, ids.astype(np.int64), k)
 
     def save(self, directory: Path) -> None:
-        """Write ``faiss.index`` and ``faiss.json`` into the directory."""
+        """Write ``faiss.index``, ``faiss.json`` and, when quantized, the float vectors for rescoring."""
         directory.mkdir(parents=True, exist_ok=True)
         if self._index is None:
             self._index = self._create(0)
-        faiss.write_index(self._index, str(directory / self.FILE))
+        if self.quantization == "binary":
+            faiss.write_index_binary(self._index, str(directory / self.FILE))
+        else:
+            faiss.write_index(self._index, str(directory / self.FILE))
+        if self.quantization != "none":
+            with (directory / FLOATS_FILE).open("wb") as out:
+                if self._spool is not None:
+                    self._spool.flush()
+                    self._spool.seek(0)
+                    shutil.copyfileobj(self._spool, out, 1 << 22)
         (directory / "faiss.json").write_text(json.dumps(self.describe()))
 
     @classmethod
     def load(cls, directory: Path, settings: Settings) -> Self:
-        """Read the index back, memory-mapped where FAISS allows it."""
+        """Read the index back, memory-mapped where FAISS allows it (and the rescoring floats always)."""
         path = directory / cls.FILE
         if not path.is_file():
             raise IndexNotBuiltError(f"no FAISS index in {directory}")
         info = json.loads((directory / "faiss.json").read_text())
-        index = cls(int(info["dimension"]), settings)
+        quantization = str(info.get("quantization", "none"))
+        index = cls(int(info["dimension"]), settings.model_copy(update={"faiss_quantization": quantization}))
         index.factory = info["factory"]
+        index.rescore = int(info.get("rescore", settings.faiss_rescore))
+        read = faiss.read_index_binary if quantization == "binary" else faiss.read_index
         try:
-            index._index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            index._index = read(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
         except RuntimeError:
-            index._index = faiss.read_index(str(path))
+            index._index = read(str(path))
+        index._count = int(index._index.ntotal)
+        if quantization != "none":
+            floats = directory / FLOATS_FILE
+            if not floats.is_file() or floats.stat().st_size != 4 * index.dimension * index._count:
+                raise IndexNotBuiltError(f"FAISS index in {directory} lacks its float vectors ({FLOATS_FILE})")
+            index._floats = (
+                np.memmap(floats, np.float32, mode="r", shape=(index._count, index.dimension))
+                if index._count else np.zeros((0, index.dimension), np.float32)
+            )
         index._tune()
         return index
 
     def describe(self) -> dict[str, Any]:
-        """Factory string, dimension, metric and search parameters."""
+        """Factory string, quantization, dimension, metric and search parameters."""
         return {
             "factory": self.factory,
+            "quantization": self.quantization,
+            "rescore": self.rescore if self.quantization != "none" else 0,
             "dimension": self.dimension,
             "metric": "inner_product",
             "nprobe": self.settings.faiss_nprobe,

@@ -1,53 +1,46 @@
-"""Backend names mapped to their classes; a backend's module is imported only when it is used."""
+"""Backend names mapped to their classes through the catalog; a backend's module is imported only when used."""
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import cast
 
+from indexing.backends.base import KeywordIndex, VectorIndex
+from mlsearch.catalog import BACKEND_NAMES, BACKENDS, KEYWORD_BACKEND_NAMES, VECTOR_BACKEND_NAMES
 from mlsearch.errors import BackendUnavailableError, UnknownBackendError
 
-VECTOR_BACKENDS: dict[str, str] = {
-    "faiss": "indexing.backends.faiss_index:FaissIndex",
-    "annoy": "indexing.backends.annoy_index:AnnoyIndex",
-    "elasticsearch": "indexing.backends.elasticsearch_index:ElasticsearchIndex",
-}
-KEYWORD_BACKENDS: dict[str, str] = {
-    "lsi": "indexing.backends.lsi:LsiIndex",
-    "bm25": "indexing.backends.bm25:Bm25Index",
-}
-ALL_BACKENDS = {**VECTOR_BACKENDS, **KEYWORD_BACKENDS}
 
-
-def _import(name: str, table: dict[str, str], kind: str) -> Any:
-    if name not in table:
-        raise UnknownBackendError(f"unknown {kind} backend {name!r}; valid: {', '.join(sorted(table))}")
-    module_name, _, class_name = table[name].partition(":")
+def _import(name: str, names: tuple[str, ...], kind: str) -> type:
+    if name not in names:
+        raise UnknownBackendError(f"unknown {kind} backend {name!r}; valid: {', '.join(sorted(names))}")
+    spec = BACKENDS[name]
+    module_name, _, class_name = spec.class_path.partition(":")
     try:
         module = import_module(module_name)
     except ImportError as exc:
-        raise BackendUnavailableError(name, f"its library is not installed ({exc.name})") from exc
-    return getattr(module, class_name)
+        hint = f"; pip install '{spec.install}'" if spec.install else ""
+        raise BackendUnavailableError(name, f"its library is not installed ({exc.name}){hint}") from exc
+    return cast(type, getattr(module, class_name))
 
 
-def vector_backend(name: str) -> Any:
+def vector_backend(name: str) -> type[VectorIndex]:
     """The :class:`~indexing.backends.base.VectorIndex` class registered under ``name``.
 
     Raises:
         UnknownBackendError: No such vector backend.
         BackendUnavailableError: Its library is not installed.
     """
-    return _import(name, VECTOR_BACKENDS, "vector")
+    return cast("type[VectorIndex]", _import(name, VECTOR_BACKEND_NAMES, "vector"))
 
 
-def keyword_backend(name: str) -> Any:
+def keyword_backend(name: str) -> type[KeywordIndex]:
     """The :class:`~indexing.backends.base.KeywordIndex` class registered under ``name``.
 
     Raises:
         UnknownBackendError: No such keyword backend.
         BackendUnavailableError: Its library is not installed.
     """
-    return _import(name, KEYWORD_BACKENDS, "keyword")
+    return cast("type[KeywordIndex]", _import(name, KEYWORD_BACKEND_NAMES, "keyword"))
 
 
 def parse_backends(names: str | list[str]) -> list[str]:
@@ -62,10 +55,10 @@ def parse_backends(names: str | list[str]) -> list[str]:
         name = raw.strip().lower()
         if not name:
             continue
-        if name not in ALL_BACKENDS:
-            raise UnknownBackendError(f"unknown backend {name!r}; valid: {', '.join(ALL_BACKENDS)}")
+        if name not in BACKEND_NAMES:
+            raise UnknownBackendError(f"unknown backend {name!r}; valid: {', '.join(BACKEND_NAMES)}")
         if name not in out:
             out.append(name)
     if not out:
-        raise UnknownBackendError(f"no backend given; valid: {', '.join(ALL_BACKENDS)}")
+        raise UnknownBackendError(f"no backend given; valid: {', '.join(BACKEND_NAMES)}")
     return out

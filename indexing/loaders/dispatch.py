@@ -6,7 +6,7 @@ from pathlib import PurePath
 from types import ModuleType
 
 from indexing.loaders import html, markdown, notebook, pdf, text
-from indexing.loaders.base import LoadedDocument
+from indexing.loaders.base import LoadedDocument, normalise_tags
 from mlsearch.errors import DocumentError, UnsupportedDocumentError
 
 LOADERS: dict[str, ModuleType] = {m.SOURCE_TYPE: m for m in (markdown, text, pdf, html, notebook)}
@@ -55,4 +55,43 @@ def load_bytes(data: bytes, name: str, doc_id: str) -> LoadedDocument:
         raise DocumentError(f"{name}: {exc}") from exc
     if not (loaded.document.content or "").strip():
         raise DocumentError(f"{name}: nothing to index (empty after extraction)")
+    return loaded
+
+
+def document_from_text(
+    doc_id: str, text_body: str, *, title: str = "", tags: object = None, text_format: str = "markdown",
+    path: str = "",
+) -> LoadedDocument:
+    """A document from a text body (``PUT /documents/{id}``): Markdown (front matter read) or plain text.
+
+    Args:
+        doc_id: The document id.
+        text_body: The text.
+        title: The title; taken from the front matter, the first heading or the id when empty.
+        tags: Tags; the front matter's when None.
+        text_format: ``markdown`` or ``text``.
+        path: Where it came from (``api/<doc_id>`` by default).
+
+    Raises:
+        DocumentError: Bad front matter, or nothing to index.
+    """
+    path = path or f"api/{doc_id}"
+    try:
+        if text_format == "text":
+            loaded = text.load_plain_text(text_body, path, doc_id, title=title, tags=tags)
+        else:
+            loaded = markdown.load_markdown_text(text_body, path, doc_id, tags=tags)
+    except ValueError as exc:
+        raise DocumentError(f"{doc_id}: {exc}") from exc
+    if title:
+        loaded.document.meta["title"] = title.strip()
+    if not (loaded.document.content or "").strip():
+        raise DocumentError(f"{doc_id}: nothing to index (the text is empty after cleaning)")
+    return loaded
+
+
+def with_tags(loaded: LoadedDocument, tags: object) -> LoadedDocument:
+    """The loaded document with its tags replaced (when ``tags`` is not None)."""
+    if tags is not None:
+        loaded.document.meta["tags"] = normalise_tags(tags)
     return loaded

@@ -20,7 +20,7 @@ from tests.api.conftest import service_state, wait_ready
 from tests.fakes import HashingEncoder
 
 HIT_FIELDS = {"rank", "id", "doc_id", "title", "heading", "text", "snippet", "score", "source_type", "path", "url",
-              "page", "cell"}
+              "page", "cell", "other_matches"}
 
 
 @pytest.mark.parametrize("method", ["dense", "lsi", "bm25", "hybrid"])
@@ -117,7 +117,8 @@ def test_a_backend_that_goes_down_is_503_while_others_answer(client: TestClient,
     response = client.post("/search", json={"query": "dropout", "backend": "annoy"})
     assert response.status_code == 503
     assert response.json() == {"error": "backend_unavailable", "backend": "annoy",
-                               "detail": "backend 'annoy' is unavailable: its server is down"}
+                               "detail": "backend 'annoy' is unavailable: its server is down",
+                               "request_id": response.headers["X-Request-ID"]}
     assert client.post("/search", json={"query": "dropout", "backend": "faiss"}).status_code == 200
 
 

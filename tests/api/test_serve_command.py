@@ -36,6 +36,8 @@ def test_serve_runs_the_app_with_uvicorn(
     assert settings.index_dir == built_index and settings.watch_index is False
     assert loads == []  # nothing loads before the lifespan starts
     assert threads == [1]  # MLSEARCH_SERVE_TORCH_THREADS: one intra-op thread per request
+    assert runs[0]["timeout_graceful_shutdown"] == settings.shutdown_grace_s  # in-flight requests finish
+    assert "%(request_id)s" in runs[0]["log_config"]["formatters"]["access"]["fmt"]
 
     with TestClient(app) as client:
         wait_ready(client)

@@ -55,10 +55,13 @@ def test_failed_elasticsearch_build_is_one_line_and_keeps_the_index(
     assert err.startswith(message)
 
     # nothing lost: the link still points at the same, whole version, and no half-built version is left
+    # (only the checkpoint of the stopped build: its chunk store, for the next build to resume from)
     assert current_version_dir(index) == before
     assert (before / "manifest.json").read_text() == manifest
     assert json.loads(manifest)["counts"]["documents"] == 4
-    assert [p.name for p in versions_dir(index).iterdir()] == [before.name]
+    assert [p.name for p in versions_dir(index).iterdir() if not p.name.endswith(".tmp")] == [before.name]
+    for checkpoint in versions_dir(index).glob("*.tmp"):
+        assert sorted(p.name for p in checkpoint.iterdir()) == ["checkpoint.json", "chunks.sqlite"]
 
     # without --json the progress lines come first, and the error is still the last line alone
     code, _, err = build(tiny_corpus, index, "faiss,elasticsearch")

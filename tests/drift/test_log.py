@@ -6,6 +6,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,24 @@ def test_the_log_is_bounded_and_never_reuses_ids(tmp_path: Path, make_observatio
     assert log.count() == 10
     assert [r.id for r in log.rows()] == list(range(11, 21))  # the oldest rows went first
     assert log.max_id() == 20
+
+
+def test_rows_past_the_retention_period_are_deleted(tmp_path: Path, make_observations: Make) -> None:
+    path = tmp_path / "q.sqlite"
+    log = QueryLog(path, retention_days=2)
+    observations = make_observations(6)
+    now = time.time()
+    for i, observation in enumerate(observations):  # 5, 4, 3, 2, 1 and 0 days old
+        observation.time = now - (5 - i) * 86_400 + 60
+    log.append(observations[:3])
+    assert log.count() == 0  # all older than two days: deleted by the insert itself
+    log.append(observations[3:])
+    assert [round((now - r.time) / 86_400) for r in log.rows()] == [2, 1, 0]
+    assert log.expire(now=now + 86_400) == 1
+    log.close()
+    reopened = QueryLog(path, retention_days=0.5)  # a shorter period applies when the log opens
+    assert reopened.count() == 1
+    assert QueryLog(tmp_path / "other.sqlite", retention_days=0).expire() == 0  # 0: no age limit
 
 
 @pytest.mark.parametrize(("mode", "keeps_text", "keeps_hash"), [

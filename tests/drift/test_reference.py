@@ -36,7 +36,7 @@ def test_read_queries_refuses_missing_or_empty_files(tmp_path: Path, content: st
 def test_read_queries_names_a_bad_jsonl_line(tmp_path: Path) -> None:
     path = tmp_path / "queries.jsonl"
     path.write_text('{"text": "ok"}\n{"id": 2}\n')
-    with pytest.raises(DriftError, match="line 2"):
+    with pytest.raises(DriftError, match=r"queries.jsonl:2: .*'text'"):
         read_queries(path)
 
 

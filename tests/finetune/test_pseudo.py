@@ -1,40 +1,18 @@
-"""Logged queries: reading them, and pseudo-labelling where dense top-1 and BM25 top-1 agree."""
+"""Logged queries: pseudo-labelling where dense top-1 and BM25 top-1 agree."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from finetune.pseudo import pseudo_label, read_query_file
+from finetune.pseudo import pseudo_label
 from indexing.backends.bm25 import Bm25Index
 from indexing.backends.faiss_index import FaissIndex
 from indexing.layout import current_version_dir
 from indexing.store import ChunkStore
-from mlsearch.errors import DatasetError
 from mlsearch.settings import Settings
 from tests.fakes import HashingEncoder
-
-
-def test_read_query_file_accepts_lines_and_json_lines(tmp_path: Path) -> None:
-    path = tmp_path / "queries.txt"
-    path.write_text('# logged\nwhat is dropout\n\n{"query": "adam learning rate", "ts": 1}\n{"text": "psi bins"}\n')
-    assert read_query_file(path) == ["what is dropout", "adam learning rate", "psi bins"]
-
-
-@pytest.mark.parametrize(("content", "message"), [
-    ("{not json\n", r"queries.txt:1: not valid JSON"),
-    ('ok\n{"other": 1}\n', r"queries.txt:2: .*'query'"),
-    ("\n# only a comment\n", "no queries"),
-])
-def test_read_query_file_errors_name_the_line(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "queries.txt"
-    path.write_text(content)
-    with pytest.raises(DatasetError, match=message):
-        read_query_file(path)
-    with pytest.raises(DatasetError, match="not found"):
-        read_query_file(tmp_path / "missing.txt")
 
 
 class FixedDense:

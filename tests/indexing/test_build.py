@@ -86,8 +86,14 @@ def test_failed_build_leaves_the_previous_index_whole(
     assert searcher.version == first.version
     after = searcher.search("dropout", k=3)
     assert [h.id for h in after.hits] == [h.id for h in before.hits]
-    leftovers = [p.name for p in versions_dir(settings.index_dir).iterdir() if p.name.endswith(".tmp")]
-    assert leftovers == []
+    leftovers = [p for p in versions_dir(settings.index_dir).iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) == 1  # only the checkpoint of the stopped build: its chunk store, no backend
+    assert sorted(p.name for p in leftovers[0].iterdir()) == ["checkpoint.json", "chunks.sqlite"]
+
+    monkeypatch.undo()
+    again = build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=BACKENDS)
+    assert again.embedded == 0 and again.resumed >= 1
+    assert [p for p in versions_dir(settings.index_dir).iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_killed_build_leftovers_do_not_break_the_next_build(

@@ -14,7 +14,15 @@ CASES = [
     pytest.param("faiss", {"faiss_factory": "Flat"}, 1.0, id="faiss-flat"),
     pytest.param("faiss", {"faiss_factory": "HNSW32"}, 0.9, id="faiss-hnsw"),
     pytest.param("faiss", {"faiss_factory": "IVF32,Flat", "faiss_nprobe": 8}, 0.9, id="faiss-ivf"),
+    pytest.param("faiss", {"faiss_quantization": "int8"}, 0.99, id="faiss-int8-rescored"),
+    pytest.param("faiss", {"faiss_factory": "HNSW32", "faiss_quantization": "int8"}, 0.9, id="faiss-hnsw-int8"),
+    # one sign bit per dimension of 48 keeps little of these unnormalised, tightly clustered vectors: the
+    # rescored candidates must be many (bench.scale reports binary recall on realistic embeddings)
+    pytest.param("faiss", {"faiss_quantization": "binary", "faiss_rescore": 400}, 0.65, id="faiss-binary-rescored"),
+    pytest.param("faiss", {"faiss_factory": "HNSW32", "faiss_quantization": "binary", "faiss_rescore": 400}, 0.65,
+                 id="faiss-binary-hnsw"),
     pytest.param("annoy", {"annoy_trees": 50}, 0.9, id="annoy"),
+    pytest.param("usearch", {"usearch_dtype": "i8"}, 0.9, id="usearch-i8-rescored"),
 ]
 
 

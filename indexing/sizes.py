@@ -1,0 +1,95 @@
+"""What an index costs: disk per backend, memory per backend once loaded, and advice for large corpora."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from indexing.backends.registry import keyword_backend, vector_backend
+from indexing.manifest import Manifest
+from indexing.store import ChunkStore
+from mlsearch.catalog import BACKENDS, KEYWORD_BACKEND_NAMES
+from mlsearch.settings import Settings
+
+logger = logging.getLogger(__name__)
+EXACT_SEARCH_LIMIT = 100_000
+"""Past this many chunks, exact (``Flat``) FAISS search is slow enough that a graph or inverted index pays."""
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes on disk of a file, or of every file under a folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def backend_disk(directory: Path, manifest: Manifest) -> dict[str, int]:
+    """Bytes on disk of the chunk store and of each backend's folder."""
+    sizes = {ChunkStore.FILE: disk_bytes(directory / ChunkStore.FILE)}
+    sizes.update({name: disk_bytes(directory / name) for name in manifest.backends})
+    return sizes
+
+
+def _rss() -> int:
+    gc.collect()
+    return int(psutil.Process().memory_info().rss)
+
+
+def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> dict[str, int]:
+    """Resident memory each backend adds once loaded and asked one query, as the service would hold it.
+
+    Measured as the growth of this process's RSS while each backend is loaded (after the previous ones), so
+    memory-mapped files count only for the pages a query touched. Elasticsearch holds nothing here.
+
+    Returns:
+        Bytes per backend.
+    """
+    out: dict[str, int] = {}
+    held: list[Any] = []
+    store = ChunkStore(directory / ChunkStore.FILE)
+    query_vector = np.zeros((1, manifest.model.dimension), np.float32)
+    try:
+        first = store.embedding_batches(manifest.model.dimension, 1)
+        query_vector = next(first)[1]
+    except (StopIteration, ValueError):
+        pass
+    finally:
+        store.close()
+    for name in manifest.backends:
+        if name not in BACKENDS or not BACKENDS[name].local:  # a server's memory is not ours to measure
+            continue
+        before = _rss()
+        backend: Any
+        try:
+            if name in KEYWORD_BACKEND_NAMES:
+                backend = keyword_backend(name).load(directory / name, settings)
+                backend.search("the model and the data", 10)
+            else:
+                backend = vector_backend(name).load(directory / name, settings)
+                backend.search(query_vector, 10)
+        except Exception as exc:  # report what can be measured; one broken backend must not hide the rest
+            logger.warning("cannot load %s to measure it: %s", name, exc)
+            continue
+        held.append(backend)
+        out[name] = max(0, _rss() - before)
+    return out
+
+
+def scale_advice(manifest: Manifest, chunks: int) -> list[str]:
+    """Suggestions for an index of this size (empty when there is nothing to suggest)."""
+    advice = []
+    faiss = manifest.backends.get("faiss")
+    if faiss and chunks > EXACT_SEARCH_LIMIT and str(faiss.get("factory", "")) in {"Flat", "SQ8", "BFlat"}:
+        advice.append(
+            f"{chunks:,} chunks: exact FAISS search scans every vector; set MLSEARCH_FAISS_FACTORY=HNSW32 "
+            f"(or IVF{int(4 * chunks ** 0.5)},Flat) and rebuild for millisecond searches"
+        )
+    if faiss and chunks > 10 * EXACT_SEARCH_LIMIT and faiss.get("quantization", "none") == "none":
+        advice.append("set MLSEARCH_FAISS_QUANTIZATION=int8 to hold a quarter of the vector memory "
+                      "(candidates are rescored with the float vectors)")
+    return advice
