@@ -19,7 +19,6 @@ class FeatureDriftOut(BaseModel):
     model_config = _OPEN
 
     description: str = Field(description="What the feature measures.")
-    level: str = Field(description="ok, warning or drift.")
     reference_mean: float | None = None
     window_mean: float | None = None
     ks_statistic: float | None = Field(default=None, description="Two-sample Kolmogorov–Smirnov statistic.")
@@ -34,6 +33,7 @@ class FeatureDriftOut(BaseModel):
     cusum_warning_threshold: float | None = Field(default=None, description="The warning threshold.")
     cusum_alarm: bool = Field(default=False, description="Whether the sequential test is above its drift threshold.")
     cusum_warning: bool = Field(default=False, description="Whether it is above its warning threshold.")
+    level: str = Field(default="ok", description="ok, warning or drift.")
 
 
 class MultivariateOut(BaseModel):

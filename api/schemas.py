@@ -77,6 +77,9 @@ class SearchRequest(BaseModel):
     group_by: GroupBy | None = Field(
         default=None, description="'document': the best chunk per document, with the count of its other matches."
     )
+    rerank: bool = Field(
+        default=False, description="Reorder the top results with the cross-encoder reranker (MLSEARCH_RERANKER)."
+    )
 
     _query = field_validator("query")(_check_query)
 

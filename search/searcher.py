@@ -8,6 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
 from indexing.backends.registry import keyword_backend, vector_backend
-from indexing.embedding import Encoder, load_encoder
+from indexing.embedding import Encoder, EncoderConfig, open_encoder
 from indexing.filters import ChunkFilter, as_filter
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
@@ -32,8 +33,10 @@ from mlsearch.catalog import (
 )
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
 from mlsearch.settings import Settings
+from search.batching import QueryBatcher
 from search.fusion import FusionConfig, fuse
 from search.grouping import GROUP_DEPTH, group_by_document
+from search.rerank import Reranker
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
@@ -142,7 +145,9 @@ class Searcher:
         self._backends: dict[str, VectorIndex | KeywordIndex] = {}
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
+        self.batcher: QueryBatcher | None = None  # set by the service: concurrent queries encoded in batches
         self.fusion = index_fusion(manifest, settings)
+        self._reranker: Reranker | None = None
 
     @classmethod
     def open(
@@ -156,7 +161,7 @@ class Searcher:
             settings: Search settings.
             encoder: An already loaded model (checked against the manifest now).
             model: A model name or path to load when first needed (the manifest's model by default).
-            loader: Loads a model by name (``indexing.embedding.load_encoder`` on ``settings.device`` by default).
+            loader: Loads a model by name (``indexing.embedding.open_encoder`` as the settings say by default).
 
         Raises:
             IndexNotBuiltError: No index there.
@@ -166,10 +171,15 @@ class Searcher:
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
         if encoder is not None:
-            manifest.check_model(encoder.name, encoder.weights_hash)
+            manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
         name = model or manifest.model.name
-        load = loader or (lambda n: load_encoder(n, device=settings.device))
+        load = loader or (lambda n: open_encoder(n, EncoderConfig.from_settings(settings)))
         return cls(directory, manifest, settings, encoder=encoder, load_model=lambda: load(name))
+
+    @cached_property
+    def chunk_count(self) -> int:
+        """Chunks in this index version (counted once: a published version never changes)."""
+        return len(self.store)
 
     @property
     def version(self) -> str:
@@ -195,7 +205,7 @@ class Searcher:
                     if self._load_model is None:
                         raise ModelLoadError("this searcher was opened without a model")
                     loaded = self._load_model()
-                    self.manifest.check_model(loaded.name, loaded.weights_hash)
+                    self.manifest.check_model(loaded.name, loaded.weights_hash, getattr(loaded, "quantization", None))
                     self._encoder = loaded
         return self._encoder
 
@@ -210,7 +220,7 @@ class Searcher:
         Raises:
             ModelMismatchError: It is not the model the index was built with.
         """
-        self.manifest.check_model(encoder.name, encoder.weights_hash)
+        self.manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
         with self._model_lock:
             self._encoder = encoder
 
@@ -238,12 +248,18 @@ class Searcher:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's embedding (LRU-cached)."""
-        return self.cache.get_or_compute(query, lambda q: self.encoder.encode([q])[0])
+        return self.cache.get_or_compute(query, self._encode_query)
+
+    def _encode_query(self, query: str) -> np.ndarray:
+        if self.batcher is not None:
+            return self.batcher.encode_one(query)
+        return self.encoder.encode([query])[0]
 
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
         tags: ChunkFilter | Sequence[str] | None = None, fusion: FusionConfig | None = None,
+        rerank: bool = False,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
 
@@ -251,6 +267,7 @@ class Searcher:
         A fused method fuses the candidate lists of ``fusion`` (the index's own, :attr:`fusion`, when omitted:
         the one ``mlsearch tune`` chose, else equal-weight RRF of dense and BM25). ``tags`` is a
         :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
+        With ``rerank``, the first ``settings.rerank_top_n`` are reordered by the cross-encoder (:attr:`reranker`).
 
         Raises:
             BadQueryError: Blank query, ``k`` out of range, or unknown method.
@@ -264,6 +281,11 @@ class Searcher:
             raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHOD_NAMES)}")
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
+        if rerank:
+            top_n = self.settings.rerank_top_n
+            ranked = self.retrieve(query, max(k, top_n), method, backend, tags, fusion)
+            texts = {p: c.embedding_text for p, c in self.store.get(p for p, _ in ranked[:top_n]).items()}
+            return self.reranker.rerank(query, ranked, texts, top_n)[:k]
         if not METHODS[method].fused:
             return self._rankings(query, plan(method, backend), k, tags)[0][:k]
         config = fusion or self.fusion
@@ -310,22 +332,23 @@ class Searcher:
         else:
             keyword = cast(KeywordIndex, index)
             run = lambda n: keyword.search(query, n)  # noqa: E731
-        total = len(self.store) if allowed is None else int(allowed.size)
+        total = self.chunk_count if allowed is None else int(allowed.size)
         want = min(k, max(total, 1))
-        fetch = want if allowed is None else min(want * 4, len(self.store))
+        fetch = want if allowed is None else min(want * 4, self.chunk_count)
         allowed_set = None if allowed is None else set(allowed.tolist())
         while True:
             scores, ids = run(fetch)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
             if allowed_set is not None:
                 pairs = [(i, s) for i, s in pairs if i in allowed_set]
-            if len(pairs) >= want or fetch >= len(self.store) or len(ids[0]) < fetch:
+            if len(pairs) >= want or fetch >= self.chunk_count or len(ids[0]) < fetch:
                 return pairs[:k]
-            fetch = min(fetch * 4, len(self.store))
+            fetch = min(fetch * 4, self.chunk_count)
 
     def search(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
         tags: ChunkFilter | Sequence[str] | None = None, offset: int = 0, group_by: str | None = None,
+        rerank: bool = False,
     ) -> SearchResult:
         """Run one search and return its hits with text, heading and a snippet.
 
@@ -338,6 +361,7 @@ class Searcher:
             offset: Skip this many hits (or documents, when grouped): the page starts at rank ``offset + 1``.
             group_by: ``"document"``: the best chunk of each document, with ``other_matches``, the number of
                 its other chunks among the ranked candidates (``GROUP_DEPTH`` per result wanted).
+            rerank: Reorder the top ``settings.rerank_top_n`` with the cross-encoder (:attr:`reranker`).
 
         Raises:
             BadQueryError, IndexNotBuiltError, UnknownBackendError, BackendUnavailableError.
@@ -348,7 +372,7 @@ class Searcher:
         if group_by not in (None, "document"):
             raise BadQueryError(f"unknown group_by {group_by!r}; valid: document")
         depth = offset + k if group_by is None else min(MAX_K, (offset + k) * GROUP_DEPTH)
-        ranked = self.retrieve(query, depth, method, backend, tags)
+        ranked = self.retrieve(query, depth, method, backend, tags, rerank=rerank)
         others: dict[int, int] = {}
         if group_by == "document":
             doc_of = {p: c.doc_id for p, c in self.store.get(p for p, _ in ranked).items()}
@@ -373,6 +397,24 @@ class Searcher:
         took = (time.perf_counter() - started) * 1000
         return SearchResult(query=query, method=method, backend=answering_backend(method, backend),
                             took_ms=round(took, 3), hits=hits)
+
+    @property
+    def reranker(self) -> Reranker:
+        """The cross-encoder of ``rerank`` (loaded once): ``settings.reranker``, else the manifest's.
+
+        Raises:
+            BadQueryError: No reranker is configured.
+            ModelLoadError: It cannot be loaded.
+        """
+        if self._reranker is None:
+            with self._model_lock:
+                if self._reranker is None:
+                    path = self.settings.reranker or ((self.manifest.tuning or {}).get("reranker") or {}).get("path")
+                    if not path:
+                        raise BadQueryError("no reranker is configured: set MLSEARCH_RERANKER to a cross-encoder "
+                                            "folder or run `mlsearch rerank-train`")
+                    self._reranker = Reranker.load(path, device=self.settings.device)
+        return self._reranker
 
     def close(self) -> None:
         """Release the chunk store connection of this thread."""
