@@ -6,14 +6,21 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
 from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
+from indexing.backends.configs import (
+    CONFIG_TYPES,
+    BackendConfig,
+    as_keyword_config,
+    as_vector_config,
+    backend_configs,
+)
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.embedding import Encoder, load_encoder
 from indexing.layout import current_version_dir
@@ -118,6 +125,29 @@ class QueryEmbeddingCache:
         return len(self._items)
 
 
+@dataclass(frozen=True)
+class SearchConfig:
+    """What a searcher needs to know: fusion, the query cache, the model's device and each backend's config.
+
+    Attributes:
+        rrf_k: Reciprocal rank fusion constant.
+        query_cache_size: Query embeddings kept in the LRU cache (0: none).
+        device: Where a lazily loaded model runs.
+        backends: Backend name → its config (used when that backend is loaded).
+    """
+
+    rrf_k: int = 60
+    query_cache_size: int = 1024
+    device: str = "cpu"
+    backends: Mapping[str, BackendConfig] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchConfig:
+        """The search config the settings describe (the one place a searcher's settings are read)."""
+        return cls(rrf_k=settings.rrf_k, query_cache_size=settings.query_cache_size, device=settings.device,
+                   backends=backend_configs(settings))
+
+
 class Searcher:
     """Searches one index version. Backends are loaded on first use and kept; so is the model.
 
@@ -126,14 +156,14 @@ class Searcher:
     """
 
     def __init__(
-        self, directory: Path, manifest: Manifest, settings: Settings, encoder: Encoder | None = None,
+        self, directory: Path, manifest: Manifest, config: SearchConfig, encoder: Encoder | None = None,
         load_model: Callable[[], Encoder] | None = None,
     ) -> None:
         self.directory = directory
         self.manifest = manifest
-        self.settings = settings
+        self.config = config
         self.store = ChunkStore(directory / ChunkStore.FILE)
-        self.cache = QueryEmbeddingCache(settings.query_cache_size)
+        self.cache = QueryEmbeddingCache(config.query_cache_size)
         self._encoder = encoder
         self._load_model = load_model
         self._backends: dict[str, VectorIndex | KeywordIndex] = {}
@@ -142,30 +172,33 @@ class Searcher:
 
     @classmethod
     def open(
-        cls, index_dir: Path, settings: Settings, encoder: Encoder | None = None, model: str | None = None,
-        loader: EncoderLoader | None = None,
+        cls, index_dir: Path, config: SearchConfig | Settings, encoder: Encoder | None = None,
+        model: str | None = None, loader: EncoderLoader | None = None,
     ) -> Searcher:
         """Open the version that ``index_dir`` points to now; nothing but the manifest is read yet.
 
         Args:
             index_dir: The index directory (a link to its current version, or a version itself).
-            settings: Search settings.
+            config: The search config (settings are turned into one by :meth:`SearchConfig.from_settings`).
             encoder: An already loaded model (checked against the manifest now).
             model: A model name or path to load when first needed (the manifest's model by default).
-            loader: Loads a model by name (``indexing.embedding.load_encoder`` on ``settings.device`` by default).
+            loader: Loads a model by name (``indexing.embedding.load_encoder`` on the config's device by default).
 
         Raises:
             IndexNotBuiltError: No index there.
             ModelMismatchError: The encoder is not the model the index was built with (raised when the model
                 is loaded, for a model given by name).
         """
+        if isinstance(config, Settings):
+            config = SearchConfig.from_settings(config)
+        device = config.device
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
         if encoder is not None:
             manifest.check_model(encoder.name, encoder.weights_hash)
         name = model or manifest.model.name
-        load = loader or (lambda n: load_encoder(n, device=settings.device))
-        return cls(directory, manifest, settings, encoder=encoder, load_model=lambda: load(name))
+        load = loader or (lambda n: load_encoder(n, device=device))
+        return cls(directory, manifest, config, encoder=encoder, load_model=lambda: load(name))
 
     @property
     def version(self) -> str:
@@ -228,8 +261,13 @@ class Searcher:
                     raise IndexNotBuiltError(
                         f"backend {name!r} was not built in this index (built: {', '.join(self.built_backends)})"
                     )
-                cls = vector_backend(name) if BACKENDS[name].kind == "vector" else keyword_backend(name)
-                self._backends[name] = cls.load(self.directory / name, self.settings)
+                config = self.config.backends.get(name) or CONFIG_TYPES[name]()
+                where = self.directory / name
+                self._backends[name] = (
+                    vector_backend(name).load(where, as_vector_config(name, config))
+                    if BACKENDS[name].kind == "vector"
+                    else keyword_backend(name).load(where, as_keyword_config(name, config))
+                )
         return self._backends[name]
 
     def embed_query(self, query: str) -> np.ndarray:
@@ -263,7 +301,7 @@ class Searcher:
         rankings = self._rankings(query, steps, depth, tags)
         if len(rankings) == 1:
             return rankings[0][:k]
-        fused = reciprocal_rank_fusion([[p for p, _ in ranked] for ranked in rankings], k=self.settings.rrf_k)
+        fused = reciprocal_rank_fusion([[p for p, _ in ranked] for ranked in rankings], k=self.config.rrf_k)
         return fused[:k]
 
     def _rankings(

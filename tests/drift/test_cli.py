@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from drift.service import DriftService
 from cli.app import app
+from drift.service import DriftService
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 from tests.fakes import HashingEncoder

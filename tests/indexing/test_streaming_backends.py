@@ -6,16 +6,16 @@ import bm25s
 import numpy as np
 
 from indexing.backends.bm25 import Bm25Index
+from indexing.backends.configs import Bm25Config
 from indexing.backends.text import analyze
 from indexing.store import ChunkStore
-from mlsearch.settings import Settings
 from tests.conftest import TINY_CORPUS
 
 TEXTS = list(TINY_CORPUS.values()) + ["dropout dropout dropout", "a b", "momentum and adam"]
 
 
 def test_bm25_from_integer_ids_scores_as_bm25s_from_tokens() -> None:
-    index = Bm25Index(Settings())
+    index = Bm25Index(Bm25Config())
     index.build(iter(TEXTS))  # any iterable, read once
     reference = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
     reference.index([analyze(text) for text in TEXTS], show_progress=False)
