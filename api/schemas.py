@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from indexing.filters import ChunkFilter
 from mlsearch.catalog import (
     DEFAULT_COMPARE_METHODS,
     DEFAULT_METHOD,
@@ -26,6 +27,8 @@ else:  # the OpenAPI enums, built from the catalog
 METHOD_HELP = "; ".join(f"{spec.name}: {spec.description}" for spec in METHODS.values())
 BACKEND_HELP = f"The vector backend for dense and hybrid: {', '.join(VECTOR_BACKEND_NAMES)}."
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+SourceType = Literal["markdown", "text", "pdf", "html", "notebook"]
+GroupBy = Literal["document"]
 MAX_QUERY_CHARS = 1000
 #: The most results one request may ask for (per method). The searcher itself allows up to
 #: ``search.searcher.MAX_K`` (evaluation ranks deeper pools); the page's ``app.js`` uses the same 100.
@@ -46,6 +49,15 @@ class Filters(BaseModel):
     tags: list[Tag] = Field(
         default_factory=list, max_length=50, description="Keep chunks that carry any of these tags."
     )
+    doc_ids: list[Tag] = Field(default_factory=list, max_length=200, description="Keep chunks of these documents.")
+    source_types: list[SourceType] = Field(
+        default_factory=list, max_length=5, description="Keep chunks from these kinds of file."
+    )
+    path_prefix: str = Field(default="", max_length=500, description="Keep chunks whose file path starts with this.")
+
+    def chunk_filter(self) -> ChunkFilter:
+        """The filter as the searcher takes it."""
+        return ChunkFilter.of(self.tags, self.doc_ids, list(self.source_types), self.path_prefix)
 
 
 class SearchRequest(BaseModel):
@@ -61,6 +73,10 @@ class SearchRequest(BaseModel):
     method: Method = Field(default=DEFAULT_METHOD, description=METHOD_HELP)
     backend: Backend = Field(default=DEFAULT_VECTOR_BACKEND, description=BACKEND_HELP)
     filters: Filters | None = None
+    offset: int = Field(default=0, ge=0, le=900, description="Results to skip (pagination).")
+    group_by: GroupBy | None = Field(
+        default=None, description="'document': the best chunk per document, with the count of its other matches."
+    )
 
     _query = field_validator("query")(_check_query)
 
@@ -68,6 +84,11 @@ class SearchRequest(BaseModel):
     def tags(self) -> list[str] | None:
         """The tag filter, or None when there is none."""
         return list(self.filters.tags) if self.filters and self.filters.tags else None
+
+    @property
+    def chunk_filter(self) -> ChunkFilter:
+        """Every filter, as the searcher takes it."""
+        return self.filters.chunk_filter() if self.filters else ChunkFilter()
 
 
 def _default_methods() -> list[Method]:
@@ -91,6 +112,7 @@ class CompareRequest(BaseModel):
     )
     backend: Backend = Field(default=DEFAULT_VECTOR_BACKEND, description=BACKEND_HELP)
     filters: Filters | None = None
+    group_by: GroupBy | None = Field(default=None, description="'document': each run keeps one chunk per document.")
 
     _query = field_validator("query")(_check_query)
 
@@ -105,6 +127,11 @@ class CompareRequest(BaseModel):
     def tags(self) -> list[str] | None:
         """The tag filter, or None when there is none."""
         return list(self.filters.tags) if self.filters and self.filters.tags else None
+
+    @property
+    def chunk_filter(self) -> ChunkFilter:
+        """Every filter, as the searcher takes it."""
+        return self.filters.chunk_filter() if self.filters else ChunkFilter()
 
 
 class Hit(BaseModel):
@@ -123,13 +150,16 @@ class Hit(BaseModel):
     url: str = Field(default="", description="HTML: the page's canonical URL, else its file path.")
     page: int | None = Field(default=None, description="PDF: the page (1-based) the passage is on.")
     cell: int | None = Field(default=None, description="Notebook: the cell (0-based) the passage is in.")
+    other_matches: int | None = Field(
+        default=None, description="With group_by=document: the document's other matching chunks among the candidates."
+    )
 
     @classmethod
     def of(cls, hit: SearchHit) -> Hit:
         """From a search hit."""
         return cls(rank=hit.rank, id=hit.id, doc_id=hit.doc_id, title=hit.title, heading=hit.heading,
                    text=hit.text, snippet=hit.snippet, score=hit.score, source_type=hit.source_type,
-                   path=hit.path, url=hit.url, page=hit.page, cell=hit.cell)
+                   path=hit.path, url=hit.url, page=hit.page, cell=hit.cell, other_matches=hit.other_matches)
 
 
 class SearchResponse(BaseModel):

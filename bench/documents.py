@@ -126,13 +126,15 @@ def main() -> None:
                 hits = client.post("/search", json={"query": query, "k": 5}).json()["results"]
                 if any(h["doc_id"] == "fresh" for h in hits):
                     break
-                time.sleep(0.01)
+                time.sleep(0.1)
             searchable = time.perf_counter() - started
             served = client.get("/index").json()
             embedded = served["counts"]["embedded"]
+            update_s = served["manifest"]["build_seconds"]
             counted = "" if encoded is None else f" (encoder calls: {encoder.encoded_texts - encoded} texts)"
             print(f"one PUT      acknowledged in {acknowledged * 1000:.0f} ms, searchable after {searchable:.2f} s "
-                  f"(version {served['version']}); re-embedded {embedded} chunks{counted}, "
+                  f"(version {served['version']}, its update took {update_s:.2f} s); "
+                  f"re-embedded {embedded} chunks{counted}, "
                   f"reused {served['counts']['reused']}")
 
             # 2. concurrent writes and deletes while searches run

@@ -190,6 +190,7 @@ def run_variants(
 ) -> dict[str, Any]:
     """Step 2 (own process): build approximate FAISS variants from the store; latency, recall, disk."""
     import faiss
+    from threadpoolctl import threadpool_limits
 
     from indexing.backends.configs import FaissConfig, config_of, keyword_config, vector_config
     from indexing.backends.faiss_index import FaissIndex
@@ -212,7 +213,10 @@ def run_variants(
     exact = FaissIndex.load(directory / "faiss", config_of(FaissConfig, settings))
     truth = exact.search(vectors, 10)[1]
     threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # latency: one thread per query, as the service runs one request per thread
+    # latency: one thread per query (FAISS's OpenMP and NumPy's BLAS alike), as the service runs one request
+    # per thread; on a shared machine, more threads per query mostly wait for each other
+    faiss.omp_set_num_threads(1)
+    threadpool_limits(1)
 
     def measure(name: str, index: Any) -> None:
         out["query_ms"][f"dense@{name}"] = _latencies(lambda i: index.search(vectors[i : i + 1], 10), queries)

@@ -10,6 +10,7 @@ from cli.commands import finetune as finetune_commands
 from cli.commands import index as index_commands
 from cli.commands import search as search_commands
 from cli.commands import serve as serve_commands
+from cli.commands import tune as tune_commands
 from cli.commands.common import setup_logging
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(index_commands.app, name="index")
 app.command("search")(search_commands.search)
 app.command("eval")(eval_commands.run)
 app.command("finetune")(finetune_commands.finetune)
+app.command("tune")(tune_commands.tune)
 app.command("serve")(serve_commands.serve)
 app.add_typer(drift_commands.app, name="drift")
 

@@ -11,10 +11,16 @@ The reusable entry point is :func:`evaluate`::
     result.metrics_table()["dense"]["ndcg@10"]          # mean nDCG@10
     result.methods["dense"].per_query["ndcg@10"]["q1"]  # one query's nDCG@10
 
-Document-level scoring: for a dataset judged per document, a document's score is its best chunk's score. To
-rank ``k`` documents the searcher retrieves ``k × depth_factor`` chunks (at most 1000) and keeps each
-document's first (best) chunk. Scores of equal value are lowered by the smallest float step so that every
-run is strictly ordered as the searcher ranked it, and any TREC tool reads the same order from the run file.
+Document-level scoring: for a dataset judged per document, a document's score is its best chunk's score, or the
+sum of its top-n chunk scores when the index was tuned so (:mod:`search.doc_scoring`). To rank ``k`` documents
+the searcher retrieves ``k × depth_factor`` chunks (at most 1000) and scores each document from them.
+
+Besides ``hybrid`` (the index's own fusion: tuned by ``mlsearch tune``, else equal-weight RRF), the fixed
+fusion variants of :data:`search.fusion.FUSION_VARIANTS` (``hybrid-rrf``, ``hybrid-convex``,
+``hybrid-zscore``) can be evaluated side by side.
+
+Scores of equal value are lowered by the smallest float step so that every run is strictly ordered as the
+searcher ranked it, and any TREC tool reads the same order from the run file.
 """
 
 from __future__ import annotations
@@ -34,10 +40,13 @@ from evaluation.metrics import METRICS, PRIMARY_METRIC, RECALL_CUTOFFS, per_quer
 from evaluation.significance import PairedComparison, all_pairs
 from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, METHOD_NAMES, VECTOR_BACKEND_NAMES
 from mlsearch.errors import BadQueryError, DatasetError, UnknownBackendError
+from search.doc_scoring import DocScoring, document_scores
+from search.fusion import FUSION_VARIANTS
 from search.searcher import MAX_K, QueryEmbeddingCache, Searcher
 
 logger = logging.getLogger(__name__)
 DEPTH_FACTOR = 5
+EVAL_METHODS: tuple[str, ...] = (*METHOD_NAMES, *FUSION_VARIANTS)
 LATENCY_KEYS = ("latency_ms_p50", "latency_ms_p95")
 
 
@@ -109,18 +118,21 @@ def evaluate(
     id_map: Mapping[str, str] | None = None,
     depth_factor: int = DEPTH_FACTOR,
     show_progress: bool = False,
+    doc_scoring: DocScoring | None = None,
 ) -> EvaluationResult:
     """Search every query of a dataset with each method, and score the runs.
 
     Args:
         searcher: An open searcher over the dataset's corpus.
         dataset: The dataset (:func:`evaluation.datasets.load_dataset`).
-        methods: Methods to evaluate, in order.
+        methods: Methods to evaluate, in order (:data:`EVAL_METHODS`).
         k: How many documents (chunk-level datasets: chunks) to rank per query (1 to 1000).
         backend: The vector backend for ``dense`` and ``hybrid``.
         id_map: Index document id → dataset document id, when they differ (BEIR corpora).
         depth_factor: Chunks retrieved per wanted document at document level (capped at 1000 chunks).
         show_progress: A progress bar per method (on stderr).
+        doc_scoring: How chunk scores make a document's (document-level datasets); the index's tuned choice,
+            else ``max``, when omitted.
 
     Returns:
         The runs, metrics, per-query scores, latencies and paired tests.
@@ -138,9 +150,14 @@ def evaluate(
     qrels, unjudged = _qrels(searcher, dataset)
     queries = {qid: dataset.queries[qid] for qid in qrels}
     depth = min(MAX_K, k * depth_factor) if dataset.level == "document" else k
+    chunk_scoring = DocScoring()
     if dataset.level == "document":
-        scoring = (f"document level: a document's score is its best chunk's; {depth} chunks are retrieved per "
-                   f"query and deduplicated by document to rank the top {k} documents")
+        tuned = (searcher.manifest.tuning or {}).get("doc_scoring")
+        chunk_scoring = doc_scoring or (DocScoring.from_dict(tuned) if tuned else DocScoring())
+        how = ("its best chunk's" if chunk_scoring.aggregate == "max"
+               else f"the sum of its top {chunk_scoring.top_n} chunk scores")
+        scoring = (f"document level: a document's score is {how}; {depth} chunks are retrieved per "
+                   f"query and grouped by document to rank the top {k} documents")
     else:
         scoring = f"chunk level: the top {k} chunks; a chunk is relevant when its text contains the evidence"
 
@@ -150,7 +167,7 @@ def evaluate(
     try:
         for method in methods:
             results[method] = _run_method(searcher, method, queries, qrels, labels, k, depth, backend,
-                                          show_progress)
+                                          show_progress, chunk_scoring)
     finally:
         searcher.cache = saved_cache
     comparisons = all_pairs({m: r.per_query[PRIMARY_METRIC] for m, r in results.items()}, PRIMARY_METRIC)
@@ -168,9 +185,11 @@ def check_options(methods: Sequence[str], k: int, backend: str) -> None:
         BadQueryError: No method, an unknown method, or ``k`` out of range.
         UnknownBackendError: ``backend`` is not a vector backend.
     """
-    unknown = [m for m in methods if m not in METHOD_NAMES]
+    unknown = [m for m in methods if m not in EVAL_METHODS]
     if unknown or not methods:
-        raise BadQueryError(f"unknown method(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(METHOD_NAMES)}")
+        raise BadQueryError(
+            f"unknown method(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(EVAL_METHODS)}"
+        )
     if not 1 <= k <= MAX_K:
         raise BadQueryError(f"k must be between 1 and {MAX_K}, got {k}")
     if backend not in VECTOR_BACKEND_NAMES:
@@ -211,16 +230,18 @@ def _qrels(searcher: Searcher, dataset: EvalDataset) -> tuple[dict[str, dict[str
 
 def _run_method(
     searcher: Searcher, method: str, queries: Mapping[str, str], qrels: dict[str, dict[str, int]],
-    labels: Sequence[str], k: int, depth: int, backend: str, show_progress: bool,
+    labels: Sequence[str], k: int, depth: int, backend: str, show_progress: bool, scoring: DocScoring,
 ) -> MethodResult:
-    _warm_up(searcher, method, backend)
+    fusion = FUSION_VARIANTS.get(method)
+    method_name = "hybrid" if fusion else method
+    searcher.retrieve("warm up", 1, method_name, backend, fusion=fusion)
     run: dict[str, dict[str, float]] = {}
     latency: dict[str, float] = {}
     for qid, text in tqdm(queries.items(), desc=method, unit="query", disable=not show_progress):
         t = time.perf_counter()
-        ranked = searcher.retrieve(text, depth, method, backend)
+        ranked = searcher.retrieve(text, depth, method_name, backend, fusion=fusion)
         latency[qid] = (time.perf_counter() - t) * 1000
-        run[qid] = best_per_item(ranked, labels, k)
+        run[qid] = document_scores(ranked, labels, k, scoring)
     cutoffs = [f"recall@{c}" for c in RECALL_CUTOFFS]
     names = list(dict.fromkeys([*METRICS, *cutoffs]))
     scores = per_query(qrels, run, names)
@@ -234,11 +255,6 @@ def _run_method(
         method=method, run=run, metrics=metrics, per_query=scores, latency_ms=latency,
         recall_curve={c: means[f"recall@{c}"] for c in RECALL_CUTOFFS},
     )
-
-
-def _warm_up(searcher: Searcher, method: str, backend: str) -> None:
-    """Load the method's backends and run one query, so that the first timed query pays no loading."""
-    searcher.retrieve("warm up", 1, method, backend)
 
 
 def best_per_item(ranked: Sequence[tuple[int, float]], labels: Sequence[str], k: int) -> dict[str, float]:
@@ -256,15 +272,4 @@ def best_per_item(ranked: Sequence[tuple[int, float]], labels: Sequence[str], k:
         >>> best_per_item([(0, 0.9), (1, 0.8), (2, 0.8)], ["a", "a", "b"], 10)
         {'a': 0.9, 'b': 0.8}
     """
-    out: dict[str, float] = {}
-    previous = np.inf
-    for position, score in ranked:
-        label = labels[position]
-        if label in out:
-            continue
-        value = float(score) if score < previous else float(np.nextafter(previous, -np.inf))
-        out[label] = value
-        previous = value
-        if len(out) >= k:
-            break
-    return out
+    return document_scores(ranked, labels, k)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,16 @@ class Manifest(BaseModel):
     backends: dict[str, dict[str, Any]]
     counts: dict[str, int]
     library_versions: dict[str, str] = Field(default_factory=dict)
+    tuning: dict[str, Any] | None = Field(
+        default=None, description="Label-free retrieval choices from `mlsearch tune` (fusion, document scoring)."
+    )
 
     def save(self, directory: Path) -> None:
-        """Write ``manifest.json`` into the directory."""
-        (directory / MANIFEST_FILE).write_text(self.model_dump_json(indent=2))
+        """Write ``manifest.json`` into the directory (a temporary file renamed over it, never half-written)."""
+        path = Path(directory) / MANIFEST_FILE
+        tmp = path.with_name(f".{MANIFEST_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:

@@ -13,6 +13,7 @@ from typing import overload
 import numpy as np
 
 from indexing.chunks import Chunk, embedding_text
+from indexing.filters import ChunkFilter
 
 _SCHEMA = """
 CREATE TABLE chunks (
@@ -141,6 +142,35 @@ class ChunkStore:
         rows = self._db.execute(
             f"SELECT DISTINCT position FROM chunk_tags WHERE tag IN ({marks}) ORDER BY position",
             [t.lower() for t in tags],
+        ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def positions_matching(self, filters: ChunkFilter) -> np.ndarray | None:
+        """Positions of the chunks that pass a filter, as a sorted int64 array (None for an empty filter)."""
+        if filters.is_empty:
+            return None
+        where: list[str] = []
+        args: list[object] = []
+        if filters.tags:
+            marks = ",".join("?" * len(filters.tags))
+            where.append(f"position IN (SELECT position FROM chunk_tags WHERE tag IN ({marks}))")
+            args.extend(filters.tags)
+        if filters.doc_ids:
+            where.append(f"doc_id IN ({','.join('?' * len(filters.doc_ids))})")
+            args.extend(filters.doc_ids)
+        columns = self._columns.split(", ")
+        if filters.source_types:
+            if "source_type" not in columns:
+                return np.zeros(0, np.int64)
+            where.append(f"source_type IN ({','.join('?' * len(filters.source_types))})")
+            args.extend(filters.source_types)
+        if filters.path_prefix:
+            if "path" not in columns:
+                return np.zeros(0, np.int64)
+            where.append("substr(path, 1, ?) = ?")
+            args.extend([len(filters.path_prefix), filters.path_prefix])
+        rows = self._db.execute(
+            f"SELECT position FROM chunks WHERE {' AND '.join(where)} ORDER BY position", args
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     usearch_expansion_search: int = Field(default=128, ge=1)
     usearch_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (i8, b1).")
     lsi_dimensions: int = Field(default=200, ge=2)
+    lsi_fit_sample: int = Field(
+        default=100_000, ge=100, description="LSI fits TF-IDF and SVD on at most this many chunks (evenly spaced)."
+    )
     bm25_k1: float = Field(default=1.5, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")

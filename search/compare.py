@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from indexing.filters import ChunkFilter
 from mlsearch import catalog
 from mlsearch.catalog import DEFAULT_VECTOR_BACKEND
 from mlsearch.errors import BackendUnavailableError, BadQueryError, UnknownBackendError
@@ -170,7 +171,8 @@ def check_backends(searcher: Searcher, method: str, backend: str) -> None:
 
 
 def run_search(
-    searcher: Searcher, query: str, k: int, method: str, backend: str, tags: Sequence[str] | None = None
+    searcher: Searcher, query: str, k: int, method: str, backend: str, tags: ChunkFilter | Sequence[str] | None = None,
+    offset: int = 0, group_by: str | None = None,
 ) -> SearchResult:
     """One search, after checking that the backends it needs are there.
 
@@ -180,18 +182,20 @@ def run_search(
         k: How many hits.
         method: ``dense``, ``lsi``, ``bm25`` or ``hybrid``.
         backend: The vector backend for dense and hybrid.
-        tags: Keep only chunks that carry any of these tags.
+        tags: A :class:`~indexing.filters.ChunkFilter`, or tags (keep chunks that carry any).
+        offset: Hits (or documents) to skip.
+        group_by: ``"document"`` for the best chunk per document.
 
     Raises:
         BackendUnavailableError, BadQueryError, IndexNotBuiltError, UnknownBackendError.
     """
     check_backends(searcher, method, backend)
-    return searcher.search(query, k=k, method=method, backend=backend, tags=tags)
+    return searcher.search(query, k=k, method=method, backend=backend, tags=tags, offset=offset, group_by=group_by)
 
 
 def compare(
     searcher: Searcher, query: str, k: int, methods: Sequence[str], backend: str = DEFAULT_VECTOR_BACKEND,
-    tags: Sequence[str] | None = None,
+    tags: ChunkFilter | Sequence[str] | None = None, group_by: str | None = None,
 ) -> Comparison:
     """Run the query with every method and measure the overlap of their top-k chunk ids.
 
@@ -201,7 +205,8 @@ def compare(
         k: How many hits per method.
         methods: Two or more distinct methods, in the order to compare them.
         backend: The vector backend for dense and hybrid.
-        tags: Keep only chunks that carry any of these tags.
+        tags: A :class:`~indexing.filters.ChunkFilter`, or tags (keep chunks that carry any).
+        group_by: ``"document"``: each run keeps the best chunk per document.
 
     Returns:
         The runs by method and their overlap.
@@ -216,7 +221,10 @@ def compare(
         raise BadQueryError(f"each method may be given once, got {list(methods)}")
     for method in methods:
         check_backends(searcher, method, backend)
-    runs = {method: searcher.search(query, k=k, method=method, backend=backend, tags=tags) for method in methods}
+    runs = {
+        method: searcher.search(query, k=k, method=method, backend=backend, tags=tags, group_by=group_by)
+        for method in methods
+    }
     figures = overlap({method: [hit.id for hit in run.hits] for method, run in runs.items()})
     logger.debug("compare %r: jaccard@%d %.3f", query, k, figures.jaccard_at_k)
     return Comparison(query=query, k=k, runs=runs, overlap=figures)

@@ -23,6 +23,7 @@ from indexing.backends.configs import (
 )
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.embedding import Encoder, load_encoder
+from indexing.filters import ChunkFilter, as_filter
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
@@ -38,7 +39,8 @@ from mlsearch.catalog import (
 )
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
 from mlsearch.settings import Settings
-from search.fusion import reciprocal_rank_fusion
+from search.fusion import FusionConfig, fuse
+from search.grouping import GROUP_DEPTH, group_by_document
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class SearchHit:
     url: str = ""
     page: int | None = None
     cell: int | None = None
+    other_matches: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -169,6 +172,7 @@ class Searcher:
         self._backends: dict[str, VectorIndex | KeywordIndex] = {}
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
+        self.fusion = index_fusion(manifest, config.rrf_k)
 
     @classmethod
     def open(
@@ -277,12 +281,14 @@ class Searcher:
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
-        tags: Sequence[str] | None = None,
+        tags: ChunkFilter | Sequence[str] | None = None, fusion: FusionConfig | None = None,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
 
-        Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`);
-        a fused method's rankings are combined by reciprocal rank fusion.
+        Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`).
+        A fused method fuses the candidate lists of ``fusion`` (the index's own, :attr:`fusion`, when omitted:
+        the one ``mlsearch tune`` chose, else equal-weight RRF of dense and BM25). ``tags`` is a
+        :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
 
         Raises:
             BadQueryError: Blank query, ``k`` out of range, or unknown method.
@@ -296,22 +302,21 @@ class Searcher:
             raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHOD_NAMES)}")
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
-        steps = plan(method, backend)
-        depth = max(k, HYBRID_CANDIDATES) if METHODS[method].fused else k
-        rankings = self._rankings(query, steps, depth, tags)
-        if len(rankings) == 1:
-            return rankings[0][:k]
-        fused = reciprocal_rank_fusion([[p for p, _ in ranked] for ranked in rankings], k=self.config.rrf_k)
-        return fused[:k]
+        if not METHODS[method].fused:
+            return self._rankings(query, plan(method, backend), k, tags)[0][:k]
+        config = fusion or self.fusion
+        steps = [step for part in config.methods for step in plan(part, backend)]
+        return fuse(config, self._rankings(query, steps, max(k, config.depth), tags))[:k]
 
     def _rankings(
-        self, query: str, steps: list[tuple[str, str]], depth: int, tags: Sequence[str] | None
+        self, query: str, steps: list[tuple[str, str]], depth: int, tags: ChunkFilter | Sequence[str] | None
     ) -> list[Ranked]:
         """One ranking per planned ``(part, backend)``; each backend is asked once for all its parts."""
         parts_of: dict[str, list[str]] = {}
         for part, name in steps:
             parts_of.setdefault(name, []).append(part)
         found: dict[str, Ranked] = {}
+        filters = as_filter(tags)
         allowed: np.ndarray | None = None
         for name, parts in parts_of.items():
             if BACKENDS[name].native_filtering:
@@ -320,10 +325,10 @@ class Searcher:
                     raise TypeError(f"backend {name!r} is catalogued as filtering natively but has no rank()")
                 needs_vector = any(METHODS[p].needs_model for p in parts)
                 vector = self.embed_query(query) if needs_vector else None
-                found.update(zip(parts, index.rank(query, vector, parts, depth, tags), strict=True))
+                found.update(zip(parts, index.rank(query, vector, parts, depth, filters), strict=True))
                 continue
-            if tags and allowed is None:
-                allowed = self.store.positions_with_tags(tags)
+            if not filters.is_empty and allowed is None:
+                allowed = self.store.positions_matching(filters)
             for part in parts:
                 found[part] = self._filtered(query, depth, part, name, allowed)
         return [found[part] for part, _ in steps]
@@ -358,25 +363,40 @@ class Searcher:
 
     def search(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
-        tags: Sequence[str] | None = None,
+        tags: ChunkFilter | Sequence[str] | None = None, offset: int = 0, group_by: str | None = None,
     ) -> SearchResult:
         """Run one search and return its hits with text, heading and a snippet.
 
         Args:
             query: The question.
-            k: How many hits (1 to 1000).
-            method: ``dense``, ``lsi``, ``bm25`` or ``hybrid`` (RRF of dense and BM25).
+            k: How many hits (1 to 1000, ``offset`` included).
+            method: ``dense``, ``lsi``, ``bm25`` or ``hybrid`` (the index's fusion of dense and BM25).
             backend: The vector backend for dense and hybrid.
-            tags: Keep only chunks carrying any of these tags.
+            tags: A :class:`~indexing.filters.ChunkFilter`, or a list of tags (keep chunks carrying any).
+            offset: Skip this many hits (or documents, when grouped): the page starts at rank ``offset + 1``.
+            group_by: ``"document"``: the best chunk of each document, with ``other_matches``, the number of
+                its other chunks among the ranked candidates (``GROUP_DEPTH`` per result wanted).
 
         Raises:
             BadQueryError, IndexNotBuiltError, UnknownBackendError, BackendUnavailableError.
         """
         started = time.perf_counter()
-        ranked = self.retrieve(query, k, method, backend, tags)
+        if offset < 0 or offset + k > MAX_K:
+            raise BadQueryError(f"offset + k must be at most {MAX_K}, got {offset} + {k}")
+        if group_by not in (None, "document"):
+            raise BadQueryError(f"unknown group_by {group_by!r}; valid: document")
+        depth = offset + k if group_by is None else min(MAX_K, (offset + k) * GROUP_DEPTH)
+        ranked = self.retrieve(query, depth, method, backend, tags)
+        others: dict[int, int] = {}
+        if group_by == "document":
+            doc_of = {p: c.doc_id for p, c in self.store.get(p for p, _ in ranked).items()}
+            grouped = group_by_document(ranked, doc_of.get)
+            ranked = [(g.position, g.score) for g in grouped]
+            others = {g.position: g.others for g in grouped}
+        ranked = ranked[offset : offset + k]
         chunk_at = self.store.get(p for p, _ in ranked)
         hits = []
-        for rank, (position, score) in enumerate(ranked, start=1):
+        for rank, (position, score) in enumerate(ranked, start=offset + 1):
             chunk = chunk_at.get(position)
             if chunk is None:
                 continue
@@ -385,7 +405,7 @@ class Searcher:
                     rank=rank, id=chunk.id, doc_id=chunk.doc_id, title=chunk.title, heading=chunk.heading,
                     text=chunk.text, snippet=make_snippet(chunk.text, query), score=round(score, 6),
                     position=position, source_type=chunk.source_type, path=chunk.path, url=chunk.url,
-                    page=chunk.page, cell=chunk.cell,
+                    page=chunk.page, cell=chunk.cell, other_matches=others.get(position),
                 )
             )
         took = (time.perf_counter() - started) * 1000
@@ -395,3 +415,17 @@ class Searcher:
     def close(self) -> None:
         """Release the chunk store connection of this thread."""
         self.store.close()
+
+
+def index_fusion(manifest: Manifest, rrf_k: int) -> FusionConfig:
+    """The fusion hybrid search uses on an index: the one ``mlsearch tune`` chose, else equal-weight RRF.
+
+    A tuned fusion that fuses a method whose backend this index lacks is ignored (with a warning).
+    """
+    tuned = (manifest.tuning or {}).get("fusion")
+    if tuned:
+        config = FusionConfig.from_dict(tuned)
+        if all(m in METHODS and (m == "dense" or m in manifest.backends) for m in config.methods):
+            return config
+        logger.warning("tuned fusion %s needs backends this index lacks; using RRF", config.label())
+    return FusionConfig(rrf_k=rrf_k, depth=HYBRID_CANDIDATES)

@@ -20,7 +20,7 @@ async def compare(
     """Run the query with two or more methods (lsi and dense by default) and measure their overlap."""
     comparison = await run_with_timeout(
         state.settings.request_timeout_s,
-        compare_methods, searcher, body.query, body.k, body.methods, body.backend, body.tags,
+        compare_methods, searcher, body.query, body.k, body.methods, body.backend, body.chunk_filter, body.group_by,
     )
     for method, run in comparison.runs.items():
         metrics.observe_search("/compare", method, run.backend, run.took_ms)

@@ -20,7 +20,8 @@ async def search(
     """Search the index with one method: dense (FAISS, Annoy or Elasticsearch), lsi, bm25 or hybrid."""
     result = await run_with_timeout(
         state.settings.request_timeout_s,
-        run_search, searcher, body.query, body.k, body.method, body.backend, body.tags,
+        run_search, searcher, body.query, body.k, body.method, body.backend, body.chunk_filter, body.offset,
+        body.group_by,
     )
     metrics.observe_search("/search", body.method, result.backend, result.took_ms)
     state.after_answer(background, "search", body, (body.method,), result, searcher)

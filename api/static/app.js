@@ -47,6 +47,7 @@
   const form = document.getElementById("search-form");
   const queryInput = document.getElementById("q");
   const kSelect = document.getElementById("k");
+  const groupBox = document.getElementById("group");
   const tagList = document.getElementById("tag-list");
   const message = document.getElementById("message");
   const statusLine = document.getElementById("status");
@@ -144,6 +145,71 @@
     if (last < text.length) node.appendChild(document.createTextNode(text.slice(last)));
   }
 
+  // Fill `node` with Markdown-ish `text`: ```fenced``` blocks become <pre><code>, `code` <code>, **bold** <strong>,
+  // *emphasis* and _emphasis_ <em>. Every piece of text goes in as a text node (query words still marked).
+  function appendFormatted(node, text, stems) {
+    const fence = /```[^\n`]*\n?([\s\S]*?)(?:```|$)/g;
+    let last = 0;
+    let match;
+    while ((match = fence.exec(text)) !== null) {
+      if (match.index > last) appendInline(node, text.slice(last, match.index), stems);
+      const pre = el("pre", "code-block");
+      pre.appendChild(el("code", null, match[1].replace(/\n$/, "")));
+      node.appendChild(pre);
+      last = match.index + match[0].length;
+      if (match[0].length === 0) fence.lastIndex += 1;
+    }
+    if (last < text.length) appendInline(node, text.slice(last), stems);
+  }
+
+  function appendInline(node, text, stems) {
+    const inline = /`([^`\n]+)`|\*\*([^*\n]+)\*\*|(?<![\w*])\*([^*\s][^*\n]*?)\*(?![\w*])|(?<![\w_])_([^_\s][^_\n]*?)_(?![\w_])/g;
+    let last = 0;
+    let match;
+    while ((match = inline.exec(text)) !== null) {
+      if (match.index > last) appendHighlighted(node, text.slice(last, match.index), stems);
+      if (match[1] !== undefined) {
+        node.appendChild(el("code", null, match[1]));
+      } else {
+        const wrapper = el(match[2] !== undefined ? "strong" : "em");
+        appendHighlighted(wrapper, match[2] ?? match[3] ?? match[4], stems);
+        node.appendChild(wrapper);
+      }
+      last = match.index + match[0].length;
+    }
+    if (last < text.length) appendHighlighted(node, text.slice(last), stems);
+  }
+
+  // Where the passage is: the PDF page, the notebook cell, or the page's URL (a link only for http and https).
+  function locationNode(hit) {
+    const where = el("p", "location");
+    const parts = [];
+    if (hit.source_type) parts.push(hit.source_type.toUpperCase() === "PDF" ? "PDF" : hit.source_type);
+    if (hit.page !== null && hit.page !== undefined) parts.push(`page ${hit.page}`);
+    if (hit.cell !== null && hit.cell !== undefined) parts.push(`cell ${hit.cell}`);
+    if (parts.length) where.appendChild(document.createTextNode(parts.join(" · ")));
+    if (hit.url) {
+      let link = null;
+      try {
+        const url = new URL(hit.url);
+        if (url.protocol === "http:" || url.protocol === "https:") {
+          link = el("a", null, hit.url);
+          link.href = url.href;
+          link.rel = "noopener noreferrer";
+        }
+      } catch (error) {
+        link = null;
+      }
+      if (parts.length) where.appendChild(document.createTextNode(" · "));
+      where.appendChild(link || el("span", null, hit.url));
+    }
+    if (hit.other_matches) {
+      const more = hit.other_matches === 1 ? "1 more match" : `${hit.other_matches} more matches`;
+      where.appendChild(el("span", "more", ` · ${more} in this document`));
+    }
+    return where.childNodes.length ? where : null;
+  }
+
   // ---------------------------------------------------------------- messages
 
   function showMessage(text, detail) {
@@ -187,7 +253,7 @@
       if (/^\d+$/.test(raw) && value >= 1 && value <= MAX_RESULTS) k = value;
       else kProblem = `The link's k=${raw} is not a whole number from 1 to ${MAX_RESULTS}; showing ${DEFAULT_K} results.`;
     }
-    return { q: params.get("q") || "", k, tags, kProblem };
+    return { q: params.get("q") || "", k, tags, kProblem, group: params.get("group") === "document" };
   }
 
   function currentK() {
@@ -210,6 +276,7 @@
     if (q) params.set("q", q);
     if (currentK() !== DEFAULT_K || q) params.set("k", String(currentK()));
     if (selectedTags.size) params.set("tags", Array.from(selectedTags).sort().join(","));
+    if (groupBox && groupBox.checked) params.set("group", "document");
     const search = params.toString().replace(/%2C/gi, ","); // commas need no escaping; keep links readable
     const url = `${window.location.pathname}${search ? `?${search}` : ""}${window.location.hash}`;
     window.history.replaceState(null, "", url);
@@ -356,8 +423,9 @@
     score.title = `${LABELS[method]} score ${hit.score}`;
     head.append(rank, titles, score);
 
-    const snippet = el("p", "snippet");
-    appendHighlighted(snippet, hit.snippet || "", stems);
+    const snippet = el("div", "snippet");
+    appendFormatted(snippet, hit.snippet || "", stems);
+    const where = locationNode(hit);
 
     const deltas = el("ul", "deltas");
     deltas.setAttribute("aria-label", "Rank in the other columns");
@@ -372,11 +440,11 @@
 
     const passage = el("details", "passage");
     passage.append(el("summary", null, "Whole passage"));
-    const full = el("p");
-    appendHighlighted(full, hit.text || "", stems);
+    const full = el("div");
+    appendFormatted(full, hit.text || "", stems);
     passage.appendChild(full);
 
-    item.append(head, snippet, deltas, passage);
+    item.append(head, ...(where ? [where] : []), snippet, deltas, passage);
     return item;
   }
 
@@ -470,6 +538,7 @@
     queryInput.removeAttribute("aria-invalid");
     const run = begin();
     const filters = tags.length ? { tags } : undefined;
+    const group_by = groupBox && groupBox.checked ? "document" : undefined;
     const started = performance.now();
     clearMessage();
     statusLine.textContent = "Searching…";
@@ -477,7 +546,7 @@
     for (const { id } of METHODS) column(id).setAttribute("aria-busy", "true");
     const methods = METHODS.map((m) => m.id);
     try {
-      const reply = await postJson("/compare", { query, k, methods, filters }, run.controller.signal);
+      const reply = await postJson("/compare", { query, k, methods, filters, group_by }, run.controller.signal);
       if (stale(run)) return;
       if (reply.ok) {
         const data = reply.data;
@@ -487,7 +556,7 @@
         renderOverlap(data.overlap, methods, k);
         finish(run, query, started, methods.length);
       } else if (reply.status === 503 && reply.data && reply.data.error === "backend_unavailable") {
-        await compareEachMethod(run, query, k, filters, started);
+        await compareEachMethod(run, query, k, filters, started, group_by);
       } else {
         fail(run, errorText(reply));
       }
@@ -498,10 +567,10 @@
   }
 
   // The degraded path: some backend is down, so ask each method alone and fill what can be filled.
-  async function compareEachMethod(run, query, k, filters, started) {
+  async function compareEachMethod(run, query, k, filters, started, group_by) {
     const methods = METHODS.map((m) => m.id);
     const replies = await Promise.all(methods.map((method) =>
-      postJson("/search", { query, k, method, filters }, run.controller.signal)
+      postJson("/search", { query, k, method, filters, group_by }, run.controller.signal)
         .then((reply) => ({ method, reply }), (error) => ({ method, error }))));
     if (stale(run)) return;
     const runs = {};
@@ -528,7 +597,8 @@
     overlapLine.hidden = true;
     if (answered.length >= 2) {
       try {
-        const reply = await postJson("/compare", { query, k, methods: answered, filters }, run.controller.signal);
+        const reply = await postJson("/compare", { query, k, methods: answered, filters, group_by },
+          run.controller.signal);
         if (stale(run)) return;
         if (reply.ok) renderOverlap(reply.data.overlap, answered, k);
       } catch (error) {
@@ -579,10 +649,17 @@
     writeUrl();
     if (queryInput.value.trim()) compare();
   });
+  if (groupBox) {
+    groupBox.addEventListener("change", () => {
+      writeUrl();
+      if (queryInput.value.trim()) compare();
+    });
+  }
 
   function start() {
-    const { q, k, tags, kProblem } = readUrl();
+    const { q, k, tags, kProblem, group } = readUrl();
     queryInput.value = q;
+    if (groupBox) groupBox.checked = group;
     setK(k);
     selectedTags = new Set(tags);
     loadTags();

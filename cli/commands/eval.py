@@ -19,9 +19,11 @@ def run(
     dataset: Annotated[
         str, typer.Option("--dataset", help="'builtin', a BEIR folder, or an answer-span .tsv (id, query, evidence).")
     ] = "builtin",
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: lsi,bm25,dense,hybrid.")] = (
-        "lsi,bm25,dense,hybrid"
-    ),
+    methods: Annotated[
+        str,
+        typer.Option("--methods", help="Comma-separated: lsi, bm25, dense, hybrid (the index's fusion) and the "
+                                       "fixed variants hybrid-rrf, hybrid-convex, hybrid-zscore."),
+    ] = "lsi,bm25,dense,hybrid",
     backend: Annotated[str, typer.Option(
         "--backend", help=f"Vector backend of dense and hybrid: {', '.join(VECTOR_BACKEND_NAMES)}.")
     ] = DEFAULT_VECTOR_BACKEND,
@@ -36,6 +38,9 @@ def run(
     model: Annotated[str | None, typer.Option("--model", help="Sentence-transformers name or path.")] = None,
     split: Annotated[str, typer.Option("--split", help="Qrels split: qrels/<split>.tsv.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
+    tune: Annotated[
+        bool, typer.Option("--tune", help="First run `mlsearch tune` on the index (synthetic queries, no labels).")
+    ] = False,
 ) -> None:
     """Evaluate retrieval methods on a dataset: metrics, significance tests, latency, runs and a report."""
     from evaluation.datasets import load_dataset
@@ -55,6 +60,13 @@ def run(
         data, settings, encoder, needed_backends(method_list, backend), cache_dir_for(settings),
         show_progress=True, progress=say,
     )
+    if tune:
+        from cli.commands.tune import run_tune
+        from finetune.tune import write_tuning
+
+        tuned = run_tune(settings, prepared.index_dir, backend, 300, 0, 0.005, model, say, encoder)
+        write_tuning(prepared.index_dir, tuned)
+        say(f"tuned: fusion {tuned.fusion.label()}; document scoring {tuned.doc_scoring.label()}")
     searcher = Searcher.open(prepared.index_dir, settings, encoder=encoder)
     try:
         result = evaluate(searcher, data, method_list, k=k, backend=backend, id_map=prepared.id_map,

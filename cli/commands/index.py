@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -86,7 +87,10 @@ def _updater(settings: Settings, encoder: Encoder | None = None) -> DocumentUpda
     return DocumentUpdater(settings, model, coalesce_s=0)
 
 
-def _report(summary: UpdateSummary | None) -> None:
+def _report(summary: UpdateSummary | None, as_json: bool = False) -> None:
+    if as_json:
+        print_json(summary.to_dict() if summary else None)
+        return
     if summary is None:
         typer.echo("index unchanged")
         return
@@ -127,8 +131,7 @@ def add(
     """Add files to a built index without rebuilding it (only their chunks are embedded)."""
     settings = make_settings(index_dir=index_dir)
     Manifest.load(current_version_dir(settings.index_dir))  # a clear error when there is no index
-    updater = _updater(settings)
-    try:
+    with closing(_updater(settings)) as updater:
         for path in paths:
             if not path.exists():
                 raise DocumentError(f"{path}: no such file or folder")
@@ -142,12 +145,7 @@ def add(
                 if not as_json:
                     typer.echo(f"stored {receipt.doc_id}", err=True)
         summary = updater.run_pending()
-    finally:
-        updater.close()
-    if as_json:
-        print_json(summary.to_dict() if summary else None)
-    else:
-        _report(summary)
+    _report(summary, as_json)
 
 
 @app.command("remove")
@@ -160,17 +158,11 @@ def remove(
     """Delete documents from a built index without rebuilding it."""
     settings = make_settings(index_dir=index_dir)
     Manifest.load(current_version_dir(settings.index_dir))
-    updater = _updater(settings)
-    try:
+    with closing(_updater(settings)) as updater:
         for doc_id in doc_ids:
             updater.delete(doc_id)
         summary = updater.run_pending()
-    finally:
-        updater.close()
-    if as_json:
-        print_json(summary.to_dict() if summary else None)
-    else:
-        _report(summary)
+    _report(summary, as_json)
 
 
 @app.command("inspect")

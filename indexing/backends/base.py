@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 
 from indexing.chunks import Chunk
+from indexing.filters import ChunkFilter
 
 Hits = tuple[np.ndarray, np.ndarray]
 """``(scores, ids)``: float32 and int64 arrays of shape ``(n_queries, k)``; missing hits have id -1."""
@@ -101,7 +102,8 @@ class FilteringIndex(Protocol):
     """
 
     def rank(
-        self, query: str, vector: np.ndarray | None, methods: Sequence[str], k: int, tags: Sequence[str] | None
+        self, query: str, vector: np.ndarray | None, methods: Sequence[str], k: int,
+        tags: ChunkFilter | Sequence[str] | None,
     ) -> list[Ranked]:
         """One ranking per method (in order), each the ``k`` best ``(position, score)`` carrying any of ``tags``.
 

@@ -56,6 +56,7 @@ class LsiConfig:
     """LSI: SVD components."""
 
     dimensions: int = 200
+    fit_sample: int = 100_000
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 from indexing.backends import elasticsearch_queries as q
 from indexing.backends.configs import ElasticsearchConfig
 from indexing.chunks import Chunk
+from indexing.filters import ChunkFilter
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
 
 try:
@@ -452,7 +453,8 @@ class ElasticsearchIndex:
         return scores, ids
 
     def rank(
-        self, query: str, vector: np.ndarray | None, methods: Sequence[str], k: int, tags: Sequence[str] | None
+        self, query: str, vector: np.ndarray | None, methods: Sequence[str], k: int,
+        tags: ChunkFilter | Sequence[str] | None,
     ) -> list[Ranked]:
         """``dense`` (kNN) and ``bm25`` (``match``) rankings with the tag filter inside the queries, in one
         ``msearch`` request (the :class:`~indexing.backends.base.FilteringIndex` contract).
@@ -474,17 +476,17 @@ class ElasticsearchIndex:
         hits = self._msearch(searches) if searches else []
         return [self._ranked(found, dense=method == "dense") for method, found in zip(methods, hits, strict=True)]
 
-    def knn(self, vector: np.ndarray, k: int, tags: Sequence[str] | None = None) -> Ranked:
+    def knn(self, vector: np.ndarray, k: int, tags: ChunkFilter | Sequence[str] | None = None) -> Ranked:
         """The ``k`` nearest chunks by inner product as ``(position, inner product)``, tag filter applied in ES."""
         body = q.knn_body(vector, k, self.config.num_candidates, tags)
         return self._ranked(self._msearch([{}, body])[0], dense=True)
 
-    def match(self, query: str, k: int, tags: Sequence[str] | None = None) -> Ranked:
+    def match(self, query: str, k: int, tags: ChunkFilter | Sequence[str] | None = None) -> Ranked:
         """The ``k`` best BM25 ``match`` hits as ``(position, score)``, tag filter applied in ES."""
         return self._ranked(self._msearch([{}, q.match_body(query, k, tags)])[0], dense=False)
 
     def knn_and_match(
-        self, vector: np.ndarray, query: str, k: int, tags: Sequence[str] | None = None
+        self, vector: np.ndarray, query: str, k: int, tags: ChunkFilter | Sequence[str] | None = None
     ) -> tuple[Ranked, Ranked]:
         """kNN and BM25 rankings for a hybrid search, fetched in one ``msearch`` request."""
         searches = q.hybrid_searches(vector, query, k, self.config.num_candidates, tags)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from indexing.chunks import Chunk
+from indexing.filters import ChunkFilter, as_filter
 
 VECTOR_FIELD = "embedding"
 TEXT_FIELD = "text"
@@ -107,6 +108,8 @@ def index_body(
                 "title": keyword_to_content,
                 "heading": keyword_to_content,
                 "tags": {"type": "keyword"},
+                "source_type": {"type": "keyword"},
+                "path": {"type": "keyword"},
                 TEXT_FIELD: {"type": "text", "analyzer": "english", "copy_to": SEARCH_FIELD},
                 SEARCH_FIELD: {"type": "text", "analyzer": "english"},
                 VECTOR_FIELD: {
@@ -127,7 +130,8 @@ def document(position: int, vector: np.ndarray, chunk: Chunk | None = None) -> d
     if chunk is not None:
         source.update(
             chunk_id=chunk.id, doc_id=chunk.doc_id, title=chunk.title, heading=chunk.heading,
-            tags=[tag.lower() for tag in chunk.tags], text=chunk.text,
+            tags=[tag.lower() for tag in chunk.tags], text=chunk.text, source_type=chunk.source_type,
+            path=chunk.path,
         )
     return source
 
@@ -137,10 +141,23 @@ def bulk_action(index: str, position: int, vector: np.ndarray, chunk: Chunk | No
     return {"_op_type": "index", "_index": index, "_id": str(position), "_source": document(position, vector, chunk)}
 
 
-def tag_filter(tags: Sequence[str] | None) -> list[dict[str, Any]]:
-    """Filter clauses keeping documents that carry any of the tags (none when no tags are given)."""
-    wanted = sorted({tag.lower() for tag in tags or () if tag})
-    return [{"terms": {"tags": wanted}}] if wanted else []
+def tag_filter(tags: ChunkFilter | Sequence[str] | None) -> list[dict[str, Any]]:
+    """Filter clauses for a :class:`~indexing.filters.ChunkFilter` (or a list of tags); none when it is empty.
+
+    Tags, document ids and source types each keep documents matching any of their values; a path prefix is a
+    ``prefix`` query on the ``path`` keyword.
+    """
+    filters = as_filter(tags)
+    clauses: list[dict[str, Any]] = []
+    if filters.tags:
+        clauses.append({"terms": {"tags": list(filters.tags)}})
+    if filters.doc_ids:
+        clauses.append({"terms": {"doc_id": list(filters.doc_ids)}})
+    if filters.source_types:
+        clauses.append({"terms": {"source_type": list(filters.source_types)}})
+    if filters.path_prefix:
+        clauses.append({"prefix": {"path": filters.path_prefix}})
+    return clauses
 
 
 def num_candidates(k: int, configured: int) -> int:
@@ -148,7 +165,9 @@ def num_candidates(k: int, configured: int) -> int:
     return min(max(k, configured), MAX_NUM_CANDIDATES)
 
 
-def knn_body(vector: np.ndarray, k: int, candidates: int, tags: Sequence[str] | None = None) -> dict[str, Any]:
+def knn_body(
+    vector: np.ndarray, k: int, candidates: int, tags: ChunkFilter | Sequence[str] | None = None
+) -> dict[str, Any]:
     """An approximate kNN search for one query vector; tag filters are applied during the graph search.
 
     Args:
@@ -172,7 +191,7 @@ def knn_body(vector: np.ndarray, k: int, candidates: int, tags: Sequence[str] | 
     return {"knn": knn, "size": k, "_source": RETURNED_FIELDS}
 
 
-def match_body(query: str, k: int, tags: Sequence[str] | None = None) -> dict[str, Any]:
+def match_body(query: str, k: int, tags: ChunkFilter | Sequence[str] | None = None) -> dict[str, Any]:
     """A BM25 ``match`` query over title, heading path and passage; tags go into a non-scoring filter."""
     match: dict[str, Any] = {"match": {SEARCH_FIELD: {"query": query}}}
     filters = tag_filter(tags)
@@ -181,7 +200,7 @@ def match_body(query: str, k: int, tags: Sequence[str] | None = None) -> dict[st
 
 
 def hybrid_searches(
-    vector: np.ndarray, query: str, k: int, candidates: int, tags: Sequence[str] | None = None
+    vector: np.ndarray, query: str, k: int, candidates: int, tags: ChunkFilter | Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """The ``msearch`` lines of a hybrid search: a kNN and a BM25 search sent in one request.
 

@@ -29,6 +29,7 @@ class LsiIndex:
 
     def __init__(self, config: LsiConfig) -> None:
         self.dimensions = config.dimensions
+        self.fit_sample = config.fit_sample
         self._vectorizer: TfidfVectorizer | None = None
         self._components = np.zeros((0, 0), np.float32)
         self._documents = np.zeros((0, 0), np.float32)
@@ -38,7 +39,13 @@ class LsiIndex:
         return TfidfVectorizer(analyzer=analyze, sublinear_tf=True, min_df=1, dtype=np.float32)
 
     def build(self, texts: Sequence[str]) -> None:
-        """Fit TF-IDF and SVD on the texts and project them."""
+        """Fit TF-IDF and SVD on the texts and project them.
+
+        Past ``lsi_fit_sample`` texts, both are fitted on an evenly spaced sample of that many and every text is
+        then projected in batches, so that memory stays bounded (terms seen only outside the sample are unknown).
+        """
+        if len(texts) > self.fit_sample and self._build_from_sample(texts):
+            return
         vectorizer = self._new_vectorizer()
         try:
             tfidf = vectorizer.fit_transform(list(texts))
@@ -56,6 +63,40 @@ class LsiIndex:
             self._components = np.eye(tfidf.shape[1], dtype=np.float32)
         self._vectorizer = vectorizer
         self._documents = normalize(documents).astype(np.float32)
+
+    def _build_from_sample(self, texts: Sequence[str], batch: int = 8192) -> bool:
+        """Fit on an even sample, project every text in batches; False when the sample has too few terms."""
+        step = len(texts) / self.fit_sample
+        wanted = {int(i * step) for i in range(self.fit_sample)}
+        vectorizer = self._new_vectorizer()
+        try:
+            tfidf = vectorizer.fit_transform([text for i, text in enumerate(texts) if i in wanted])
+        except ValueError:
+            return False
+        rank = min(self.dimensions, tfidf.shape[0] - 1, tfidf.shape[1] - 1)
+        if rank < 1:
+            return False
+        svd = TruncatedSVD(n_components=rank, random_state=0, algorithm="randomized", n_iter=7).fit(tfidf)
+        components = svd.components_.astype(np.float32)
+        documents = np.empty((len(texts), rank), np.float32)
+        pending: list[str] = []
+        start = 0
+
+        def project() -> None:
+            nonlocal start
+            latent = np.asarray(vectorizer.transform(pending) @ components.T, dtype=np.float32)
+            documents[start : start + len(pending)] = normalize(latent)
+            start += len(pending)
+            pending.clear()
+
+        for text in texts:  # streamed when ``texts`` reads from the chunk store
+            pending.append(text)
+            if len(pending) == batch:
+                project()
+        if pending:
+            project()
+        self._vectorizer, self._components, self._documents = vectorizer, components, documents
+        return True
 
     def _project(self, query: str) -> np.ndarray:
         assert self._vectorizer is not None

@@ -364,3 +364,39 @@ def test_a_service_that_is_not_ready_or_gone_shows_an_inline_message(
     expect(alert).to_contain_text("Cannot reach the search service.")
     expect(page.get_by_label("Query")).to_have_value("dropout")
     finish(page, "service-gone")
+
+
+def test_locations_markdown_formatting_and_grouping_by_document(
+    page: Any, tiny_corpus: Path, api_settings: Settings, fake_encoder: HashingEncoder,
+    make_app: Callable[..., FastAPI], serve: Callable[..., LiveServer],
+) -> None:
+    from tests.documents_fixtures import PDF_PAGES, make_pdf
+
+    (tiny_corpus / "paper.pdf").write_bytes(make_pdf(PDF_PAGES))
+    (tiny_corpus / "format.md").write_text(
+        "# Formatting\n\nSinusoidal **positional** encodings use *sine* and `torch.sin` with _cosine_ "
+        "<b>not bold</b>.\n\n```python\nangle = pos / 10000 ** (2 * i / d)\n```\n"
+    )
+    build_index(api_settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi", "bm25"])
+    live = serve(make_app(api_settings))
+    page.goto(live.url)
+    page.get_by_label("Query").fill("sine cosine positional encodings")
+    page.get_by_label("Query").press("Enter")
+
+    column = page.locator('.column[data-method="bm25"]')
+    paper = column.locator("li.result", has_text="page 3").first
+    expect(paper.locator(".location")).to_contain_text("PDF · page 3")
+    formatted = column.locator("li.result", has_text="Formatting").first
+    expect(formatted.locator(".snippet strong")).to_have_text("positional")
+    expect(formatted.locator(".snippet em").first).to_have_text("sine")
+    expect(formatted.locator(".snippet code").first).to_have_text("torch.sin")
+    expect(formatted.locator(".snippet")).to_contain_text("<b>not bold</b>")
+    assert page.locator("main b").count() == 0
+
+    page.get_by_label("One result per document").check()
+    expect(page.locator("#status")).to_contain_text("sine cosine")
+    page.wait_for_function("location.search.includes('group=document')")
+    expect(column.locator("li.result").first).to_be_visible()
+    doc_ids = column.locator("li.result .title").evaluate_all("items => items.map(i => i.title)")
+    assert len(doc_ids) == len(set(doc_ids)) and "paper" in doc_ids
+    finish(page, "locations-and-grouping")

@@ -20,7 +20,7 @@ from tests.api.conftest import service_state, wait_ready
 from tests.fakes import HashingEncoder
 
 HIT_FIELDS = {"rank", "id", "doc_id", "title", "heading", "text", "snippet", "score", "source_type", "path", "url",
-              "page", "cell"}
+              "page", "cell", "other_matches"}
 
 
 @pytest.mark.parametrize("method", ["dense", "lsi", "bm25", "hybrid"])

@@ -49,7 +49,7 @@ def test_build_inspect_search_round_trip(tiny_corpus: Path, tmp_path: Path) -> N
         results = json.loads(out)["results"]
         assert results and results[0]["doc_id"] == "drift"
         assert set(results[0]) == {"rank", "id", "doc_id", "title", "heading", "text", "snippet", "score",
-                                   "source_type", "path", "url", "page", "cell"}
+                                   "source_type", "path", "url", "page", "cell", "other_matches"}
 
     code, out, _ = invoke("search", "dropout", "--index-dir", index, "--backend", "annoy")
     assert code == 0 and "Dropout" in out

@@ -242,8 +242,13 @@ class FakeCluster:
     def _passes(source: dict[str, Any], filters: list[dict[str, Any]]) -> bool:
         for clause in filters:
             (kind, spec), = clause.items()
+            if kind == "prefix":
+                (name, value), = spec.items()
+                if not str(source.get(name, "")).startswith(str(value)):
+                    return False
+                continue
             if kind != "terms":
-                raise ApiFailure(400, "parsing_exception", f"fake node handles only terms filters, got {kind}")
+                raise ApiFailure(400, "parsing_exception", f"fake node handles only terms and prefix, got {kind}")
             (name, values), = spec.items()
             held = source.get(name, [])
             held = held if isinstance(held, list) else [held]

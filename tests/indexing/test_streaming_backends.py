@@ -6,7 +6,7 @@ import bm25s
 import numpy as np
 
 from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config
+from indexing.backends.configs import Bm25Config, LsiConfig
 from indexing.backends.text import analyze
 from indexing.store import ChunkStore
 from tests.conftest import TINY_CORPUS
@@ -36,3 +36,22 @@ def test_stored_texts_stream_the_embedded_texts(tmp_path, fake_encoder) -> None:
     assert list(texts) == [c.embedding_text for c in chunks]
     assert texts[5] == chunks[5].embedding_text and texts[-1] == chunks[-1].embedding_text
     assert texts[2:6] == [c.embedding_text for c in chunks[2:6]]
+
+
+def test_lsi_fitted_on_a_sample_projects_every_text() -> None:
+    from indexing.backends.lsi import LsiIndex
+
+    rng = np.random.default_rng(0)
+    topics = [[f"topic{t}word{i}" for i in range(15)] for t in range(8)]
+    shared = [f"common{i}" for i in range(30)]
+    labels = rng.integers(0, 8, 400)
+    texts = [" ".join([*rng.choice(topics[t], 8), *rng.choice(shared, 6)]) for t in labels]
+    sampled = LsiIndex(LsiConfig(dimensions=20, fit_sample=200))
+    sampled.build(texts)
+    assert len(sampled) == len(texts) and sampled._documents.shape == (400, 20)
+    np.testing.assert_allclose(np.linalg.norm(sampled._documents, axis=1), 1.0, rtol=1e-5)
+    # every text is projected, in or out of the fitting sample: its neighbours share its topic
+    for i in (0, 1, 199, 200, 201, 399):
+        ids = sampled.search(texts[i], 10)[1][0]
+        assert i in ids[:3]
+        assert np.mean(labels[ids] == labels[i]) >= 0.9
