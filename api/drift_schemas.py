@@ -19,7 +19,6 @@ class FeatureDriftOut(BaseModel):
     model_config = _OPEN
 
     description: str = Field(description="What the feature measures.")
-    level: str = Field(description="ok, warning or drift.")
     reference_mean: float | None = None
     window_mean: float | None = None
     ks_statistic: float | None = Field(default=None, description="Two-sample Kolmogorov–Smirnov statistic.")
@@ -32,6 +31,7 @@ class FeatureDriftOut(BaseModel):
     cusum: float | None = Field(default=None, description="The sequential test's statistic.")
     cusum_threshold: float | None = None
     cusum_alarm: bool = Field(default=False, description="Whether the sequential test is above its threshold.")
+    level: str = Field(default="ok", description="ok, warning or drift.")
 
 
 class MultivariateOut(BaseModel):

@@ -21,9 +21,11 @@ import anyio.to_thread
 from fastapi import BackgroundTasks
 
 from api.errors import NotReadyError
+from api.verify import verify_searcher
 from drift.service import DriftService
-from mlsearch.errors import DriftError, MlsearchError
+from mlsearch.errors import DriftError, IndexCorruptError, MlsearchError
 from mlsearch.settings import Settings
+from search.batching import QueryBatcher
 from search.searcher import EncoderLoader, Searcher
 
 logger = logging.getLogger(__name__)
@@ -93,10 +95,11 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
 
     The previous searcher's encoder is reused when the new manifest names the same model weights; otherwise
     the manifest's model is loaded with ``load``. Every backend of the index is loaded and the model warmed
-    up before the searcher is returned, so the first request on it pays nothing extra.
+    up before the searcher is returned, so the first request on it pays nothing extra. Every local backend is
+    checked and probed first (:func:`api.verify.verify_searcher`): a damaged version is refused.
 
     Args:
-        load: Loads a model by name (``indexing.embedding.load_encoder`` on ``settings.device`` by default).
+        load: Loads a model by name (``indexing.embedding.open_encoder`` as the settings say by default).
     """
 
     def open_current(settings: Settings, previous: Searcher | None) -> Searcher:
@@ -105,10 +108,29 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
         reuse = kept is not None and kept.weights_hash == searcher.manifest.model.weights_hash
         if reuse and kept is not None:
             searcher.use_encoder(kept)
-        warm_up(searcher, encode=not reuse)
+        verify_searcher(searcher)  # checksums, every local backend, the store, a probe per method
+        searcher.batcher = _batcher(settings, searcher, previous if reuse else None)
+        if not reuse and previous is not None and previous.batcher is not None:
+            previous.batcher.close()  # its queued queries still finish; later ones encode in their own thread
+        try:
+            warm_up(searcher, encode=not reuse)
+        except MlsearchError:
+            raise
+        except Exception as exc:  # a damaged file makes SQLite or a backend library raise anything
+            raise IndexCorruptError(f"index version {searcher.directory.name} cannot be opened: {exc}") from exc
         return searcher
 
     return open_current
+
+
+def _batcher(settings: Settings, searcher: Searcher, previous: Searcher | None) -> QueryBatcher | None:
+    """The query batcher (the previous searcher's when the model is the same), or None when it is off."""
+    if not settings.micro_batch:
+        return None
+    if previous is not None and previous.batcher is not None:
+        return previous.batcher
+    return QueryBatcher(lambda texts: searcher.encoder.encode(texts), max_wait_ms=settings.micro_batch_wait_ms,
+                        max_batch=settings.micro_batch_max, workers=settings.micro_batch_workers)
 
 
 def warm_up(searcher: Searcher, encode: bool = True) -> None:

@@ -22,7 +22,8 @@ CHECKPOINT_FILE = "checkpoint.json"
 
 def write_checkpoint_info(build_dir: Path, encoder: Encoder) -> None:
     """Record which model the embeddings of this build come from."""
-    info = {"model": encoder.name, "weights_hash": encoder.weights_hash, "dimension": encoder.dimension}
+    info = {"model": encoder.name, "weights_hash": encoder.weights_hash, "dimension": encoder.dimension,
+            "quantization": getattr(encoder, "quantization", None)}
     (build_dir / CHECKPOINT_FILE).write_text(json.dumps(info))
 
 
@@ -33,6 +34,8 @@ def _rejection(directory: Path, encoder: Encoder) -> str | None:
         weights_hash, dimension = str(info["weights_hash"]), int(info["dimension"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"unreadable {CHECKPOINT_FILE} ({type(exc).__name__})"
+    if info.get("quantization") != getattr(encoder, "quantization", None):
+        return "embeddings of another quantization (int8 or full precision)"
     if weights_hash != encoder.weights_hash or dimension != encoder.dimension:
         return "embeddings of another model"
     store = directory / ChunkStore.FILE

@@ -6,18 +6,25 @@ The model's own similarity is kept: embeddings are normalised only when the mode
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from mlsearch.errors import ModelLoadError
+from mlsearch.settings import Settings
+
+ENCODER_BACKENDS = ("torch", "openvino", "onnx")
+DEFAULT_EXPORT_CACHE = Path.home() / ".cache" / "mlsearch" / "encoders"
+MULTI_PROCESS_MIN_TEXTS = 256  # fewer texts than this are encoded in-process (a pool costs its start-up)
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +118,12 @@ class SentenceTransformerEncoder:
         weights_hash: A hash that identifies the weights (file sha256 or parameter hash).
     """
 
-    def __init__(self, model: object, name: str, weights_hash: str | None = None) -> None:
+    backend = "torch"
+    quantization: str | None = None
+
+    def __init__(
+        self, model: object, name: str, weights_hash: str | None = None, device: str = "cpu", processes: int = 0
+    ) -> None:
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.models import Normalize
 
@@ -127,6 +139,9 @@ class SentenceTransformerEncoder:
         self.dimension = int(dimension)
         self.max_seq_length = int(model.max_seq_length or model.tokenizer.model_max_length)
         self._weights_hash = weights_hash
+        self.device = device
+        self.processes = processes
+        self._pool: dict[Any, Any] | None = None
 
     @cached_property
     def weights_hash(self) -> str:
@@ -153,23 +168,138 @@ class SentenceTransformerEncoder:
         """Embed texts with the model's own similarity (no extra normalisation), as float32."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        pool = self._multi_process_pool() if len(texts) >= MULTI_PROCESS_MIN_TEXTS else None
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,
             show_progress_bar=show_progress,
             convert_to_numpy=True,
             normalize_embeddings=False,
+            pool=pool,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def _multi_process_pool(self) -> dict[Any, Any] | None:
+        """sentence-transformers' process pool (started on first use) when ``processes`` > 1."""
+        if self.processes <= 1:
+            return None
+        if self._pool is None:
+            if self.device.startswith("cuda") and ":" not in self.device:
+                devices = [f"cuda:{i % max(_cuda_count(), 1)}" for i in range(self.processes)]
+            else:
+                devices = [self.device] * self.processes
+            logger.info("starting %d encoding processes on %s", self.processes, ", ".join(devices))
+            self._pool = self.model.start_multi_process_pool(devices)
+            atexit.register(self.close)
+        return self._pool
 
-def load_encoder(name_or_path: str, device: str = "cpu") -> SentenceTransformerEncoder:
-    """Load an embedding model without touching the network.
+    def close(self) -> None:
+        """Stop the encoding processes, if any were started."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            self.model.stop_multi_process_pool(pool)
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def check_device(device: str, backend: str = "torch") -> None:
+    """Fail early, in one line that names the fix, when ``device`` cannot run ``backend`` on this machine.
+
+    Raises:
+        ModelLoadError: Unknown device, no CUDA GPU or MPS here, or an exported backend asked for a GPU.
+    """
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise ModelLoadError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N, mps")
+    if backend not in ENCODER_BACKENDS:
+        raise ModelLoadError(f"unknown encoder backend {backend!r}; valid: {', '.join(ENCODER_BACKENDS)}")
+    if kind == "cpu":
+        return
+    if backend != "torch":
+        raise ModelLoadError(
+            f"the {backend} encoder backend runs on the CPU only; use --device cpu, or --encoder-backend torch "
+            f"for {device}"
+        )
+    import torch
+
+    if kind == "cuda":
+        count = _cuda_count()
+        if count == 0:
+            raise ModelLoadError(
+                f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA GPU here; "
+                "use --device cpu (MLSEARCH_DEVICE=cpu) or install a CUDA build of torch on a GPU machine"
+            )
+        if index and int(index) >= count:
+            raise ModelLoadError(f"device {device!r} asked for, but only {count} CUDA GPU(s) here (cuda:0..)")
+    elif not torch.backends.mps.is_available():
+        raise ModelLoadError("device 'mps' asked for, but MPS is not available here; use --device cpu")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How to run an embedding model (built from the settings by :meth:`from_settings`).
+
+    Attributes:
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (a GPU with the torch backend only).
+        backend: ``torch`` (sentence-transformers), or ``openvino`` / ``onnx`` (the model exported once and
+            cached in ``cache_dir``; see :mod:`indexing.export`).
+        int8: Quantize the exported model to int8 (``openvino`` and ``onnx`` only).
+        cache_dir: Where exports are cached (``~/.cache/mlsearch/encoders`` when None).
+        threads: Intra-op threads of OpenVINO or ONNX Runtime (0: the library's default, every core).
+        processes: Torch backend: encode large batches in this many processes (0 or 1: in this process).
+    """
+
+    device: str = "cpu"
+    backend: str = "torch"
+    int8: bool = False
+    cache_dir: Path | None = None
+    threads: int = 0
+    processes: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, threads: int | None = None) -> EncoderConfig:
+        """The encoder settings (``MLSEARCH_DEVICE``, ``MLSEARCH_ENCODER_*``); ``threads`` overrides theirs."""
+        return cls(
+            device=settings.device, backend=settings.encoder_backend, int8=settings.encoder_int8,
+            cache_dir=settings.resolved_encoder_cache_dir,
+            threads=settings.encoder_threads if threads is None else threads,
+            processes=settings.encode_processes,
+        )
+
+
+def open_encoder(name_or_path: str, config: EncoderConfig | None = None) -> Encoder:
+    """Load an embedding model offline and run it as ``config`` says (torch, OpenVINO or ONNX Runtime).
+
+    Raises:
+        ModelLoadError: The model is not available offline or cannot be loaded; a bad device or backend;
+            a missing optional package.
+    """
+    config = config or EncoderConfig()
+    check_device(config.device, config.backend)
+    if config.int8 and config.backend == "torch":
+        raise ModelLoadError("int8 encoding needs the openvino or onnx encoder backend (--encoder-backend)")
+    encoder = load_encoder(name_or_path, device=config.device, processes=config.processes)
+    if config.backend == "torch":
+        return encoder
+    from indexing.exported import export_encoder
+
+    return export_encoder(
+        encoder, config.backend, config.int8, config.cache_dir or DEFAULT_EXPORT_CACHE, threads=config.threads
+    )
+
+
+def load_encoder(name_or_path: str, device: str = "cpu", processes: int = 0) -> SentenceTransformerEncoder:
+    """Load a sentence-transformers model on torch without touching the network.
 
     Args:
         name_or_path: ``all-MiniLM-L6-v2`` (the bundled model, hash-checked), a local folder, or a
             sentence-transformers name already in the local Hugging Face cache.
         device: Torch device.
+        processes: Encode large batches in this many processes (0 or 1: in this process).
 
     Raises:
         ModelLoadError: The model is not available offline or cannot be loaded.
@@ -197,7 +327,16 @@ def load_encoder(name_or_path: str, device: str = "cpu") -> SentenceTransformerE
             sha256_file(weights) if weights else None
         )
     logger.info("loaded model %s from %s", name, path or "the local cache")
-    return SentenceTransformerEncoder(model, name=name, weights_hash=file_hash)
+    return SentenceTransformerEncoder(model, name=name, weights_hash=file_hash, device=device, processes=processes)
+
+
+def encoder_info(encoder: Encoder) -> dict[str, Any]:
+    """How an encoder computes its embeddings, for the manifest: backend, quantization and device."""
+    return {
+        "backend": getattr(encoder, "backend", "torch"),
+        "quantization": getattr(encoder, "quantization", None),
+        "device": getattr(encoder, "device", "cpu"),
+    }
 
 
 def library_versions() -> dict[str, str]:

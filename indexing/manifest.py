@@ -24,6 +24,9 @@ class ModelInfo(BaseModel):
     max_seq_length: int
     normalized: bool
     lineage: dict[str, Any] | None = None
+    backend: str = "torch"
+    quantization: str | None = None
+    device: str = "cpu"
 
 
 class Manifest(BaseModel):
@@ -68,12 +71,22 @@ class Manifest(BaseModel):
         except (ValueError, ValidationError) as exc:
             raise IndexNotBuiltError(f"unreadable manifest {path}: {str(exc).splitlines()[0]}") from exc
 
-    def check_model(self, name: str, weights_hash: str) -> None:
+    def check_model(self, name: str, weights_hash: str, quantization: str | None = None) -> None:
         """Fail when an encoder is not the model this index was built with.
 
+        The backend that ran the model (torch, OpenVINO, ONNX Runtime) may differ: their full-precision
+        embeddings agree to a cosine of 0.9999 or more. A quantized (int8) encoder and a full-precision one
+        do not, so they must agree.
+
         Raises:
-            ModelMismatchError: The weights hash differs.
+            ModelMismatchError: The weights hash or the quantization differs.
         """
+        if weights_hash == self.model.weights_hash and quantization != self.model.quantization:
+            built = self.model.quantization or "full precision"
+            raise ModelMismatchError(
+                f"index {self.version} was built with {built} embeddings, not {quantization or 'full precision'}; "
+                f"set MLSEARCH_ENCODER_INT8={'true' if self.model.quantization else 'false'} or rebuild the index"
+            )
         if weights_hash != self.model.weights_hash:
             raise ModelMismatchError(
                 f"index {self.version} was built with model {self.model.name} "

@@ -126,6 +126,26 @@ class ChunkStore:
             blob = row[-1]
             yield self._chunk(row[:-1]), None if blob is None else np.frombuffer(blob, np.float32)
 
+    def document_spans(self) -> dict[str, tuple[int, int]]:
+        """``doc_id → (first position, chunk count)`` of every document."""
+        rows = self._db.execute("SELECT doc_id, MIN(position), COUNT(*) FROM chunks GROUP BY doc_id").fetchall()
+        return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+    def embeddings_of(self, doc_ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored embeddings of these documents' chunks, keyed by the hash of their embedded text."""
+        wanted = sorted(set(doc_ids))
+        if not wanted:
+            return {}
+        rows = self._db.execute(
+            f"SELECT text_hash, embedding FROM chunks WHERE doc_id IN ({','.join('?' * len(wanted))}) "
+            "AND embedding IS NOT NULL", wanted,
+        ).fetchall()
+        return {str(h): np.frombuffer(b, np.float32) for h, b in rows}
+
+    def ids(self) -> list[str]:
+        """Every chunk id, by position."""
+        return [str(r[0]) for r in self._db.execute("SELECT id FROM chunks ORDER BY position")]
+
     def documents(self) -> list[tuple[str, str, str, int]]:
         """``(doc_id, title, source_type, chunk count)`` of every document in the store, by doc id."""
         source = "source_type" if "source_type" in self._columns.split(", ") else "''"
@@ -328,8 +348,10 @@ class ChunkStoreWriter:
             connection.close()
         return cls(path)
 
-    def add_chunks(self, chunks: Iterable[Chunk]) -> int:
-        """Append chunks (without embeddings) at the next positions; returns how many were added."""
+    def add_chunks(self, chunks: Iterable[Chunk], start: int | None = None) -> int:
+        """Append chunks (without embeddings) at the next positions, or from ``start``; returns how many."""
+        if start is not None:
+            self._next = start
         rows: list[tuple[object, ...]] = []
         tags: list[tuple[int, str]] = []
         for chunk in chunks:
@@ -392,6 +414,40 @@ class ChunkStoreWriter:
         finally:
             self._db.execute("DETACH DATABASE source")
         return int(changed)
+
+    def copy_documents(self, source: Path, moves: Sequence[tuple[str, int]]) -> int:
+        """Copy whole documents (rows, embeddings and tags) from another store, shifting their positions.
+
+        Args:
+            source: The other store's file.
+            moves: ``(doc_id, delta)``: every chunk of the document moves from position ``p`` to ``p + delta``.
+
+        Returns:
+            How many chunks were copied.
+        """
+        self._db.execute("ATTACH DATABASE ? AS source", (f"file:{source}?mode=ro",))
+        try:
+            self._db.execute("CREATE TEMP TABLE moves (doc_id TEXT PRIMARY KEY, delta INTEGER NOT NULL)")
+            self._db.executemany("INSERT INTO temp.moves VALUES (?, ?)", moves)
+            present = {str(r[1]) for r in self._db.execute("PRAGMA source.table_info(chunks)")}
+            extra = ", ".join(
+                f"o.{name}" if name in present else f"{default}"
+                for name, default in ChunkStore._LOCATION_COLUMNS.items()
+            )
+            copied = self._db.execute(
+                "INSERT INTO chunks SELECT o.position + m.delta, o.id, o.doc_id, o.title, o.heading, o.text, "
+                f"o.chunk_index, o.tokens, o.tags, o.text_hash, o.embedding, {extra} "
+                "FROM source.chunks o JOIN temp.moves m ON m.doc_id = o.doc_id ORDER BY o.position"
+            ).rowcount
+            self._db.execute(
+                "INSERT INTO chunk_tags SELECT t.position + m.delta, t.tag FROM source.chunk_tags t "
+                "JOIN source.chunks o ON o.position = t.position JOIN temp.moves m ON m.doc_id = o.doc_id"
+            )
+            self._db.execute("DROP TABLE temp.moves")
+            self._db.commit()
+        finally:
+            self._db.execute("DETACH DATABASE source")
+        return int(copied)
 
     def token_stats(self) -> tuple[int, float]:
         """The longest and mean chunk length in tokens."""

@@ -35,9 +35,10 @@ from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.embedding import Encoder, library_versions
+from indexing.integrity import storage_error
 from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest
-from indexing.store import ChunkStore, text_hash
+from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES
 from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError
 from mlsearch.settings import Settings
@@ -78,15 +79,17 @@ def new_version_name(tag: str) -> str:
 
 def write_backends(
     directory: Path, names: Sequence[str], settings: Settings, dimension: int, chunks: Sequence[Chunk],
-    vectors: np.ndarray,
+    vectors: np.ndarray, texts: Sequence[str] | None = None,
 ) -> dict[str, dict[str, object]]:
-    """Build every named backend over the chunks and their vectors into ``directory``; returns their settings."""
+    """Build every named backend over the chunks and their vectors into ``directory``; returns their settings.
+
+    ``texts`` are the chunks' embedded texts for the keyword backends (computed from ``chunks`` when None).
+    """
     described: dict[str, dict[str, object]] = {}
-    texts = [chunk.embedding_text for chunk in chunks]
     for name in names:
         if name in KEYWORD_BACKEND_NAMES:
             keyword = keyword_backend(name)(keyword_config(name, settings))
-            keyword.build(texts)
+            keyword.build(texts if texts is not None else [chunk.embedding_text for chunk in chunks])
             keyword.save(directory / name)
             described[name] = keyword.describe()
         else:
@@ -97,23 +100,36 @@ def write_backends(
     return described
 
 
-def _old_chunks(
-    store: ChunkStore, changed: set[str], dimension: int
-) -> tuple[dict[str, list[tuple[Chunk, np.ndarray]]], dict[str, np.ndarray]]:
-    """Kept chunks with their vectors by document, and the changed documents' vectors by text hash."""
-    kept: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
-    previous: dict[str, np.ndarray] = {}
-    for chunk, vector in store.chunks_with_embeddings():
-        if vector is None or vector.shape[0] != dimension:
-            raise IndexNotBuiltError(
-                f"index {store.path.parent.name} has no stored embeddings to update from; rebuild it with "
-                "`mlsearch index build`"
-            )
-        if chunk.doc_id in changed:
-            previous[text_hash(chunk.embedding_text)] = vector
+def _write_store(
+    build_dir: Path, source: Path, spans: dict[str, tuple[int, int]], changed: set[str],
+    fresh: dict[str, list[Chunk]], vectors: dict[str, np.ndarray],
+) -> ChunkStore:
+    """The new chunk store: untouched documents copied inside SQLite (shifted), changed ones written anew.
+
+    Documents are laid out in id order, chunks in document order, as a full build lays them out; a changed
+    document that is not in ``fresh`` is deleted.
+    """
+    layout = sorted({**{d: n for d, (_, n) in spans.items() if d not in changed},
+                     **{d: len(c) for d, c in fresh.items() if c}}.items())
+    moves: list[tuple[str, int]] = []
+    starts: dict[str, int] = {}
+    position = 0
+    for doc_id, count in layout:
+        if doc_id in fresh:
+            starts[doc_id] = position
         else:
-            kept.setdefault(chunk.doc_id, []).append((chunk, vector))
-    return kept, previous
+            moves.append((doc_id, position - spans[doc_id][0]))
+        position += count
+    writer = ChunkStoreWriter.create(build_dir)
+    try:
+        writer.copy_documents(source, moves)
+        for doc_id, start in starts.items():
+            writer.add_chunks(fresh[doc_id], start=start)
+            writer.set_embeddings(range(start, start + len(fresh[doc_id])), vectors[doc_id])
+        writer.commit()
+    finally:
+        writer.close()
+    return ChunkStore(build_dir / ChunkStore.FILE)
 
 
 def apply_changes(
@@ -140,56 +156,74 @@ def apply_changes(
     index_dir = Path(index_dir or settings.index_dir)
     current = current_version_dir(index_dir)
     manifest = Manifest.load(current)
-    manifest.check_model(encoder.name, encoder.weights_hash)
+    manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
     latest = {c.doc_id: c for c in sorted(changes, key=lambda c: c.seq)}
-    store = ChunkStore(current / ChunkStore.FILE)
+    source = current / ChunkStore.FILE
+    old = ChunkStore(source)
     try:
-        kept, previous = _old_chunks(store, set(latest), encoder.dimension)
+        if not has_embeddings(source):
+            raise IndexNotBuiltError(
+                f"index {current.name} has no stored embeddings to update from; rebuild it with `mlsearch index build`"
+            )
+        spans = old.document_spans()
+        previous = old.embeddings_of(set(latest) & set(spans))
     finally:
-        store.close()
+        old.close()
     chunker = Chunker(encoder.count_tokens, ChunkingConfig(**manifest.chunking))
     fresh = {doc_id: chunker.chunk_document(c.document) for doc_id, c in latest.items() if c.document is not None}
     new_chunks = [chunk for doc_chunks in fresh.values() for chunk in doc_chunks]
-    new_vectors, reused = embed_chunks(new_chunks, encoder, previous, settings.batch_size, False)
-    rows: dict[str, list[tuple[Chunk, np.ndarray]]] = dict(kept)
+    new_vectors, reused_new = embed_chunks(new_chunks, encoder, previous, settings.batch_size, False)
+    by_doc: dict[str, np.ndarray] = {}
     offset = 0
     for doc_id, doc_chunks in fresh.items():
-        rows[doc_id] = [(chunk, new_vectors[offset + i]) for i, chunk in enumerate(doc_chunks)]
+        by_doc[doc_id] = new_vectors[offset : offset + len(doc_chunks)]
         offset += len(doc_chunks)
-    rows = {doc_id: doc_rows for doc_id, doc_rows in rows.items() if doc_rows}
-    ordered = [row for doc_id in sorted(rows) for row in rows[doc_id]]
-    chunks = [chunk for chunk, _ in ordered]
-    vectors = np.vstack([vector for _, vector in ordered]).astype(np.float32) if ordered else \
-        np.zeros((0, encoder.dimension), np.float32)
+    embedded = len(new_chunks) - reused_new
     seq = max([document_seq(manifest), *(c.seq for c in latest.values())])
-    fingerprint = hashlib.sha256("\n".join(c.id for c in chunks).encode()).hexdigest()
-    version = version or new_version_name(fingerprint[:8])
     remove_stale_builds(index_dir)
-    build_dir = new_build_dir(index_dir, version)
+    build_dir = new_build_dir(index_dir, version or new_version_name("update"))
     try:
-        ChunkStore.write(build_dir, chunks, vectors)
-        described = write_backends(build_dir, list(manifest.backends), settings, encoder.dimension, chunks, vectors)
+        store = _write_store(build_dir, source, spans, set(latest), fresh, by_doc)
+        try:
+            ids = store.ids()
+            vectors = store.embeddings()
+            if not ids:
+                vectors = np.zeros((0, encoder.dimension), np.float32)
+            documents = len(store.document_spans())
+            described = write_backends(
+                build_dir, list(manifest.backends), settings, encoder.dimension, ChunkRange(store, 0, len(ids)),
+                vectors, StoredTexts(store),
+            )
+        finally:
+            store.close()
+        fingerprint = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+        if version is None:  # name the version after what it holds, as a full build does
+            named = build_dir.with_name(f"{new_version_name(fingerprint[:8])}{build_dir.suffix}")
+            build_dir = build_dir.rename(named)
+        version = build_dir.name.removesuffix(".tmp")
         manifest.model_copy(update={
             "version": version,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3),
-            "corpus": {**manifest.corpus, "fingerprint": fingerprint, "documents": len(rows), DOCUMENT_SEQ: seq,
+            "corpus": {**manifest.corpus, "fingerprint": fingerprint, "documents": documents, DOCUMENT_SEQ: seq,
                        "updated_from": manifest.version},
             "backends": described,
-            "counts": {"documents": len(rows), "chunks": len(chunks), "embedded": len(new_chunks) - reused,
-                       "reused": len(chunks) - (len(new_chunks) - reused)},
+            "counts": {"documents": documents, "chunks": len(ids), "embedded": embedded,
+                       "reused": len(ids) - embedded},
             "library_versions": library_versions(),
         }).save(build_dir)
         publish(index_dir, build_dir, keep=settings.keep_versions)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(build_dir, ignore_errors=True)
+        if (disk := storage_error(exc, index_dir)) is not None:
+            raise disk from exc
         raise
     deleted = sorted(d for d, c in latest.items() if c.document is None)
     return UpdateSummary(
         version=version, previous_version=manifest.version, document_seq=seq,
         changed=sorted(d for d, c in latest.items() if c.document is not None), deleted=deleted,
-        documents=len(rows), chunks=len(chunks), embedded=len(new_chunks) - reused,
-        reused=len(chunks) - (len(new_chunks) - reused), seconds=round(time.perf_counter() - started, 3),
+        documents=documents, chunks=len(ids), embedded=embedded, reused=len(ids) - embedded,
+        seconds=round(time.perf_counter() - started, 3),
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlsearch.catalog import DEFAULT_BUILD_BACKENDS
@@ -31,8 +32,19 @@ class Settings(BaseSettings):
 
     # Model
     model: str = Field(default=DEFAULT_MODEL, description="Sentence-transformers name or path.")
-    device: str = "cpu"
-    batch_size: int = Field(default=32, ge=1, le=4096)
+    device: str = Field(default="cpu", description="cpu, cuda, cuda:N or mps (a GPU with the torch backend only).")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="Texts per encoding batch when indexing.")
+    encoder_backend: Literal["torch", "openvino", "onnx"] = Field(
+        default="torch", description="Runs the model: torch, or the model exported to OpenVINO or ONNX Runtime."
+    )
+    encoder_int8: bool = Field(default=False, description="Quantize the exported model to int8 (openvino, onnx).")
+    encoder_threads: int = Field(default=0, ge=0, description="OpenVINO / ONNX Runtime threads (0: every core).")
+    encode_processes: int = Field(
+        default=0, ge=0, description="Torch: encode large batches in this many processes (0 or 1: one process)."
+    )
+    encoder_cache_dir: Path | None = Field(
+        default=None, description="Exported models, by weights hash; <index parent>/encoders by default."
+    )
     checkpoint_chunks: int = Field(
         default=1000, ge=1, le=100_000,
         description="Chunks embedded between two checkpoints of a build (a killed build redoes at most these).",
@@ -113,6 +125,14 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
     watch_interval_s: float = Field(default=2.0, gt=0)
+    micro_batch: bool = Field(
+        default=True, description="Encode concurrent dense queries together (bounded wait: micro_batch_wait_ms)."
+    )
+    micro_batch_wait_ms: float = Field(
+        default=2.0, ge=0, le=100, description="Longest wait for more queries once concurrent queries are seen."
+    )
+    micro_batch_max: int = Field(default=32, ge=1, le=1024, description="Most queries encoded in one batch.")
+    micro_batch_workers: int = Field(default=2, ge=1, le=64, description="Threads encoding query batches.")
     read_api_key: SecretStr | None = Field(
         default=None,
         description="When set, /drift, /drift/report and /metrics need it (or the admin key) in X-API-Key.",
@@ -171,6 +191,13 @@ class Settings(BaseSettings):
         default=None, description="Cached evaluation indexes; <index parent>/eval-cache by default."
     )
 
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", value):
+            raise ValueError(f"unknown device {value!r}; valid: cpu, cuda, cuda:N, mps")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.chunk_overlap_tokens >= self.chunk_target_tokens:
@@ -179,6 +206,11 @@ class Settings(BaseSettings):
                 f"chunk_target_tokens ({self.chunk_target_tokens})"
             )
         return self
+
+    @property
+    def resolved_encoder_cache_dir(self) -> Path:
+        """Where exported models are cached: the setting, or ``encoders/`` beside the index directory."""
+        return self.encoder_cache_dir or self.index_dir.parent / "encoders"
 
     @property
     def resolved_state_dir(self) -> Path:

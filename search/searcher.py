@@ -8,6 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +23,7 @@ from indexing.backends.configs import (
     backend_configs,
 )
 from indexing.backends.registry import keyword_backend, vector_backend
-from indexing.embedding import Encoder, load_encoder
+from indexing.embedding import Encoder, EncoderConfig, open_encoder
 from indexing.filters import ChunkFilter, as_filter
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
@@ -39,6 +40,7 @@ from mlsearch.catalog import (
 )
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
 from mlsearch.settings import Settings
+from search.batching import QueryBatcher
 from search.fusion import FusionConfig, fuse
 from search.grouping import GROUP_DEPTH, group_by_document
 from search.snippets import make_snippet
@@ -135,20 +137,20 @@ class SearchConfig:
     Attributes:
         rrf_k: Reciprocal rank fusion constant.
         query_cache_size: Query embeddings kept in the LRU cache (0: none).
-        device: Where a lazily loaded model runs.
+        encoder: How a lazily loaded model runs (device, torch or an exported model, threads).
         backends: Backend name → its config (used when that backend is loaded).
     """
 
     rrf_k: int = 60
     query_cache_size: int = 1024
-    device: str = "cpu"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     backends: Mapping[str, BackendConfig] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchConfig:
         """The search config the settings describe (the one place a searcher's settings are read)."""
-        return cls(rrf_k=settings.rrf_k, query_cache_size=settings.query_cache_size, device=settings.device,
-                   backends=backend_configs(settings))
+        return cls(rrf_k=settings.rrf_k, query_cache_size=settings.query_cache_size,
+                   encoder=EncoderConfig.from_settings(settings), backends=backend_configs(settings))
 
 
 class Searcher:
@@ -172,6 +174,7 @@ class Searcher:
         self._backends: dict[str, VectorIndex | KeywordIndex] = {}
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
+        self.batcher: QueryBatcher | None = None  # set by the service: concurrent queries encoded in batches
         self.fusion = index_fusion(manifest, config.rrf_k)
 
     @classmethod
@@ -186,7 +189,8 @@ class Searcher:
             config: The search config (settings are turned into one by :meth:`SearchConfig.from_settings`).
             encoder: An already loaded model (checked against the manifest now).
             model: A model name or path to load when first needed (the manifest's model by default).
-            loader: Loads a model by name (``indexing.embedding.load_encoder`` on the config's device by default).
+            loader: Loads a model by name (``indexing.embedding.open_encoder`` with the config's encoder settings
+                by default).
 
         Raises:
             IndexNotBuiltError: No index there.
@@ -195,14 +199,19 @@ class Searcher:
         """
         if isinstance(config, Settings):
             config = SearchConfig.from_settings(config)
-        device = config.device
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
         if encoder is not None:
-            manifest.check_model(encoder.name, encoder.weights_hash)
+            manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
         name = model or manifest.model.name
-        load = loader or (lambda n: load_encoder(n, device=device))
+        encoder_config = config.encoder
+        load = loader or (lambda n: open_encoder(n, encoder_config))
         return cls(directory, manifest, config, encoder=encoder, load_model=lambda: load(name))
+
+    @cached_property
+    def chunk_count(self) -> int:
+        """Chunks in this index version (counted once: a published version never changes)."""
+        return len(self.store)
 
     @property
     def version(self) -> str:
@@ -228,7 +237,7 @@ class Searcher:
                     if self._load_model is None:
                         raise ModelLoadError("this searcher was opened without a model")
                     loaded = self._load_model()
-                    self.manifest.check_model(loaded.name, loaded.weights_hash)
+                    self.manifest.check_model(loaded.name, loaded.weights_hash, getattr(loaded, "quantization", None))
                     self._encoder = loaded
         return self._encoder
 
@@ -243,7 +252,7 @@ class Searcher:
         Raises:
             ModelMismatchError: It is not the model the index was built with.
         """
-        self.manifest.check_model(encoder.name, encoder.weights_hash)
+        self.manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
         with self._model_lock:
             self._encoder = encoder
 
@@ -276,7 +285,12 @@ class Searcher:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's embedding (LRU-cached)."""
-        return self.cache.get_or_compute(query, lambda q: self.encoder.encode([q])[0])
+        return self.cache.get_or_compute(query, self._encode_query)
+
+    def _encode_query(self, query: str) -> np.ndarray:
+        if self.batcher is not None:
+            return self.batcher.encode_one(query)
+        return self.encoder.encode([query])[0]
 
     # -- retrieval ----------------------------------------------------------------------------------
     def retrieve(
@@ -348,18 +362,18 @@ class Searcher:
         else:
             keyword = cast(KeywordIndex, index)
             run = lambda n: keyword.search(query, n)  # noqa: E731
-        total = len(self.store) if allowed is None else int(allowed.size)
+        total = self.chunk_count if allowed is None else int(allowed.size)
         want = min(k, max(total, 1))
-        fetch = want if allowed is None else min(want * 4, len(self.store))
+        fetch = want if allowed is None else min(want * 4, self.chunk_count)
         allowed_set = None if allowed is None else set(allowed.tolist())
         while True:
             scores, ids = run(fetch)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
             if allowed_set is not None:
                 pairs = [(i, s) for i, s in pairs if i in allowed_set]
-            if len(pairs) >= want or fetch >= len(self.store) or len(ids[0]) < fetch:
+            if len(pairs) >= want or fetch >= self.chunk_count or len(ids[0]) < fetch:
                 return pairs[:k]
-            fetch = min(fetch * 4, len(self.store))
+            fetch = min(fetch * 4, self.chunk_count)
 
     def search(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,

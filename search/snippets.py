@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from indexing.backends.text import analyze
 
@@ -12,6 +13,37 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 def query_terms(query: str) -> set[str]:
     """The query's analysed (stemmed, stop-worded) terms."""
     return set(analyze(query))
+
+
+@lru_cache(maxsize=65_536)
+def word_terms(word: str) -> frozenset[str]:
+    """The analysed terms of one word (cached: a passage's words repeat across queries and passages)."""
+    return frozenset(analyze(word))
+
+
+def _term_starts(flat: str, terms: set[str]) -> list[int]:
+    """Where the words of ``flat`` that carry a query term start.
+
+    The distinct words are analysed (cached per word), and only the few that match are searched for, with
+    ``str.find`` and a word-boundary check: a Python loop over every word of every hit cost more than the
+    rest of a search.
+    """
+    if not terms:
+        return []
+    matching = [w for w in set(_WORD.findall(flat)) if not terms.isdisjoint(word_terms(w))]
+    starts = []
+    for word in matching:
+        at = flat.find(word)
+        while at >= 0:
+            end = at + len(word)
+            if (at == 0 or not _is_word_char(flat[at - 1])) and (end == len(flat) or not _is_word_char(flat[end])):
+                starts.append(at)
+            at = flat.find(word, end)
+    return sorted(starts)
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def make_snippet(text: str, query: str, width: int = 240) -> str:
@@ -32,16 +64,17 @@ def make_snippet(text: str, query: str, width: int = 240) -> str:
     if len(flat) <= width:
         return flat
     terms = query_terms(query)
-    words = list(_WORD.finditer(flat))
-    hits = [m.start() for m in words if terms and set(analyze(m.group())) & terms]
+    hits = _term_starts(flat, terms)
     if not hits:
         start = 0
     else:
-        best_start, best_count = hits[0], 0
-        for i, begin in enumerate(hits):
-            count = sum(1 for h in hits[i:] if h < begin + width)
-            if count > best_count:
-                best_start, best_count = begin, count
+        best_start, best_count, last = hits[0], 0, 0
+        for i, begin in enumerate(hits):  # hits are sorted: the window [begin, begin + width) ends at ``last``
+            last = max(last, i)
+            while last < len(hits) and hits[last] < begin + width:
+                last += 1
+            if last - i > best_count:
+                best_start, best_count = begin, last - i
         start = max(0, best_start - width // 4)
     end = min(len(flat), start + width)
     start = max(0, min(start, end - width))

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from indexing.embedding import Encoder, load_encoder
+from indexing.embedding import Encoder, EncoderConfig, open_encoder
 from mlsearch.errors import MlsearchError
 from mlsearch.settings import Settings
 
@@ -53,7 +53,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 def get_encoder(settings: Settings, model: str | None = None) -> Encoder:
     """Load the embedding model (tests replace this function with a fake encoder)."""
-    return load_encoder(model or settings.model, device=settings.device)
+    return open_encoder(model or settings.model, EncoderConfig.from_settings(settings))
 
 
 def model_loader(settings: Settings) -> Callable[[str], Encoder]:

@@ -13,7 +13,7 @@ from cli.commands import common
 from cli.commands.common import cli_errors, make_settings, print_json
 from indexing.build import build_index
 from indexing.documents import corpus_files, document_id_for
-from indexing.embedding import Encoder
+from indexing.embedding import Encoder, check_device
 from indexing.layout import current_version_dir
 from indexing.loaders.dispatch import load_bytes, with_tags
 from indexing.manifest import Manifest
@@ -35,6 +35,21 @@ def build(
         str | None, typer.Option("--backends", help="Comma-separated: faiss,annoy,lsi,bm25,elasticsearch.")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Sentence-transformers name or path.")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, cuda:N or mps (MLSEARCH_DEVICE).")
+    ] = None,
+    encoder_backend: Annotated[
+        str | None, typer.Option("--encoder-backend", help="torch, openvino or onnx (MLSEARCH_ENCODER_BACKEND).")
+    ] = None,
+    int8: Annotated[
+        bool | None, typer.Option("--int8/--no-int8", help="int8 model (openvino, onnx; MLSEARCH_ENCODER_INT8).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Texts per encoding batch (MLSEARCH_BATCH_SIZE).")
+    ] = None,
+    processes: Annotated[
+        int | None, typer.Option("--processes", help="Torch: encoding processes (MLSEARCH_ENCODE_PROCESSES).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     watch: Annotated[
         bool, typer.Option("--watch", help="Then follow the folder and update the index as files change.")
@@ -47,12 +62,16 @@ def build(
     """Build the index over a corpus (incremental: unchanged chunks reuse their embeddings)."""
     from indexing.backends.registry import parse_backends
 
-    settings = make_settings(corpus_dir=corpus, index_dir=index_dir, model=model)
+    settings = make_settings(
+        corpus_dir=corpus, index_dir=index_dir, model=model, device=device, encoder_backend=encoder_backend,
+        encoder_int8=int8, batch_size=batch_size, encode_processes=processes,
+    )
     names = parse_backends(backends) if backends else settings.backends
     if not settings.corpus_dir.exists():
         from mlsearch.errors import CorpusError
 
         raise CorpusError(f"corpus folder not found: {settings.corpus_dir}")
+    check_device(settings.device, settings.encoder_backend)  # before anything is loaded or written
     encoder = common.get_encoder(settings)
     before = snapshot(settings.corpus_dir) if watch else None  # changes during the build are picked up after it
     summary = build_index(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from sklearn import config_context
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
@@ -100,8 +101,10 @@ class LsiIndex:
 
     def _project(self, query: str) -> np.ndarray:
         assert self._vectorizer is not None
-        latent = self._vectorizer.transform([query]) @ self._components.T
-        return normalize(np.asarray(latent, dtype=np.float32))[0]
+        with config_context(assume_finite=True, skip_parameter_validation=True):  # its checks cost more than the work
+            latent = np.asarray(self._vectorizer.transform([query]) @ self._components.T, dtype=np.float32)[0]
+        norm = float(np.linalg.norm(latent))
+        return latent / norm if norm > 0 else latent
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine in the latent space; a query with no known term finds nothing."""

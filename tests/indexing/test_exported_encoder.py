@@ -1,0 +1,186 @@
+"""Exported encoders (OpenVINO, ONNX Runtime, int8) on a tiny BERT: same embeddings as torch, cached exports,
+device and backend checks, and what the manifest records."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from indexing import export
+from indexing.build import build_index
+from indexing.embedding import EncoderConfig, check_device, load_encoder, open_encoder
+from indexing.layout import current_version_dir
+from indexing.manifest import Manifest
+from mlsearch.errors import ModelLoadError, ModelMismatchError
+from mlsearch.settings import Settings
+from search.searcher import Searcher
+from tests.fakes import build_tiny_sentence_transformer
+
+TEXTS = [
+    "dropout is a regularizer for the network",
+    "adam",
+    "search the vector index with a query " * 12,  # longer than max_seq_length: truncated alike
+    "learning rate of the optimizer and the batch size",
+    "x",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny normalised BERT sentence-transformer (mean pooling + Normalize), saved once per module."""
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"), normalize=True, max_seq_length=32)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One export cache for the module, so that each variant is exported once."""
+    return tmp_path_factory.mktemp("encoders")
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("backend", ["onnx", pytest.param("openvino", marks=pytest.mark.slow)])
+def test_exported_model_matches_torch(tiny_model: Path, cache_dir: Path, backend: str) -> None:
+    torch_encoder = load_encoder(str(tiny_model))
+    encoder = open_encoder(str(tiny_model), EncoderConfig(backend=backend, cache_dir=cache_dir, threads=1))
+    expected = torch_encoder.encode(TEXTS)
+    vectors = encoder.encode(TEXTS, batch_size=2)  # batches that do not divide the texts evenly
+    assert vectors.shape == (len(TEXTS), torch_encoder.dimension) and vectors.dtype == np.float32
+    assert cosines(vectors, expected).min() >= 0.9999
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)  # the model's own Normalize
+    single = encoder.encode([TEXTS[2]])
+    assert cosines(single, vectors[2:3])[0] >= 0.9999  # padding in a batch changes nothing
+    assert encoder.count_tokens(TEXTS) == torch_encoder.count_tokens(TEXTS)
+    assert (encoder.name, encoder.weights_hash, encoder.dimension, encoder.max_seq_length, encoder.normalized) == (
+        torch_encoder.name, torch_encoder.weights_hash, torch_encoder.dimension, torch_encoder.max_seq_length,
+        torch_encoder.normalized,
+    )
+    assert encoder.encode([]).shape == (0, torch_encoder.dimension)
+
+
+def test_unnormalized_model_keeps_its_own_similarity(tmp_path: Path, cache_dir: Path) -> None:
+    path = build_tiny_sentence_transformer(tmp_path, normalize=False, max_seq_length=32)
+    encoder = open_encoder(str(path), EncoderConfig(backend="onnx", cache_dir=cache_dir))
+    assert encoder.normalized is False
+    vectors = encoder.encode(TEXTS)
+    assert not np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    assert cosines(vectors, load_encoder(str(path)).encode(TEXTS)).min() >= 0.9999
+
+
+def test_export_is_cached_by_weights_hash(tiny_model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = open_encoder(str(tiny_model), EncoderConfig(backend="onnx", cache_dir=cache_dir))
+    structure = export.structure_hash(load_encoder(str(tiny_model)).model)
+    folder = export.export_dir(cache_dir, first.name, first.weights_hash, "onnx", False, structure)
+    assert (folder / "export.json").is_file() and (folder / "model.onnx").is_file()
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(export, "_export", no_export)
+    again = open_encoder(str(tiny_model), EncoderConfig(backend="onnx", cache_dir=cache_dir))
+    np.testing.assert_allclose(again.encode(TEXTS), first.encode(TEXTS), atol=1e-6)
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_damaged_export_is_made_again(tiny_model: Path, tmp_path: Path) -> None:
+    config = EncoderConfig(backend="onnx", cache_dir=tmp_path / "cache")
+    encoder = open_encoder(str(tiny_model), config)
+    structure = export.structure_hash(load_encoder(str(tiny_model)).model)
+    folder = export.export_dir(tmp_path / "cache", encoder.name, encoder.weights_hash, "onnx", False, structure)
+    (folder / "model.onnx").unlink()
+    again = open_encoder(str(tiny_model), config)
+    assert (folder / "model.onnx").is_file()
+    assert cosines(again.encode(TEXTS), encoder.encode(TEXTS)).min() >= 0.9999
+
+
+def test_int8_onnx_stays_close(tiny_model: Path, cache_dir: Path) -> None:
+    encoder = open_encoder(str(tiny_model), EncoderConfig(backend="onnx", int8=True, cache_dir=cache_dir))
+    assert encoder.quantization == "int8"
+    assert cosines(encoder.encode(TEXTS), load_encoder(str(tiny_model)).encode(TEXTS)).min() >= 0.99
+
+
+@pytest.mark.slow
+def test_int8_openvino_stays_close(tiny_model: Path, cache_dir: Path) -> None:
+    encoder = open_encoder(str(tiny_model), EncoderConfig(backend="openvino", int8=True, cache_dir=cache_dir))
+    assert encoder.quantization == "int8"
+    assert cosines(encoder.encode(TEXTS), load_encoder(str(tiny_model)).encode(TEXTS)).min() >= 0.99
+
+
+def test_bad_devices_and_backends_are_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelLoadError, match="no CUDA GPU.*--device cpu"):
+        check_device("cuda")
+    with pytest.raises(ModelLoadError, match="CPU only"):
+        check_device("cuda:0", "openvino")
+    with pytest.raises(ModelLoadError, match="unknown device"):
+        check_device("gpu")
+    with pytest.raises(ModelLoadError, match="unknown encoder backend"):
+        check_device("cpu", "tensorrt")
+    with pytest.raises(ModelLoadError, match="int8 encoding needs"):
+        open_encoder("unused", EncoderConfig(int8=True))
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        Settings(device="gpu")
+
+
+def test_missing_package_names_the_fix(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def without_openvino(name: str, *args: object, **kwargs: object) -> object:
+        if name.split(".")[0] == "openvino":
+            raise ImportError("No module named 'openvino'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", without_openvino)
+    monkeypatch.delitem(__import__("sys").modules, "openvino", raising=False)
+    with pytest.raises(ModelLoadError, match="pip install openvino"):
+        open_encoder(str(tiny_model), EncoderConfig(backend="openvino", cache_dir=tmp_path / "cache"))
+
+
+def test_manifest_records_backend_and_int8_must_agree(
+    tiny_model: Path, cache_dir: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    settings = Settings(index_dir=tmp_path / "idx", chunk_target_tokens=24, chunk_overlap_tokens=4,
+                        model=str(tiny_model), encoder_backend="onnx", encoder_cache_dir=cache_dir)
+    encoder = open_encoder(str(tiny_model), EncoderConfig.from_settings(settings))
+    build_index(settings, encoder, corpus_dir=tiny_corpus, backends=["faiss"])
+    manifest = Manifest.load(current_version_dir(settings.index_dir))
+    assert (manifest.model.backend, manifest.model.quantization, manifest.model.device) == ("onnx", None, "cpu")
+
+    torch_searcher = Searcher.open(settings.index_dir, settings.model_copy(update={"encoder_backend": "torch"}))
+    onnx_searcher = Searcher.open(settings.index_dir, settings, encoder=encoder)
+    assert [h.id for h in torch_searcher.search("dropout rate", k=3).hits] == [
+        h.id for h in onnx_searcher.search("dropout rate", k=3).hits
+    ]
+    int8 = open_encoder(str(tiny_model), EncoderConfig(backend="onnx", int8=True, cache_dir=cache_dir))
+    with pytest.raises(ModelMismatchError, match="MLSEARCH_ENCODER_INT8=false"):
+        Searcher.open(settings.index_dir, settings, encoder=int8)
+
+
+def test_build_on_a_missing_gpu_fails_and_keeps_the_index(
+    tiny_corpus: Path, tmp_path: Path, cli_fake_model: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    runner = CliRunner()
+    index = str(tmp_path / "idx")
+    assert runner.invoke(app, ["index", "build", "--corpus", str(tiny_corpus), "--index-dir", index]).exit_code == 0
+    before = current_version_dir(Path(index))
+    for args in (["--device", "cuda"], ["--device", "tpu"], ["--encoder-backend", "tensorrt"]):
+        result = runner.invoke(app, ["index", "build", "--corpus", str(tiny_corpus), "--index-dir", index, *args])
+        assert result.exit_code == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert current_version_dir(Path(index)) == before
+    assert "--device cpu" in runner.invoke(
+        app, ["index", "build", "--corpus", str(tiny_corpus), "--index-dir", index, "--device", "cuda"]
+    ).stderr
