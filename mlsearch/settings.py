@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(default=1.5, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    reranker: Path | None = Field(
+        default=None, description="A local cross-encoder folder for `rerank`; else the one the index's manifest "
+        "names (`mlsearch rerank-train`).",
+    )
+    rerank_top_n: int = Field(default=20, ge=1, le=200, description="Results the reranker rescores.")
     keep_versions: int = Field(default=2, ge=1, description="Index versions kept on disk after a swap.")
 
     # Elasticsearch
