@@ -20,12 +20,6 @@ from tests.api.conftest import wait_ready, wait_until
 from tests.fakes import HashingEncoder
 
 
-def _choices(names: tuple[str, ...]) -> str:
-    """How pydantic lists a Literal's values: 'a', 'b' or 'c' (the catalog's vector backends, in order)."""
-    quoted = [f"'{name}'" for name in names]
-    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
-
-
 @pytest.mark.parametrize(
     ("path", "body", "field", "words"),
     [
@@ -38,7 +32,8 @@ def _choices(names: tuple[str, ...]) -> str:
         ("/search", {"query": "q", "k": 101}, "k", "less than or equal to 100"),
         ("/search", {"query": "q", "k": "ten"}, "k", "integer"),
         ("/search", {"query": "q", "method": "semantic"}, "method", "'dense', 'lsi', 'bm25' or 'hybrid'"),
-        ("/search", {"query": "q", "backend": "milvus"}, "backend", _choices(VECTOR_BACKEND_NAMES)),
+        ("/search", {"query": "q", "backend": "milvus"}, "backend",
+         ", ".join(repr(n) for n in VECTOR_BACKEND_NAMES[:-1]) + f" or {VECTOR_BACKEND_NAMES[-1]!r}"),
         ("/search", {"query": "q", "top_k": 3}, "top_k", "unknown field"),
         ("/search", {"query": "q", "filters": {"tags": "drift"}}, "filters.tags", "list"),
         ("/search", {"query": "q", "filters": {"tags": [" "]}}, "filters.tags.0", "at least 1 character"),
