@@ -21,8 +21,9 @@ import anyio.to_thread
 from fastapi import BackgroundTasks
 
 from api.errors import NotReadyError
+from api.verify import verify_searcher
 from drift.service import DriftService
-from mlsearch.errors import DriftError, MlsearchError
+from mlsearch.errors import DriftError, IndexCorruptError, MlsearchError
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
 from search.searcher import EncoderLoader, Searcher
@@ -94,7 +95,8 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
 
     The previous searcher's encoder is reused when the new manifest names the same model weights; otherwise
     the manifest's model is loaded with ``load``. Every backend of the index is loaded and the model warmed
-    up before the searcher is returned, so the first request on it pays nothing extra.
+    up before the searcher is returned, so the first request on it pays nothing extra. Every local backend is
+    checked and probed first (:func:`api.verify.verify_searcher`): a damaged version is refused.
 
     Args:
         load: Loads a model by name (``indexing.embedding.open_encoder`` as the settings say by default).
@@ -106,10 +108,16 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
         reuse = kept is not None and kept.weights_hash == searcher.manifest.model.weights_hash
         if reuse and kept is not None:
             searcher.use_encoder(kept)
+        verify_searcher(searcher)  # checksums, every local backend, the store, a probe per method
         searcher.batcher = _batcher(settings, searcher, previous if reuse else None)
         if not reuse and previous is not None and previous.batcher is not None:
             previous.batcher.close()  # its queued queries still finish; later ones encode in their own thread
-        warm_up(searcher, encode=not reuse)
+        try:
+            warm_up(searcher, encode=not reuse)
+        except MlsearchError:
+            raise
+        except Exception as exc:  # a damaged file makes SQLite or a backend library raise anything
+            raise IndexCorruptError(f"index version {searcher.directory.name} cannot be opened: {exc}") from exc
         return searcher
 
     return open_current

@@ -48,6 +48,7 @@ from search.query_file import read_query_file
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 REJECTED_SUFFIX = ".rejected"
+STAGING_INFIX = ".staging-"
 DEV_SET = "synthetic-dev"
 BUILTIN_SET = "builtin"
 
@@ -190,7 +191,8 @@ def run_finetune(
     stats = train_model(model, examples, options.training, show_progress=show_progress)
     timings["train"] = round(time.perf_counter() - t, 2)
 
-    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
+    staging = out.parent / f".{out.name}{STAGING_INFIX}{os.getpid()}"
+    remove_dead_staging(out)
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -221,6 +223,32 @@ def run_finetune(
         report_html=final / paths["html"].name, decision=decision, lineage=lineage, rebuild_command=command,
         seconds=time.perf_counter() - started, timings=timings,
     )
+
+
+def remove_dead_staging(out: Path) -> list[Path]:
+    """Delete the staging folders beside ``out`` left by runs that were killed (their process is gone).
+
+    Returns:
+        The folders removed.
+    """
+    removed = []
+    for folder in out.parent.glob(f".{out.name}{STAGING_INFIX}*") if out.parent.is_dir() else []:
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            logger.info("removed %s, left by a fine-tuning run that was killed", folder)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- steps -------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -26,6 +27,7 @@ from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.documents import CorpusFile, SkippedFile, iter_corpus
 from indexing.embedding import Encoder, encoder_info, library_versions
+from indexing.integrity import storage_error
 from indexing.layout import TMP_SUFFIX, current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest, ModelInfo
 from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings, text_hash
@@ -354,6 +356,7 @@ def build_index(
     Raises:
         CorpusError: The corpus is missing, empty or unreadable.
         UnknownBackendError: A backend name is not known.
+        StorageError: The disk filled up (or is read-only) while writing; the partial build is removed.
     """
     started = time.perf_counter()
     say = progress or (lambda message: logger.info("%s", message))
@@ -423,7 +426,14 @@ def build_index(
         os.replace(build_dir, final_tmp)
         build_dir = final_tmp
         publish(index_dir, build_dir, keep=settings.keep_versions)
-    except BaseException:
+    except BaseException as exc:
+        disk = storage_error(exc, index_dir)
+        if disk is not None:  # a full disk: free what the build took rather than keep a checkpoint
+            with contextlib.suppress(Exception):
+                if writer is not None:
+                    writer.close()
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise disk from exc
         _keep_checkpoint_only(build_dir, writer)
         raise
     lap("publish")

@@ -112,9 +112,16 @@ def iter_corpus(corpus_dir: Path) -> Iterator[CorpusFile]:
         )
     yield from unsupported
     root = corpus_dir.parent if corpus_dir.is_file() else corpus_dir
+    first_file: dict[str, Path] = {}
     for path in sorted(files, key=lambda p: (document_id_for(p, root), p)):
+        doc_id = document_id_for(path, root)
+        if doc_id in first_file:  # e.g. notes.md beside notes.pdf: one id, one document
+            reason = f"same document id {doc_id!r} as {first_file[doc_id].name}; rename one of them"
+            yield CorpusFile(path, skipped=SkippedFile(path, reason))
+            continue
+        first_file[doc_id] = path
         try:
-            loaded = load_bytes(path.read_bytes(), str(path), document_id_for(path, root))
+            loaded = load_bytes(path.read_bytes(), str(path), doc_id)
         except (DocumentError, OSError) as exc:
             reason = str(exc).removeprefix(f"{path}: ")
             reason = reason if reason != "nothing to index (empty after extraction)" else "empty after cleaning"

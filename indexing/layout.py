@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from indexing.integrity import write_checksums
 from indexing.manifest import MANIFEST_FILE
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def new_build_dir(index_dir: Path, version: str) -> Path:
 
 
 def publish(index_dir: Path, build_dir: Path, keep: int) -> Path:
-    """Move a finished build into place and point ``index_dir`` at it atomically.
+    """Record the build's checksums, move it into place and point ``index_dir`` at it atomically.
 
     Args:
         index_dir: The path users give (becomes or stays a symbolic link).
@@ -50,6 +51,7 @@ def publish(index_dir: Path, build_dir: Path, keep: int) -> Path:
         The published version directory.
     """
     final = build_dir.with_name(build_dir.name.removesuffix(TMP_SUFFIX))
+    write_checksums(build_dir)
     os.replace(build_dir, final)
     if index_dir.exists() and not index_dir.is_symlink():
         if (index_dir / MANIFEST_FILE).is_file() or not any(index_dir.iterdir()):

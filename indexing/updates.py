@@ -34,6 +34,7 @@ from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.embedding import Encoder, library_versions
+from indexing.integrity import storage_error
 from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest
 from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
@@ -211,8 +212,10 @@ def apply_changes(
             "library_versions": library_versions(),
         }).save(build_dir)
         publish(index_dir, build_dir, keep=settings.keep_versions)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(build_dir, ignore_errors=True)
+        if (disk := storage_error(exc, index_dir)) is not None:
+            raise disk from exc
         raise
     deleted = sorted(d for d, c in latest.items() if c.document is None)
     return UpdateSummary(

@@ -24,6 +24,10 @@ class BackendUnavailableError(MlsearchError):
         self.reason = reason
 
 
+class IndexCorruptError(MlsearchError):
+    """An index version whose files are missing, truncated or corrupt (the message names the part)."""
+
+
 class UnknownBackendError(MlsearchError):
     """A backend or method name that mlsearch does not know."""
 
@@ -50,6 +54,10 @@ class QueryFileError(DatasetError):
 
 class DriftError(MlsearchError):
     """Drift monitoring cannot proceed: a missing or empty reference or stream file, or an unwritable state dir."""
+
+
+class StorageError(MlsearchError):
+    """Files cannot be written: the disk is full or the folder is read-only (nothing half-written is kept)."""
 
 
 class FinetuneError(MlsearchError):

@@ -36,6 +36,7 @@ from mlsearch.settings import Settings
 from search.batching import QueryBatcher
 from search.fusion import FusionConfig, fuse
 from search.grouping import GROUP_DEPTH, group_by_document
+from search.rerank import Reranker
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class Searcher:
         self._model_lock = threading.Lock()
         self.batcher: QueryBatcher | None = None  # set by the service: concurrent queries encoded in batches
         self.fusion = index_fusion(manifest, settings)
+        self._reranker: Reranker | None = None
 
     @classmethod
     def open(
@@ -257,6 +259,7 @@ class Searcher:
     def retrieve(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
         tags: ChunkFilter | Sequence[str] | None = None, fusion: FusionConfig | None = None,
+        rerank: bool = False,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
 
@@ -264,6 +267,7 @@ class Searcher:
         A fused method fuses the candidate lists of ``fusion`` (the index's own, :attr:`fusion`, when omitted:
         the one ``mlsearch tune`` chose, else equal-weight RRF of dense and BM25). ``tags`` is a
         :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
+        With ``rerank``, the first ``settings.rerank_top_n`` are reordered by the cross-encoder (:attr:`reranker`).
 
         Raises:
             BadQueryError: Blank query, ``k`` out of range, or unknown method.
@@ -277,6 +281,11 @@ class Searcher:
             raise BadQueryError(f"unknown method {method!r}; valid: {', '.join(METHOD_NAMES)}")
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
+        if rerank:
+            top_n = self.settings.rerank_top_n
+            ranked = self.retrieve(query, max(k, top_n), method, backend, tags, fusion)
+            texts = {p: c.embedding_text for p, c in self.store.get(p for p, _ in ranked[:top_n]).items()}
+            return self.reranker.rerank(query, ranked, texts, top_n)[:k]
         if not METHODS[method].fused:
             return self._rankings(query, plan(method, backend), k, tags)[0][:k]
         config = fusion or self.fusion
@@ -339,6 +348,7 @@ class Searcher:
     def search(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
         tags: ChunkFilter | Sequence[str] | None = None, offset: int = 0, group_by: str | None = None,
+        rerank: bool = False,
     ) -> SearchResult:
         """Run one search and return its hits with text, heading and a snippet.
 
@@ -351,6 +361,7 @@ class Searcher:
             offset: Skip this many hits (or documents, when grouped): the page starts at rank ``offset + 1``.
             group_by: ``"document"``: the best chunk of each document, with ``other_matches``, the number of
                 its other chunks among the ranked candidates (``GROUP_DEPTH`` per result wanted).
+            rerank: Reorder the top ``settings.rerank_top_n`` with the cross-encoder (:attr:`reranker`).
 
         Raises:
             BadQueryError, IndexNotBuiltError, UnknownBackendError, BackendUnavailableError.
@@ -361,7 +372,7 @@ class Searcher:
         if group_by not in (None, "document"):
             raise BadQueryError(f"unknown group_by {group_by!r}; valid: document")
         depth = offset + k if group_by is None else min(MAX_K, (offset + k) * GROUP_DEPTH)
-        ranked = self.retrieve(query, depth, method, backend, tags)
+        ranked = self.retrieve(query, depth, method, backend, tags, rerank=rerank)
         others: dict[int, int] = {}
         if group_by == "document":
             doc_of = {p: c.doc_id for p, c in self.store.get(p for p, _ in ranked).items()}
@@ -386,6 +397,24 @@ class Searcher:
         took = (time.perf_counter() - started) * 1000
         return SearchResult(query=query, method=method, backend=answering_backend(method, backend),
                             took_ms=round(took, 3), hits=hits)
+
+    @property
+    def reranker(self) -> Reranker:
+        """The cross-encoder of ``rerank`` (loaded once): ``settings.reranker``, else the manifest's.
+
+        Raises:
+            BadQueryError: No reranker is configured.
+            ModelLoadError: It cannot be loaded.
+        """
+        if self._reranker is None:
+            with self._model_lock:
+                if self._reranker is None:
+                    path = self.settings.reranker or ((self.manifest.tuning or {}).get("reranker") or {}).get("path")
+                    if not path:
+                        raise BadQueryError("no reranker is configured: set MLSEARCH_RERANKER to a cross-encoder "
+                                            "folder or run `mlsearch rerank-train`")
+                    self._reranker = Reranker.load(path, device=self.settings.device)
+        return self._reranker
 
     def close(self) -> None:
         """Release the chunk store connection of this thread."""

@@ -133,3 +133,13 @@ def test_a_chunk_store_written_before_locations_existed_still_reads(tmp_path: Pa
     connection.close()
     (chunk,) = ChunkStore(store.path).get([0]).values()
     assert (chunk.id, chunk.source_type, chunk.page, chunk.cell) == ("c1", "", None, None)
+
+
+def test_two_files_with_one_document_id_keep_the_first_and_report_the_second(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("# Notes\n\nMarkdown notes about bagging.")
+    (tmp_path / "notes.pdf").write_bytes(make_pdf(PDF_PAGES))
+    loaded = load_corpus(tmp_path)
+    assert [d.meta["source_type"] for d in loaded.documents] == ["markdown"]
+    assert [(s.path.name, s.reason) for s in loaded.skipped] == [
+        ("notes.pdf", "same document id 'notes' as notes.md; rename one of them")
+    ]
