@@ -248,7 +248,7 @@ def report(variants: list[Variant], cache: bool) -> bool:
         dense_c1 = _cell(variant, "dense", 1)
         if dense_c1 is not None:
             gap = dense_c1.p50_ms - bare_p50
-            holds = gap <= 2.0
+            holds = bool(gap <= 2.0)
             ok = ok and holds
             print(f"goal ({variant.label}): dense p50 at c=1 - bare encoding <= 2 ms: {dense_c1.p50_ms:.2f} - "
                   f"{bare_p50:.2f} = {gap:.2f} ms ({dense_c1.p50_ms / bare_p50:.2f}x) -> "
@@ -256,7 +256,7 @@ def report(variants: list[Variant], cache: bool) -> bool:
         for method in ("bm25", "lsi"):
             cell = _cell(variant, method, 1)
             if cell is not None:
-                holds = cell.p50_ms <= 1.5
+                holds = bool(cell.p50_ms <= 1.5)
                 ok = ok and holds
                 print(f"goal: {method} p50 at c=1 <= 1.5 ms: {cell.p50_ms:.2f} ms -> {'HOLDS' if holds else 'MISSED'}")
         top = max((c.concurrency for c in variant.cells), default=0)
@@ -403,7 +403,7 @@ def main() -> None:
                               "bare_encoding_p50_ms": statistics.median(v.bare),
                               "bare_encoding_main_thread_p50_ms": statistics.median(v.bare_main),
                               "cells": [asdict(c) for c in v.cells]} for v in variants],
-                "goals_hold": ok,
+                "goals_hold": bool(ok),
             }, indent=2))
 
 
