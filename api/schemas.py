@@ -60,7 +60,25 @@ class Filters(BaseModel):
         return ChunkFilter.of(self.tags, self.doc_ids, list(self.source_types), self.path_prefix)
 
 
-class SearchRequest(BaseModel):
+class FilteredRequest(BaseModel):
+    """What the search and compare bodies share: their ``filters``, as the searcher and the answer hooks take
+    them."""
+
+    if TYPE_CHECKING:  # declared by each body, so that it keeps its place in the OpenAPI schema
+        filters: Filters | None
+
+    @property
+    def tags(self) -> list[str] | None:
+        """The tag filter, or None when there is none."""
+        return list(self.filters.tags) if self.filters and self.filters.tags else None
+
+    @property
+    def chunk_filter(self) -> ChunkFilter:
+        """Every filter, as the searcher takes it."""
+        return self.filters.chunk_filter() if self.filters else ChunkFilter()
+
+
+class SearchRequest(FilteredRequest):
     """The body of ``POST /search``."""
 
     model_config = ConfigDict(
@@ -77,25 +95,18 @@ class SearchRequest(BaseModel):
     group_by: GroupBy | None = Field(
         default=None, description="'document': the best chunk per document, with the count of its other matches."
     )
+    rerank: bool = Field(
+        default=False, description="Reorder the top results with the cross-encoder reranker (MLSEARCH_RERANKER)."
+    )
 
     _query = field_validator("query")(_check_query)
-
-    @property
-    def tags(self) -> list[str] | None:
-        """The tag filter, or None when there is none."""
-        return list(self.filters.tags) if self.filters and self.filters.tags else None
-
-    @property
-    def chunk_filter(self) -> ChunkFilter:
-        """Every filter, as the searcher takes it."""
-        return self.filters.chunk_filter() if self.filters else ChunkFilter()
 
 
 def _default_methods() -> list[Method]:
     return list(DEFAULT_COMPARE_METHODS)
 
 
-class CompareRequest(BaseModel):
+class CompareRequest(FilteredRequest):
     """The body of ``POST /compare``."""
 
     model_config = ConfigDict(
@@ -122,16 +133,6 @@ class CompareRequest(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("each method may be given only once")
         return value
-
-    @property
-    def tags(self) -> list[str] | None:
-        """The tag filter, or None when there is none."""
-        return list(self.filters.tags) if self.filters and self.filters.tags else None
-
-    @property
-    def chunk_filter(self) -> ChunkFilter:
-        """Every filter, as the searcher takes it."""
-        return self.filters.chunk_filter() if self.filters else ChunkFilter()
 
 
 class Hit(BaseModel):

@@ -8,6 +8,7 @@ from cli.commands import drift as drift_commands
 from cli.commands import eval as eval_commands
 from cli.commands import finetune as finetune_commands
 from cli.commands import index as index_commands
+from cli.commands import rerank as rerank_commands
 from cli.commands import search as search_commands
 from cli.commands import serve as serve_commands
 from cli.commands import tune as tune_commands
@@ -24,6 +25,7 @@ app.command("search")(search_commands.search)
 app.command("eval")(eval_commands.run)
 app.command("finetune")(finetune_commands.finetune)
 app.command("tune")(tune_commands.tune)
+app.command("rerank-train")(rerank_commands.rerank_train)
 app.command("serve")(serve_commands.serve)
 app.add_typer(drift_commands.app, name="drift")
 

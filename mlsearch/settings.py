@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(default=1.5, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    reranker: Path | None = Field(
+        default=None, description="A local cross-encoder folder for `rerank`; else the one the index's manifest "
+        "names (`mlsearch rerank-train`).",
+    )
+    rerank_top_n: int = Field(default=20, ge=1, le=200, description="Results the reranker rescores.")
     keep_versions: int = Field(default=2, ge=1, description="Index versions kept on disk after a swap.")
 
     # Elasticsearch
@@ -177,7 +182,13 @@ class Settings(BaseSettings):
     drift_sequential_alpha: float = Field(
         default=0.01, gt=0, lt=1, description="CUSUM false-alarm probability over 10 windows of queries."
     )
+    drift_warning_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="CUSUM warning probability over 10 windows of in-domain queries."
+    )
     drift_cusum_slack: float = Field(default=0.5, gt=0)
+    drift_ks_warns: bool = Field(
+        default=False, description="Also warn when a KS test (repeated after every query) is significant."
+    )
     drift_adwin_delta: float = Field(default=0.002, gt=0, lt=1)
     drift_psi_confirms: bool = Field(
         default=False, description="Also call drift when KS is significant and PSI reaches drift_psi_drift."

@@ -172,7 +172,7 @@ def check_backends(searcher: Searcher, method: str, backend: str) -> None:
 
 def run_search(
     searcher: Searcher, query: str, k: int, method: str, backend: str, tags: ChunkFilter | Sequence[str] | None = None,
-    offset: int = 0, group_by: str | None = None,
+    offset: int = 0, group_by: str | None = None, rerank: bool = False,
 ) -> SearchResult:
     """One search, after checking that the backends it needs are there.
 
@@ -185,12 +185,14 @@ def run_search(
         tags: A :class:`~indexing.filters.ChunkFilter`, or tags (keep chunks that carry any).
         offset: Hits (or documents) to skip.
         group_by: ``"document"`` for the best chunk per document.
+        rerank: Reorder the top results with the cross-encoder reranker.
 
     Raises:
         BackendUnavailableError, BadQueryError, IndexNotBuiltError, UnknownBackendError.
     """
     check_backends(searcher, method, backend)
-    return searcher.search(query, k=k, method=method, backend=backend, tags=tags, offset=offset, group_by=group_by)
+    return searcher.search(query, k=k, method=method, backend=backend, tags=tags, offset=offset, group_by=group_by,
+                           rerank=rerank)
 
 
 def compare(

@@ -21,7 +21,7 @@ async def search(
     result = await run_with_timeout(
         state.settings.request_timeout_s,
         run_search, searcher, body.query, body.k, body.method, body.backend, body.chunk_filter, body.offset,
-        body.group_by,
+        body.group_by, body.rerank,
     )
     metrics.observe_search("/search", body.method, result.backend, result.took_ms)
     state.after_answer(background, "search", body, (body.method,), result, searcher)

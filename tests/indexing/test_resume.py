@@ -181,6 +181,7 @@ def _embedded_rows(index_dir: Path) -> int:
     return 0
 
 
+@pytest.mark.slow  # a real process: about 5 s, most of it importing the libraries
 def test_a_build_killed_with_sigkill_resumes(corpus: Path, resumable: Settings) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", _KILLABLE, str(corpus), str(resumable.index_dir)], cwd=ROOT,
