@@ -28,9 +28,11 @@ class FeatureDriftOut(BaseModel):
     psi_bins: int | None = None
     adwin_change: bool = Field(default=False, description="Whether ADWIN cut the stream inside the window.")
     adwin_cut_queries_ago: int | None = None
-    cusum: float | None = Field(default=None, description="The sequential test's statistic.")
-    cusum_threshold: float | None = None
-    cusum_alarm: bool = Field(default=False, description="Whether the sequential test is above its threshold.")
+    cusum: float | None = Field(default=None, description="The one-sided sequential test's statistic.")
+    cusum_threshold: float | None = Field(default=None, description="The drift threshold.")
+    cusum_warning_threshold: float | None = Field(default=None, description="The warning threshold.")
+    cusum_alarm: bool = Field(default=False, description="Whether the sequential test is above its drift threshold.")
+    cusum_warning: bool = Field(default=False, description="Whether it is above its warning threshold.")
     level: str = Field(default="ok", description="ok, warning or drift.")
 
 
@@ -44,6 +46,22 @@ class MultivariateOut(BaseModel):
     p: float | None = None
     permutations: int | None = None
     alarm: bool | None = None
+
+
+class SequentialOut(BaseModel):
+    """The CUSUM on the combined per-query score and the thresholds the family of CUSUMs shares (empty before
+    the reference is complete)."""
+
+    model_config = _OPEN
+
+    features: list[str] = Field(default_factory=list, description="The features whose scores are combined.")
+    combined: float | None = Field(default=None, description="The combined score's CUSUM statistic.")
+    warning_threshold: float | None = None
+    drift_threshold: float | None = None
+    slack: float | None = Field(default=None, description="Allowance per query, in standard deviations.")
+    warning_alpha: float | None = Field(default=None, description="In-domain warning probability over horizon.")
+    drift_alpha: float | None = Field(default=None, description="In-domain drift probability over horizon.")
+    horizon: int | None = Field(default=None, description="Queries the probabilities cover (ten windows).")
 
 
 class ReferenceOut(BaseModel):
@@ -90,6 +108,7 @@ class DriftStatusOut(BaseModel):
     reasons: list[str] = Field(default_factory=list, description="What moved, one line each.")
     detectors: dict[str, bool] = Field(default_factory=dict, description="Which detectors fire.")
     multivariate: MultivariateOut = Field(default_factory=MultivariateOut)
+    sequential: SequentialOut = Field(default_factory=SequentialOut)
     reference: ReferenceOut = Field(default_factory=ReferenceOut)
     queries_since_reference: int = 0
     log: QueryLogOut = Field(default_factory=QueryLogOut)

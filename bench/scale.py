@@ -194,6 +194,7 @@ def run_variants(
     import faiss
     from threadpoolctl import threadpool_limits
 
+    from indexing.backends.configs import FaissConfig, config_of, keyword_config, vector_config
     from indexing.backends.faiss_index import FaissIndex
     from indexing.backends.registry import keyword_backend, vector_backend
     from indexing.build import BACKEND_BATCH
@@ -211,7 +212,7 @@ def run_variants(
     out: dict[str, Any] = {"stages": {}, "disk_mb": {"chunks.sqlite": _disk_mb(directory / ChunkStore.FILE)},
                            "query_ms": {}, "recall_at_10": {}}
 
-    exact = FaissIndex.load(directory / "faiss", settings)
+    exact = FaissIndex.load(directory / "faiss", config_of(FaissConfig, settings))
     truth = exact.search(vectors, 10)[1]
     threads = faiss.omp_get_max_threads()
     # latency: one thread per query (FAISS's OpenMP and NumPy's BLAS alike), as the service runs one request
@@ -228,12 +229,12 @@ def run_variants(
     for name in backends:
         out["disk_mb"][name] = _disk_mb(directory / name)
         if name in ("lsi", "bm25"):
-            keyword = keyword_backend(name).load(directory / name, settings)
+            keyword = keyword_backend(name).load(directory / name, keyword_config(name, settings))
             out["query_ms"][name] = _latencies(_keyword_search(keyword, texts), queries)
         elif name == "faiss":
             out["query_ms"]["dense@faiss"] = _latencies(lambda i: exact.search(vectors[i : i + 1], 10), queries)
         else:
-            measure(name, vector_backend(name).load(directory / name, settings))
+            measure(name, vector_backend(name).load(directory / name, vector_config(name, settings)))
     for variant in variants:
         overrides: dict[str, Any] = dict(VARIANTS[variant])
         nlist = max(1, int(4 * math.sqrt(n)))
@@ -242,7 +243,7 @@ def run_variants(
         variant_settings = _settings(work / "index", **overrides)
         started = time.perf_counter()
         faiss.omp_set_num_threads(threads)  # building uses every core
-        index = FaissIndex(store_dimension(store), variant_settings)
+        index = FaissIndex(store_dimension(store), config_of(FaissConfig, variant_settings))
         for _, batch in store.embedding_batches(index.dimension, BACKEND_BATCH):
             index.add(batch)
         target = work / f"faiss-{variant}"
@@ -251,7 +252,7 @@ def run_variants(
         del index
         faiss.omp_set_num_threads(1)
         out["disk_mb"][f"faiss-{variant}"] = _disk_mb(target)
-        loaded = FaissIndex.load(target, variant_settings)
+        loaded = FaissIndex.load(target, config_of(FaissConfig, variant_settings))
         measure(f"faiss-{variant}", loaded)
         if variant.startswith("hnsw"):  # the same graph searched wider: recall against latency
             for ef in EXTRA_EF_SEARCH:

@@ -3,8 +3,8 @@
 Window tests compare the reference sample with the current window: the Kolmogorov–Smirnov two-sample test
 (with a Holm or Benjamini–Hochberg correction across features), the Population Stability Index, and an MMD
 permutation test on the embeddings. Stream detectors see the queries one at a time: ADWIN (river) reports where
-it cut the stream; a two-sided CUSUM on reference-relative normal scores, calibrated on the reference, fires
-within a few queries of a clear shift.
+it cut the stream; one-sided CUSUMs on per-query scores of several features and on their combination,
+calibrated together by a bootstrap on the reference, fire within a few queries of a clear shift.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import math
 import warnings
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -23,7 +22,6 @@ from river.drift import ADWIN
 from scipy import stats
 
 Correction = Literal["holm", "bh"]
-_STANDARD_NORMAL = NormalDist()
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -241,113 +239,165 @@ def normal_scores(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
     return stats.norm.ppf(percentiles(reference, values))
 
 
-def calibrate_cusum(
-    reference: np.ndarray, slack: float, alpha: float, horizon: int, simulations: int = 4000, seed: int = 0
-) -> float:
-    """The CUSUM threshold that in-control traffic crosses within ``horizon`` queries with probability ``alpha``.
+# -- joint one-sided CUSUM -------------------------------------------------------------------------------------
+SCORE_CLIP = 4.0
+"""Standard scores are clipped to ±this, so that one odd query moves a CUSUM by at most a few steps."""
+SPREAD_FLOOR = 0.01
+"""Smallest spread, as a share of ``max(|reference mean|, 1)``: a feature that (almost) never varied in the
+reference, such as an unknown-term share that was always 0, makes any change strong evidence."""
 
-    A bootstrap that includes the reference's own sampling error (Gandy & Kvaløy, 2013, "Guaranteed
-    conditional performance of control charts via bootstrap methods"): each simulated run draws a
-    pseudo-reference from the reference, scores a stream drawn from the reference against it, and records
-    the run's highest statistic. Without this, a reference that happens to sit a little low makes every
-    in-domain query look a little high, and the CUSUM slowly climbs to a false alarm.
 
-    Args:
-        reference: The feature's reference sample.
-        slack: The CUSUM's allowance per query.
-        alpha: Target false-alarm probability.
-        horizon: Queries per simulated run.
-        simulations: Simulated runs.
-        seed: Seed of the simulation.
+def _floor_spread(center: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    return np.maximum(spread, SPREAD_FLOOR * np.maximum(np.abs(center), 1.0))
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """How live values become per-query scores: standardised by a reference, signed so that a shift the wrong
+    way is positive, clipped, and combined into one score per query.
+
+    Attributes:
+        center: Per-feature reference mean (``(features,)``).
+        spread: Per-feature reference standard deviation (at least :data:`SPREAD_FLOOR` of its scale).
+        directions: +1 (high values are bad) or −1 (low values are bad) per feature.
+        combined_spread: The reference standard deviation of the sum of the feature scores (the features are
+            correlated, so it is not ``sqrt(features)``).
     """
-    rng = np.random.default_rng(seed)
-    values, unique_of = np.unique(np.asarray(reference, dtype=np.float64), return_inverse=True)
-    n = unique_of.size
-    draws = unique_of[rng.integers(0, n, size=(simulations, n))]
-    cells = (np.arange(simulations)[:, None] * values.size + draws).ravel()
-    counts = np.bincount(cells, minlength=simulations * values.size).reshape(simulations, values.size)
-    below = np.cumsum(counts, axis=1) - counts
-    scores = stats.norm.ppf((below + 0.5 * counts + 0.5) / (n + 1))
-    flat = scores.ravel()
-    offsets = np.arange(simulations) * values.size
-    high = np.zeros(simulations)
-    low = np.zeros(simulations)
-    peak = np.zeros(simulations)
-    for _ in range(horizon):
-        z = flat[offsets + unique_of[rng.integers(0, n, size=simulations)]]
-        high = np.maximum(0.0, high + z - slack)
-        low = np.maximum(0.0, low - z - slack)
-        np.maximum(peak, np.maximum(high, low), out=peak)
-    return float(np.quantile(peak, 1.0 - alpha))
 
+    center: np.ndarray
+    spread: np.ndarray
+    directions: np.ndarray
+    combined_spread: float
 
-@lru_cache(maxsize=32)
-def continuous_cusum_threshold(size: int, slack: float, alpha: float, horizon: int) -> float:
-    """:func:`calibrate_cusum` for a reference of ``size`` distinct values (the floor for tied references)."""
-    return calibrate_cusum(np.arange(size, dtype=np.float64), slack, alpha, horizon)
+    @classmethod
+    def fit(cls, columns: np.ndarray, directions: Sequence[int]) -> ScoreScale:
+        """Fit on ``(n, features)`` reference values (NaN: missing)."""
+        columns = np.atleast_2d(np.asarray(columns, dtype=np.float64))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            center = np.nan_to_num(np.nanmean(columns, axis=0))
+            spread = _floor_spread(center, np.nan_to_num(np.nanstd(columns, axis=0, ddof=1)))
+        scale = cls(center, spread, np.asarray(directions, dtype=np.float64), 1.0)
+        total = np.nansum(scale.feature_scores(columns), axis=1)
+        deviation = float(np.std(total, ddof=1)) if total.size > 1 else 1.0
+        return cls(center, spread, scale.directions, deviation if deviation > 0 else 1.0)
+
+    def feature_scores(self, values: np.ndarray) -> np.ndarray:
+        """``(m, features)`` signed, clipped standard scores (NaN stays NaN)."""
+        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        return np.clip(self.directions * (values - self.center) / self.spread, -SCORE_CLIP, SCORE_CLIP)
+
+    def scores(self, values: np.ndarray) -> np.ndarray:
+        """``(m, features + 1)``: the feature scores, then their sum over its reference spread (NaN counts 0)."""
+        features = self.feature_scores(values)
+        combined = np.nansum(features, axis=1) / self.combined_spread
+        return np.column_stack([features, combined])
 
 
 @dataclass
-class Cusum:
-    """A two-sided CUSUM on the normal scores of one feature against its reference.
-
-    ``high`` grows while values sit above the reference's middle, ``low`` while they sit below; each forgets
-    ``slack`` per query. An alarm lasts while either exceeds ``threshold`` (set by :func:`calibrate_cusum`
-    so that a stream like the reference raises one within ``horizon`` queries with probability ``alpha``).
+class OneSidedCusum:
+    """A one-sided CUSUM on ready-made scores: ``S ← max(0, S + z − slack)``; NaN leaves it unchanged.
 
     Args:
-        reference: The feature's reference sample.
-        slack: Allowance per query, in standard deviations (0.5 targets shifts of about one).
-        alpha: False-alarm probability over ``horizon`` queries.
-        horizon: Queries the false-alarm probability covers.
-        threshold: A fixed threshold instead of the calibrated one.
+        slack: Allowance per query, in standard deviations.
+        threshold: The drift threshold (calibrated by :func:`calibrate_joint_cusum`).
+        warning_threshold: The lower warning threshold.
     """
 
-    reference: np.ndarray
-    slack: float = 0.5
-    alpha: float = 0.01
-    horizon: int = 1000
-    threshold: float | None = None
-    high: float = 0.0
-    low: float = 0.0
-    alarm_since: int | None = None
-    seen: int = field(default=0)
-
-    def __post_init__(self) -> None:
-        self.reference = np.sort(_finite(self.reference))
-        if self.reference.size < 2:
-            raise ValueError("a CUSUM needs at least two reference values")
-        if self.threshold is None:
-            self.threshold = calibrate_cusum(self.reference, self.slack, self.alpha, self.horizon)
-
-    @property
-    def statistic(self) -> float:
-        """The larger of the two sides."""
-        return max(self.high, self.low)
+    slack: float
+    threshold: float
+    warning_threshold: float
+    statistic: float = 0.0
 
     @property
     def alarm(self) -> bool:
-        """Whether the statistic is above the threshold now."""
-        return self.statistic > float(self.threshold or math.inf)
+        """Whether the statistic is above the drift threshold."""
+        return self.statistic > self.threshold
 
     @property
-    def direction(self) -> str:
-        """``up`` or ``down``: the side that leads."""
-        return "up" if self.high >= self.low else "down"
+    def warning(self) -> bool:
+        """Whether the statistic is above the warning threshold."""
+        return self.statistic > self.warning_threshold
 
-    def update(self, value: float) -> bool:
-        """Add one value (NaN is ignored); whether the alarm is on."""
-        if not math.isfinite(value):
-            return self.alarm
-        z = _STANDARD_NORMAL.inv_cdf(float(percentiles(self.reference, np.array([value]))[0]))
-        self.high = max(0.0, self.high + z - self.slack)
-        self.low = max(0.0, self.low - z - self.slack)
-        self.seen += 1
-        if self.alarm and self.alarm_since is None:
-            self.alarm_since = self.seen
-        elif not self.alarm:
-            self.alarm_since = None
-        return self.alarm
+    def update(self, score: float) -> float:
+        """Add one score; the new statistic."""
+        if math.isfinite(score):
+            self.statistic = max(0.0, self.statistic + score - self.slack)
+        return self.statistic
+
+
+@lru_cache(maxsize=16)
+def _calibrated(
+    data: bytes, shape: tuple[int, int], directions: tuple[int, ...], slack: float, alphas: tuple[float, ...],
+    horizon: int, simulations: int, seed: int,
+) -> tuple[float, ...]:
+    columns = np.frombuffer(data, dtype=np.float64).reshape(shape)
+    return tuple(_calibrate(columns, directions, slack, alphas, horizon, simulations, seed))
+
+
+def calibrate_joint_cusum(
+    columns: np.ndarray, directions: Sequence[int], slack: float, alphas: Sequence[float], horizon: int,
+    simulations: int = 2000, seed: int = 0,
+) -> list[float]:
+    """Thresholds for a family of one-sided CUSUMs watched together (one per feature and one on their combined
+    score, :class:`ScoreScale`), one threshold per false-alarm probability.
+
+    A threshold is the ``1 − alpha`` quantile of the highest of all the family's statistics over ``horizon``
+    in-control queries, so the family as a whole raises a false alarm with probability ``alpha``: the
+    correction for watching several features takes their correlation into account (it is never more
+    conservative than Bonferroni). In-control traffic is simulated by the bootstrap of Gandy & Kvaløy (2013),
+    "Guaranteed conditional performance of control charts via bootstrap methods": each run draws a
+    pseudo-reference from the reference rows (features kept together), fits the scores on it, and scores
+    reference rows drawn at random, so the reference's own sampling error is included.
+
+    Args:
+        columns: ``(n, features)`` reference values (NaN: missing).
+        directions: +1 or −1 per feature (the side that is watched).
+        slack: Allowance per query.
+        alphas: False-alarm probabilities over ``horizon`` queries (e.g. warning and drift).
+        horizon: Queries per simulated run.
+        simulations: Simulated runs.
+        seed: Seed of the simulation.
+
+    Returns:
+        One threshold per ``alphas`` entry (the same reference and settings are calibrated once per process).
+    """
+    columns = np.ascontiguousarray(np.atleast_2d(np.asarray(columns, dtype=np.float64)))
+    return list(_calibrated(columns.tobytes(), columns.shape, tuple(int(d) for d in directions), float(slack),
+                            tuple(float(a) for a in alphas), int(horizon), int(simulations), int(seed)))
+
+
+def _calibrate(
+    columns: np.ndarray, directions: Sequence[int], slack: float, alphas: Sequence[float], horizon: int,
+    simulations: int, seed: int,
+) -> list[float]:
+    n, count = columns.shape
+    rng = np.random.default_rng(seed)
+    signs = np.asarray(directions, dtype=np.float64)
+    draws = rng.integers(0, n, size=(simulations, n))
+    pseudo = columns[draws]  # (simulations, n, features): one pseudo-reference per run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        center = np.nan_to_num(np.nanmean(pseudo, axis=1))[:, None, :]
+        spread = _floor_spread(center, np.nan_to_num(np.nanstd(pseudo, axis=1, ddof=1))[:, None, :])
+    features = np.clip(signs * (columns[None] - center) / spread, -SCORE_CLIP, SCORE_CLIP)
+    sums = np.nansum(features, axis=2)  # (simulations, n): each reference row's summed score in each run
+    combined_spread = np.std(np.take_along_axis(sums, draws, axis=1), axis=1, ddof=1)[:, None]
+    combined_spread[~(combined_spread > 0)] = 1.0
+    table = np.concatenate([features, (sums / combined_spread)[:, :, None]], axis=2)
+    # a missing score leaves a CUSUM as it is: the same as a step of exactly ``slack`` (the statistic is ≥ 0)
+    steps = (np.nan_to_num(table, nan=slack) - slack).reshape(simulations * n, count + 1)
+    offsets = np.arange(simulations) * n
+    state = np.zeros((simulations, count + 1))
+    highest = np.zeros((simulations, count + 1))
+    step = np.empty((simulations, count + 1))
+    for _ in range(horizon):
+        np.take(steps, offsets + rng.integers(0, n, size=simulations), axis=0, out=step)
+        state += step
+        np.maximum(state, 0.0, out=state)
+        np.maximum(highest, state, out=highest)
+    peak = highest.max(axis=1)
+    return [float(np.quantile(peak, 1.0 - alpha)) for alpha in alphas]
 
 
 # -- MMD -------------------------------------------------------------------------------------------------------

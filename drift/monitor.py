@@ -7,19 +7,24 @@ and replays recent log rows after a restart.
 
 How a status is decided (per feature, then the worst feature wins):
 
-- ``drift``: the sequential test (a two-sided CUSUM on the top score, the unknown-term share and the distance
-  to the reference centroid) is above its threshold. It is the one detector built to be re-run after every
-  query: its threshold is calibrated, from the reference, for a false-alarm probability
-  ``sequential_alpha`` over ten windows of in-domain traffic. With ``psi_confirms`` set, a feature whose KS
-  test is significant and whose PSI is at least ``psi_drift`` also counts as drift (the textbook rule; a
-  sliding window tested after every query raises it now and then by chance, see ``bench/drift.py``);
-- ``warning``: the KS test is significant after the multiple-testing correction, or ADWIN cut the stream
-  inside the window and the newer part moved away from the reference, or (when enabled) the MMD test on the
-  embeddings is significant;
+- ``drift``: a sequential test is above its drift threshold. Each stream feature (top score, unknown-term
+  share, distance to the reference centroid) becomes a per-query score, its reference standard score signed
+  so that leaving the corpus is positive (clipped to ±4); one one-sided CUSUM watches each feature and one
+  their combined score (the sum over its reference spread). The family shares two thresholds, calibrated by
+  a bootstrap on the reference (features resampled together, so the correction for watching several
+  features allows for their correlation) for a false-alarm probability ``sequential_alpha`` (drift) and
+  ``warning_alpha`` (warning) over ten windows of in-domain traffic. These are the detectors built to be
+  re-run after every query. With ``psi_confirms`` set, a feature whose KS test is significant and whose PSI
+  is at least ``psi_drift`` also counts as drift (the textbook rule, which a sliding window tested after
+  every query raises now and then by chance, see ``bench/drift.py``);
+- ``warning``: a CUSUM above its warning threshold, or ADWIN cut the stream inside the window and the newer
+  part moved away from the reference, or (when enabled) the MMD test on the embeddings is significant, or
+  (with ``ks_warns``) the KS test after the multiple-testing correction;
 - ``warming_up``: no reference yet, or fewer than ``min_window`` queries since it; never ``drift``.
 
-PSI alone never raises a level: with a 100-query window, PSI between two samples of one distribution is about
-0.1 by chance, so it sizes a shift only once KS says the shift is real.
+KS p-values and PSI are reported for every feature, but raise no level by default: re-tested after every
+query, a KS test at p < 0.01 fires by chance in about one in six in-domain streams of 200 queries, and PSI
+between two 100-query samples of one distribution is about 0.1 by chance.
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ import numpy as np
 from drift.detectors import (
     AdwinTracker,
     Correction,
-    Cusum,
+    OneSidedCusum,
+    ScoreScale,
     adjust_p_values,
-    calibrate_cusum,
-    continuous_cusum_threshold,
+    calibrate_joint_cusum,
     ks_test,
     mmd_test,
     percentiles,
@@ -54,8 +59,14 @@ from mlsearch.settings import Settings
 logger = logging.getLogger(__name__)
 
 STREAM_FEATURES: tuple[str, ...] = ("top_score", "unknown_share", "centroid_distance")
-"""Features watched query by query: CUSUM on their reference normal scores, ADWIN on their reference
-percentiles (a value in (0, 1), the range ADWIN's bound assumes, that an in-reference stream keeps near ½)."""
+"""Features watched query by query: one-sided CUSUMs on their reference standard scores (and on the combined
+score), ADWIN on their reference percentiles (a value in (0, 1), the range ADWIN's bound assumes, that an
+in-reference stream keeps near ½)."""
+STREAM_DIRECTIONS: dict[str, int] = {"top_score": -1, "unknown_share": 1, "centroid_distance": 1}
+"""The side each stream feature moves to when queries leave the corpus: the best passage scores lower, more
+words are unknown to the index, the query is further from the reference's centroid."""
+COMBINED = "combined"
+"""The name of the CUSUM on the combined score of the stream features."""
 LEVELS: tuple[str, ...] = ("ok", "warning", "drift")
 
 
@@ -73,9 +84,11 @@ class DriftConfig:
     ks_correction: Correction = "holm"
     components: int = 2
     sequential_alpha: float = 0.01
+    warning_alpha: float = 0.05
     cusum_slack: float = 0.5
     adwin_delta: float = 0.002
     psi_confirms: bool = False
+    ks_warns: bool = False
     mmd: bool = False
     mmd_permutations: int = 200
     replay: int = 2000
@@ -105,7 +118,9 @@ class FeatureDrift:
     adwin_cut_queries_ago: int | None = None
     cusum: float | None = None
     cusum_threshold: float | None = None
+    cusum_warning_threshold: float | None = None
     cusum_alarm: bool = False
+    cusum_warning: bool = False
     level: str = "ok"
     why: list[str] = field(default_factory=list)
 
@@ -125,6 +140,7 @@ class DriftStatus:
     reasons: list[str] = field(default_factory=list)
     detectors: dict[str, bool] = field(default_factory=dict)
     multivariate: dict[str, Any] = field(default_factory=dict)
+    sequential: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     queries_since_reference: int = 0
     log: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +161,7 @@ class DriftStatus:
             "reasons": list(self.reasons),
             "detectors": dict(self.detectors),
             "multivariate": {k: _clean(v) for k, v in self.multivariate.items()},
+            "sequential": {k: _clean(v) for k, v in self.sequential.items()},
             "reference": {k: _clean(v) for k, v in self.reference.items()},
             "queries_since_reference": self.queries_since_reference,
             "log": dict(self.log),
@@ -186,22 +203,29 @@ class DriftEngine:
         self.seen = 0
         self.skipped = 0
         horizon = 10 * config.window
-        alpha = config.sequential_alpha / len(STREAM_FEATURES)
-        floor = continuous_cusum_threshold(reference.size, config.cusum_slack, alpha, horizon)
-        self.cusums: dict[str, Cusum] = {}
-        self.adwins: dict[str, AdwinTracker] = {}
         self.trace: deque[tuple[int, dict[str, float]]] = deque(maxlen=max(horizon, 2000))
-        for name in STREAM_FEATURES:
+        self.stream_features = [name for name in STREAM_FEATURES
+                                if np.isfinite(self.reference_columns[name]).sum() >= 2]
+        self._sorted: dict[str, np.ndarray] = {}
+        self.adwins: dict[str, AdwinTracker] = {}
+        for name in self.stream_features:
             column = self.reference_columns[name]
-            finite = column[np.isfinite(column)]
-            if finite.size < 2:
-                continue
-            threshold = max(calibrate_cusum(finite, config.cusum_slack, alpha, horizon), floor)
-            self.cusums[name] = Cusum(finite, slack=config.cusum_slack, threshold=threshold)
+            self._sorted[name] = np.sort(column[np.isfinite(column)])
             tracker = AdwinTracker(delta=config.adwin_delta)
-            for position, value in enumerate(percentiles(finite, column), start=1):
+            for position, value in enumerate(percentiles(self._sorted[name], column), start=1):
                 tracker.update(float(value) if np.isfinite(column[position - 1]) else math.nan, position)
             self.adwins[name] = tracker
+        self.cusums: dict[str, OneSidedCusum] = {}
+        self.scale: ScoreScale | None = None
+        if self.stream_features:
+            matrix = np.column_stack([self.reference_columns[name] for name in self.stream_features])
+            directions = [STREAM_DIRECTIONS[name] for name in self.stream_features]
+            self.scale = ScoreScale.fit(matrix, directions)
+            warning, drift = calibrate_joint_cusum(
+                matrix, directions, config.cusum_slack, (max(config.warning_alpha, config.sequential_alpha),
+                                                         config.sequential_alpha), horizon)
+            for name in [*self.stream_features, COMBINED]:
+                self.cusums[name] = OneSidedCusum(config.cusum_slack, threshold=drift, warning_threshold=warning)
         for position in range(reference.size):
             self.trace.append(
                 (position + 1, {name: float(self.reference_columns[name][position]) for name in STREAM_FEATURES})
@@ -233,11 +257,13 @@ class DriftEngine:
             self._rows.append(row)
             self._embeddings.append(np.asarray(observation.embedding, dtype=np.float64))
             self.seen += 1
-            for name, cusum in self.cusums.items():
-                cusum.update(row[name])
+            if self.scale is not None:
+                scores = self.scale.scores(np.array([[row[name] for name in self.stream_features]]))[0]
+                for name, score in zip([*self.stream_features, COMBINED], scores, strict=True):
+                    self.cusums[name].update(float(score))
             for name, tracker in self.adwins.items():
                 value = row[name]
-                share = float(percentiles(self.cusums[name].reference, np.array([value]))[0])
+                share = float(percentiles(self._sorted[name], np.array([value]))[0])
                 tracker.update(share if math.isfinite(value) else math.nan, self.position)
             point = {name: row[name] for name in STREAM_FEATURES}
             point.update({f"cusum:{name}": cusum.statistic for name, cusum in self.cusums.items()})
@@ -267,7 +293,8 @@ class DriftEngine:
             "ks": any(f.ks_p_adjusted is not None and f.ks_p_adjusted < config.ks_alpha for f in tested),
             "psi": any(f.psi is not None and f.psi >= config.psi_drift for f in features.values()),
             "adwin": any(f.adwin_change for f in features.values()),
-            "cusum": any(f.cusum_alarm for f in features.values()),
+            "cusum": any(c.alarm for c in self.cusums.values()),
+            "cusum_warning": any(c.warning for c in self.cusums.values()),
             "ks+psi": any(f.ks_p_adjusted is not None and f.ks_p_adjusted < config.ks_alpha
                           and (f.psi or 0.0) >= config.psi_drift for f in tested),
         }
@@ -282,8 +309,24 @@ class DriftEngine:
         levels = [LEVELS.index(f.level) for f in features.values()]
         if mmd_alarm:
             levels.append(LEVELS.index("warning"))
-        status.status = LEVELS[max(levels, default=0)]
         status.reasons = [reason for f in features.values() if f.level != "ok" for reason in f.why]
+        combined = self.cusums.get(COMBINED)
+        if combined is not None:
+            status.sequential = {
+                "features": list(self.stream_features), "combined": combined.statistic,
+                "warning_threshold": combined.warning_threshold, "drift_threshold": combined.threshold,
+                "slack": config.cusum_slack, "warning_alpha": max(config.warning_alpha, config.sequential_alpha),
+                "drift_alpha": config.sequential_alpha, "horizon": 10 * config.window,
+            }
+            if combined.warning:
+                level = "drift" if combined.alarm else "warning"
+                levels.append(LEVELS.index(level))
+                status.reasons.append(
+                    f"combined score of {', '.join(self.stream_features)}: sequential test (CUSUM) above its "
+                    f"{level} threshold ({combined.statistic:.1f} > "
+                    f"{combined.threshold if combined.alarm else combined.warning_threshold:.1f})"
+                )
+        status.status = LEVELS[max(levels, default=0)]
         if mmd_alarm:
             status.reasons.append(
                 f"embeddings: MMD permutation test p={status.multivariate['p']:.3g} < {config.ks_alpha}"
@@ -311,9 +354,8 @@ class DriftEngine:
             feature.psi, feature.psi_bins = stability.value, len(stability.reference_share)
         if name in self.cusums:
             cusum = self.cusums[name]
-            feature.cusum, feature.cusum_threshold, feature.cusum_alarm = (
-                cusum.statistic, float(cusum.threshold or 0.0), cusum.alarm
-            )
+            feature.cusum, feature.cusum_threshold, feature.cusum_alarm = cusum.statistic, cusum.threshold, cusum.alarm
+            feature.cusum_warning_threshold, feature.cusum_warning = cusum.warning_threshold, cusum.warning
         if name in self.adwins:
             self._adwin(feature, self.adwins[name])
         return feature
@@ -349,7 +391,12 @@ class DriftEngine:
         if feature.why:
             feature.level = "drift"
             return
-        if significant:
+        if feature.cusum_warning:
+            feature.why.append(
+                f"{feature.name}: sequential test (CUSUM) above its warning threshold "
+                f"({feature.cusum:.1f} > {feature.cusum_warning_threshold:.1f}); {moved}"
+            )
+        if significant and config.ks_warns:
             feature.why.append(f"{feature.name}: {ks}; {moved}")
         if feature.adwin_change:
             feature.why.append(

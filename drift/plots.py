@@ -103,6 +103,6 @@ def stream(
     bottom.axhline(1.0, color=LEVEL_COLORS["drift"], linestyle="--", linewidth=1, label="threshold")
     bottom.set_ylabel("CUSUM / threshold", fontsize=8)
     bottom.set_xlabel("query", fontsize=8)
-    bottom.set_title("Sequential test (two-sided CUSUM): drift while a line is above 1", fontsize=9)
+    bottom.set_title("Sequential tests (one-sided CUSUMs): drift while a line is above 1", fontsize=9)
     bottom.legend(fontsize=7, loc="upper left", ncols=4)
     return figure_png(figure, dpi=DPI)

@@ -17,7 +17,7 @@ import numpy as np
 
 from drift import plots
 from drift.detectors import Cut
-from drift.monitor import STREAM_FEATURES, DriftConfig, DriftEngine, DriftStatus
+from drift.monitor import COMBINED, STREAM_FEATURES, DriftConfig, DriftEngine, DriftStatus
 from mlsearch.errors import DriftError
 from mlsearch.reporting import (
     Cell,
@@ -120,7 +120,8 @@ def figures(data: ReportData) -> dict[str, bytes]:
         "psi.png": plots.psi_bars({n: f.psi for n, f in features.items()}, levels, data.config.psi_warning,
                                   data.config.psi_drift),
         "stream.png": plots.stream(data.positions, data.trace, data.status.reference_size, cuts,
-                                   {n: data.thresholds[n] for n in STREAM_FEATURES if n in data.thresholds},
+                                   {n: data.thresholds[n] for n in (*STREAM_FEATURES, COMBINED)
+                                    if n in data.thresholds},
                                    data.window_start),
     }
 
@@ -145,19 +146,21 @@ def _feature_rows(data: ReportData) -> list[list[str]]:
 HEADERS = ["feature", "level", "reference mean", "window mean", "KS p", "KS p adjusted", "PSI", "ADWIN cut",
            "CUSUM / threshold"]
 READING = [
-    "**status** is the worst level over the features. `drift`: a feature's sequential test (CUSUM) is above "
-    "its threshold, calibrated on the reference for one false alarm in a hundred runs of ten windows of "
-    "in-domain traffic (with `MLSEARCH_DRIFT_PSI_CONFIRMS=true`, also a significant KS test with PSI at "
-    "least the drift threshold). `warning`: a significant KS test after the multiple-testing correction, or an "
-    "ADWIN cut inside the window away from the reference. `warming_up`: the reference is not complete, or the "
-    "window holds too few queries.",
+    "**status** is the worst level over the features. `drift`: a one-sided sequential test (CUSUM) on a "
+    "feature's per-query score, or on the combined score of the top score, unknown terms and centroid "
+    "distance, is above the drift threshold; the thresholds are calibrated together on the reference for one "
+    "false alarm in a hundred runs of ten windows of in-domain traffic (with "
+    "`MLSEARCH_DRIFT_PSI_CONFIRMS=true`, also a significant KS test with PSI at least the drift threshold). "
+    "`warning`: a CUSUM above the warning threshold (five in a hundred runs), or an ADWIN cut inside the "
+    "window away from the reference. KS p-values are shown but warn only with `MLSEARCH_DRIFT_KS_WARNS=true`. "
+    "`warming_up`: the reference is not complete, or the window holds too few queries.",
     "**Distributions**: grey bars are the reference, the blue line the current window. Questions the corpus "
     "does not answer have a lower top score, more unknown terms and a larger distance to the reference "
     "centroid.",
     "**PSI** sizes each shift (0.1 warning, 0.25 drift by convention), but with windows of a hundred queries "
     "it reaches 0.1–0.3 by chance, so it raises no level on its own; trust it where KS agrees.",
     "**Stream**: the top score query by query (grey: the reference); red lines are where ADWIN cut a stream. "
-    "Below, each CUSUM divided by its threshold: drift while a line is above 1.",
+    "Below, each CUSUM (and the combined one) divided by the drift threshold: drift while a line is above 1.",
 ]
 
 

@@ -33,6 +33,7 @@ from finetune.split import QuerySplit, split_queries
 from finetune.train import TrainingConfig, TrainingExample, TrainingStats, train_model
 from indexing.backends.base import KeywordIndex
 from indexing.backends.bm25 import Bm25Index
+from indexing.backends.configs import Bm25Config, FaissConfig, config_of
 from indexing.backends.faiss_index import FaissIndex
 from indexing.build import corpus_fingerprint
 from indexing.chunks import Chunk
@@ -316,9 +317,10 @@ def _judges_corpus(dataset: EvalDataset, context: _Context) -> bool:
 
 def _keyword_index(settings: Settings, context: _Context) -> KeywordIndex:
     """The index's BM25 (same positions), or one built in memory over its chunks."""
-    if "bm25" in context.manifest.backends:
-        return Bm25Index.load(current_version_dir(context.index_dir) / "bm25", settings)
-    index = Bm25Index(settings)
+    if Bm25Index.name in context.manifest.backends:
+        where = current_version_dir(context.index_dir) / Bm25Index.name
+        return Bm25Index.load(where, config_of(Bm25Config, settings))
+    index = Bm25Index(config_of(Bm25Config, settings))
     index.build([chunk.embedding_text for _, chunk in context.chunks])
     return index
 
@@ -331,7 +333,7 @@ def _logged_queries(
     if path is None:
         return {"file": None, "given": 0, "labelled": 0, "train": []}
     texts = read_query_file(path)
-    dense = FaissIndex(champion.dimension, settings.model_copy(update={"faiss_factory": "Flat"}))
+    dense = FaissIndex(champion.dimension, FaissConfig(factory="Flat"))  # exact inner products
     dense.add(context.store.embeddings(), [chunk for _, chunk in context.chunks])
     labelled = pseudo_label(texts, champion, dense, keyword, dict(context.chunks))
     train = [q for q in labelled if q.position in split.train_positions]

@@ -207,7 +207,7 @@ def run_reranker_training(
 
     t = time.perf_counter()
     base = options.base_model or bundled_model_path()
-    model, steps, loss = train_cross_encoder(base, pairs, options, searcher.settings.device, show_progress)
+    model, steps, loss = train_cross_encoder(base, pairs, options, searcher.config.encoder.device, show_progress)
     timings["train"] = round(time.perf_counter() - t, 2)
     say(f"trained {steps} steps (loss {loss:.4f}); gating on {len(dev)} dev queries")
 

@@ -319,7 +319,7 @@ def tune(
     candidates = collect_candidates(searcher, queries, methods, DEPTH, backend, show_progress)
 
     default = index_fusion(Manifest.model_validate({**searcher.manifest.model_dump(), "tuning": None}),
-                           searcher.settings)
+                           searcher.config.rrf_k)
     champion = trial("default " + default.label(), queries, score_fusion(default, candidates, queries), default)
     grid = fusion_grid(methods, default.rrf_k)
     say(f"scoring {len(grid)} fusion variants")

@@ -20,6 +20,7 @@ import numpy as np
 from haystack import Document
 from tqdm.auto import tqdm
 
+from indexing.backends.configs import keyword_config, vector_config
 from indexing.backends.registry import keyword_backend, parse_backends, vector_backend
 from indexing.checkpoint import CHECKPOINT_FILE, usable_checkpoints, write_checkpoint_info
 from indexing.chunking import Chunker, ChunkingConfig
@@ -285,13 +286,13 @@ def build_backends(
     try:
         for name in names:
             if name in KEYWORD_BACKEND_NAMES:
-                keyword = keyword_backend(name)(settings)
+                keyword = keyword_backend(name)(keyword_config(name, settings))
                 keyword.build(store.embedding_texts())
                 keyword.save(build_dir / name)
                 described[name] = keyword.describe()
                 del keyword
             else:
-                vector = vector_backend(name)(dimension, settings)
+                vector = vector_backend(name)(dimension, vector_config(name, settings))
                 for start, vectors in store.embedding_batches(dimension, BACKEND_BATCH):
                     vector.add(vectors, store.chunk_range(start, start + len(vectors)))
                 vector.save(build_dir / name)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from indexing.backends.configs import keyword_config, vector_config
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
@@ -67,10 +68,10 @@ def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> d
         backend: Any
         try:
             if name in KEYWORD_BACKEND_NAMES:
-                backend = keyword_backend(name).load(directory / name, settings)
+                backend = keyword_backend(name).load(directory / name, keyword_config(name, settings))
                 backend.search("the model and the data", 10)
             else:
-                backend = vector_backend(name).load(directory / name, settings)
+                backend = vector_backend(name).load(directory / name, vector_config(name, settings))
                 backend.search(query_vector, 10)
         except Exception as exc:  # report what can be measured; one broken backend must not hide the rest
             logger.warning("cannot load %s to measure it: %s", name, exc)

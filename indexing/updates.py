@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from haystack import Document
 
+from indexing.backends.configs import keyword_config, vector_config
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.build import embed_chunks
 from indexing.chunking import Chunker, ChunkingConfig
@@ -87,12 +88,12 @@ def write_backends(
     described: dict[str, dict[str, object]] = {}
     for name in names:
         if name in KEYWORD_BACKEND_NAMES:
-            keyword = keyword_backend(name)(settings)
+            keyword = keyword_backend(name)(keyword_config(name, settings))
             keyword.build(texts if texts is not None else [chunk.embedding_text for chunk in chunks])
             keyword.save(directory / name)
             described[name] = keyword.describe()
         else:
-            vector = vector_backend(name)(dimension, settings)
+            vector = vector_backend(name)(dimension, vector_config(name, settings))
             vector.add(vectors, chunks)
             vector.save(directory / name)
             described[name] = vector.describe()

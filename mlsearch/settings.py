@@ -182,7 +182,13 @@ class Settings(BaseSettings):
     drift_sequential_alpha: float = Field(
         default=0.01, gt=0, lt=1, description="CUSUM false-alarm probability over 10 windows of queries."
     )
+    drift_warning_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="CUSUM warning probability over 10 windows of in-domain queries."
+    )
     drift_cusum_slack: float = Field(default=0.5, gt=0)
+    drift_ks_warns: bool = Field(
+        default=False, description="Also warn when a KS test (repeated after every query) is significant."
+    )
     drift_adwin_delta: float = Field(default=0.002, gt=0, lt=1)
     drift_psi_confirms: bool = Field(
         default=False, description="Also call drift when KS is significant and PSI reaches drift_psi_drift."

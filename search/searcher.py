@@ -6,8 +6,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
@@ -15,6 +15,13 @@ from typing import Any, cast
 import numpy as np
 
 from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
+from indexing.backends.configs import (
+    CONFIG_TYPES,
+    BackendConfig,
+    as_keyword_config,
+    as_vector_config,
+    backend_configs,
+)
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.embedding import Encoder, EncoderConfig, open_encoder
 from indexing.filters import ChunkFilter, as_filter
@@ -124,6 +131,34 @@ class QueryEmbeddingCache:
         return len(self._items)
 
 
+@dataclass(frozen=True)
+class SearchConfig:
+    """What a searcher needs to know: fusion, the query cache, the model's device and each backend's config.
+
+    Attributes:
+        rrf_k: Reciprocal rank fusion constant.
+        query_cache_size: Query embeddings kept in the LRU cache (0: none).
+        encoder: How a lazily loaded model runs (device, torch or an exported model, threads).
+        reranker: The cross-encoder of ``rerank`` (the manifest's when None).
+        rerank_top_n: Results the reranker rescores.
+        backends: Backend name → its config (used when that backend is loaded).
+    """
+
+    rrf_k: int = 60
+    query_cache_size: int = 1024
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    reranker: Path | None = None
+    rerank_top_n: int = 20
+    backends: Mapping[str, BackendConfig] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchConfig:
+        """The search config the settings describe (the one place a searcher's settings are read)."""
+        return cls(rrf_k=settings.rrf_k, query_cache_size=settings.query_cache_size,
+                   encoder=EncoderConfig.from_settings(settings), reranker=settings.reranker,
+                   rerank_top_n=settings.rerank_top_n, backends=backend_configs(settings))
+
+
 class Searcher:
     """Searches one index version. Backends are loaded on first use and kept; so is the model.
 
@@ -132,49 +167,53 @@ class Searcher:
     """
 
     def __init__(
-        self, directory: Path, manifest: Manifest, settings: Settings, encoder: Encoder | None = None,
+        self, directory: Path, manifest: Manifest, config: SearchConfig, encoder: Encoder | None = None,
         load_model: Callable[[], Encoder] | None = None,
     ) -> None:
         self.directory = directory
         self.manifest = manifest
-        self.settings = settings
+        self.config = config
         self.store = ChunkStore(directory / ChunkStore.FILE)
-        self.cache = QueryEmbeddingCache(settings.query_cache_size)
+        self.cache = QueryEmbeddingCache(config.query_cache_size)
         self._encoder = encoder
         self._load_model = load_model
         self._backends: dict[str, VectorIndex | KeywordIndex] = {}
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
         self.batcher: QueryBatcher | None = None  # set by the service: concurrent queries encoded in batches
-        self.fusion = index_fusion(manifest, settings)
+        self.fusion = index_fusion(manifest, config.rrf_k)
         self._reranker: Reranker | None = None
 
     @classmethod
     def open(
-        cls, index_dir: Path, settings: Settings, encoder: Encoder | None = None, model: str | None = None,
-        loader: EncoderLoader | None = None,
+        cls, index_dir: Path, config: SearchConfig | Settings, encoder: Encoder | None = None,
+        model: str | None = None, loader: EncoderLoader | None = None,
     ) -> Searcher:
         """Open the version that ``index_dir`` points to now; nothing but the manifest is read yet.
 
         Args:
             index_dir: The index directory (a link to its current version, or a version itself).
-            settings: Search settings.
+            config: The search config (settings are turned into one by :meth:`SearchConfig.from_settings`).
             encoder: An already loaded model (checked against the manifest now).
             model: A model name or path to load when first needed (the manifest's model by default).
-            loader: Loads a model by name (``indexing.embedding.open_encoder`` as the settings say by default).
+            loader: Loads a model by name (``indexing.embedding.open_encoder`` with the config's encoder settings
+                by default).
 
         Raises:
             IndexNotBuiltError: No index there.
             ModelMismatchError: The encoder is not the model the index was built with (raised when the model
                 is loaded, for a model given by name).
         """
+        if isinstance(config, Settings):
+            config = SearchConfig.from_settings(config)
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
         if encoder is not None:
             manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
         name = model or manifest.model.name
-        load = loader or (lambda n: open_encoder(n, EncoderConfig.from_settings(settings)))
-        return cls(directory, manifest, settings, encoder=encoder, load_model=lambda: load(name))
+        encoder_config = config.encoder
+        load = loader or (lambda n: open_encoder(n, encoder_config))
+        return cls(directory, manifest, config, encoder=encoder, load_model=lambda: load(name))
 
     @cached_property
     def chunk_count(self) -> int:
@@ -242,8 +281,13 @@ class Searcher:
                     raise IndexNotBuiltError(
                         f"backend {name!r} was not built in this index (built: {', '.join(self.built_backends)})"
                     )
-                cls = vector_backend(name) if BACKENDS[name].kind == "vector" else keyword_backend(name)
-                self._backends[name] = cls.load(self.directory / name, self.settings)
+                config = self.config.backends.get(name) or CONFIG_TYPES[name]()
+                where = self.directory / name
+                self._backends[name] = (
+                    vector_backend(name).load(where, as_vector_config(name, config))
+                    if BACKENDS[name].kind == "vector"
+                    else keyword_backend(name).load(where, as_keyword_config(name, config))
+                )
         return self._backends[name]
 
     def embed_query(self, query: str) -> np.ndarray:
@@ -282,7 +326,7 @@ class Searcher:
         if backend not in VECTOR_BACKEND_NAMES:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
         if rerank:
-            top_n = self.settings.rerank_top_n
+            top_n = self.config.rerank_top_n
             ranked = self.retrieve(query, max(k, top_n), method, backend, tags, fusion)
             texts = {p: c.embedding_text for p, c in self.store.get(p for p, _ in ranked[:top_n]).items()}
             return self.reranker.rerank(query, ranked, texts, top_n)[:k]
@@ -409,11 +453,11 @@ class Searcher:
         if self._reranker is None:
             with self._model_lock:
                 if self._reranker is None:
-                    path = self.settings.reranker or ((self.manifest.tuning or {}).get("reranker") or {}).get("path")
+                    path = self.config.reranker or ((self.manifest.tuning or {}).get("reranker") or {}).get("path")
                     if not path:
                         raise BadQueryError("no reranker is configured: set MLSEARCH_RERANKER to a cross-encoder "
                                             "folder or run `mlsearch rerank-train`")
-                    self._reranker = Reranker.load(path, device=self.settings.device)
+                    self._reranker = Reranker.load(path, device=self.config.encoder.device)
         return self._reranker
 
     def close(self) -> None:
@@ -421,7 +465,7 @@ class Searcher:
         self.store.close()
 
 
-def index_fusion(manifest: Manifest, settings: Settings) -> FusionConfig:
+def index_fusion(manifest: Manifest, rrf_k: int) -> FusionConfig:
     """The fusion hybrid search uses on an index: the one ``mlsearch tune`` chose, else equal-weight RRF.
 
     A tuned fusion that fuses a method whose backend this index lacks is ignored (with a warning).
@@ -432,4 +476,4 @@ def index_fusion(manifest: Manifest, settings: Settings) -> FusionConfig:
         if all(m in METHODS and (m == "dense" or m in manifest.backends) for m in config.methods):
             return config
         logger.warning("tuned fusion %s needs backends this index lacks; using RRF", config.label())
-    return FusionConfig(rrf_k=settings.rrf_k, depth=HYBRID_CANDIDATES)
+    return FusionConfig(rrf_k=rrf_k, depth=HYBRID_CANDIDATES)

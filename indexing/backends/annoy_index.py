@@ -9,9 +9,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from indexing.backends.configs import AnnoyConfig
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
-from mlsearch.settings import Settings
 
 try:
     from annoy import AnnoyIndex as _Annoy
@@ -25,12 +25,12 @@ class AnnoyIndex:
     name: ClassVar[str] = "annoy"
     FILE = "annoy.ann"
 
-    def __init__(self, dimension: int, settings: Settings) -> None:
+    def __init__(self, dimension: int, config: AnnoyConfig) -> None:
         if _Annoy is None:
             raise BackendUnavailableError("annoy", "install annoy")
         self.dimension = dimension
-        self.trees = settings.annoy_trees
-        self.search_k = settings.annoy_search_k
+        self.trees = config.trees
+        self.search_k = config.search_k
         self._index = _Annoy(dimension, "dot")
         self._index.set_seed(42)
         self._count = 0
@@ -74,13 +74,13 @@ class AnnoyIndex:
         (directory / "annoy.json").write_text(json.dumps(self.describe()))
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> Self:
+    def load(cls, directory: Path, config: AnnoyConfig) -> Self:
         """Memory-map a saved index (Annoy's ``load`` maps the file; nothing is copied)."""
         path = directory / cls.FILE
         if not path.is_file():
             raise IndexNotBuiltError(f"no Annoy index in {directory}")
         info = json.loads((directory / "annoy.json").read_text())
-        index = cls(int(info["dimension"]), settings)
+        index = cls(int(info["dimension"]), config)
         index.trees = int(info["trees"])
         index._index.load(str(path), prefault=False)
         index._count = index._index.get_n_items()

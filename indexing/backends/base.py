@@ -10,7 +10,6 @@ import numpy as np
 
 from indexing.chunks import Chunk
 from indexing.filters import ChunkFilter
-from mlsearch.settings import Settings
 
 Hits = tuple[np.ndarray, np.ndarray]
 """``(scores, ids)``: float32 and int64 arrays of shape ``(n_queries, k)``; missing hits have id -1."""
@@ -24,8 +23,8 @@ class VectorIndex(Protocol):
 
     name: ClassVar[str]
 
-    def __init__(self, dimension: int, settings: Settings) -> None:
-        """An empty index for vectors of ``dimension`` floats."""
+    def __init__(self, dimension: int, config: Any) -> None:
+        """An empty index for vectors of ``dimension`` floats; ``config`` is the backend's own (``configs.py``)."""
         ...
 
     def add(self, vectors: np.ndarray, chunks: Sequence[Chunk]) -> None:
@@ -41,7 +40,7 @@ class VectorIndex(Protocol):
         ...
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> Self:
+    def load(cls, directory: Path, config: Any) -> Self:
         """Open an index written by :meth:`save`."""
         ...
 
@@ -60,8 +59,8 @@ class KeywordIndex(Protocol):
 
     name: ClassVar[str]
 
-    def __init__(self, settings: Settings) -> None:
-        """An empty index."""
+    def __init__(self, config: Any) -> None:
+        """An empty index; ``config`` is the backend's own (see ``indexing/backends/configs.py``)."""
         ...
 
     def build(self, texts: Sequence[str]) -> None:
@@ -81,7 +80,7 @@ class KeywordIndex(Protocol):
         ...
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> Self:
+    def load(cls, directory: Path, config: Any) -> Self:
         """Open an index written by :meth:`save`; never runs code from the files."""
         ...
 

@@ -13,22 +13,22 @@ import bm25s
 import numpy as np
 
 from indexing.backends.base import top_k
+from indexing.backends.configs import Bm25Config
 from indexing.backends.text import analyze
 from mlsearch.errors import IndexNotBuiltError
-from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 class Bm25Index:
-    """Okapi BM25 (``k1``, ``b`` from the settings) over stemmed, stop-worded terms."""
+    """Okapi BM25 (``k1``, ``b`` from its config) over stemmed, stop-worded terms."""
 
     name: ClassVar[str] = "bm25"
 
-    def __init__(self, settings: Settings) -> None:
-        self.k1 = settings.bm25_k1
-        self.b = settings.bm25_b
+    def __init__(self, config: Bm25Config) -> None:
+        self.k1 = config.k1
+        self.b = config.b
         self._retriever: bm25s.BM25 | None = None
         self._vocabulary: dict[str, int] = {}
         self._count = 0
@@ -69,12 +69,12 @@ class Bm25Index:
         (directory / "bm25.json").write_text(json.dumps(self.describe()))
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> Self:
+    def load(cls, directory: Path, config: Bm25Config) -> Self:
         """Read the arrays back with pickle disabled."""
         if not (directory / "bm25.json").is_file():
             raise IndexNotBuiltError(f"no BM25 index in {directory}")
         info = json.loads((directory / "bm25.json").read_text())
-        index = cls(settings)
+        index = cls(config)
         index.k1, index.b, index._count = float(info["k1"]), float(info["b"]), int(info["documents"])
         if (directory / "params.index.json").is_file():
             retriever = bm25s.BM25.load(str(directory), allow_pickle=False, show_progress=False, mmap=True)

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from indexing.backends import elasticsearch_queries as q
+from indexing.backends.configs import ElasticsearchConfig
 from indexing.chunks import Chunk
 from indexing.filters import ChunkFilter
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
-from mlsearch.settings import Settings
 
 try:
     from elastic_transport import ApiError, ConnectionTimeout, TransportError
@@ -73,39 +73,39 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of :class:`elasticsearch.Elasticsearch` from the settings: auth, TLS, timeout, retries.
+def client_options(config: ElasticsearchConfig) -> dict[str, Any]:
+    """Keyword arguments of :class:`elasticsearch.Elasticsearch` from the config: auth, TLS, timeout, retries.
 
     Raises:
         BackendUnavailableError: The CA certificate file does not exist.
     """
     options: dict[str, Any] = {
-        "request_timeout": settings.elasticsearch_timeout,
-        "max_retries": settings.elasticsearch_max_retries,
+        "request_timeout": config.timeout,
+        "max_retries": config.max_retries,
         "retry_on_timeout": True,
         "retry_on_status": RETRY_ON_STATUS,
     }
-    if settings.elasticsearch_api_key is not None:
-        options["api_key"] = settings.elasticsearch_api_key.get_secret_value()
-    elif settings.elasticsearch_username:
-        password = settings.elasticsearch_password.get_secret_value() if settings.elasticsearch_password else ""
-        options["basic_auth"] = (settings.elasticsearch_username, password)
-    if settings.elasticsearch_ca_certs is not None:
-        if not settings.elasticsearch_ca_certs.is_file():
-            raise BackendUnavailableError(BACKEND, f"CA certificate {settings.elasticsearch_ca_certs} not found")
-        options["ca_certs"] = str(settings.elasticsearch_ca_certs)
+    if config.api_key is not None:
+        options["api_key"] = config.api_key.get_secret_value()
+    elif config.username:
+        password = config.password.get_secret_value() if config.password else ""
+        options["basic_auth"] = (config.username, password)
+    if config.ca_certs is not None:
+        if not config.ca_certs.is_file():
+            raise BackendUnavailableError(BACKEND, f"CA certificate {config.ca_certs} not found")
+        options["ca_certs"] = str(config.ca_certs)
     return options
 
 
-def make_client(url: str, settings: Settings) -> Elasticsearch:
-    """A client for ``url`` configured from the settings (no request is sent yet).
+def make_client(url: str, config: ElasticsearchConfig) -> Elasticsearch:
+    """A client for ``url`` configured from the config (no request is sent yet).
 
     Raises:
         BackendUnavailableError: The URL or the TLS settings are invalid.
     """
     _quiet_client_retries()
     try:
-        return Elasticsearch(url, **client_options(settings))
+        return Elasticsearch(url, **client_options(config))
     except (ValueError, TypeError) as exc:
         raise BackendUnavailableError(BACKEND, f"cannot use {redact(url)}: {exc}") from exc
 
@@ -140,9 +140,9 @@ class ElasticsearchIndex:
 
     Args:
         dimension: The embedding size.
-        settings: ``elasticsearch_*`` settings (URL, credentials, prefix, retries, mapping options).
-        client: An already configured client (tests); built from the settings otherwise.
-        url: The cluster URL when it is not the one in the settings.
+        config: URL, credentials, prefix, retries, mapping options (the ``elasticsearch_*`` settings).
+        client: An already configured client (tests); built from the config otherwise.
+        url: The cluster URL when it is not the one in the config.
 
     Raises:
         BackendUnavailableError: No cluster URL is configured, or the client library is missing.
@@ -154,27 +154,28 @@ class ElasticsearchIndex:
     QUERIES_PER_REQUEST = 50
 
     def __init__(
-        self, dimension: int, settings: Settings, client: Elasticsearch | None = None, url: str | None = None
+        self, dimension: int, config: ElasticsearchConfig, client: Elasticsearch | None = None,
+        url: str | None = None,
     ) -> None:
         if Elasticsearch is None:
             raise BackendUnavailableError(BACKEND, "install the client: pip install 'elasticsearch>=9,<10'")
-        url = url or settings.elasticsearch_url
+        url = url or config.url
         if not url:
             raise BackendUnavailableError(
                 BACKEND, "no cluster configured; set MLSEARCH_ELASTICSEARCH_URL (for example http://localhost:9200)"
             )
         self.dimension = dimension
-        self.settings = settings
+        self.config = config
         self.url = redact(url)
-        self.alias = q.check_prefix(settings.elasticsearch_index_prefix)
-        self.client = client if client is not None else make_client(url, settings)
+        self.alias = q.check_prefix(config.index_prefix)
+        self.client = client if client is not None else make_client(url, config)
         self.index: str | None = None
         self.similarity: str | None = None
         self.fingerprint: str | None = None
         self._digest = hashlib.sha256()
         self.mapping: dict[str, Any] = {
-            "vector_index": settings.elasticsearch_vector_index, "analyzer": "english",
-            "shards": settings.elasticsearch_shards, "replicas": settings.elasticsearch_replicas,
+            "vector_index": config.vector_index, "analyzer": "english",
+            "shards": config.shards, "replicas": config.replicas,
         }
         self._count = 0
         self._dirty = False
@@ -186,7 +187,7 @@ class ElasticsearchIndex:
         """The client for searches: at most one retry and none after a timeout, so that a query fails fast."""
         if self._reader_client is None:
             self._reader_client = self.client.options(
-                max_retries=min(1, self.settings.elasticsearch_max_retries), retry_on_timeout=False
+                max_retries=min(1, self.config.max_retries), retry_on_timeout=False
             )
         return self._reader_client
 
@@ -252,13 +253,13 @@ class ElasticsearchIndex:
         logger.info("Elasticsearch: indexed %d documents into %s (%d in all)", len(vectors), self.index, self._count)
 
     def _bulk(self, actions: Iterable[dict[str, Any]], total: int) -> None:
-        s = self.settings
+        s = self.config
         failures: list[dict[str, Any]] = []
         try:
             with self._talking(f"bulk indexing into {self.index}"):
                 for ok, item in streaming_bulk(
-                    self.client, actions, chunk_size=s.elasticsearch_bulk_size,
-                    max_retries=s.elasticsearch_max_retries, initial_backoff=s.elasticsearch_initial_backoff,
+                    self.client, actions, chunk_size=s.bulk_size,
+                    max_retries=s.max_retries, initial_backoff=s.initial_backoff,
                     max_backoff=60, retry_on_status=RETRY_ON_STATUS, raise_on_error=False,
                     raise_on_exception=False, yield_ok=False,
                 ):
@@ -341,7 +342,7 @@ class ElasticsearchIndex:
             for name, body in mappings.items()
         }
         doomed = q.versions_to_delete(
-            states, self.settings.elasticsearch_keep_versions, self.index, previous,
+            states, self.config.keep_versions, self.index, previous,
             q.physical_pattern(self.alias),
         )
         if doomed:
@@ -379,10 +380,10 @@ class ElasticsearchIndex:
 
     # -- loading ------------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, directory: Path, settings: Settings, client: Elasticsearch | None = None) -> Self:
+    def load(cls, directory: Path, config: ElasticsearchConfig, client: Elasticsearch | None = None) -> Self:
         """Connect to the cluster and open the physical index that this index version recorded.
 
-        The URL comes from the settings, or from the record when the settings name none.
+        The URL comes from the config, or from the record when the config names none.
 
         Raises:
             IndexNotBuiltError: No ``elasticsearch.json`` in ``directory``.
@@ -392,7 +393,7 @@ class ElasticsearchIndex:
         if not path.is_file():
             raise IndexNotBuiltError(f"no Elasticsearch index record in {directory}")
         info = json.loads(path.read_text())
-        index = cls(int(info["dimension"]), settings, client=client, url=settings.elasticsearch_url or info["url"])
+        index = cls(int(info["dimension"]), config, client=client, url=config.url or info["url"])
         index.alias = info["alias"]
         index.index = info["index"]
         index.similarity = info["similarity"]
@@ -442,7 +443,7 @@ class ElasticsearchIndex:
         ids = np.full((len(queries), width), -1, np.int64)
         if width == 0:
             return scores, ids
-        candidates = self.settings.elasticsearch_num_candidates
+        candidates = self.config.num_candidates
         for start in range(0, len(queries), self.QUERIES_PER_REQUEST):
             batch = queries[start : start + self.QUERIES_PER_REQUEST]
             searches = [line for vector in batch for line in ({}, q.knn_body(vector, width, candidates))]
@@ -461,7 +462,7 @@ class ElasticsearchIndex:
         Raises:
             ValueError: A method this backend does not serve, or ``dense`` without a vector.
         """
-        candidates = self.settings.elasticsearch_num_candidates
+        candidates = self.config.num_candidates
         searches: list[dict[str, Any]] = []
         for method in methods:
             if method == "dense":
@@ -477,7 +478,7 @@ class ElasticsearchIndex:
 
     def knn(self, vector: np.ndarray, k: int, tags: ChunkFilter | Sequence[str] | None = None) -> Ranked:
         """The ``k`` nearest chunks by inner product as ``(position, inner product)``, tag filter applied in ES."""
-        body = q.knn_body(vector, k, self.settings.elasticsearch_num_candidates, tags)
+        body = q.knn_body(vector, k, self.config.num_candidates, tags)
         return self._ranked(self._msearch([{}, body])[0], dense=True)
 
     def match(self, query: str, k: int, tags: ChunkFilter | Sequence[str] | None = None) -> Ranked:
@@ -488,7 +489,7 @@ class ElasticsearchIndex:
         self, vector: np.ndarray, query: str, k: int, tags: ChunkFilter | Sequence[str] | None = None
     ) -> tuple[Ranked, Ranked]:
         """kNN and BM25 rankings for a hybrid search, fetched in one ``msearch`` request."""
-        searches = q.hybrid_searches(vector, query, k, self.settings.elasticsearch_num_candidates, tags)
+        searches = q.hybrid_searches(vector, query, k, self.config.num_candidates, tags)
         dense, lexical = self._msearch(searches)
         return self._ranked(dense, dense=True), self._ranked(lexical, dense=False)
 
@@ -503,7 +504,7 @@ class ElasticsearchIndex:
             "similarity": self.similarity,
             "count": self._count,
             "fingerprint": self.fingerprint,
-            "num_candidates": self.settings.elasticsearch_num_candidates,
+            "num_candidates": self.config.num_candidates,
             "mapping": self.mapping,
         }
 

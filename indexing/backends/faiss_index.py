@@ -16,14 +16,15 @@ import re
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from indexing.backends.configs import FaissConfig
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
-from mlsearch.settings import Settings
 
 try:
     import faiss
@@ -52,19 +53,19 @@ def binary_codes(vectors: np.ndarray) -> np.ndarray:
 
 
 class FaissIndex:
-    """A FAISS index with ``METRIC_INNER_PRODUCT``; the factory string comes from the settings."""
+    """A FAISS index with ``METRIC_INNER_PRODUCT``; the factory string comes from its config."""
 
     name: ClassVar[str] = "faiss"
     FILE = "faiss.index"
 
-    def __init__(self, dimension: int, settings: Settings) -> None:
+    def __init__(self, dimension: int, config: FaissConfig) -> None:
         if faiss is None:
             raise BackendUnavailableError("faiss", "install faiss-cpu")
         self.dimension = dimension
-        self.factory = settings.faiss_factory
-        self.quantization = settings.faiss_quantization
-        self.rescore = settings.faiss_rescore
-        self.settings = settings
+        self.factory = config.factory
+        self.quantization = config.quantization
+        self.rescore = config.rescore
+        self.config = config
         self._index: Any = None
         self._floats: np.ndarray | None = None  # memory-mapped float vectors, for rescoring (after load)
         self._spool: Any = None  # float vectors written while adding, for rescoring (before save)
@@ -112,9 +113,9 @@ class FaissIndex:
     def _tune(self) -> None:
         index = self._index if self.quantization == "binary" else faiss.downcast_index(self._index)
         if hasattr(index, "nprobe"):
-            index.nprobe = self.settings.faiss_nprobe
+            index.nprobe = self.config.nprobe
         if hasattr(index, "hnsw"):
-            index.hnsw.efSearch = max(self.settings.faiss_hnsw_ef_search, self.rescore, 1)
+            index.hnsw.efSearch = max(self.config.hnsw_ef_search, self.rescore, 1)
 
     def _rescored(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact inner products of each query with its candidates' float vectors, best ``k`` first."""
@@ -171,16 +172,16 @@ class FaissIndex:
         (directory / "faiss.json").write_text(json.dumps(self.describe()))
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> Self:
+    def load(cls, directory: Path, config: FaissConfig) -> Self:
         """Read the index back, memory-mapped where FAISS allows it (and the rescoring floats always)."""
         path = directory / cls.FILE
         if not path.is_file():
             raise IndexNotBuiltError(f"no FAISS index in {directory}")
         info = json.loads((directory / "faiss.json").read_text())
-        quantization = str(info.get("quantization", "none"))
-        index = cls(int(info["dimension"]), settings.model_copy(update={"faiss_quantization": quantization}))
+        quantization = info.get("quantization", "none")
+        index = cls(int(info["dimension"]), replace(config, quantization=quantization))
         index.factory = info["factory"]
-        index.rescore = int(info.get("rescore", settings.faiss_rescore))
+        index.rescore = int(info.get("rescore", config.rescore))
         read = faiss.read_index_binary if quantization == "binary" else faiss.read_index
         try:
             index._index = read(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
@@ -206,8 +207,8 @@ class FaissIndex:
             "rescore": self.rescore if self.quantization != "none" else 0,
             "dimension": self.dimension,
             "metric": "inner_product",
-            "nprobe": self.settings.faiss_nprobe,
-            "hnsw_ef_search": self.settings.faiss_hnsw_ef_search,
+            "nprobe": self.config.nprobe,
+            "hnsw_ef_search": self.config.hnsw_ef_search,
         }
 
     def __len__(self) -> int:

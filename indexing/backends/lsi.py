@@ -14,9 +14,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from indexing.backends.base import top_k
+from indexing.backends.configs import LsiConfig
 from indexing.backends.text import analyze
 from mlsearch.errors import IndexNotBuiltError
-from mlsearch.settings import Settings
 
 
 class LsiIndex:
@@ -28,9 +28,9 @@ class LsiIndex:
 
     name: ClassVar[str] = "lsi"
 
-    def __init__(self, settings: Settings) -> None:
-        self.dimensions = settings.lsi_dimensions
-        self.fit_sample = settings.lsi_fit_sample
+    def __init__(self, config: LsiConfig) -> None:
+        self.dimensions = config.dimensions
+        self.fit_sample = config.fit_sample
         self._vectorizer: TfidfVectorizer | None = None
         self._components = np.zeros((0, 0), np.float32)
         self._documents = np.zeros((0, 0), np.float32)
@@ -137,12 +137,12 @@ class LsiIndex:
         (directory / "lsi.json").write_text(json.dumps(self.describe()))
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> Self:
+    def load(cls, directory: Path, config: LsiConfig) -> Self:
         """Rebuild the vectorizer from the stored vocabulary and idf; arrays load with pickle off."""
         if not (directory / "lsi.json").is_file():
             raise IndexNotBuiltError(f"no LSI index in {directory}")
         info = json.loads((directory / "lsi.json").read_text())
-        index = cls(settings)
+        index = cls(config)
         index.dimensions = int(info["dimensions"])
         vocabulary = json.loads((directory / "vocabulary.json").read_text())
         index._components = np.load(directory / "components.npy", allow_pickle=False)

@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from indexing.backends.configs import UsearchConfig
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
-from mlsearch.settings import Settings
 
 try:  # onnxruntime must be imported before usearch in one process (the other order crashes)
     import onnxruntime  # noqa: F401
@@ -31,21 +31,21 @@ except ImportError:  # pragma: no cover - usearch is a core dependency
 
 
 class UsearchIndex:
-    """A USearch HNSW graph over inner products; ``usearch_dtype`` picks f32, i8 (rescored) or b1 (rescored)."""
+    """A USearch HNSW graph over inner products; ``dtype`` picks f32, i8 (rescored) or b1 (rescored)."""
 
     name: ClassVar[str] = "usearch"
     FILE = "usearch.index"
     VECTORS = "vectors.npy"
 
-    def __init__(self, dimension: int, settings: Settings) -> None:
+    def __init__(self, dimension: int, config: UsearchConfig) -> None:
         if _Index is None:
             raise BackendUnavailableError("usearch", "install usearch")
         self.dimension = dimension
-        self.dtype = settings.usearch_dtype
-        self.connectivity = settings.usearch_connectivity
-        self.expansion_add = settings.usearch_expansion_add
-        self.expansion_search = settings.usearch_expansion_search
-        self.rescore = settings.usearch_rescore
+        self.dtype = config.dtype
+        self.connectivity = config.connectivity
+        self.expansion_add = config.expansion_add
+        self.expansion_search = config.expansion_search
+        self.rescore = config.rescore
         self.scale = 0.0  # i8: the factor that brings the vectors into [-1, 1], set by the first batch
         self._floats: list[np.ndarray] | np.ndarray = []
         self._index = self._new()
@@ -126,13 +126,13 @@ class UsearchIndex:
         (directory / "usearch.json").write_text(json.dumps(self.describe()))
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> Self:
+    def load(cls, directory: Path, config: UsearchConfig) -> Self:
         """Serve a saved index memory-mapped (USearch ``view``; nothing is copied into memory)."""
         path = directory / cls.FILE
         if not path.is_file():
             raise IndexNotBuiltError(f"no USearch index in {directory}")
         info = json.loads((directory / "usearch.json").read_text())
-        index = cls(int(info["dimension"]), settings)
+        index = cls(int(info["dimension"]), config)
         index.dtype, index.scale = info["dtype"], float(info["scale"])
         index.connectivity, index.expansion_add = int(info["connectivity"]), int(info["expansion_add"])
         index._index = _Index.restore(str(path), view=True)

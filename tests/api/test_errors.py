@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.errors import ERROR_STATUS, NotReadyError, status_for
 from indexing.build import build_index
+from mlsearch.catalog import VECTOR_BACKEND_NAMES
 from mlsearch.errors import BackendUnavailableError, BadQueryError, MlsearchError
 from mlsearch.settings import Settings
 from tests.api.conftest import wait_ready, wait_until
@@ -31,7 +32,8 @@ from tests.fakes import HashingEncoder
         ("/search", {"query": "q", "k": 101}, "k", "less than or equal to 100"),
         ("/search", {"query": "q", "k": "ten"}, "k", "integer"),
         ("/search", {"query": "q", "method": "semantic"}, "method", "'dense', 'lsi', 'bm25' or 'hybrid'"),
-        ("/search", {"query": "q", "backend": "milvus"}, "backend", "'faiss', 'annoy' or 'elasticsearch'"),
+        ("/search", {"query": "q", "backend": "milvus"}, "backend",
+         ", ".join(repr(n) for n in VECTOR_BACKEND_NAMES[:-1]) + f" or {VECTOR_BACKEND_NAMES[-1]!r}"),
         ("/search", {"query": "q", "top_k": 3}, "top_k", "unknown field"),
         ("/search", {"query": "q", "filters": {"tags": "drift"}}, "filters.tags", "list"),
         ("/search", {"query": "q", "filters": {"tags": [" "]}}, "filters.tags.0", "at least 1 character"),

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from indexing.layout import current_version_dir, versions_dir
 from cli.app import app
+from indexing.layout import current_version_dir, versions_dir
 
 runner = CliRunner()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from drift.service import DriftService
 from cli.app import app
+from drift.service import DriftService
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 from tests.fakes import HashingEncoder
@@ -59,14 +59,14 @@ def test_report_writes_the_three_files(runner: CliRunner, served: Path, drift_se
     result = runner.invoke(app, ["drift", "report", "--state-dir", str(served), "--out", str(out)],
                            env=env(drift_settings))
     assert result.exit_code == 0, result.output
-    # a 10-query reference is too small for the sequential test to be sure: KS says ``warning``
-    assert result.output.startswith("status warning: reference 10 queries, window 10")
-    assert "  - unknown_share: KS p=" in result.output
+    # no reference query had an unknown term, so twenty off-topic ones in a row are drift
+    assert result.output.startswith("status drift: reference 10 queries, window 10")
+    assert "  - unknown_share: sequential test (CUSUM) above its threshold" in result.output
     assert {p.name for p in out.iterdir()} >= {"drift.json", "report.md", "report.html", "stream.png"}
     as_json = runner.invoke(app, ["drift", "report", "--state-dir", str(served), "--out", str(out), "--json"],
                             env=env(drift_settings))
     document = json.loads(as_json.stdout)
-    assert document["status"] == "warning" and document["reference_size"] == 10
+    assert document["status"] == "drift" and document["reference_size"] == 10
 
 
 def test_report_against_a_reference_file(runner: CliRunner, served: Path, drift_settings: Settings,

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from drift.detectors import (
+    SCORE_CLIP,
     AdwinTracker,
-    Cusum,
+    OneSidedCusum,
+    ScoreScale,
     adjust_p_values,
-    calibrate_cusum,
+    calibrate_joint_cusum,
     ks_test,
     mmd_test,
     normal_scores,
@@ -112,23 +114,61 @@ def test_normal_scores_are_standard_normal_for_the_reference_distribution() -> N
     assert ties[0] == pytest.approx(0.0) and ties[1] > 2
 
 
-def test_cusum_calibration_grows_with_the_horizon_and_has_a_floor_for_tied_references() -> None:
-    reference = samples(0, 100)
-    short = calibrate_cusum(reference, 0.5, 0.01, 100)
-    long = calibrate_cusum(reference, 0.5, 0.01, 1000)
-    assert 0 < short < long
-    assert calibrate_cusum(np.zeros(100), 0.5, 0.01, 100) == 0.0  # hence the continuous floor in the engine
+def correlated(seed: int, size: int, rho: float = 0.5, features: int = 3) -> np.ndarray:
+    """``(size, features)`` standard normal rows with correlation ``rho`` between every pair of features."""
+    covariance = np.full((features, features), rho) + (1 - rho) * np.eye(features)
+    return np.random.default_rng(seed).multivariate_normal(np.zeros(features), covariance, size)
 
 
-def test_cusum_is_quiet_on_the_reference_distribution_and_fires_within_a_few_queries_of_a_shift() -> None:
-    reference = samples(0, 100)
-    cusum = Cusum(reference, alpha=0.01, horizon=500)
-    assert not any(cusum.update(float(v)) for v in samples(1, 300))
-    fired_at = next(i for i, v in enumerate(samples(2, 100, mean=-2.0), start=1) if cusum.update(float(v)))
-    assert fired_at <= 15
-    assert cusum.direction == "down" and cusum.alarm_since is not None
-    with pytest.raises(ValueError, match="two reference values"):
-        Cusum(np.array([1.0]))
+def first_alarm(scale: ScoreScale, stream: np.ndarray, slack: float, threshold: float) -> int | None:
+    cusums = [OneSidedCusum(slack, threshold, threshold) for _ in range(stream.shape[1] + 1)]
+    for index, row in enumerate(scale.scores(stream), start=1):
+        if any(cusum.update(float(z)) > threshold for cusum, z in zip(cusums, row, strict=True)):
+            return index
+    return None
+
+
+def test_score_scale_signs_clips_and_combines_correlated_features() -> None:
+    reference = correlated(0, 400, rho=0.9)
+    scale = ScoreScale.fit(reference, [-1, 1, 1])
+    scores = scale.scores(np.array([[-2.0, 2.0, 2.0], [50.0, 0.0, np.nan]]))
+    assert scores[0, :3] == pytest.approx([2.0, 2.0, 2.0], abs=0.3)  # all three moved the watched way
+    assert scores[1, 0] == -SCORE_CLIP and np.isnan(scores[1, 2])
+    # the spread of the sum allows for the correlation: √(3 + 6·0.9) watched the same way, √(3 − 2·0.9) when
+    # one feature is watched the other way
+    same_way = ScoreScale.fit(reference, [1, 1, 1])
+    assert same_way.combined_spread == pytest.approx(np.sqrt(8.4), rel=0.1)
+    assert scale.combined_spread == pytest.approx(np.sqrt(1.2), rel=0.15)
+    assert scores[0, 3] == pytest.approx(scores[0, :3].sum() / scale.combined_spread)
+
+
+def test_joint_calibration_bounds_the_false_alarm_rate_of_the_whole_family() -> None:
+    reference = correlated(0, 100)
+    warning, drift = calibrate_joint_cusum(reference, [1, 1, 1], 0.5, (0.2, 0.02), horizon=200, simulations=400)
+    assert 0 < warning < drift
+    scale = ScoreScale.fit(reference, [1, 1, 1])
+    streams = [correlated(seed, 200) for seed in range(1, 121)]  # fresh in-control traffic, not the reference
+    rate = np.mean([first_alarm(scale, stream, 0.5, warning) is not None for stream in streams])
+    assert rate <= 0.3  # calibrated for 0.2, with the reference's own sampling error included
+    longer = calibrate_joint_cusum(reference, [1, 1, 1], 0.5, (0.2,), horizon=800, simulations=400)[0]
+    assert longer > warning
+    # three copies of one feature need a lower threshold than three unrelated features (no Bonferroni penalty)
+    copies = np.repeat(reference[:, :1], 3, axis=1)
+    assert calibrate_joint_cusum(copies, [1, 1, 1], 0.5, (0.2,), 200, simulations=400)[0] < warning
+
+
+def test_a_gradual_shift_the_watched_way_is_caught_and_the_other_way_is_ignored() -> None:
+    reference = correlated(0, 100)
+    threshold = calibrate_joint_cusum(reference, [-1, 1, 1], 0.5, (0.01,), horizon=500, simulations=400)[0]
+    scale = ScoreScale.fit(reference, [-1, 1, 1])
+    ramp = np.minimum(np.arange(1, 101) / 30, 1.0)[:, None]  # the shift grows to 1.5 σ over 30 queries
+    drifting = correlated(5, 100) + 1.5 * ramp * np.array([-1.0, 1.0, 1.0])
+    caught = first_alarm(scale, drifting, 0.5, threshold)
+    assert caught is not None and caught <= 30
+    harmless = correlated(5, 100) + 1.5 * ramp * np.array([1.0, -1.0, -1.0])  # better scores, fewer unknowns
+    assert first_alarm(scale, harmless, 0.5, threshold) is None
+    quiet = OneSidedCusum(0.5, threshold, threshold)
+    assert quiet.update(float("nan")) == 0.0 and not quiet.alarm and not quiet.warning
 
 
 def test_mmd_permutation_test() -> None:

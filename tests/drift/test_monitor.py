@@ -53,6 +53,29 @@ def test_a_shift_is_drift_and_the_reasons_name_the_features(make_observations: M
     assert set(body["features"]["top_score"]) >= {"ks_p", "psi", "adwin_change", "reference_mean", "window_mean"}
 
 
+def test_a_gradual_shift_warns_before_it_is_drift_and_the_combined_score_is_reported(
+    make_observations: Make, small_config: DriftConfig
+) -> None:
+    engine = DriftEngine(Reference(make_observations(40, seed=1)), small_config)
+    engine.observe(make_observations(20, seed=2))
+    first: dict[str, int] = {}
+    for index in range(1, 61):  # the shift grows to 0.8 over 30 queries
+        engine.observe(make_observations(1, seed=100 + index, shift=0.8 * min(1.0, index / 30)))
+        status = engine.evaluate().status
+        if status in ("warning", "drift"):
+            first.setdefault("warning", index)
+        if status == "drift":
+            first.setdefault("drift", index)
+            break
+    assert "drift" in first and first["warning"] <= first["drift"] <= 30
+    body = engine.evaluate().to_dict()
+    sequential = body["sequential"]
+    assert sequential["features"] == ["top_score", "unknown_share", "centroid_distance"]
+    assert 0 < sequential["warning_threshold"] < sequential["drift_threshold"]
+    assert body["features"]["top_score"]["cusum_warning_threshold"] == sequential["warning_threshold"]
+    assert body["detectors"]["cusum_warning"]
+
+
 def test_warm_up_never_reports_drift(make_observations: Make) -> None:
     config = DriftConfig(reference_size=40, window=40, min_window=30)
     engine = DriftEngine(Reference(make_observations(40, seed=1)), config)

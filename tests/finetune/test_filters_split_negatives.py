@@ -12,9 +12,9 @@ from finetune.negatives import mine_hard_negatives
 from finetune.queries import HeuristicGenerator, SyntheticQuery
 from finetune.split import QuerySplit, describe_split, split_queries
 from indexing.backends.bm25 import Bm25Index
+from indexing.backends.configs import Bm25Config
 from indexing.chunks import Chunk
 from mlsearch.errors import FinetuneError
-from mlsearch.settings import Settings
 
 
 def q(text: str, doc: str = "d", position: int = 0) -> SyntheticQuery:
@@ -33,7 +33,7 @@ def test_drop_short_needs_two_content_terms() -> None:
 
 
 def test_round_trip_keeps_queries_whose_chunk_bm25_ranks_high(sample_chunks: list[tuple[int, Chunk]]) -> None:
-    index = Bm25Index(Settings())
+    index = Bm25Index(Bm25Config())
     index.build([chunk.embedding_text for _, chunk in sample_chunks])
     queries = HeuristicGenerator(seed=0).generate(sample_chunks, 3)
     kept = round_trip(queries, index, top_n=1)

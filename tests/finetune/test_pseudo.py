@@ -8,6 +8,7 @@ import numpy as np
 
 from finetune.pseudo import pseudo_label
 from indexing.backends.bm25 import Bm25Index
+from indexing.backends.configs import Bm25Config, FaissConfig, config_of
 from indexing.backends.faiss_index import FaissIndex
 from indexing.layout import current_version_dir
 from indexing.store import ChunkStore
@@ -29,7 +30,7 @@ def _index_parts(index_dir: Path, settings: Settings):  # type: ignore[no-untype
     directory = current_version_dir(index_dir)
     store = ChunkStore(directory / ChunkStore.FILE)
     chunk_at = dict(enumerate(store))
-    return store, chunk_at, Bm25Index.load(directory / "bm25", settings)
+    return store, chunk_at, Bm25Index.load(directory / "bm25", config_of(Bm25Config, settings))
 
 
 def test_pseudo_label_keeps_only_agreeing_queries(built_index: Path, settings: Settings) -> None:
@@ -45,7 +46,7 @@ def test_pseudo_label_keeps_only_agreeing_queries(built_index: Path, settings: S
 def test_pseudo_label_with_the_index_dense_backend(built_index: Path, settings: Settings) -> None:
     store, chunk_at, bm25 = _index_parts(built_index, settings)
     encoder = HashingEncoder()
-    dense = FaissIndex(encoder.dimension, settings)
+    dense = FaissIndex(encoder.dimension, config_of(FaissConfig, settings))
     dense.add(store.embeddings(), list(chunk_at.values()))
     queries = ["Adam keeps running averages of gradients and squared gradients", "zzz unknown words only"]
     labelled = pseudo_label(queries, encoder, dense, bm25, chunk_at)

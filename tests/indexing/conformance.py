@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from indexing.backends.base import VectorIndex
+from indexing.backends.configs import backend_config
 from mlsearch.settings import Settings
 
 N_VECTORS = 3000
@@ -56,7 +57,8 @@ def check_backend(cls: type, settings: Settings, tmp_path: Path, min_recall: flo
     queries = clustered_vectors(N_QUERIES, DIMENSION, seed=1)
     truth = exact_top_k(data, queries, 10)
 
-    index = cls(DIMENSION, settings)
+    config = backend_config(cls.name, settings)
+    index = cls(DIMENSION, config)
     add_in_batches(index, data, batch=997)
     assert len(index) == N_VECTORS
 
@@ -70,14 +72,14 @@ def check_backend(cls: type, settings: Settings, tmp_path: Path, min_recall: flo
     assert np.all(np.diff(scores, axis=1) <= 1e-5)
 
     index.save(tmp_path / cls.name)
-    loaded = cls.load(tmp_path / cls.name, settings)
+    loaded = cls.load(tmp_path / cls.name, config)
     assert len(loaded) == N_VECTORS
     loaded_scores, loaded_ids = search_in_batches(loaded, queries, 10, batch=13)
     assert recall_at_k(loaded_ids, truth) >= min_recall
     np.testing.assert_array_equal(loaded_ids, ids)
 
     # k larger than the index, and a single 1-D query
-    small = cls(DIMENSION, settings)
+    small = cls(DIMENSION, config)
     small.add(data[:5], [])
     s, i = small.search(queries[0], 10)
     assert sorted(i[0][i[0] >= 0].tolist()) == [0, 1, 2, 3, 4]

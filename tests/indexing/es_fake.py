@@ -382,8 +382,8 @@ def install(monkeypatch: Any) -> FakeCluster:
 
     cluster = FakeCluster()
 
-    def make_client(url: str, settings: Any) -> Elasticsearch:
-        options = elasticsearch_index.client_options(settings)
+    def make_client(url: str, config: Any) -> Elasticsearch:
+        options = elasticsearch_index.client_options(config)
         return Elasticsearch(url, node_class=cluster.node_class(), **options)
 
     monkeypatch.setattr(elasticsearch_index, "make_client", make_client)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexing.backends.configs import backend_config
 from indexing.backends.elasticsearch_index import ElasticsearchIndex, make_client
 from indexing.build import build_index
 from indexing.layout import current_version_dir
@@ -44,7 +45,7 @@ def es_settings(settings: Settings) -> Iterator[Settings]:
     fields = {name: getattr(configured, name) for name in Settings.model_fields if name.startswith("elasticsearch_")}
     ready = settings.model_copy(update={**fields, "elasticsearch_index_prefix": prefix})
     yield ready
-    client = make_client(str(configured.elasticsearch_url), ready)
+    client = make_client(str(configured.elasticsearch_url), backend_config("elasticsearch", ready))  # type: ignore[arg-type]
     names = list(client.indices.get_alias(index=f"{prefix}-*").body)  # wildcard deletes are refused by default
     if names:
         client.indices.delete(index=",".join(names))
@@ -61,7 +62,7 @@ def test_quantized_graphs_keep_recall(es_settings: Settings, vector_index: str) 
     """Quantized graphs rescore with the float vectors: recall@10 stays high with an uneven batch size."""
     settings = es_settings.model_copy(update={"elasticsearch_vector_index": vector_index})
     data, queries = clustered_vectors(N_VECTORS, DIMENSION), clustered_vectors(N_QUERIES, DIMENSION, seed=1)
-    index = ElasticsearchIndex(DIMENSION, settings)
+    index = ElasticsearchIndex(DIMENSION, backend_config("elasticsearch", settings))  # type: ignore[arg-type]
     add_in_batches(index, data, batch=997)
     _, ids = search_in_batches(index, queries, 10, batch=7)
     assert recall_at_k(ids, exact_top_k(data, queries, 10)) >= 0.9
@@ -104,7 +105,9 @@ def test_build_search_rebuild_swap_and_prune(
 
     # a third build (keep 2) deletes the first physical index; its local version is gone too
     build_index(es_settings, fake_encoder, corpus_dir=tiny_corpus, backends=backends)
-    third = ElasticsearchIndex.load(current_version_dir(es_settings.index_dir) / "elasticsearch", es_settings)
+    third = ElasticsearchIndex.load(
+        current_version_dir(es_settings.index_dir) / "elasticsearch", backend_config("elasticsearch", es_settings)
+    )
     assert aliased(third) == {third.index}
     assert not third.client.indices.exists(index=str(es_first.index))
     assert third.client.indices.exists(index=str(es_second.index))

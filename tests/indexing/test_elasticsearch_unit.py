@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from indexing.backends import elasticsearch_queries as q
+from indexing.backends.configs import ElasticsearchConfig, backend_config
 from indexing.backends.elasticsearch_index import ElasticsearchIndex, client_options, redact
 from indexing.backends.registry import vector_backend
 from indexing.chunks import Chunk
@@ -32,6 +33,12 @@ UNREACHABLE = "http://127.0.0.1:9"  # a closed loopback port: connection refused
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> es_fake.FakeCluster:
     return es_fake.install(monkeypatch)
+
+
+def _config(settings: Settings) -> ElasticsearchConfig:
+    config = backend_config("elasticsearch", settings)
+    assert isinstance(config, ElasticsearchConfig)
+    return config
 
 
 def es_settings(**overrides: object) -> Settings:
@@ -56,7 +63,7 @@ def make_chunks(n: int) -> list[Chunk]:
 def build(settings: Settings, n: int = 10, directory: Path | None = None) -> ElasticsearchIndex:
     chunks = make_chunks(n)
     vectors = HashingEncoder().encode([c.embedding_text for c in chunks])
-    index = ElasticsearchIndex(64, settings)
+    index = ElasticsearchIndex(64, _config(settings))
     index.add(vectors[:7], chunks[:7])
     index.add(vectors[7:], chunks[7:])
     if directory is not None:
@@ -176,21 +183,23 @@ def test_prefix_must_be_a_valid_index_name() -> None:
 # -- configuration --------------------------------------------------------------------------------------
 def test_not_configured_names_the_setting() -> None:
     with pytest.raises(BackendUnavailableError, match="MLSEARCH_ELASTICSEARCH_URL"):
-        ElasticsearchIndex(64, Settings(elasticsearch_url=None))
+        ElasticsearchIndex(64, _config(Settings(elasticsearch_url=None)))
 
 
 def test_client_options_carry_auth_tls_timeout_and_retries(tmp_path: Path) -> None:
-    options = client_options(es_settings(elasticsearch_api_key=SecretStr("abc"), elasticsearch_timeout=3.5))
+    options = client_options(_config(es_settings(elasticsearch_api_key=SecretStr("abc"), elasticsearch_timeout=3.5)))
     assert options["api_key"] == "abc" and options["request_timeout"] == 3.5
     assert options["max_retries"] == 2 and options["retry_on_timeout"] is True
     assert 429 in options["retry_on_status"]
-    options = client_options(es_settings(elasticsearch_username="elastic", elasticsearch_password=SecretStr("pw")))
+    options = client_options(
+        _config(es_settings(elasticsearch_username="elastic", elasticsearch_password=SecretStr("pw")))
+    )
     assert options["basic_auth"] == ("elastic", "pw") and "api_key" not in options
     ca = tmp_path / "ca.crt"
     ca.write_text("not checked here")
-    assert client_options(es_settings(elasticsearch_ca_certs=ca))["ca_certs"] == str(ca)
+    assert client_options(_config(es_settings(elasticsearch_ca_certs=ca)))["ca_certs"] == str(ca)
     with pytest.raises(BackendUnavailableError, match="missing.crt not found"):
-        client_options(es_settings(elasticsearch_ca_certs=tmp_path / "missing.crt"))
+        client_options(_config(es_settings(elasticsearch_ca_certs=tmp_path / "missing.crt")))
 
 
 def test_credentials_never_reach_messages_or_records() -> None:
@@ -252,7 +261,7 @@ def test_rebuild_moves_the_alias_in_one_request_and_prunes(cluster: es_fake.Fake
     assert cluster.calls("DELETE", f"/{first}")
 
     # each local version keeps reading its own physical index, whatever the alias points to
-    old = ElasticsearchIndex.load(tmp_path / "v2", settings)
+    old = ElasticsearchIndex.load(tmp_path / "v2", _config(settings))
     assert old.index == second and len(old) == 10
 
 
@@ -313,19 +322,19 @@ def test_a_failed_swap_deletes_the_new_index(cluster: es_fake.FakeCluster, tmp_p
 
 
 def test_unnormalized_vectors_get_max_inner_product(cluster: es_fake.FakeCluster, tmp_path: Path) -> None:
-    index = ElasticsearchIndex(8, es_settings())
+    index = ElasticsearchIndex(8, _config(es_settings()))
     vectors = clustered_vectors(12, 8)
     index.add(vectors, [])
     assert index.similarity == "max_inner_product"
     assert cluster.requests[0].body["mappings"]["properties"]["embedding"]["similarity"] == "max_inner_product"
-    normalized = ElasticsearchIndex(8, es_settings())
+    normalized = ElasticsearchIndex(8, _config(es_settings()))
     normalized.add(vectors[:3] / np.linalg.norm(vectors[:3], axis=1, keepdims=True), [])
     with pytest.raises(ValueError, match="unit-length"):
         normalized.add(vectors[3:6], [])
 
 
 def test_bad_input_is_refused_before_any_request(cluster: es_fake.FakeCluster) -> None:
-    index = ElasticsearchIndex(8, es_settings())
+    index = ElasticsearchIndex(8, _config(es_settings()))
     with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
         index.add(np.zeros((2, 5), np.float32), [])
     with pytest.raises(ValueError, match="2 vectors but 1 chunks"):
@@ -371,7 +380,7 @@ def test_knn_match_and_hybrid_requests_carry_the_filters(cluster: es_fake.FakeCl
 def test_dense_scores_are_raw_inner_products(cluster: es_fake.FakeCluster, tmp_path: Path) -> None:
     chunks = make_chunks(6)
     vectors = HashingEncoder().encode([c.embedding_text for c in chunks])
-    index = ElasticsearchIndex(64, es_settings())
+    index = ElasticsearchIndex(64, _config(es_settings()))
     index.add(vectors, chunks)
     index.save(tmp_path)
     query = HashingEncoder().encode(["momentum passage"])[0]
@@ -384,28 +393,28 @@ def test_dense_scores_are_raw_inner_products(cluster: es_fake.FakeCluster, tmp_p
 
 def test_load_needs_the_record_and_the_physical_index(cluster: es_fake.FakeCluster, tmp_path: Path) -> None:
     with pytest.raises(IndexNotBuiltError):
-        ElasticsearchIndex.load(tmp_path / "nothing", es_settings())
+        ElasticsearchIndex.load(tmp_path / "nothing", _config(es_settings()))
     index = build(es_settings(), directory=tmp_path / "es")
-    loaded = ElasticsearchIndex.load(tmp_path / "es", es_settings())
+    loaded = ElasticsearchIndex.load(tmp_path / "es", _config(es_settings()))
     assert loaded.describe() == index.describe()
     with pytest.raises(RuntimeError, match="published version"):
         loaded.add(np.ones((1, 64), np.float32), [])
     del cluster.indices[str(index.index)]
     cluster.aliases.clear()
     with pytest.raises(BackendUnavailableError, match="no longer exists"):
-        ElasticsearchIndex.load(tmp_path / "es", es_settings())
+        ElasticsearchIndex.load(tmp_path / "es", _config(es_settings()))
 
 
 def test_the_recorded_url_is_used_when_the_settings_name_none(cluster: es_fake.FakeCluster, tmp_path: Path) -> None:
     build(es_settings(), directory=tmp_path / "es")
-    loaded = ElasticsearchIndex.load(tmp_path / "es", Settings(elasticsearch_url=None))
+    loaded = ElasticsearchIndex.load(tmp_path / "es", _config(Settings(elasticsearch_url=None)))
     assert loaded.url == URL
 
 
 # -- unreachable cluster (real network stack, closed port) -----------------------------------------------------
 def test_unreachable_cluster_fails_the_save_with_url_and_cause() -> None:
     settings = Settings(elasticsearch_url=UNREACHABLE, elasticsearch_timeout=1, elasticsearch_max_retries=0)
-    index = ElasticsearchIndex(4, settings)
+    index = ElasticsearchIndex(4, _config(settings))
     with pytest.raises(BackendUnavailableError) as caught:
         index.add(np.eye(4, dtype=np.float32), [])
     message = str(caught.value)
@@ -418,7 +427,7 @@ def test_unreachable_cluster_fails_the_load(tmp_path: Path) -> None:
     (tmp_path / "elasticsearch.json").write_text(json.dumps(record))
     settings = Settings(elasticsearch_url=None, elasticsearch_timeout=1, elasticsearch_max_retries=0)
     with pytest.raises(BackendUnavailableError, match=r"http://127\.0\.0\.1:9 is unreachable: Connection refused"):
-        ElasticsearchIndex.load(tmp_path, settings)
+        ElasticsearchIndex.load(tmp_path, _config(settings))
 
 
 def test_searches_fail_fast_with_at_most_one_retry(cluster: es_fake.FakeCluster, tmp_path: Path) -> None:

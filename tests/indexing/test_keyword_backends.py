@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexing.backends.configs import LsiConfig, backend_config
 from indexing.backends.registry import keyword_backend
 from mlsearch.settings import Settings
 
@@ -23,7 +24,7 @@ TEXTS = [
 @pytest.mark.parametrize("name", ["lsi", "bm25"])
 def test_keyword_backend_ranks_matching_texts_first(name: str, tmp_path: Path) -> None:
     settings = Settings(lsi_dimensions=3)
-    index = keyword_backend(name)(settings)
+    index = keyword_backend(name)(backend_config(name, settings))
     index.build(TEXTS)
     assert len(index) == len(TEXTS)
     scores, ids = index.search("learning rates for optimizers", 2)
@@ -34,7 +35,7 @@ def test_keyword_backend_ranks_matching_texts_first(name: str, tmp_path: Path) -
     assert index.vocabulary_share("the of and") == 1.0  # nothing but stop words
 
     index.save(tmp_path / name)
-    loaded = keyword_backend(name).load(tmp_path / name, settings)
+    loaded = keyword_backend(name).load(tmp_path / name, backend_config(name, settings))
     again_scores, again_ids = loaded.search("learning rates for optimizers", 2)
     np.testing.assert_array_equal(again_ids, ids)
     np.testing.assert_allclose(again_scores, scores, rtol=1e-5)
@@ -42,7 +43,7 @@ def test_keyword_backend_ranks_matching_texts_first(name: str, tmp_path: Path) -
 
 @pytest.mark.parametrize("name", ["lsi", "bm25"])
 def test_keyword_index_loads_without_running_pickle(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    index = keyword_backend(name)(Settings(lsi_dimensions=3))
+    index = keyword_backend(name)(backend_config(name, Settings(lsi_dimensions=3)))
     index.build(TEXTS)
     index.save(tmp_path / name)
     suffixes = {p.suffix for p in (tmp_path / name).iterdir()}
@@ -54,11 +55,11 @@ def test_keyword_index_loads_without_running_pickle(name: str, tmp_path: Path, m
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
-    loaded = keyword_backend(name).load(tmp_path / name, Settings())
+    loaded = keyword_backend(name).load(tmp_path / name, backend_config(name, Settings()))
     assert loaded.search("drift test", 1)[1][0].tolist() == [3]
 
 
 def test_lsi_handles_a_single_document(tmp_path: Path) -> None:
-    index = keyword_backend("lsi")(Settings())
+    index = keyword_backend("lsi")(LsiConfig())
     index.build(["only one document about dropout"])
     assert index.search("dropout", 5)[1][0].tolist() == [0]

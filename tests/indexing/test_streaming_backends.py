@@ -6,16 +6,16 @@ import bm25s
 import numpy as np
 
 from indexing.backends.bm25 import Bm25Index
+from indexing.backends.configs import Bm25Config, LsiConfig
 from indexing.backends.text import analyze
 from indexing.store import ChunkStore
-from mlsearch.settings import Settings
 from tests.conftest import TINY_CORPUS
 
 TEXTS = list(TINY_CORPUS.values()) + ["dropout dropout dropout", "a b", "momentum and adam"]
 
 
 def test_bm25_from_integer_ids_scores_as_bm25s_from_tokens() -> None:
-    index = Bm25Index(Settings())
+    index = Bm25Index(Bm25Config())
     index.build(iter(TEXTS))  # any iterable, read once
     reference = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
     reference.index([analyze(text) for text in TEXTS], show_progress=False)
@@ -46,7 +46,7 @@ def test_lsi_fitted_on_a_sample_projects_every_text() -> None:
     shared = [f"common{i}" for i in range(30)]
     labels = rng.integers(0, 8, 400)
     texts = [" ".join([*rng.choice(topics[t], 8), *rng.choice(shared, 6)]) for t in labels]
-    sampled = LsiIndex(Settings(lsi_dimensions=20, lsi_fit_sample=200))
+    sampled = LsiIndex(LsiConfig(dimensions=20, fit_sample=200))
     sampled.build(texts)
     assert len(sampled) == len(texts) and sampled._documents.shape == (400, 20)
     np.testing.assert_allclose(np.linalg.norm(sampled._documents, axis=1), 1.0, rtol=1e-5)

@@ -78,7 +78,7 @@ def test_hybrid_fuses_the_two_elasticsearch_rankings(searcher: Searcher, cluster
     index = searcher.backend("elasticsearch")
     dense, lexical = index.knn_and_match(searcher.embed_query("adam learning rate"), "adam learning rate",
                                          HYBRID_CANDIDATES)
-    expected = reciprocal_rank_fusion([[p for p, _ in dense], [p for p, _ in lexical]], k=searcher.settings.rrf_k)
+    expected = reciprocal_rank_fusion([[p for p, _ in dense], [p for p, _ in lexical]], k=searcher.config.rrf_k)
     assert fused == expected[:4]
 
 
