@@ -184,3 +184,16 @@ def test_build_on_a_missing_gpu_fails_and_keeps_the_index(
     assert "--device cpu" in runner.invoke(
         app, ["index", "build", "--corpus", str(tiny_corpus), "--index-dir", index, "--device", "cuda"]
     ).stderr
+
+
+@pytest.mark.slow
+def test_multi_process_encoding_equals_one_process(tiny_model: Path) -> None:
+    texts = [f"{TEXTS[i % len(TEXTS)]} {i}" for i in range(300)]  # above the pool's threshold
+    pooled = load_encoder(str(tiny_model), processes=2)
+    try:
+        np.testing.assert_allclose(pooled.encode(texts, batch_size=7), load_encoder(str(tiny_model)).encode(texts),
+                                   atol=1e-5)
+        assert pooled._pool is not None
+    finally:
+        pooled.close()
+    assert pooled._pool is None
