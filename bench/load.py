@@ -324,6 +324,42 @@ def serve_variant(
             server.wait()
 
 
+def rerank_latency(index_dir: Path, reranker: Path, queries: list[str], top_n: int, k: int) -> dict[str, float]:
+    """In-process hybrid search latency without and with the cross-encoder reranker (``--rerank PATH``).
+
+    Returns:
+        p50 and p95 in ms of each, and the p50 cost of reranking ``top_n`` results.
+    """
+    from indexing.embedding import load_encoder
+    from indexing.manifest import Manifest
+    from mlsearch.settings import Settings
+    from search.searcher import Searcher
+
+    settings = Settings(index_dir=index_dir, reranker=reranker, rerank_top_n=top_n, query_cache_size=0)
+    searcher = Searcher.open(index_dir, settings,
+                             encoder=load_encoder(Manifest.load(searcher_dir(index_dir)).model.name))
+    searcher.search("warm up", k=k, method="hybrid", rerank=True)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for query in queries:
+        for rerank in (False, True):
+            started = time.perf_counter()
+            searcher.search(query, k=k, method="hybrid", rerank=rerank)
+            times[rerank].append((time.perf_counter() - started) * 1000)
+    out = {f"{name}_p{q}_ms": float(np.percentile(times[flag], q))
+           for name, flag in (("hybrid", False), ("reranked", True)) for q in (50, 95)}
+    out["rerank_cost_p50_ms"] = out["reranked_p50_ms"] - out["hybrid_p50_ms"]
+    print(f"reranker {reranker}, top {top_n}, {len(queries)} queries (in-process, hybrid): " + ", ".join(
+        f"{key} {value:.1f}" for key, value in out.items()))
+    return out
+
+
+def searcher_dir(index_dir: Path) -> Path:
+    """The version folder an index directory points to."""
+    from indexing.layout import current_version_dir
+
+    return current_version_dir(index_dir)
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -339,6 +375,8 @@ def main() -> None:
     parser.add_argument("--encoder-backends", default="torch,openvino", help="Served one after the other.")
     parser.add_argument("--micro-batch", choices=("both", "on", "off"), default="both")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
+    parser.add_argument("--rerank", type=Path, help="Also time hybrid search reranked by this cross-encoder folder.")
+    parser.add_argument("--rerank-top-n", type=int, default=20)
     args = parser.parse_args()
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -357,6 +395,8 @@ def main() -> None:
         for variant in variants:
             serve_variant(variant, index_dir, folder, args, levels, queries)
         ok = report(variants, args.cache)
+        if args.rerank:
+            rerank_latency(index_dir, args.rerank, queries[:50], args.rerank_top_n, args.k)
         if args.json:
             args.json.write_text(json.dumps({
                 "variants": [{"label": v.label, "backend": v.backend, "micro_batch": v.micro_batch,
