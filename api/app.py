@@ -23,6 +23,7 @@ from api.drift import start_drift, stop_drift
 from api.errors import install_error_handlers
 from api.metrics import ServiceMetrics
 from api.middleware import install_middleware
+from api.openapi import install_openapi
 from api.routes import admin, compare, documents, health, index, metrics, search, tags
 from api.routes import drift as drift_routes
 from api.state import SearcherFactory, ServiceState, searcher_factory
@@ -89,6 +90,7 @@ def create_app(
     app.state.max_body_bytes = settings.max_body_bytes
     install_error_handlers(app)
     install_middleware(app, settings, app.state.metrics)
+    install_openapi(app)
     for module in (search, compare, health, index, admin, tags):
         app.include_router(module.router)
     for module in (metrics, drift_routes):  # traffic figures: behind MLSEARCH_READ_API_KEY when it is set

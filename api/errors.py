@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.request_id import current_request_id
@@ -54,6 +55,21 @@ class ForbiddenError(MlsearchError):
 
 class SearchTimeoutError(MlsearchError):
     """A search or comparison took longer than ``MLSEARCH_REQUEST_TIMEOUT_S``."""
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="A short code: validation_error, not_ready, backend_unavailable, …")
+    detail: str = Field(description="One readable line saying what went wrong.")
+    request_id: str | None = Field(default=None, description="The request's X-Request-ID, for the server log.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For a 422: each bad field, why, and the kind of error."
+    )
+    backend: str | None = Field(default=None, description="For backend_unavailable: the backend.")
+    retry_after_s: int | None = Field(default=None, description="For a 429: seconds to wait.")
 
 
 #: Exception type → (HTTP status, error code). The most specific class in an exception's MRO wins.
@@ -159,6 +175,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = f"the request body is too large (the limit is {limit} bytes)" if limit else detail
     elif exc.status_code == 404:
         detail = f"no such endpoint: {request.method} {request.url.path}"
+    elif exc.status_code == 400 and detail == "There was an error parsing the body":
+        detail = "the body cannot be parsed: send a JSON object encoded as UTF-8"
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}"
     code = _HTTP_CODES.get(exc.status_code, "http_error")

@@ -77,7 +77,9 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
+            if type(exc).__module__.startswith("starlette."):
+                raise  # Starlette's own signals (the body limit's) are handled further out
             logger.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise

@@ -88,9 +88,10 @@ def measure(name: str, args: argparse.Namespace, queries: list[str], passages: l
     row["passages_per_s"] = round(throughput(encoder, passages, 32), 1)
     with tempfile.TemporaryDirectory(prefix=f"bench-encoders-{name}-") as tmp:
         settings = Settings(model=args.model, index_dir=Path(tmp) / "corpus-index")
-        started = time.perf_counter()
-        build_index(settings, encoder, corpus_dir=ROOT / "corpus")
-        row["build_s"] = round(time.perf_counter() - started, 2)
+        if not args.skip_build:
+            started = time.perf_counter()
+            build_index(settings, encoder, corpus_dir=ROOT / "corpus")
+            row["build_s"] = round(time.perf_counter() - started, 2)
         for dataset in args.datasets:
             label = Path(dataset).name
             row[f"ndcg@10 {label}"] = round(ndcg(encoder, dataset, settings, Path(tmp) / label), 4)
@@ -115,7 +116,7 @@ def report(rows: list[dict[str, Any]], threads: int) -> None:
             continue
         latency = row["query_p50_ms"] / torch_row["query_p50_ms"]
         speed = row["passages_per_s"] / torch_row["passages_per_s"]
-        build = torch_row["build_s"] / row["build_s"]
+        build = torch_row.get("build_s", float("nan")) / row.get("build_s", float("nan"))
         gaps = [abs(row[k] - torch_row[k]) for k in keys if k.startswith("ndcg")]
         print(f"{row['backend']:14} query p50 {latency:.2f}x torch (goal <= 0.3), throughput {speed:.2f}x "
               f"(goal >= 4), build {build:.2f}x faster, largest nDCG@10 gap {max(gaps, default=0):.4f} "
@@ -132,9 +133,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=100, help="Queries timed per backend.")
     parser.add_argument("--passages", type=int, default=256, help="Chunks of corpus/ encoded for throughput.")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_EXPORT_CACHE, help="Export cache.")
+    parser.add_argument("--skip-build", action="store_true", help="Leave out the build of corpus/.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     args = parser.parse_args()
-    args.datasets = [d for d in args.datasets.split(",") if d and (d == "builtin" or Path(d).exists())]
+    args.datasets = [d for d in args.datasets.split(",") if d == "builtin" or (d and Path(d).exists())]
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:

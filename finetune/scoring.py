@@ -20,6 +20,7 @@ from evaluation.datasets import EvalDataset
 from evaluation.indexes import prepare_index
 from evaluation.metrics import PRIMARY_METRIC, per_query
 from evaluation.runner import best_per_item, evaluate
+from indexing.backends.faiss_index import FaissIndex
 from indexing.build import build_index
 from indexing.embedding import Encoder
 from indexing.manifest import Manifest
@@ -27,7 +28,8 @@ from mlsearch.settings import Settings
 from search.searcher import Searcher
 
 logger = logging.getLogger(__name__)
-VECTOR_BACKEND = "faiss"
+VECTOR_BACKEND = FaissIndex.name
+"""The gate scores on an exact (``Flat``) FAISS index."""
 K = 10
 
 

@@ -148,7 +148,9 @@
   // Fill `node` with Markdown-ish `text`: ```fenced``` blocks become <pre><code>, `code` <code>, **bold** <strong>,
   // *emphasis* and _emphasis_ <em>. Every piece of text goes in as a text node (query words still marked).
   function appendFormatted(node, text, stems) {
-    const fence = /```[^\n`]*\n?([\s\S]*?)(?:```|$)/g;
+    // The info string is a word on the fence's own line, or a common language name before a space (snippets
+    // fold lines, so "```python x = 1```" is code in Python, not a language called "python x = 1").
+    const fence = /```(?:[\w+#.-]*\n|(?:python|py|bash|sh|shell|console|js|javascript|ts|typescript|json|yaml|yml|toml|sql|text|r|julia|c|cpp|java|go|rust) )?([\s\S]*?)(?:```|$)/g;
     let last = 0;
     let match;
     while ((match = fence.exec(text)) !== null) {

@@ -60,10 +60,11 @@ def dataset_index(
     """The evaluation index of a dataset, found or built as ``mlsearch eval`` would (with LSI and BM25)."""
     from evaluation.datasets import load_dataset
     from evaluation.indexes import cache_dir_for, needed_backends, prepare_index
+    from mlsearch.catalog import METHOD_NAMES
 
     data = load_dataset(dataset, corpus_dir=settings.corpus_dir)
     encoder = common.get_encoder(settings, model)
-    backends = needed_backends(["lsi", "bm25", "dense", "hybrid"], backend)
+    backends = needed_backends(METHOD_NAMES, backend)
     prepared = prepare_index(data, settings, encoder, backends, cache_dir_for(settings), show_progress=True,
                              progress=say)
     return prepared.index_dir

@@ -1,0 +1,284 @@
+"""Soak: a real ``mlsearch serve`` under mixed traffic for minutes while the index is rebuilt and swapped.
+
+    python -m bench.soak [--minutes 10] [--concurrency 16] [--rebuild-every 120] [--max-requests 2000000]
+
+It copies ``corpus/`` into a temporary folder, builds an index over it with the bundled model (or serves
+``--index-dir``), and starts ``mlsearch serve`` on a free loopback port with the index watcher on. Then
+``--concurrency`` clients send searches (every method, FAISS and Annoy), comparisons, ``/drift``, ``/index`` and
+document writes (``PUT``/``DELETE /documents``) until the time or the request bound is reached, while a
+rebuild (one article edited, ``mlsearch index build``) is published every ``--rebuild-every`` seconds.
+
+It prints the requests, the failures by status, p50/p95 per minute, the server's RSS and open file descriptors
+after warm-up and at the end, the versions served, and the query log's rows against its bound.
+Everything stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench.load import ROOT, free_port, load_queries, wait_ready
+
+ADMIN_KEY = "soak-admin-key"
+LOG_MAX_ROWS = 5_000
+SEARCHES = [
+    {"method": "dense", "backend": "faiss"},
+    {"method": "dense", "backend": "annoy"},
+    {"method": "lsi"},
+    {"method": "bm25"},
+    {"method": "hybrid"},
+]
+
+
+@dataclass
+class Sample:
+    """One answered (or failed) request."""
+
+    at: float
+    kind: str
+    status: int
+    ms: float
+
+
+@dataclass
+class Soak:
+    """Everything the soak measured."""
+
+    samples: list[Sample] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)
+    rebuilds: list[tuple[float, float, str]] = field(default_factory=list)
+    resources: list[tuple[float, int, int]] = field(default_factory=list)
+    documents_written: int = 0
+
+
+def process_resources(pid: int) -> tuple[int, int]:
+    """RSS in KiB and the number of open file descriptors of a process (from /proc)."""
+    rss = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def build(corpus: Path, index_dir: Path, state_dir: Path) -> str:
+    """``mlsearch index build`` over ``corpus`` into ``index_dir``; returns the last line of its output."""
+    env = {**os.environ, "MLSEARCH_STATE_DIR": str(state_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.app", "index", "build", "--corpus", str(corpus), "--index-dir", str(index_dir),
+         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def rebuild_loop(corpus: Path, index_dir: Path, state_dir: Path, every: float, stop: threading.Event,
+                 soak: Soak, started: float) -> None:
+    """Edit one article and start a rebuild every ``every`` seconds (or as soon as the last ends) until ``stop``."""
+    articles = sorted(corpus.glob("*.md"))
+    n = 0
+    wait = every
+    while not stop.wait(wait):
+        n += 1
+        article = articles[n % len(articles)]
+        with article.open("a") as handle:
+            handle.write(f"\n\nSoak edit {n}: regularization keeps the weights small.\n")
+        t = time.perf_counter()
+        try:
+            build(corpus, index_dir, state_dir)
+            soak.rebuilds.append((time.perf_counter() - started, time.perf_counter() - t, "ok"))
+        except subprocess.CalledProcessError as exc:
+            soak.rebuilds.append((time.perf_counter() - started, time.perf_counter() - t, exc.stderr[-300:]))
+        wait = max(1.0, every - (time.perf_counter() - t))  # one rebuild starts every `every` seconds
+
+
+async def client_loop(base: str, worker: int, deadline: float, budget: list[int], queries: list[str],
+                      soak: Soak, started: float) -> None:
+    """One client: a mix of searches, comparisons, drift, index info and document writes."""
+    rng = random.Random(worker)
+    headers = {"X-API-Key": ADMIN_KEY}
+    async with httpx.AsyncClient(base_url=base, timeout=60.0) as client:
+        i = 0
+        while time.monotonic() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            i += 1
+            query = rng.choice(queries)
+            roll = rng.random()
+            if roll < 0.70:
+                kind, request = "search", client.post("/search", json={"query": query, "k": 10,
+                                                                        **rng.choice(SEARCHES)})
+            elif roll < 0.85:
+                kind, request = "compare", client.post("/compare", json={"query": query, "k": 5,
+                                                                          "methods": ["lsi", "bm25", "dense"]})
+            elif roll < 0.90:
+                kind, request = "drift", client.get("/drift")
+            elif roll < 0.95:
+                kind, request = "index", client.get("/index")
+            elif roll < 0.98:
+                doc = f"soak-{worker}-{i % 5}"
+                kind = "put_document"
+                request = client.put(f"/documents/{doc}", headers=headers, json={
+                    "title": f"Soak {doc}", "text": f"# Soak {doc}\n\n{query}. Written at request {i}.",
+                    "tags": ["soak"]})
+            else:
+                kind, request = "delete_document", client.delete(f"/documents/soak-{worker}-{i % 5}",
+                                                                 headers=headers)
+            t = time.perf_counter()
+            try:
+                response = await request
+                status = response.status_code
+                if status == 200 and kind in ("search", "compare"):
+                    soak.versions[response.json().get("index_version", "")] += 1
+                if status == 202:
+                    soak.documents_written += 1
+                if kind == "delete_document" and status == 404:
+                    status = 200  # deleting a document that is not there (yet, or any more) is a fine answer
+            except httpx.HTTPError as exc:
+                status = 0
+                soak.errors[type(exc).__name__] += 1
+            soak.samples.append(Sample(time.perf_counter() - started, kind, status, (time.perf_counter() - t) * 1e3))
+
+
+async def monitor(pid: int, deadline: float, soak: Soak, started: float, every: float = 10.0) -> None:
+    """Sample the server's RSS and open descriptors every ``every`` seconds."""
+    while time.monotonic() < deadline:
+        soak.resources.append((time.perf_counter() - started, *process_resources(pid)))
+        await asyncio.sleep(every)
+
+
+async def drive(base: str, pid: int, args: argparse.Namespace, queries: list[str], soak: Soak,
+                started: float) -> None:
+    """Run the clients and the monitor until the deadline or the request budget."""
+    deadline = time.monotonic() + args.minutes * 60
+    budget = [args.max_requests]
+    await asyncio.gather(
+        monitor(pid, deadline, soak, started),
+        *(client_loop(base, w, deadline, budget, queries, soak, started) for w in range(args.concurrency)),
+    )
+    soak.resources.append((time.perf_counter() - started, *process_resources(pid)))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of values, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))] if ordered else float("nan")
+
+
+def report(soak: Soak, drift_log: dict[str, object], log_bytes: int, minutes: float) -> None:
+    """Print the figures."""
+    samples = soak.samples
+    ok = [s for s in samples if 200 <= s.status < 300]
+    failed = Counter(s.status for s in samples if not 200 <= s.status < 300)
+    print(f"\nrequests: {len(samples)} in {minutes:g} min ({len(samples) / (minutes * 60):.1f}/s); "
+          f"answered 2xx: {len(ok)}; failed: {sum(failed.values())} {dict(failed) or ''}"
+          f"{' transport: ' + str(dict(soak.errors)) if soak.errors else ''}")
+    print("by kind: " + ", ".join(f"{k} {v}" for k, v in Counter(s.kind for s in samples).most_common()))
+    print("\nminute | requests | search p50 / p95 ms | all p50 / p95 ms | failed")
+    by_minute: dict[int, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_minute[int(s.at // 60)].append(s)
+    for minute in sorted(by_minute):
+        group = by_minute[minute]
+        search = [s.ms for s in group if s.kind == "search"]
+        every = [s.ms for s in group]
+        bad = sum(1 for s in group if not 200 <= s.status < 300)
+        print(f"{minute + 1:>6} | {len(group):>8} | {percentile(search, 50):8.1f} / {percentile(search, 95):7.1f} | "
+              f"{percentile(every, 50):7.1f} / {percentile(every, 95):7.1f} | {bad}")
+    print(f"\nrebuilds published: {sum(1 for r in soak.rebuilds if r[2] == 'ok')} of {len(soak.rebuilds)} "
+          f"({', '.join(f'{d:.0f} s' for _, d, _ in soak.rebuilds)}); versions that answered: {len(soak.versions)}")
+    for at, _, outcome in soak.rebuilds:
+        if outcome != "ok":
+            print(f"  rebuild at {at:.0f} s failed: {outcome}")
+    warm = next((r for r in soak.resources if r[0] >= 60), soak.resources[0] if soak.resources else None)
+    if warm and soak.resources:
+        end = soak.resources[-1]
+        first = soak.resources[0]
+        print(f"server RSS: {first[1] / 1024:.0f} MiB at start, {warm[1] / 1024:.0f} MiB after warm-up (1 min), "
+              f"{end[1] / 1024:.0f} MiB at the end ({(end[1] / warm[1] - 1) * 100:+.1f}% after warm-up); "
+              f"max {max(r[1] for r in soak.resources) / 1024:.0f} MiB")
+        print(f"open file descriptors: {first[2]} at start, {warm[2]} after warm-up, {end[2]} at the end "
+              f"(min {min(r[2] for r in soak.resources)}, max {max(r[2] for r in soak.resources)})")
+    print(f"query log: {drift_log.get('rows')} rows (bound {drift_log.get('max_rows')}), "
+          f"{drift_log.get('written')} written, {drift_log.get('dropped')} dropped; {log_bytes / 1e6:.1f} MB on disk")
+    print(f"documents written: {soak.documents_written} (202 Accepted)")
+    search = [s.ms for s in ok if s.kind == "search"]
+    if search:
+        print(f"search latency over the run: p50 {statistics.median(search):.1f} ms, "
+              f"p95 {percentile(search, 95):.1f} ms")
+
+
+def main() -> None:
+    """Run the soak and print the figures."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rebuild-every", type=float, default=120.0, help="Seconds between rebuilds.")
+    parser.add_argument("--max-requests", type=int, default=2_000_000, help="Stop after this many requests.")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "corpus")
+    args = parser.parse_args()
+    queries = load_queries(500)
+    with tempfile.TemporaryDirectory(prefix="mlsearch-soak-") as tmp:
+        folder = Path(tmp)
+        corpus = folder / "corpus"
+        shutil.copytree(args.corpus, corpus)
+        index_dir, state_dir = folder / "indexes" / "default", folder / "state"
+        print(f"building an index over a copy of {args.corpus} …", flush=True)
+        build(corpus, index_dir, state_dir)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = folder / "server.log"
+        env = {**os.environ, "MLSEARCH_ADMIN_API_KEY": ADMIN_KEY, "MLSEARCH_STATE_DIR": str(state_dir),
+               "MLSEARCH_DRIFT_LOG_MAX_ROWS": str(LOG_MAX_ROWS), "MLSEARCH_WATCH_INTERVAL_S": "2"}
+        command = [sys.executable, "-m", "cli.app", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
+                   "--port", str(port), "--watch", "--log-level", "warning"]
+        with log.open("wb") as handle:
+            server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        soak = Soak()
+        stop = threading.Event()
+        try:
+            wait_ready(base, server, log, timeout=600)
+            print(f"serving at {base}; {args.concurrency} clients for {args.minutes:g} min, a rebuild every "
+                  f"{args.rebuild_every:g} s …", flush=True)
+            started = time.perf_counter()
+            rebuilder = threading.Thread(target=rebuild_loop, args=(corpus, index_dir, state_dir, args.rebuild_every,
+                                                                    stop, soak, started), daemon=True)
+            rebuilder.start()
+            asyncio.run(drive(base, server.pid, args, queries, soak, started))
+            stop.set()
+            rebuilder.join(timeout=600)
+            drift = httpx.get(f"{base}/drift", timeout=60).json()
+            log_file = Path(str(drift.get("log", {}).get("path", "")))
+            log_bytes = sum(p.stat().st_size for p in log_file.parent.glob(log_file.name + "*")) \
+                if log_file.name else 0
+        finally:
+            stop.set()
+            server.terminate()
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        report(soak, dict(drift.get("log", {})), log_bytes, args.minutes)
+        lines = log.read_text(errors="replace").splitlines()
+        errors = [line for line in lines if "Traceback" in line or "ERROR" in line]
+        print(f"server log: {len(errors)} error lines; exit code {server.returncode} after SIGTERM")
+        for line in errors[:10]:
+            print(f"  {line[:200]}")
+
+
+if __name__ == "__main__":
+    main()
