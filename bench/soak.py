@@ -229,55 +229,67 @@ def main() -> None:
     parser.add_argument("--rebuild-every", type=float, default=120.0, help="Seconds between rebuilds.")
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="Stop after this many requests.")
     parser.add_argument("--corpus", type=Path, default=ROOT / "corpus")
+    parser.add_argument("--keep", action="store_true",
+                        help="Keep the temporary folder (index, state, server.log) and print where it is.")
     args = parser.parse_args()
     queries = load_queries(500)
-    with tempfile.TemporaryDirectory(prefix="mlsearch-soak-") as tmp:
-        folder = Path(tmp)
-        corpus = folder / "corpus"
-        shutil.copytree(args.corpus, corpus)
-        index_dir, state_dir = folder / "indexes" / "default", folder / "state"
-        print(f"building an index over a copy of {args.corpus} …", flush=True)
-        build(corpus, index_dir, state_dir)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        log = folder / "server.log"
-        env = {**os.environ, "MLSEARCH_ADMIN_API_KEY": ADMIN_KEY, "MLSEARCH_STATE_DIR": str(state_dir),
-               "MLSEARCH_DRIFT_LOG_MAX_ROWS": str(LOG_MAX_ROWS), "MLSEARCH_WATCH_INTERVAL_S": "2"}
-        command = [sys.executable, "-m", "cli.app", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
-                   "--port", str(port), "--watch", "--log-level", "warning"]
-        with log.open("wb") as handle:
-            server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        soak = Soak()
-        stop = threading.Event()
+    folder = Path(tempfile.mkdtemp(prefix="mlsearch-soak-"))
+    try:
+        soak_in(folder, args, queries)
+    finally:
+        if args.keep:
+            print(f"kept {folder} (server log: {folder / 'server.log'})")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def soak_in(folder: Path, args: argparse.Namespace, queries: list[str]) -> None:
+    """Build an index in ``folder``, serve it, drive the load with rebuilds, and print the figures."""
+    corpus = folder / "corpus"
+    shutil.copytree(args.corpus, corpus)
+    index_dir, state_dir = folder / "indexes" / "default", folder / "state"
+    print(f"building an index over a copy of {args.corpus} …", flush=True)
+    build(corpus, index_dir, state_dir)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    env = {**os.environ, "MLSEARCH_ADMIN_API_KEY": ADMIN_KEY, "MLSEARCH_STATE_DIR": str(state_dir),
+           "MLSEARCH_DRIFT_LOG_MAX_ROWS": str(LOG_MAX_ROWS), "MLSEARCH_WATCH_INTERVAL_S": "2"}
+    command = [sys.executable, "-m", "cli.app", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
+               "--port", str(port), "--watch", "--log-level", "warning"]
+    with log.open("wb") as handle:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    soak = Soak()
+    stop = threading.Event()
+    try:
+        wait_ready(base, server, log, timeout=600)
+        print(f"serving at {base}; {args.concurrency} clients for {args.minutes:g} min, a rebuild every "
+              f"{args.rebuild_every:g} s …", flush=True)
+        started = time.perf_counter()
+        rebuilder = threading.Thread(target=rebuild_loop, args=(corpus, index_dir, state_dir, args.rebuild_every,
+                                                                stop, soak, started), daemon=True)
+        rebuilder.start()
+        asyncio.run(drive(base, server.pid, args, queries, soak, started))
+        stop.set()
+        rebuilder.join(timeout=600)
+        drift = httpx.get(f"{base}/drift", timeout=60).json()
+        log_file = Path(str(drift.get("log", {}).get("path", "")))
+        log_bytes = sum(p.stat().st_size for p in log_file.parent.glob(log_file.name + "*")) \
+            if log_file.name else 0
+    finally:
+        stop.set()
+        server.terminate()
         try:
-            wait_ready(base, server, log, timeout=600)
-            print(f"serving at {base}; {args.concurrency} clients for {args.minutes:g} min, a rebuild every "
-                  f"{args.rebuild_every:g} s …", flush=True)
-            started = time.perf_counter()
-            rebuilder = threading.Thread(target=rebuild_loop, args=(corpus, index_dir, state_dir, args.rebuild_every,
-                                                                    stop, soak, started), daemon=True)
-            rebuilder.start()
-            asyncio.run(drive(base, server.pid, args, queries, soak, started))
-            stop.set()
-            rebuilder.join(timeout=600)
-            drift = httpx.get(f"{base}/drift", timeout=60).json()
-            log_file = Path(str(drift.get("log", {}).get("path", "")))
-            log_bytes = sum(p.stat().st_size for p in log_file.parent.glob(log_file.name + "*")) \
-                if log_file.name else 0
-        finally:
-            stop.set()
-            server.terminate()
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        report(soak, dict(drift.get("log", {})), log_bytes, args.minutes)
-        lines = log.read_text(errors="replace").splitlines()
-        errors = [line for line in lines if "Traceback" in line or "ERROR" in line]
-        print(f"server log: {len(errors)} error lines; exit code {server.returncode} after SIGTERM")
-        for line in errors[:10]:
-            print(f"  {line[:200]}")
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    report(soak, dict(drift.get("log", {})), log_bytes, args.minutes)
+    lines = log.read_text(errors="replace").splitlines()
+    errors = [line for line in lines if "Traceback" in line or "ERROR" in line]
+    print(f"server log: {len(errors)} error lines; exit code {server.returncode} after SIGTERM")
+    for line in errors[:10]:
+        print(f"  {line[:200]}")
 
 
 if __name__ == "__main__":

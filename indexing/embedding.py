@@ -7,6 +7,7 @@ The model's own similarity is kept: embeddings are normalised only when the mode
 from __future__ import annotations
 
 import atexit
+import copy
 import hashlib
 import logging
 import os
@@ -155,11 +156,21 @@ class SentenceTransformerEncoder:
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 
+    @cached_property
+    def _counting_tokenizer(self) -> Any:
+        """A copy of the model's tokenizer for counting.
+
+        A Hugging Face fast tokenizer keeps its padding and truncation settings as state that every call sets,
+        so counting (no truncation, no padding) on the model's own tokenizer while another thread encodes a
+        query (padding) broke that encode (the service answered 500 under a soak with document writes).
+        """
+        return copy.deepcopy(self.model.tokenizer)
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Length of each text in model tokens, special tokens included, without truncation."""
         if not texts:
             return []
-        encoded = self.model.tokenizer(
+        encoded = self._counting_tokenizer(
             list(texts), add_special_tokens=True, truncation=False, verbose=False
         )["input_ids"]
         return [len(ids) for ids in encoded]

@@ -42,3 +42,25 @@ def test_messy_notes_are_indexed_within_the_model_limit(tmp_path: Path, real_enc
     # tables and LaTeX survive as text, and headings are recorded
     assert any("$$" in c.text or "\\" in c.text for c in store)
     assert sum(1 for c in store if c.heading) > summary.chunks // 2
+
+
+def test_counting_tokens_never_disturbs_a_concurrent_encode(real_encoder) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = real_encoder.model.tokenizer.backend_tokenizer
+    real_encoder.encode(["warm up", "a longer warm up query"])
+    padding, truncation = backend.padding, backend.truncation
+    real_encoder.count_tokens(["a text counted without truncation or padding"])
+    assert (backend.padding, backend.truncation) == (padding, truncation)  # the model's tokenizer is untouched
+
+    queries = [" ".join(["overfitting"] * n) for n in range(1, 12)]
+
+    def encode(i: int) -> int:
+        return len(real_encoder.encode([queries[i % 11], queries[(i * 7) % 11]]))
+
+    def count(i: int) -> int:
+        return len(real_encoder.count_tokens([queries[i % 11]] * 3))
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(encode if i % 2 else count, i) for i in range(120)]
+        assert [f.result() for f in futures] == [2 if i % 2 else 3 for i in range(120)]
