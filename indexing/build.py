@@ -29,7 +29,14 @@ from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.documents import CorpusFile, SkippedFile, iter_corpus
 from indexing.embedding import Encoder, encoder_info, library_versions
 from indexing.integrity import storage_error
-from indexing.layout import TMP_SUFFIX, current_version_dir, new_build_dir, publish, remove_stale_builds
+from indexing.layout import (
+    TMP_SUFFIX,
+    build_lock,
+    current_version_dir,
+    new_build_dir,
+    publish,
+    remove_stale_builds,
+)
 from indexing.manifest import Manifest, ModelInfo
 from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings, text_hash
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES
@@ -364,6 +371,17 @@ def build_index(
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     index_dir = Path(index_dir or settings.index_dir)
     names = parse_backends(list(backends) if backends is not None else settings.backends)
+    files = iter_corpus(corpus_dir)
+    first = next(files)  # fails on a missing or empty corpus before the index folder is touched
+    with build_lock(index_dir):  # a document update waits, and never removes this build's folder
+        return _build_locked(settings, encoder, corpus_dir, index_dir, names, show_progress, say, started,
+                             itertools.chain([first], files))
+
+
+def _build_locked(
+    settings: Settings, encoder: Encoder, corpus_dir: Path, index_dir: Path, names: list[str],
+    show_progress: bool, say: Progress, started: float, files: Iterator[CorpusFile],
+) -> BuildSummary:
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
 
@@ -372,9 +390,7 @@ def build_index(
         timings[name] = round(now - clock[0], 3)
         clock[0] = now
 
-    files = iter_corpus(corpus_dir)
-    first = next(files)  # fails on a missing or empty corpus before the index folder is touched
-    merged, document_seq = stored_overlay_stream(itertools.chain([first], files), settings, index_dir)
+    merged, document_seq = stored_overlay_stream(files, settings, index_dir)
     config = chunking_config(settings, encoder)
     build_dir = new_build_dir(index_dir, f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
     writer: ChunkStoreWriter | None = None

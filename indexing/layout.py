@@ -8,9 +8,12 @@ at any moment leaves the previous index untouched.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from indexing.integrity import write_checksums
@@ -28,6 +31,53 @@ def versions_dir(index_dir: Path) -> Path:
 def current_version_dir(index_dir: Path) -> Path:
     """The directory that ``index_dir`` points to now (itself if it is not a link)."""
     return Path(os.path.realpath(index_dir))
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index's build lock: full builds and document updates of one index run one at a time.
+
+    An exclusive ``flock`` on ``<versions>/.lock``, so it serialises threads and processes alike; without it an
+    update's removal of stale ``*.tmp`` folders deleted a running build's folder under it.
+    """
+    root = versions_dir(index_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class VersionLease:
+    """A shared ``flock`` on a version directory held while a service serves it; :func:`prune` skips it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd: int | None = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        """Let the version be pruned again (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _in_use(path: Path) -> bool:
+    """Whether some process holds a :class:`VersionLease` on ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def new_build_dir(index_dir: Path, version: str) -> Path:
@@ -69,7 +119,7 @@ def publish(index_dir: Path, build_dir: Path, keep: int) -> Path:
 
 
 def prune(index_dir: Path, keep: int) -> None:
-    """Delete old versions beyond ``keep`` (never the current one) and leftovers of killed builds."""
+    """Delete old versions beyond ``keep`` (never the current one, nor one a service still serves)."""
     root = versions_dir(index_dir)
     if not root.is_dir():
         return
@@ -81,7 +131,7 @@ def prune(index_dir: Path, keep: int) -> None:
     )
     survivors = [current] + [p for p in versions if p.resolve() != current][: max(0, keep - 1)]
     for path in versions:
-        if path.resolve() not in {s.resolve() for s in survivors}:
+        if path.resolve() not in {s.resolve() for s in survivors} and not _in_use(path):
             shutil.rmtree(path, ignore_errors=True)
             logger.info("removed old index version %s", path.name)
 

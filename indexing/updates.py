@@ -36,7 +36,7 @@ from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.embedding import Encoder, library_versions
 from indexing.integrity import storage_error
-from indexing.layout import current_version_dir, new_build_dir, publish, remove_stale_builds
+from indexing.layout import build_lock, current_version_dir, new_build_dir, publish, remove_stale_builds
 from indexing.manifest import Manifest
 from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES
@@ -152,8 +152,15 @@ def apply_changes(
         IndexNotBuiltError: There is no index to update.
         ModelMismatchError: ``encoder`` is not the index's model.
     """
-    started = time.perf_counter()
     index_dir = Path(index_dir or settings.index_dir)
+    with build_lock(index_dir):  # never alongside a full build of the same index
+        return _apply_locked(settings, encoder, changes, index_dir, version)
+
+
+def _apply_locked(
+    settings: Settings, encoder: Encoder, changes: Sequence[StoredChange], index_dir: Path, version: str | None,
+) -> UpdateSummary:
+    started = time.perf_counter()
     current = current_version_dir(index_dir)
     manifest = Manifest.load(current)
     manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
