@@ -8,6 +8,7 @@ thread hop per dependency on every request.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -37,13 +38,17 @@ async def get_metrics(request: Request) -> ServiceMetrics:
     return metrics
 
 
-async def get_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Searcher:
-    """The current searcher, taken once: the request keeps it even if a reload swaps in a new one.
+async def get_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> AsyncIterator[Searcher]:
+    """The current searcher, taken once: the request keeps it (open) even if a reload swaps in a new one.
 
     Raises:
         NotReadyError: No index is loaded yet.
     """
-    return state.require_searcher()
+    searcher = state.acquire()
+    try:
+        yield searcher
+    finally:
+        state.release(searcher)
 
 
 async def get_drift(state: Annotated[ServiceState, Depends(get_state)]) -> DriftService:

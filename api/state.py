@@ -23,6 +23,7 @@ from fastapi import BackgroundTasks
 from api.errors import NotReadyError
 from api.verify import verify_searcher
 from drift.service import DriftService
+from indexing.layout import VersionLease
 from mlsearch.errors import DriftError, IndexCorruptError, MlsearchError
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
@@ -167,6 +168,9 @@ class ServiceState:
     drift: DriftService | None = None
     drift_off_reason: str = "drift monitoring is not running"
     _lock: asyncio.Lock | None = field(default=None, repr=False)
+    _users: dict[int, int] = field(default_factory=dict, repr=False)  # id(searcher) -> requests holding it
+    _retired: list[Searcher] = field(default_factory=list, repr=False)
+    _leases: dict[int, VersionLease] = field(default_factory=dict, repr=False)
 
     def start(self) -> None:
         """Prepare for the event loop that is starting (called by the app's lifespan)."""
@@ -183,6 +187,35 @@ class ServiceState:
             reason = self.load_error or "the index is still loading"
             raise NotReadyError(f"the service is not ready: {reason}")
         return searcher
+
+    def acquire(self) -> Searcher:
+        """The current searcher, held for one request until :meth:`release` (so a reload does not close it).
+
+        Raises:
+            NotReadyError: No index is loaded (yet).
+        """
+        searcher = self.require_searcher()
+        self._users[id(searcher)] = self._users.get(id(searcher), 0) + 1
+        return searcher
+
+    def release(self, searcher: Searcher) -> None:
+        """End one request's hold on ``searcher``; a replaced searcher is closed once nobody holds it."""
+        left = self._users.get(id(searcher), 0) - 1
+        if left > 0:
+            self._users[id(searcher)] = left
+        else:
+            self._users.pop(id(searcher), None)
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        """Close the replaced searchers that no request holds: connections, backends and version lease."""
+        for searcher in [s for s in self._retired if id(s) not in self._users]:
+            self._retired.remove(searcher)
+            searcher.close_all()
+            lease = self._leases.pop(id(searcher), None)
+            if lease is not None:
+                lease.release()
+            logger.debug("closed the searcher of index version %s", searcher.version)
 
     def require_drift(self) -> DriftService:
         """The drift monitor of the service.
@@ -228,7 +261,14 @@ class ServiceState:
                     self.load_error = str(exc)
                 logger.warning("cannot load index %s: %s", target, exc)
                 raise
+            try:  # builds and updates never prune a version while this service reads it
+                self._leases[id(searcher)] = VersionLease(searcher.directory)
+            except OSError as exc:
+                logger.warning("cannot lease index version %s: %s", searcher.directory.name, exc)
             self.searcher = searcher
+            if previous is not None:
+                self._retired.append(previous)
+                self._close_idle()
             self.loaded_at = datetime.now(UTC)
             self.load_error = self.failed_target = None
             if previous is not None:

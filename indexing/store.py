@@ -54,6 +54,8 @@ class ChunkStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []  # every thread's, so close_all can reach them
+        self._connections_lock = threading.Lock()
 
     @classmethod
     def write(cls, directory: Path, chunks: Sequence[Chunk], embeddings: np.ndarray | None) -> ChunkStore:
@@ -74,6 +76,8 @@ class ChunkStore:
         if connection is None:
             connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
         return connection
 
     @staticmethod
@@ -252,6 +256,16 @@ class ChunkStore:
         if connection is not None:
             connection.close()
             self._local.connection = None
+            with self._connections_lock:
+                self._connections = [c for c in self._connections if c is not connection]
+
+    def close_all(self) -> None:
+        """Close every thread's connection (once no thread reads the store any more)."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
 
 
 class StoredTexts(Sequence[str]):

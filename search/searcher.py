@@ -464,6 +464,11 @@ class Searcher:
         """Release the chunk store connection of this thread."""
         self.store.close()
 
+    def close_all(self) -> None:
+        """Release every thread's chunk store connection and the loaded backends (the searcher is retired)."""
+        self.store.close_all()
+        self._backends.clear()
+
 
 def index_fusion(manifest: Manifest, rrf_k: int) -> FusionConfig:
     """The fusion hybrid search uses on an index: the one ``mlsearch tune`` chose, else equal-weight RRF.
