@@ -7,9 +7,11 @@ same embeddings, cosine >= 0.9999 for fp32 exports, measured in the tests), its 
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -116,11 +118,19 @@ class ExportedEncoder:
         """The torch model's weights hash: an index built with either backend opens with the other."""
         return self._weights_hash
 
+    @cached_property
+    def _counting_tokenizer(self) -> Any:
+        """A copy of the tokenizer for counting: a call sets padding and truncation on the tokenizer it uses,
+        which broke a query encode running at the same time in another thread (the query log counts tokens)."""
+        return copy.deepcopy(self.tokenizer)
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Length of each text in model tokens, special tokens included, without truncation."""
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        encoded = self._counting_tokenizer(
+            list(texts), add_special_tokens=True, truncation=False, verbose=False
+        )["input_ids"]
         return [len(ids) for ids in encoded]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
