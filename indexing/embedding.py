@@ -110,6 +110,17 @@ def resolve_model(name_or_path: str) -> tuple[str, Path | None]:
     return name_or_path, None
 
 
+def count_tokens_untruncated(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    """Length of each text in ``tokenizer``'s tokens, special tokens included, without truncation.
+
+    Give it a tokenizer of its own (a copy): the call sets padding and truncation state on the tokenizer.
+    """
+    if not texts:
+        return []
+    encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    return [len(ids) for ids in encoded]
+
+
 class SentenceTransformerEncoder:
     """An :class:`Encoder` over a ``sentence_transformers.SentenceTransformer``.
 
@@ -168,12 +179,7 @@ class SentenceTransformerEncoder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Length of each text in model tokens, special tokens included, without truncation."""
-        if not texts:
-            return []
-        encoded = self._counting_tokenizer(
-            list(texts), add_special_tokens=True, truncation=False, verbose=False
-        )["input_ids"]
-        return [len(ids) for ids in encoded]
+        return count_tokens_untruncated(self._counting_tokenizer, texts)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         """Embed texts with the model's own similarity (no extra normalisation), as float32."""

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from indexing.embedding import count_tokens_untruncated
 from indexing.export import MODEL_FILES, require, tokenize
 
 logger = logging.getLogger(__name__)
@@ -126,12 +127,7 @@ class ExportedEncoder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Length of each text in model tokens, special tokens included, without truncation."""
-        if not texts:
-            return []
-        encoded = self._counting_tokenizer(
-            list(texts), add_special_tokens=True, truncation=False, verbose=False
-        )["input_ids"]
-        return [len(ids) for ids in encoded]
+        return count_tokens_untruncated(self._counting_tokenizer, texts)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         """Embed texts as float32, longest first in batches of ``batch_size`` (returned in input order)."""
