@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     )
     bm25_k1: float = Field(default=1.5, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
+    bm25_variant: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+    bm25_stemmer: Literal["english", "porter", "none"] = "english"
+    bm25_stop_words: Literal["english", "none"] = "english"
+    bm25_rm3_terms: int = Field(default=0, ge=0, description="RM3 expansion terms (0: RM3 off).")
+    bm25_rm3_docs: int = Field(default=10, ge=1, description="RM3 feedback documents.")
+    bm25_rm3_weight: float = Field(default=0.5, ge=0, le=1, description="RM3: the original query's weight.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     reranker: Path | None = Field(
         default=None, description="A local cross-encoder folder for `rerank`; else the one the index's manifest "

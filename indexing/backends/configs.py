@@ -61,10 +61,21 @@ class LsiConfig:
 
 @dataclass(frozen=True)
 class Bm25Config:
-    """BM25: term-frequency saturation ``k1`` and length normalisation ``b``."""
+    """BM25: term-frequency saturation ``k1``, length normalisation ``b``, the scoring ``variant`` (a ``bm25s``
+    method), the analyzer (``stemmer``, ``stop_words``) and RM3 query expansion (``rm3_terms`` 0: off).
+
+    RM3 (as Pyserini/Anserini offer it) takes the ``rm3_terms`` heaviest terms of the top ``rm3_docs`` results
+    and searches again with them, the original query weighing ``rm3_weight``.
+    """
 
     k1: float = 1.5
     b: float = 0.75
+    variant: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+    stemmer: Literal["english", "porter", "none"] = "english"
+    stop_words: Literal["english", "none"] = "english"
+    rm3_terms: int = 0
+    rm3_docs: int = 10
+    rm3_weight: float = 0.5
 
 
 @dataclass(frozen=True)
