@@ -69,7 +69,11 @@ class Settings(BaseSettings):
     )
     faiss_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
     faiss_nprobe: int = Field(default=16, ge=1)
-    faiss_hnsw_ef_search: int = Field(default=128, ge=1)
+    faiss_hnsw_ef_search: int = Field(default=128, ge=1, description="HNSW candidates searched per query.")
+    faiss_hnsw_m: int = Field(
+        default=32, ge=2, le=256, description="HNSW edges per node when the factory says `HNSW` without a number."
+    )
+    faiss_hnsw_ef_construction: int = Field(default=40, ge=1, description="HNSW candidates per insertion (build).")
     annoy_trees: int = Field(default=50, ge=1)
     annoy_search_k: int = Field(default=-1, description="Annoy search_k; -1 means n_trees * k * 10.")
     usearch_dtype: Literal["f32", "i8", "b1"] = Field(

@@ -23,13 +23,15 @@ from mlsearch.settings import Settings
 
 @dataclass(frozen=True)
 class FaissConfig:
-    """FAISS: factory string, quantization and search parameters."""
+    """FAISS: factory string, quantization, HNSW graph and search parameters."""
 
     factory: str = "Flat"
     quantization: Literal["none", "int8", "binary"] = "none"
     rescore: int = 100
     nprobe: int = 16
     hnsw_ef_search: int = 128
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 40
 
 
 @dataclass(frozen=True)
