@@ -1,6 +1,6 @@
 """BM25 variants on a labelled dataset, alone and fused, beside their label-free dev scores: ``python -m bench.keyword``.
 
-For each BM25 variant (analyzer, ``k1``/``b``, scoring variant, RM3), a BM25 index is built in memory over the
+For each BM25 variant (analyzer, ``k1``/``b``, RM3), a BM25 index is built in memory over the
 index's chunk texts. Dense and LSI candidates come from the index once. Each variant is then scored four ways:
 BM25 alone and hybrid on the labelled queries (document level, a document's score is its best chunk's), and the
 same two on the synthetic dev queries that ``mlsearch tune`` uses (chunk level, no labels). The hybrid of a
@@ -36,7 +36,7 @@ from search.fusion import FusionConfig, fuse
 from search.searcher import Searcher
 
 VARIANTS: dict[str, Bm25Config] = {
-    "default (k1 1.5, b 0.75, lucene, english stem+stop)": Bm25Config(),
+    "default (k1 1.5, b 0.75, english stem+stop)": Bm25Config(),
     "no stemming": Bm25Config(stemmer="none"),
     "porter stemming": Bm25Config(stemmer="porter"),
     "no stop words": Bm25Config(stop_words="none"),
@@ -44,7 +44,6 @@ VARIANTS: dict[str, Bm25Config] = {
     "k1 1.2 b 0.75": Bm25Config(k1=1.2),
     "k1 2.0 b 0.75": Bm25Config(k1=2.0),
     "k1 1.5 b 0.9": Bm25Config(b=0.9),
-    "bm25+": Bm25Config(variant="bm25+"),
     "RM3 10 terms, 10 docs, 0.5": Bm25Config(rm3_terms=10),
     "RM3 20 terms, 10 docs, 0.5": Bm25Config(rm3_terms=20),
     "RM3 10 terms, 5 docs, 0.5": Bm25Config(rm3_terms=10, rm3_docs=5),

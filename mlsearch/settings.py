@@ -69,7 +69,11 @@ class Settings(BaseSettings):
     )
     faiss_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
     faiss_nprobe: int = Field(default=16, ge=1)
-    faiss_hnsw_ef_search: int = Field(default=128, ge=1)
+    faiss_hnsw_ef_search: int = Field(default=128, ge=1, description="HNSW candidates searched per query.")
+    faiss_hnsw_m: int = Field(
+        default=32, ge=2, le=256, description="HNSW edges per node when the factory says `HNSW` without a number."
+    )
+    faiss_hnsw_ef_construction: int = Field(default=40, ge=1, description="HNSW candidates per insertion (build).")
     annoy_trees: int = Field(default=50, ge=1)
     annoy_search_k: int = Field(default=-1, description="Annoy search_k; -1 means n_trees * k * 10.")
     usearch_dtype: Literal["f32", "i8", "b1"] = Field(
@@ -85,7 +89,6 @@ class Settings(BaseSettings):
     )
     bm25_k1: float = Field(default=1.5, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
-    bm25_variant: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
     bm25_stemmer: Literal["english", "porter", "none"] = "english"
     bm25_stop_words: Literal["english", "none"] = "english"
     bm25_rm3_terms: int = Field(default=0, ge=0, description="RM3 expansion terms (0: RM3 off).")
@@ -132,6 +135,10 @@ class Settings(BaseSettings):
     )
     update_coalesce_s: float = Field(
         default=0.2, ge=0, description="Quiet time before document writes are applied to the index as one update."
+    )
+    update_refit_delay_s: float = Field(
+        default=2.0, ge=0, description="Quiet time after the last document write before LSI, into which updates "
+        "fold new texts, is fitted again in the background (the index then equals a clean rebuild).",
     )
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")

@@ -23,13 +23,15 @@ from mlsearch.settings import Settings
 
 @dataclass(frozen=True)
 class FaissConfig:
-    """FAISS: factory string, quantization and search parameters."""
+    """FAISS: factory string, quantization, HNSW graph and search parameters."""
 
     factory: str = "Flat"
     quantization: Literal["none", "int8", "binary"] = "none"
     rescore: int = 100
     nprobe: int = 16
     hnsw_ef_search: int = 128
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 40
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ class LsiConfig:
 
 @dataclass(frozen=True)
 class Bm25Config:
-    """BM25: term-frequency saturation ``k1``, length normalisation ``b``, the scoring ``variant`` (a ``bm25s``
-    method), the analyzer (``stemmer``, ``stop_words``) and RM3 query expansion (``rm3_terms`` 0: off).
+    """BM25: term-frequency saturation ``k1``, length normalisation ``b``, the analyzer (``stemmer``,
+    ``stop_words``) and RM3 query expansion (``rm3_terms`` 0: off).
 
     RM3 (as Pyserini/Anserini offer it) takes the ``rm3_terms`` heaviest terms of the top ``rm3_docs`` results
     and searches again with them, the original query weighing ``rm3_weight``.
@@ -70,7 +72,6 @@ class Bm25Config:
 
     k1: float = 1.5
     b: float = 0.75
-    variant: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
     stemmer: Literal["english", "porter", "none"] = "english"
     stop_words: Literal["english", "none"] = "english"
     rm3_terms: int = 0

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from indexing.backends.base import Piece, splice_rows
 from indexing.backends.configs import FaissConfig
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
@@ -34,7 +35,13 @@ except ImportError:  # pragma: no cover - faiss-cpu is a core dependency
 logger = logging.getLogger(__name__)
 _IVF = re.compile(r"IVF(\d+)")
 _HNSW = re.compile(r"^HNSW(\d+)")
+_BARE_HNSW = re.compile(r"^HNSW(?!\d)")
 FLOATS_FILE = "vectors.f32"
+
+
+def hnsw_factory(factory: str, m: int) -> str:
+    """``factory`` with ``m`` edges per node when it names ``HNSW`` without a number (unchanged otherwise)."""
+    return _BARE_HNSW.sub(f"HNSW{m}", factory, count=1)
 
 
 def quantized_factory(factory: str, quantization: str) -> str:
@@ -72,6 +79,14 @@ class FaissIndex:
         self._count = 0
 
     def _create(self, n_train: int) -> Any:
+        index = self._create_index(n_train)
+        graph = index if self.quantization == "binary" else faiss.downcast_index(index)
+        if hasattr(graph, "hnsw"):
+            graph.hnsw.efConstruction = self.config.hnsw_ef_construction
+        return index
+
+    def _create_index(self, n_train: int) -> Any:
+        self.factory = hnsw_factory(self.factory, self.config.hnsw_m)
         if self.quantization == "binary":
             bits = 8 * ((self.dimension + 7) // 8)
             hnsw = _HNSW.match(self.factory)
@@ -109,6 +124,27 @@ class FaissIndex:
             self._spool.write(vectors.tobytes())
         self._count += len(vectors)
         self._tune()
+
+    def splice(self, pieces: Sequence[Piece], fresh: np.ndarray) -> None:
+        """Rebuild from this index's own float vectors (kept runs) and ``fresh`` rows, laid out as ``pieces`` say.
+
+        Raises:
+            ValueError: The index cannot give its vectors back (an IVF index without a direct map); build it
+                from the stored vectors instead.
+        """
+        total = 0 if self._index is None else int(self._index.ntotal)
+        if total == 0:
+            previous = np.zeros((0, self.dimension), np.float32)
+        elif self.quantization == "none":
+            try:
+                previous = self._index.reconstruct_n(0, total)
+            except RuntimeError as exc:
+                raise ValueError(f"FAISS index {self.factory} cannot reconstruct its vectors: {exc}") from exc
+        else:
+            previous = np.asarray(self._float_vectors())
+        vectors = splice_rows(previous, np.asarray(fresh, np.float32).reshape(-1, self.dimension), pieces)
+        self.factory, self._index, self._floats, self._spool, self._count = self.config.factory, None, None, None, 0
+        self.add(vectors)
 
     def _tune(self) -> None:
         index = self._index if self.quantization == "binary" else faiss.downcast_index(self._index)
@@ -209,7 +245,16 @@ class FaissIndex:
             "metric": "inner_product",
             "nprobe": self.config.nprobe,
             "hnsw_ef_search": self.config.hnsw_ef_search,
+            **({"hnsw_ef_construction": self._ef_construction()} if "HNSW" in self.factory else {}),
         }
+
+    def _ef_construction(self) -> int:
+        """The graph's build-time candidate list (as built, once built; as configured before)."""
+        if self._index is not None:
+            graph = self._index if self.quantization == "binary" else faiss.downcast_index(self._index)
+            if hasattr(graph, "hnsw"):
+                return int(graph.hnsw.efConstruction)
+        return self.config.hnsw_ef_construction
 
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)

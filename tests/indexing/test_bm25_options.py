@@ -1,4 +1,4 @@
-"""BM25 options: the analyzer, scoring variant and RM3 expansion, saved with the index and read back."""
+"""BM25 options: the analyzer and RM3 expansion, saved with the index and read back."""
 
 from __future__ import annotations
 
@@ -38,13 +38,6 @@ def test_unstemmed_index_matches_only_the_exact_form() -> None:
     assert exact.search("regularizing", 3)[1].size == 0
 
 
-@pytest.mark.parametrize("variant", ["lucene", "robertson", "atire", "bm25l", "bm25+"])
-def test_every_variant_ranks_the_matching_text_first(variant: str) -> None:
-    index = Bm25Index(Bm25Config(variant=variant))  # type: ignore[arg-type]
-    index.build(TEXTS)
-    assert index.search("kolmogorov drift", 2)[1][0][0] == 5
-
-
 def test_rm3_expansion_finds_texts_that_share_only_feedback_terms() -> None:
     plain, expanded = Bm25Index(Bm25Config()), Bm25Index(Bm25Config(rm3_terms=20, rm3_docs=2))
     plain.build(TEXTS)
@@ -59,7 +52,7 @@ def test_rm3_expansion_finds_texts_that_share_only_feedback_terms() -> None:
 
 
 def test_options_are_saved_and_win_over_the_config_given_at_load(tmp_path: Path) -> None:
-    config = Bm25Config(k1=0.9, b=0.4, variant="bm25+", stemmer="none", stop_words="none", rm3_terms=5)
+    config = Bm25Config(k1=0.9, b=0.4, stemmer="none", stop_words="none", rm3_terms=5)
     index = Bm25Index(config)
     index.build(TEXTS)
     scores, ids = index.search("adam optimizer", 4)
