@@ -1,4 +1,4 @@
-"""BM25 variants on a labelled dataset, alone and fused, beside their label-free dev scores: ``python -m bench.keyword``.
+"""BM25 variants on a labelled set, alone and fused, beside their label-free dev scores: ``python -m bench.keyword``.
 
 For each BM25 variant (analyzer, ``k1``/``b``, RM3), a BM25 index is built in memory over the
 index's chunk texts. Dense and LSI candidates come from the index once. Each variant is then scored four ways:
@@ -23,8 +23,7 @@ from pathlib import Path
 from evaluation.datasets import load_dataset
 from evaluation.indexes import IDS_FILE
 from evaluation.metrics import compute
-from finetune.tune import DevQuery, choose_fusion, collect_candidates, dev_queries, ndcg_at_10
-from finetune.tune import Ranked
+from finetune.tune import DevQuery, Ranked, choose_fusion, collect_candidates, dev_queries, ndcg_at_10
 from indexing.backends.bm25 import Bm25Index
 from indexing.backends.configs import Bm25Config
 from indexing.embedding import load_encoder
@@ -85,9 +84,8 @@ def main() -> None:
     print(f"{data.name}: {len(labelled)} labelled queries, {len(dev)} dev queries; index {manifest.version} "
           f"({len(texts)} chunks)")
     for method in others:
-        dev_score = sum(ndcg_at_10([p for p, _ in r], q.position) for r, q in zip(fixed["dev"][method], dev,
-                                                                                strict=True)) / len(dev)
-        print(f"{method}: labelled {labelled_ndcg(fixed['labelled'][method]):.4f}, dev {dev_score:.4f}")
+        print(f"{method}: labelled {labelled_ndcg(fixed['labelled'][method]):.4f}, "
+              f"dev {_dev_ndcg(fixed['dev'][method], dev):.4f}")
     print("| # | BM25 variant | labelled BM25 | labelled hybrid (dev-tuned) | dev BM25 | dev hybrid | fusion |")
     print("|---:|---|---:|---:|---:|---:|---|")
     wanted = {int(n) for n in args.only.split(",") if n}
@@ -96,24 +94,31 @@ def main() -> None:
             continue
         index = Bm25Index(config)
         index.build(texts)
-        lists = {}
-        for key, queries in (("labelled", labelled), ("dev", dev)):
-            lists[key] = []
-            for query in queries:
-                scores, ids = index.search(query.text, args.k)
-                lists[key].append([(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)])
+        lists: dict[str, list[Ranked]] = {
+            key: [_ranked(index, query.text, args.k) for query in queries]
+            for key, queries in (("labelled", labelled), ("dev", dev))
+        }
         dev_candidates = {**fixed["dev"], "bm25": lists["dev"]}
         fusion = choose_fusion(default_fusion, methods, dev_candidates, dev)[0]
-        dev_hybrid = sum(ndcg_at_10([p for p, _ in fuse(fusion, [dev_candidates[m][i] for m in fusion.methods])],
-                                    q.position) for i, q in enumerate(dev)) / len(dev)
-        dev_bm25 = sum(ndcg_at_10([p for p, _ in r], q.position) for r, q in zip(lists["dev"], dev,
-                                                                                strict=True)) / len(dev)
+        dev_hybrid = _dev_ndcg([fuse(fusion, [dev_candidates[m][i] for m in fusion.methods])
+                                for i in range(len(dev))], dev)
+        dev_bm25 = _dev_ndcg(lists["dev"], dev)
         labelled_candidates = {**fixed["labelled"], "bm25": lists["labelled"]}
         hybrid = labelled_ndcg([fuse(fusion, [labelled_candidates[m][i] for m in fusion.methods])
                                 for i in range(len(labelled))])
         print(f"| {number} | {name} | {labelled_ndcg(lists['labelled']):.4f} | {hybrid:.4f} | {dev_bm25:.4f} | "
               f"{dev_hybrid:.4f} | {fusion.label()} |", flush=True)
     print(f"took {time.perf_counter() - started:.0f} s")
+
+
+def _ranked(index: Bm25Index, query: str, depth: int) -> Ranked:
+    scores, ids = index.search(query, depth)
+    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]
+
+
+def _dev_ndcg(lists: list[Ranked], queries: list[DevQuery]) -> float:
+    """Mean chunk-level nDCG@10 over dev queries (each query's source chunk is its answer)."""
+    return sum(ndcg_at_10([p for p, _ in r], q.position) for r, q in zip(lists, queries, strict=True)) / len(queries)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexing.backends.base import Piece
 from indexing.backends.bm25 import Bm25Index
 from indexing.backends.configs import Bm25Config
 from indexing.backends.text import Analyzer, analyze
@@ -62,3 +63,15 @@ def test_options_are_saved_and_win_over_the_config_given_at_load(tmp_path: Path)
     again_scores, again_ids = loaded.search("adam optimizer", 4)
     np.testing.assert_array_equal(again_ids, ids)
     np.testing.assert_allclose(again_scores, scores, rtol=1e-5)
+
+
+def test_a_loaded_index_splices_fresh_texts_with_its_own_analyzer(tmp_path: Path) -> None:
+    index = Bm25Index(Bm25Config(stemmer="none"))
+    index.build(TEXTS[:3])
+    index.save(tmp_path / "bm25")
+    loaded = Bm25Index.load(tmp_path / "bm25", Bm25Config())  # a document update loads the previous version
+    loaded.splice([Piece(3, start=0), Piece(1)], ["Regularizing networks with weight decay."])
+    assert loaded.search("regularizing", 4)[1][0].tolist() == [3]  # the exact form only: not stemmed
+    clean = Bm25Index(Bm25Config(stemmer="none"))
+    clean.build([*TEXTS[:3], "Regularizing networks with weight decay."])
+    np.testing.assert_allclose(loaded.search("networks", 4)[0], clean.search("networks", 4)[0], rtol=1e-6)
