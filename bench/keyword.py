@@ -24,8 +24,7 @@ from evaluation.datasets import load_dataset
 from evaluation.indexes import IDS_FILE
 from evaluation.metrics import compute
 from finetune.tune import DevQuery, Ranked, choose_fusion, collect_candidates, dev_queries, ndcg_at_10
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config
+from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.embedding import load_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest

@@ -36,8 +36,7 @@ from tqdm import tqdm
 
 from finetune.filters import drop_duplicates, drop_short
 from finetune.queries import HeuristicGenerator
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config
+from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.integrity import CHECKSUMS_FILE
 from indexing.layout import build_lock, current_version_dir, new_build_dir, publish
 from indexing.manifest import Manifest

@@ -18,13 +18,14 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import bm25s
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from indexing.backends.base import Piece, top_k
-from indexing.backends.configs import Bm25Config
 from indexing.backends.text import Analyzer
 from mlsearch.errors import IndexNotBuiltError
 
@@ -32,10 +33,31 @@ logger = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class Bm25Config:
+    """BM25 options (``MLSEARCH_BM25_<OPTION>``): saturation, length normalisation, analyzer and RM3.
+
+    RM3 (as Pyserini/Anserini offer it) takes the ``rm3_terms`` heaviest terms of the top ``rm3_docs`` results
+    and searches again with them added, the original query weighing ``rm3_weight``. ``mlsearch tune`` chooses
+    these options on synthetic queries; an index keeps the ones it was built with.
+    """
+
+    k1: float = Field(default=1.5, gt=0, description="Term-frequency saturation.")
+    b: float = Field(default=0.75, ge=0, le=1, description="Length normalisation.")
+    stemmer: Literal["english", "porter", "none"] = Field(
+        default="english", description="Snowball english (Porter 2), the original porter, or none.")
+    stop_words: Literal["english", "none"] = Field(
+        default="english", description="Remove scikit-learn's English stop words, or none.")
+    rm3_terms: int = Field(default=0, ge=0, description="RM3 expansion terms (0: RM3 off).")
+    rm3_docs: int = Field(default=10, ge=1, description="RM3 feedback texts.")
+    rm3_weight: float = Field(default=0.5, ge=0, le=1, description="RM3: the original query's weight.")
+
+
 class Bm25Index:
     """Okapi BM25 (Lucene's) over analysed terms, with optional RM3 query expansion; everything from its config."""
 
     name: ClassVar[str] = "bm25"
+    config_type: ClassVar[type[Bm25Config]] = Bm25Config
 
     def __init__(self, config: Bm25Config) -> None:
         self.config = config

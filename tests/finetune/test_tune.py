@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 import finetune.tune as tune_module
 from cli.app import app
 from finetune.tune import Trial, choose, dev_queries, fusion_grid, imbalance, ndcg_at_10, tune, write_tuning
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config
+from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.integrity import verify_checksums
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from indexing.backends.base import Piece
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config
+from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.backends.text import Analyzer, analyze
 
 TEXTS = [
