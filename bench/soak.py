@@ -130,7 +130,8 @@ class Builder:
         self.pool: ProcessPoolExecutor | None = None
         if not cli:
             self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_start_builder, initargs=(str(corpus), str(index_dir), str(state_dir)))
+                                            initializer=_start_builder,
+                                            initargs=(str(corpus), str(index_dir), str(state_dir)))
             self.pool.submit(len, "").result()  # started: imports and model loaded before the soak begins
 
     def build(self) -> str:
