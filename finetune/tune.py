@@ -37,7 +37,14 @@ from finetune.filters import drop_duplicates, drop_short
 from finetune.queries import HeuristicGenerator
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
-from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, required_backends
+from mlsearch.catalog import (
+    DEFAULT_VECTOR_BACKEND,
+    FUSED_METHOD,
+    FUSED_PARTS,
+    METHODS,
+    OTHER_BASE_METHODS,
+    required_backends,
+)
 from mlsearch.errors import FinetuneError
 from search.doc_scoring import DocScoring, document_scores
 from search.fusion import FusionConfig, fuse
@@ -170,7 +177,7 @@ def collect_candidates(
     saved = searcher.cache
     searcher.cache = QueryEmbeddingCache(len(queries) + 1)
     try:
-        if "dense" in methods and queries:
+        if any(METHODS[m].needs_model for m in methods) and queries:
             vectors = searcher.encoder.encode([q.text for q in queries], batch_size=64)
             for query, vector in zip(queries, vectors, strict=True):
                 searcher.cache.get_or_compute(query.text, functools.partial(_given, vector))
@@ -221,13 +228,13 @@ def fusion_grid(methods: Sequence[str], rrf_k: int = 60, depth: int = DEPTH) -> 
     families += [{"kind": "convex", "normalization": n} for n in ("minmax", "zscore")]
     for family in families:
         for dense, bm25 in splits:
-            configs.append(FusionConfig(methods=("dense", "bm25"), weights=(dense, bm25), depth=depth, **family))
-        if "lsi" in methods:
+            configs.append(FusionConfig(methods=FUSED_PARTS, weights=(dense, bm25), depth=depth, **family))
+        for extra in (m for m in methods if m in OTHER_BASE_METHODS):
             for lsi in LSI_WEIGHTS:
                 for dense, bm25 in splits[1:-1]:
                     rest = 1 - lsi
                     weights = (round(dense * rest, 3), round(bm25 * rest, 3), lsi)
-                    configs.append(FusionConfig(methods=("dense", "bm25", "lsi"), weights=weights, depth=depth,
+                    configs.append(FusionConfig(methods=(*FUSED_PARTS, extra), weights=weights, depth=depth,
                                                 **family))
     return configs
 
@@ -243,11 +250,11 @@ def score_fusion(config: FusionConfig, candidates: Mapping[str, list[Ranked]],
 
 def imbalance(config: FusionConfig | DocScoring | None) -> float:
     """How far a fusion's dense and BM25 weights are from equal (0: equal, 1: one of them is 0)."""
-    if not isinstance(config, FusionConfig) or not {"dense", "bm25"} <= set(config.methods):
+    if not isinstance(config, FusionConfig) or not set(FUSED_PARTS) <= set(config.methods):
         return 0.0
     weights = dict(zip(config.methods, config.weights, strict=True))
-    total = weights["dense"] + weights["bm25"]
-    return abs(weights["dense"] - weights["bm25"]) / total if total else 1.0
+    first, second = (weights[m] for m in FUSED_PARTS)
+    return abs(first - second) / (first + second) if first + second else 1.0
 
 
 def choose(
@@ -307,13 +314,14 @@ def tune(
     """
     started = time.perf_counter()
     say = progress or (lambda message: logger.info("%s", message))
-    for name in required_backends("hybrid", backend):
+    for name in required_backends(FUSED_METHOD, backend):
         searcher.backend(name)
     queries = dev_queries(searcher, size, seed)
     if not queries:
         raise FinetuneError("no synthetic dev query could be made from this index's chunks")
     counts = dict(sorted(Counter(q.kind for q in queries).items()))
-    methods = ["dense", "bm25"] + (["lsi"] if "lsi" in searcher.manifest.backends else [])
+    built = searcher.manifest.backends
+    methods = [*FUSED_PARTS, *(m for m in OTHER_BASE_METHODS if METHODS[m].default_backend in built)]
     say(f"{len(queries)} synthetic dev queries ({', '.join(f'{n} {k}' for k, n in counts.items())}); "
         f"retrieving the top {DEPTH} of {', '.join(methods)}")
     candidates = collect_candidates(searcher, queries, methods, DEPTH, backend, show_progress)
