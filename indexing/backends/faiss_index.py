@@ -35,7 +35,13 @@ except ImportError:  # pragma: no cover - faiss-cpu is a core dependency
 logger = logging.getLogger(__name__)
 _IVF = re.compile(r"IVF(\d+)")
 _HNSW = re.compile(r"^HNSW(\d+)")
+_BARE_HNSW = re.compile(r"^HNSW(?!\d)")
 FLOATS_FILE = "vectors.f32"
+
+
+def hnsw_factory(factory: str, m: int) -> str:
+    """``factory`` with ``m`` edges per node when it names ``HNSW`` without a number (unchanged otherwise)."""
+    return _BARE_HNSW.sub(f"HNSW{m}", factory, count=1)
 
 
 def quantized_factory(factory: str, quantization: str) -> str:
@@ -55,7 +61,7 @@ def binary_codes(vectors: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class FaissConfig:
-    """FAISS options (``MLSEARCH_FAISS_<OPTION>``): factory string, quantization and search parameters."""
+    """FAISS options (``MLSEARCH_FAISS_<OPTION>``): factory string, quantization, HNSW graph and search."""
 
     factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat.")
     quantization: Literal["none", "int8", "binary"] = Field(
@@ -65,7 +71,11 @@ class FaissConfig:
     )
     rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
     nprobe: int = Field(default=16, ge=1, description="Inverted lists visited per query (IVF).")
-    hnsw_ef_search: int = Field(default=128, ge=1, description="HNSW candidate list length per query.")
+    hnsw_ef_search: int = Field(default=128, ge=1, description="HNSW candidates searched per query.")
+    hnsw_m: int = Field(
+        default=32, ge=2, le=256, description="HNSW edges per node when the factory says `HNSW` without a number."
+    )
+    hnsw_ef_construction: int = Field(default=40, ge=1, description="HNSW candidates per insertion (build).")
 
 
 class FaissIndex:
@@ -89,6 +99,14 @@ class FaissIndex:
         self._count = 0
 
     def _create(self, n_train: int) -> Any:
+        index = self._create_index(n_train)
+        graph = index if self.quantization == "binary" else faiss.downcast_index(index)
+        if hasattr(graph, "hnsw"):
+            graph.hnsw.efConstruction = self.config.hnsw_ef_construction
+        return index
+
+    def _create_index(self, n_train: int) -> Any:
+        self.factory = hnsw_factory(self.factory, self.config.hnsw_m)
         if self.quantization == "binary":
             bits = 8 * ((self.dimension + 7) // 8)
             hnsw = _HNSW.match(self.factory)
@@ -241,7 +259,16 @@ class FaissIndex:
             "metric": "inner_product",
             "nprobe": self.config.nprobe,
             "hnsw_ef_search": self.config.hnsw_ef_search,
+            **({"hnsw_ef_construction": self._ef_construction()} if "HNSW" in self.factory else {}),
         }
+
+    def _ef_construction(self) -> int:
+        """The graph's build-time candidate list (as built, once built; as configured before)."""
+        if self._index is not None:
+            graph = self._index if self.quantization == "binary" else faiss.downcast_index(self._index)
+            if hasattr(graph, "hnsw"):
+                return int(graph.hnsw.efConstruction)
+        return self.config.hnsw_ef_construction
 
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)

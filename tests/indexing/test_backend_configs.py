@@ -50,22 +50,22 @@ def test_settings_and_the_config_builder_name_no_backend() -> None:
 
 
 def test_options_come_from_flat_variables_json_and_keywords(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLSEARCH_USEARCH_DTYPE", "i8")
+    monkeypatch.setenv("MLSEARCH_LSI_DIMENSIONS", "30")
     monkeypatch.setenv("MLSEARCH_FAISS_NPROBE", "4")
     monkeypatch.setenv("MLSEARCH_BACKEND_OPTIONS", '{"annoy": {"trees": 7}, "faiss": {"nprobe": 2, "rescore": 9}}')
     settings = Settings(faiss_factory="HNSW32")
-    usearch, faiss, annoy = (backend_config(n, settings) for n in ("usearch", "faiss", "annoy"))
-    assert usearch.dtype == "i8" and usearch.connectivity == 16  # type: ignore[attr-defined]
+    lsi, faiss, annoy = (backend_config(n, settings) for n in ("lsi", "faiss", "annoy"))
+    assert lsi.dimensions == 30 and lsi.fit_sample == 100_000  # type: ignore[attr-defined]
     assert (faiss.factory, faiss.nprobe, faiss.rescore) == ("HNSW32", 4, 9)  # type: ignore[attr-defined]
-    assert annoy.trees == 7  # type: ignore[attr-defined]
-    assert set(backend_configs(settings)) == {"usearch", "faiss", "annoy"}
+    assert annoy.trees == 7 and annoy.search_k == -1  # type: ignore[attr-defined]
+    assert set(backend_configs(settings)) == {"lsi", "faiss", "annoy"}
 
 
 def test_a_bad_option_is_named_with_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLSEARCH_USEARCH_DTYP", "i8")
-    with pytest.raises(BackendConfigError, match=r"unknown option 'dtyp' \(MLSEARCH_USEARCH_DTYP\); valid: dtype"):
-        backend_config("usearch", Settings())
-    monkeypatch.delenv("MLSEARCH_USEARCH_DTYP")
+    monkeypatch.setenv("MLSEARCH_ANNOY_TRES", "9")
+    with pytest.raises(BackendConfigError, match=r"unknown option 'tres' \(MLSEARCH_ANNOY_TRES\); valid: trees"):
+        backend_config("annoy", Settings())
+    monkeypatch.delenv("MLSEARCH_ANNOY_TRES")
     with pytest.raises(BackendConfigError, match=r"rescore \(MLSEARCH_FAISS_RESCORE\): Input should be greater"):
         backend_config("faiss", Settings(faiss_rescore=0))
     with pytest.raises(BackendConfigError, match=r"quantization \(MLSEARCH_FAISS_QUANTIZATION\)"):
