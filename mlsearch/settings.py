@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     update_coalesce_s: float = Field(
         default=0.2, ge=0, description="Quiet time before document writes are applied to the index as one update."
     )
+    update_refit_delay_s: float = Field(
+        default=2.0, ge=0, description="Quiet time after the last document write before LSI, into which updates "
+        "fold new texts, is fitted again in the background (the index then equals a clean rebuild).",
+    )
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
     watch_interval_s: float = Field(default=2.0, gt=0)

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from indexing.backends.base import Piece, splice_rows
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
 
@@ -144,6 +145,27 @@ class FaissIndex:
             self._spool.write(vectors.tobytes())
         self._count += len(vectors)
         self._tune()
+
+    def splice(self, pieces: Sequence[Piece], fresh: np.ndarray) -> None:
+        """Rebuild from this index's own float vectors (kept runs) and ``fresh`` rows, laid out as ``pieces`` say.
+
+        Raises:
+            ValueError: The index cannot give its vectors back (an IVF index without a direct map); build it
+                from the stored vectors instead.
+        """
+        total = 0 if self._index is None else int(self._index.ntotal)
+        if total == 0:
+            previous = np.zeros((0, self.dimension), np.float32)
+        elif self.quantization == "none":
+            try:
+                previous = self._index.reconstruct_n(0, total)
+            except RuntimeError as exc:
+                raise ValueError(f"FAISS index {self.factory} cannot reconstruct its vectors: {exc}") from exc
+        else:
+            previous = np.asarray(self._float_vectors())
+        vectors = splice_rows(previous, np.asarray(fresh, np.float32).reshape(-1, self.dimension), pieces)
+        self.factory, self._index, self._floats, self._spool, self._count = self.config.factory, None, None, None, 0
+        self.add(vectors)
 
     def _tune(self) -> None:
         index = self._index if self.quantization == "binary" else faiss.downcast_index(self._index)

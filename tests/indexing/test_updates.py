@@ -139,6 +139,9 @@ def test_many_writes_then_equal_to_a_clean_rebuild(
         if step % 9 == 0:
             updater.run_pending()
     updater.run_pending()
+    assert updater.refit_due()  # LSI holds folded-in texts until it is fitted again
+    assert updater.refit() is not None
+    assert not updater.refit_due()
     updated = current_version_dir(built_index)
     assert set(Manifest.load(updated).counts) >= {"chunks"}
     clean = settings.model_copy(update={"index_dir": tmp_path / "clean" / "default"})
