@@ -151,6 +151,13 @@ class ChunkStore:
         """Every chunk id, by position."""
         return [str(r[0]) for r in self._db.execute("SELECT id FROM chunks ORDER BY position")]
 
+    def ids_fingerprint(self) -> str:
+        """sha256 of every chunk id, by position, one per line (an update's fingerprint), joined in SQLite."""
+        joined = self._db.execute(
+            "SELECT COALESCE(group_concat(id, char(10)), '') FROM (SELECT id FROM chunks ORDER BY position)"
+        ).fetchone()[0]
+        return hashlib.sha256(str(joined).encode()).hexdigest()
+
     def documents(self) -> list[tuple[str, str, str, int]]:
         """``(doc_id, title, source_type, chunk count)`` of every document in the store, by doc id."""
         source = "source_type" if "source_type" in self._columns.split(", ") else "''"

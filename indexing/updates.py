@@ -15,7 +15,6 @@ told the name of the version in which it will be visible.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import threading
@@ -299,7 +298,8 @@ def _apply_locked(
         lap("store")
         store = ChunkStore(build_dir / ChunkStore.FILE)
         try:
-            ids = store.ids()
+            chunks = len(store)
+            fingerprint = store.ids_fingerprint()
             documents = len(layout)
             described = _update_backends(
                 current, build_dir, list(manifest.backends), settings, encoder.dimension, store, pieces,
@@ -307,7 +307,6 @@ def _apply_locked(
             )
         finally:
             store.close()
-        fingerprint = hashlib.sha256("\n".join(ids).encode()).hexdigest()
         if version is None:  # name the version after what it holds, as a full build does
             named = build_dir.with_name(f"{new_version_name(fingerprint[:8])}{build_dir.suffix}")
             build_dir = build_dir.rename(named)
@@ -319,8 +318,7 @@ def _apply_locked(
             "corpus": {**manifest.corpus, "fingerprint": fingerprint, "documents": documents, DOCUMENT_SEQ: seq,
                        "updated_from": manifest.version},
             "backends": described,
-            "counts": {"documents": documents, "chunks": len(ids), "embedded": embedded,
-                       "reused": len(ids) - embedded},
+            "counts": {"documents": documents, "chunks": chunks, "embedded": embedded, "reused": chunks - embedded},
             "library_versions": library_versions(),
         }).save(build_dir)
         publish(index_dir, build_dir, keep=settings.keep_versions)
@@ -334,7 +332,7 @@ def _apply_locked(
     return UpdateSummary(
         version=version, previous_version=manifest.version, document_seq=seq,
         changed=sorted(d for d, c in latest.items() if c.document is not None), deleted=deleted,
-        documents=documents, chunks=len(ids), embedded=embedded, reused=len(ids) - embedded,
+        documents=documents, chunks=chunks, embedded=embedded, reused=chunks - embedded,
         seconds=round(time.perf_counter() - started, 3), timings=timings,
     )
 
@@ -478,6 +476,7 @@ class DocumentUpdater:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.last_summary: UpdateSummary | None = None  # the latest update or refit that published
         self.refit_delay_s = settings.update_refit_delay_s if refit_delay_s is None else refit_delay_s
         self._refit_lock = threading.Lock()  # one refit at a time
         self._refit_wake = threading.Event()
@@ -556,6 +555,7 @@ class DocumentUpdater:
             self.last_error = None
         logger.info("index updated to %s: %d changed, %d deleted, %d chunks embedded in %.2fs %s", summary.version,
                     len(summary.changed), len(summary.deleted), summary.embedded, summary.seconds, summary.timings)
+        self.last_summary = summary
         self._refit_wake.set()
         if self.on_published is not None:
             self.on_published(summary)
@@ -571,6 +571,7 @@ class DocumentUpdater:
         if summary is None:
             return None
         logger.info("index refitted as %s in %.2fs", summary.version, summary.seconds)
+        self.last_summary = summary
         if self.on_published is not None:
             self.on_published(summary)
         return summary
