@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from indexing.backends.base import Piece
-from indexing.backends.configs import AnnoyConfig
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
 
@@ -30,10 +31,19 @@ except ImportError:  # pragma: no cover - annoy is a core dependency
     _Annoy = None  # type: ignore[assignment,misc]
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class AnnoyConfig:
+    """Annoy options (``MLSEARCH_ANNOY_<OPTION>``): trees built and nodes inspected per search."""
+
+    trees: int = Field(default=50, ge=1, description="Trees built.")
+    search_k: int = Field(default=-1, description="Annoy search_k; -1 means trees * k * 10.")
+
+
 class AnnoyIndex:
     """An Annoy forest over inner products; built on first search or save, read-only after."""
 
     name: ClassVar[str] = "annoy"
+    config_type: ClassVar[type[AnnoyConfig]] = AnnoyConfig
     FILE = "annoy.ann"
 
     def __init__(self, dimension: int, config: AnnoyConfig) -> None:

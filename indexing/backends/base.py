@@ -23,9 +23,11 @@ class VectorIndex(Protocol):
     """A dense index scored by inner product. Ids are the chunks' positions in the chunk store."""
 
     name: ClassVar[str]
+    config_type: ClassVar[type]
+    """Its options: a frozen pydantic dataclass defined in the backend's own module (see ``configs.py``)."""
 
     def __init__(self, dimension: int, config: Any) -> None:
-        """An empty index for vectors of ``dimension`` floats; ``config`` is the backend's own (``configs.py``)."""
+        """An empty index for vectors of ``dimension`` floats; ``config`` is a :attr:`config_type`."""
         ...
 
     def add(self, vectors: np.ndarray, chunks: Sequence[Chunk]) -> None:
@@ -59,9 +61,11 @@ class KeywordIndex(Protocol):
     """A lexical index over chunk texts. Ids are the chunks' positions in the chunk store."""
 
     name: ClassVar[str]
+    config_type: ClassVar[type]
+    """Its options: a frozen pydantic dataclass defined in the backend's own module (see ``configs.py``)."""
 
     def __init__(self, config: Any) -> None:
-        """An empty index; ``config`` is the backend's own (see ``indexing/backends/configs.py``)."""
+        """An empty index; ``config`` is a :attr:`config_type`."""
         ...
 
     def build(self, texts: Sequence[str]) -> None:

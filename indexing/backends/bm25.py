@@ -19,10 +19,11 @@ from typing import Any, ClassVar, Self
 
 import bm25s
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 from scipy import sparse
 
 from indexing.backends.base import Piece, top_k
-from indexing.backends.configs import Bm25Config
 from indexing.backends.text import analyze
 from mlsearch.errors import IndexNotBuiltError
 
@@ -31,10 +32,19 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 TERM_FILES = ("terms.npy", "counts.npy", "offsets.npy")
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class Bm25Config:
+    """BM25 options (``MLSEARCH_BM25_<OPTION>``): term-frequency saturation and length normalisation."""
+
+    k1: float = Field(default=1.5, gt=0, description="Term-frequency saturation.")
+    b: float = Field(default=0.75, ge=0, le=1, description="Length normalisation.")
+
+
 class Bm25Index:
     """Okapi BM25 (``k1``, ``b`` from its config) over stemmed, stop-worded terms."""
 
     name: ClassVar[str] = "bm25"
+    config_type: ClassVar[type[Bm25Config]] = Bm25Config
 
     def __init__(self, config: Bm25Config) -> None:
         self.k1 = config.k1

@@ -1,9 +1,9 @@
 """FAISS vector index, inner product, any factory string (``Flat``, ``HNSW32``, ``IVF64,Flat``), optionally quantized.
 
-``faiss_quantization`` keeps the vectors in less memory: ``int8`` uses FAISS's 8-bit scalar quantizer (``Flat``
+The ``quantization`` option keeps the vectors in less memory: ``int8`` uses FAISS's 8-bit scalar quantizer (``Flat``
 becomes ``SQ8``, ``IVFn,Flat`` becomes ``IVFn,SQ8``, ``HNSWm`` becomes ``HNSWm_SQ8``: a quarter of the float
 size), ``binary`` keeps one sign bit per dimension (a thirty-second, searched by Hamming distance, with an
-``HNSW`` graph when the factory asks for one). Both fetch ``faiss_rescore`` candidates and score them again
+``HNSW`` graph when the factory asks for one). Both fetch ``rescore`` candidates and score them again
 exactly with the float vectors, which are kept beside the index in ``vectors.f32`` and memory-mapped, so they
 cost disk but only the pages that rescoring touches in memory.
 """
@@ -18,12 +18,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from indexing.backends.base import Piece, splice_rows
-from indexing.backends.configs import FaissConfig
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
 
@@ -59,10 +60,30 @@ def binary_codes(vectors: np.ndarray) -> np.ndarray:
     return np.packbits(np.asarray(vectors) > 0, axis=1)
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class FaissConfig:
+    """FAISS options (``MLSEARCH_FAISS_<OPTION>``): factory string, quantization, HNSW graph and search."""
+
+    factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat.")
+    quantization: Literal["none", "int8", "binary"] = Field(
+        default="none",
+        description="none: float vectors; int8: 8-bit scalar quantizer (SQ8); binary: one bit per dimension. "
+        "Quantized indexes rescore `rescore` candidates with the float vectors.",
+    )
+    rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
+    nprobe: int = Field(default=16, ge=1, description="Inverted lists visited per query (IVF).")
+    hnsw_ef_search: int = Field(default=128, ge=1, description="HNSW candidates searched per query.")
+    hnsw_m: int = Field(
+        default=32, ge=2, le=256, description="HNSW edges per node when the factory says `HNSW` without a number."
+    )
+    hnsw_ef_construction: int = Field(default=40, ge=1, description="HNSW candidates per insertion (build).")
+
+
 class FaissIndex:
     """A FAISS index with ``METRIC_INNER_PRODUCT``; the factory string comes from its config."""
 
     name: ClassVar[str] = "faiss"
+    config_type: ClassVar[type[FaissConfig]] = FaissConfig
     FILE = "faiss.index"
 
     def __init__(self, dimension: int, config: FaissConfig) -> None:

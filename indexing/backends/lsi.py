@@ -8,19 +8,30 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 from sklearn import config_context
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from indexing.backends.base import Piece, splice_rows, top_k
-from indexing.backends.configs import LsiConfig
 from indexing.backends.text import analyze
 from mlsearch.errors import IndexNotBuiltError
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class LsiConfig:
+    """LSI options (``MLSEARCH_LSI_<OPTION>``): SVD components and the fitting sample."""
+
+    dimensions: int = Field(default=200, ge=2, description="SVD components.")
+    fit_sample: int = Field(
+        default=100_000, ge=100, description="TF-IDF and SVD are fitted on at most this many chunks (evenly spaced)."
+    )
+
+
 class LsiIndex:
-    """TF-IDF (sublinear, stemmed, English stop words) projected on ``lsi_dimensions`` SVD components.
+    """TF-IDF (sublinear, stemmed, English stop words) projected on ``dimensions`` SVD components.
 
     Documents and queries are compared by cosine in the latent space. Saved as ``vocabulary.json``,
     ``idf.npy``, ``components.npy`` and ``documents.npy``: loading reads arrays, never pickles.
@@ -32,6 +43,7 @@ class LsiIndex:
     """
 
     name: ClassVar[str] = "lsi"
+    config_type: ClassVar[type[LsiConfig]] = LsiConfig
 
     def __init__(self, config: LsiConfig) -> None:
         self.dimensions = config.dimensions
@@ -48,7 +60,7 @@ class LsiIndex:
     def build(self, texts: Sequence[str]) -> None:
         """Fit TF-IDF and SVD on the texts and project them.
 
-        Past ``lsi_fit_sample`` texts, both are fitted on an evenly spaced sample of that many and every text is
+        Past ``fit_sample`` texts, both are fitted on an evenly spaced sample of that many and every text is
         then projected in batches, so that memory stays bounded (terms seen only outside the sample are unknown).
         """
         self._pending_refit = 0

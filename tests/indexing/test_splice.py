@@ -10,12 +10,11 @@ import bm25s
 import numpy as np
 import pytest
 
-from indexing.backends.annoy_index import AnnoyIndex
+from indexing.backends.annoy_index import AnnoyConfig, AnnoyIndex
 from indexing.backends.base import Piece, splice_rows
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import AnnoyConfig, Bm25Config, FaissConfig, LsiConfig
-from indexing.backends.faiss_index import FaissIndex
-from indexing.backends.lsi import LsiIndex
+from indexing.backends.bm25 import Bm25Config, Bm25Index
+from indexing.backends.faiss_index import FaissConfig, FaissIndex
+from indexing.backends.lsi import LsiConfig, LsiIndex
 from indexing.backends.text import analyze
 
 WORDS = ("gradient boosting trees learning rate shrinkage residual variance bias kernel margin attention "
