@@ -23,10 +23,11 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,8 +36,11 @@ from tqdm import tqdm
 
 from finetune.filters import drop_duplicates, drop_short
 from finetune.queries import HeuristicGenerator
-from indexing.layout import current_version_dir
+from indexing.backends.bm25 import Bm25Config, Bm25Index
+from indexing.integrity import CHECKSUMS_FILE
+from indexing.layout import build_lock, current_version_dir, new_build_dir, publish
 from indexing.manifest import Manifest
+from indexing.updates import new_version_name
 from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, required_backends
 from mlsearch.errors import FinetuneError
 from search.doc_scoring import DocScoring, document_scores
@@ -55,6 +59,12 @@ BAND = 0.02
 DENSE_WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 LSI_WEIGHTS = (0.1, 0.2, 0.3)
 DOC_SCORINGS = (DocScoring("max"), DocScoring("sum", 2), DocScoring("sum", 3))
+BM25_CHANGES: tuple[dict[str, Any], ...] = (
+    {"stemmer": "none"}, {"stemmer": "porter"}, {"stop_words": "none"},
+    {"k1": 0.9}, {"k1": 1.2}, {"k1": 2.0}, {"b": 0.4}, {"b": 0.9},
+    {"rm3_terms": 10}, {"rm3_terms": 20}, {"rm3_terms": 10, "rm3_docs": 5},
+)
+"""The BM25 options tried, each alone against the index's own; the winners are then tried together."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class Trial:
     name: str
     by_kind: dict[str, float]
     score: float
-    config: FusionConfig | DocScoring | None = None
+    config: FusionConfig | DocScoring | Bm25Config | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -100,6 +110,10 @@ class TuneResult:
         champion: The default fusion's trial.
         fusion_trials: Every fusion variant, best first (plus dense and BM25 alone, for reference).
         doc_trials: Every document scoring tried, best first.
+        bm25: The BM25 options chosen (None: BM25 was not tuned).
+        bm25_trials: Every BM25 option set tried (scored by its tuned hybrid), best first.
+        bm25_index: The BM25 index built with ``bm25`` when it differs from the index's own (written by
+            :func:`write_tuning`); None when the index's own was kept.
         queries: Query kind → number of dev queries.
         reasons: Why each choice was made.
         seconds: How long it took.
@@ -113,6 +127,9 @@ class TuneResult:
     queries: dict[str, int]
     reasons: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    bm25: Bm25Config | None = None
+    bm25_trials: list[Trial] = field(default_factory=list)
+    bm25_index: Bm25Index | None = None
 
     def manifest_entry(self) -> dict[str, Any]:
         """What is written into the index manifest's ``tuning``."""
@@ -123,6 +140,8 @@ class TuneResult:
             "dev_queries": self.queries,
             "reasons": self.reasons,
             "trials": [t.to_dict() for t in self.fusion_trials[:10]],
+            **({"bm25": asdict(self.bm25), "bm25_trials": [t.to_dict() for t in self.bm25_trials[:10]]}
+               if self.bm25 is not None else {}),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -132,6 +151,8 @@ class TuneResult:
             "doc_scoring": self.doc_scoring.to_dict(), "champion": self.champion.to_dict(),
             "fusion_trials": [t.to_dict() for t in self.fusion_trials],
             "doc_trials": [t.to_dict() for t in self.doc_trials], "queries": self.queries,
+            "bm25": asdict(self.bm25) if self.bm25 is not None else None,
+            "bm25_trials": [t.to_dict() for t in self.bm25_trials],
             "reasons": self.reasons, "seconds": round(self.seconds, 1),
         }
 
@@ -206,7 +227,7 @@ def by_kind(queries: Sequence[DevQuery], scores: Sequence[float]) -> dict[str, f
 
 
 def trial(name: str, queries: Sequence[DevQuery], scores: Sequence[float],
-          config: FusionConfig | DocScoring | None = None) -> Trial:
+          config: FusionConfig | DocScoring | Bm25Config | None = None) -> Trial:
     """A :class:`Trial` from per-query scores."""
     kinds = by_kind(queries, scores)
     return Trial(name, kinds, float(np.mean(list(kinds.values()))) if kinds else 0.0, config)
@@ -241,7 +262,7 @@ def score_fusion(config: FusionConfig, candidates: Mapping[str, list[Ranked]],
     ]
 
 
-def imbalance(config: FusionConfig | DocScoring | None) -> float:
+def imbalance(config: FusionConfig | DocScoring | Bm25Config | None) -> float:
     """How far a fusion's dense and BM25 weights are from equal (0: equal, 1: one of them is 0)."""
     if not isinstance(config, FusionConfig) or not {"dense", "bm25"} <= set(config.methods):
         return 0.0
@@ -274,6 +295,26 @@ def choose(
                   f"({best.score - champion.score:+.4f}){shrunk}; no query kind falls by more than {tolerance}")
 
 
+def choose_fusion(
+    default: FusionConfig, methods: Sequence[str], candidates: Mapping[str, list[Ranked]],
+    queries: Sequence[DevQuery], min_gain: float = MIN_GAIN, tolerance: float = TOLERANCE, band: float = BAND,
+) -> tuple[FusionConfig, Trial, list[Trial], str]:
+    """The fusion chosen on the dev queries' candidate lists against ``default`` (:func:`choose`).
+
+    Returns:
+        The chosen fusion (its ``source`` says whether tuning changed it), the default's trial, every variant's
+        trial and the reason.
+    """
+    champion = trial("default " + default.label(), queries, score_fusion(default, candidates, queries), default)
+    grid = fusion_grid(methods, default.rrf_k)
+    trials = [trial(c.label(), queries, score_fusion(c, candidates, queries), c) for c in grid]
+    winner, reason = choose(champion, trials, min_gain, tolerance, band)
+    assert isinstance(winner.config, FusionConfig)
+    fusion = FusionConfig.from_dict({**winner.config.to_dict(), "source": "mlsearch tune" if winner is not champion
+                                     else "default (mlsearch tune kept it)"})
+    return fusion, champion, trials, reason
+
+
 def tune(
     searcher: Searcher,
     backend: str = DEFAULT_VECTOR_BACKEND,
@@ -284,8 +325,9 @@ def tune(
     band: float = BAND,
     show_progress: bool = False,
     progress: Progress | None = None,
+    keyword: bool = True,
 ) -> TuneResult:
-    """Choose the index's hybrid fusion and document scoring on synthetic dev queries, without labels.
+    """Choose the index's BM25 options, hybrid fusion and document scoring on synthetic dev queries, without labels.
 
     Args:
         searcher: An open searcher over the index to tune (needs a vector backend and BM25).
@@ -297,6 +339,7 @@ def tune(
         band: How far below the best score a more balanced fusion may be and still be preferred.
         show_progress: Progress bars on stderr.
         progress: Called with a short message at each step.
+        keyword: Also choose the BM25 options (:func:`choose_bm25`); False keeps the index's BM25.
 
     Returns:
         The choices and every trial.
@@ -320,14 +363,19 @@ def tune(
 
     default = index_fusion(Manifest.model_validate({**searcher.manifest.model_dump(), "tuning": None}),
                            searcher.config.rrf_k)
-    champion = trial("default " + default.label(), queries, score_fusion(default, candidates, queries), default)
-    grid = fusion_grid(methods, default.rrf_k)
-    say(f"scoring {len(grid)} fusion variants")
-    trials = [trial(c.label(), queries, score_fusion(c, candidates, queries), c) for c in grid]
-    winner, reason = choose(champion, trials, min_gain, tolerance, band)
-    assert isinstance(winner.config, FusionConfig)
-    fusion = FusionConfig.from_dict({**winner.config.to_dict(), "source": "mlsearch tune" if winner is not champion
-                                     else "default (mlsearch tune kept it)"})
+    bm25: Bm25Config | None = None
+    bm25_trials: list[Trial] = []
+    bm25_index: Bm25Index | None = None
+    reasons = []
+    if keyword:
+        say(f"trying {len(BM25_CHANGES)} BM25 option changes (each with its own tuned fusion)")
+        bm25, bm25_trials, bm25_reason, bm25_index, bm25_lists = choose_bm25(
+            searcher, default, methods, candidates, queries, min_gain, tolerance, band, show_progress)
+        candidates = {**candidates, "bm25": bm25_lists}
+        reasons.append(bm25_reason)
+    say(f"scoring {len(fusion_grid(methods, default.rrf_k))} fusion variants")
+    fusion, champion, trials, reason = choose_fusion(default, methods, candidates, queries, min_gain, tolerance,
+                                                     band)
     parts = [trial(f"{m} alone", queries, [ndcg_at_10([p for p, _ in ranked], q.position)
                                             for ranked, q in zip(candidates[m], queries, strict=True)])
              for m in methods]
@@ -335,8 +383,75 @@ def tune(
                                                               tolerance)
     ordered = sorted([*trials, *parts], key=lambda t: -t.score)
     return TuneResult(fusion=fusion, doc_scoring=doc_scoring, champion=champion, fusion_trials=ordered,
-                      doc_trials=doc_trials, queries=counts, reasons=[reason, doc_reason],
-                      seconds=time.perf_counter() - started)
+                      doc_trials=doc_trials, queries=counts, reasons=[*reasons, reason, doc_reason],
+                      seconds=time.perf_counter() - started, bm25=bm25, bm25_trials=bm25_trials,
+                      bm25_index=bm25_index)
+
+
+def choose_bm25(
+    searcher: Searcher, default: FusionConfig, methods: Sequence[str], candidates: Mapping[str, list[Ranked]],
+    queries: Sequence[DevQuery], min_gain: float = MIN_GAIN, tolerance: float = TOLERANCE, band: float = BAND,
+    show_progress: bool = False,
+) -> tuple[Bm25Config, list[Trial], str, Bm25Index | None, list[Ranked]]:
+    """The BM25 options whose hybrid (with its own tuned fusion) scores best on the dev queries.
+
+    Each change of :data:`BM25_CHANGES` is tried alone on top of the index's own options (a BM25 index is built
+    in memory over the chunk texts); the changes that gain at least ``min_gain`` are then tried together (for
+    one option changed two ways, the better way). The winner is chosen by :func:`choose` against the index's own
+    BM25, so a change must gain ``min_gain`` and lose no more than ``tolerance`` on any query kind. A set is
+    scored by the hybrid rather than BM25 alone, since hybrid search is what it serves.
+
+    Returns:
+        The chosen options, every trial (best first), the reason, the built index when it is not the index's
+        own (else None), and its candidate lists for the queries.
+    """
+    own = searcher.backend("bm25")
+    assert isinstance(own, Bm25Index)
+    current = own.config
+    texts = list(searcher.store.embedding_texts())
+    built: dict[Bm25Config, tuple[Bm25Index, list[Ranked]]] = {}
+
+    def score(config: Bm25Config) -> Trial:
+        if config == current:
+            lists = list(candidates["bm25"])
+        else:
+            index = Bm25Index(config)
+            index.build(texts)
+            lists = [_ranked(index, q.text, DEPTH) for q in queries]
+            built[config] = (index, lists)
+        lists_of = {**candidates, "bm25": lists}
+        fusion = choose_fusion(default, methods, lists_of, queries, min_gain, tolerance, band)[0]
+        return trial(_bm25_label(config, current), queries, score_fusion(fusion, lists_of, queries), config)
+
+    champion = score(current)
+    changes = [c for c in BM25_CHANGES if replace(current, **c) != current]
+    singles = []
+    for change in tqdm(changes, desc="bm25 options", unit="set", disable=not show_progress):
+        singles.append((change, score(replace(current, **change))))
+    gaining = sorted((pair for pair in singles if pair[1].score >= champion.score + min_gain),
+                     key=lambda pair: -pair[1].score)
+    merged: dict[str, Any] = {}
+    for change, _ in gaining:
+        if not set(change) & set(merged):
+            merged.update(change)
+    trials = [t for _, t in singles]
+    if len([c for c, _ in gaining if set(c) <= set(merged)]) > 1:
+        trials.append(score(replace(current, **merged)))
+    winner, reason = choose(champion, trials, min_gain, tolerance)
+    assert isinstance(winner.config, Bm25Config)
+    chosen = winner.config
+    index, lists = built.get(chosen, (None, list(candidates["bm25"])))
+    return chosen, sorted([champion, *trials], key=lambda t: -t.score), "BM25: " + reason, index, lists
+
+
+def _ranked(index: Bm25Index, query: str, depth: int) -> Ranked:
+    scores, ids = index.search(query, depth)
+    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]
+
+
+def _bm25_label(config: Bm25Config, base: Bm25Config) -> str:
+    changed = {k: v for k, v in asdict(config).items() if asdict(base)[k] != v}
+    return "bm25 " + (", ".join(f"{k}={v}" for k, v in changed.items()) if changed else "as built")
 
 
 def _choose_doc_scoring(
@@ -357,13 +472,40 @@ def _choose_doc_scoring(
     return sorted(trials, key=lambda t: -t.score), "document scoring: " + reason, chosen
 
 
-def write_tuning(index_dir: Any, result: TuneResult) -> Manifest:
-    """Record the choices in the manifest of the index version ``index_dir`` points to (written atomically).
+def write_tuning(index_dir: Any, result: TuneResult, keep: int = 2) -> Manifest:
+    """Publish the choices as a new version of the index ``index_dir`` points to.
 
-    Hybrid search uses the new fusion when the index is next opened (the service on its next reload).
+    The new version is a copy of the current one with the choices in its manifest's ``tuning`` and, when tuning
+    chose other BM25 options, the BM25 index built with them (its options are saved with it, so document updates
+    keep them). It is published as a build is (checksums, atomic swap, ``keep`` versions kept), so a service
+    picks it up on its next reload and verifies it first.
     """
-    directory = current_version_dir(index_dir)
-    manifest = Manifest.load(directory)
-    manifest.tuning = result.manifest_entry()
-    manifest.save(directory)
+    from pathlib import Path
+
+    index_dir = Path(index_dir)
+    with build_lock(index_dir):
+        source = current_version_dir(index_dir)
+        manifest = Manifest.load(source)
+        version = new_version_name("tuned")
+        build_dir = new_build_dir(index_dir, version)
+        try:
+            replaced = {"bm25"} if result.bm25_index is not None else set()
+            for entry in source.iterdir():
+                if entry.name == CHECKSUMS_FILE or entry.name in replaced:
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, build_dir / entry.name)
+                else:
+                    shutil.copy2(entry, build_dir / entry.name)
+            if result.bm25_index is not None:
+                result.bm25_index.save(build_dir / "bm25")
+                manifest.backends["bm25"] = result.bm25_index.describe()
+            manifest.tuning = {**(manifest.tuning or {}), **result.manifest_entry()}
+            manifest.tuning["tuned_from"] = manifest.version
+            manifest.version = version
+            manifest.save(build_dir)
+            publish(index_dir, build_dir, keep)
+        except BaseException:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise
     return manifest

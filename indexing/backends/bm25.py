@@ -5,6 +5,9 @@ Beside bm25s's arrays the index keeps every text's distinct analysed terms and t
 recomputes document frequencies, IDF and the score matrix with array operations. A build and a splice lay out
 the vocabulary the same way (terms in order of first appearance) and score with the same code, so a spliced
 index equals a clean build of the same texts, array for array.
+
+The options (``k1``, ``b``, the analyzer, RM3) are saved with the index (``bm25.json``) and read back by
+:meth:`Bm25Index.load`, so an index is always searched, and spliced, with the options it was built with.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import logging
 from array import array
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import bm25s
 import numpy as np
@@ -24,7 +28,7 @@ from pydantic.dataclasses import dataclass
 from scipy import sparse
 
 from indexing.backends.base import Piece, top_k
-from indexing.backends.text import analyze
+from indexing.backends.text import Analyzer
 from mlsearch.errors import IndexNotBuiltError
 
 logger = logging.getLogger(__name__)
@@ -34,21 +38,35 @@ TERM_FILES = ("terms.npy", "counts.npy", "offsets.npy")
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Bm25Config:
-    """BM25 options (``MLSEARCH_BM25_<OPTION>``): term-frequency saturation and length normalisation."""
+    """BM25 options (``MLSEARCH_BM25_<OPTION>``): saturation, length normalisation, analyzer and RM3.
+
+    RM3 (as Pyserini/Anserini offer it) takes the ``rm3_terms`` heaviest terms of the top ``rm3_docs`` results
+    and searches again with them added, the original query weighing ``rm3_weight``. ``mlsearch tune`` chooses
+    these options on synthetic queries; an index keeps the ones it was built with.
+    """
 
     k1: float = Field(default=1.5, gt=0, description="Term-frequency saturation.")
     b: float = Field(default=0.75, ge=0, le=1, description="Length normalisation.")
+    stemmer: Literal["english", "porter", "none"] = Field(
+        default="english", description="Snowball english (Porter 2), the original porter, or none.")
+    stop_words: Literal["english", "none"] = Field(
+        default="english", description="Remove scikit-learn's English stop words, or none.")
+    rm3_terms: int = Field(default=0, ge=0, description="RM3 expansion terms (0: RM3 off).")
+    rm3_docs: int = Field(default=10, ge=1, description="RM3 feedback texts.")
+    rm3_weight: float = Field(default=0.5, ge=0, le=1, description="RM3: the original query's weight.")
 
 
 class Bm25Index:
-    """Okapi BM25 (``k1``, ``b`` from its config) over stemmed, stop-worded terms."""
+    """Okapi BM25 (Lucene's) over analysed terms, with optional RM3 query expansion; everything from its config."""
 
     name: ClassVar[str] = "bm25"
     config_type: ClassVar[type[Bm25Config]] = Bm25Config
 
     def __init__(self, config: Bm25Config) -> None:
-        self.k1 = config.k1
-        self.b = config.b
+        self.config = config
+        self.analyzer = Analyzer(config.stemmer, config.stop_words)
+        self._by_document: Any = None  # CSR copy of the score matrix, made on the first RM3 query
+        self._term_names: list[str] = []
         self._retriever: bm25s.BM25 | None = None
         self._vocabulary: dict[str, int] = {}
         self._count = 0
@@ -57,10 +75,19 @@ class Bm25Index:
         self._offsets = np.zeros(1, np.int64)  # ... and text i's pairs: [_offsets[i], _offsets[i + 1])
         self._has_terms = True
 
-    @staticmethod
-    def _terms(text: str) -> list[str]:
+    @property
+    def k1(self) -> float:
+        """Term-frequency saturation."""
+        return self.config.k1
+
+    @property
+    def b(self) -> float:
+        """Length normalisation."""
+        return self.config.b
+
+    def _terms(self, text: str) -> list[str]:
         """The analysed terms of a text (builds, splices and queries all go through it)."""
-        return analyze(text)
+        return self.analyzer(text)
 
     def _count_terms(self, text: str, vocabulary: dict[str, int]) -> tuple[list[int], list[int]]:
         """A text's distinct term ids (new terms join ``vocabulary``) in order of first appearance, and counts."""
@@ -152,14 +179,62 @@ class Bm25Index:
         retriever.nonoccurrence_array = None
         self._retriever = retriever
         self._vocabulary = vocabulary
+        self._by_document = None
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Texts that share at least one term with the query, best BM25 score first."""
+        """Texts that share at least one term with the query (or its RM3 expansion), best BM25 score first."""
         terms = [t for t in self._terms(query) if t in self._vocabulary]
         if self._retriever is None or not terms or self._count == 0:
             return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
         scores = np.asarray(self._retriever.get_scores(terms), dtype=np.float32)
+        if self.config.rm3_terms > 0:
+            scores = self._expanded_scores(terms, scores)
         return top_k(scores, k, keep=scores > 0)
+
+    def _expanded_scores(self, terms: list[str], scores: np.ndarray) -> np.ndarray:
+        """RM3: re-score with the query interpolated with a relevance model of the top ``rm3_docs`` results.
+
+        Each feedback text weighs its share of their BM25 scores; a term's weight within a text is its share of
+        the text's BM25 term scores. The ``rm3_terms`` heaviest terms form the expansion, which weighs
+        ``1 - rm3_weight`` against the original terms' ``rm3_weight`` (as Anserini's RM3 interpolates).
+        """
+        assert self._retriever is not None
+        feedback = top_k(scores, self.config.rm3_docs, keep=scores > 0)[1][0]
+        if len(feedback) == 0:
+            return scores
+        rows = self._document_terms()[feedback]
+        doc_weights = scores[feedback] / scores[feedback].sum()
+        totals = np.asarray(rows.sum(axis=1)).ravel()
+        model = np.asarray(rows.multiply((doc_weights / np.maximum(totals, 1e-12))[:, None]).sum(axis=0)).ravel()
+        model[self._vocabulary[""]] = 0.0
+        heaviest = [int(i) for i in np.argsort(-model)[: self.config.rm3_terms] if model[i] > 0]
+        weights: dict[str, float] = {}
+        for term in terms:
+            weights[term] = weights.get(term, 0.0) + self.config.rm3_weight / len(terms)
+        mass = float(model[heaviest].sum()) if heaviest else 0.0
+        for i in heaviest:
+            term = self._term_names[i]
+            weights[term] = weights.get(term, 0.0) + (1 - self.config.rm3_weight) * float(model[i]) / mass
+        expanded = np.zeros_like(scores)
+        for term, weight in weights.items():
+            expanded += weight * np.asarray(self._retriever.get_scores([term]), dtype=np.float32)
+        return expanded
+
+    def _document_terms(self) -> Any:
+        """Text → term BM25 scores (CSR), transposed once from the term-major matrix."""
+        if self._by_document is None:
+            from scipy.sparse import csc_matrix
+
+            assert self._retriever is not None
+            matrix = self._retriever.scores
+            shape = (self._count, len(self._vocabulary))
+            self._by_document = csc_matrix(
+                (matrix["data"], matrix["indices"], matrix["indptr"]), shape=shape
+            ).tocsr()
+            self._term_names = [""] * len(self._vocabulary)
+            for term, i in self._vocabulary.items():
+                self._term_names[i] = term
+        return self._by_document
 
     def vocabulary_share(self, query: str) -> float:
         """Share of the query's analysed terms that occur in the corpus."""
@@ -184,8 +259,9 @@ class Bm25Index:
         if not (directory / "bm25.json").is_file():
             raise IndexNotBuiltError(f"no BM25 index in {directory}")
         info = json.loads((directory / "bm25.json").read_text())
-        index = cls(config)
-        index.k1, index.b, index._count = float(info["k1"]), float(info["b"]), int(info["documents"])
+        saved = {f.name: info[f.name] for f in fields(Bm25Config) if f.name in info}  # older indexes: some
+        index = cls(replace(config, **saved))
+        index._count = int(info["documents"])
         if (directory / "params.index.json").is_file():
             retriever = bm25s.BM25.load(str(directory), allow_pickle=False, show_progress=False, mmap=True)
             index._retriever = retriever
@@ -201,14 +277,13 @@ class Bm25Index:
         return dict(zip(TERM_FILES, (self._terms_of, self._counts, self._offsets), strict=True))
 
     def describe(self) -> dict[str, Any]:
-        """Parameters, vocabulary size and document count."""
+        """Every option, vocabulary size and document count."""
         return {
-            "k1": self.k1,
-            "b": self.b,
+            **asdict(self.config),
             "variant": "lucene",
             "vocabulary": len(self._vocabulary),
             "documents": self._count,
-            "analyzer": "english stop words, snowball stemming",
+            "analyzer": self.analyzer.label(),
         }
 
     def __len__(self) -> int:

@@ -9,7 +9,7 @@ in the settings.
 
 Example:
     >>> backend_config("bm25", Settings(bm25_k1=1.2))
-    Bm25Config(k1=1.2, b=0.75)
+    Bm25Config(k1=1.2, b=0.75, stemmer='english', stop_words='english', rm3_terms=0, rm3_docs=10, rm3_weight=0.5)
 """
 
 from __future__ import annotations
