@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from api.state import AnswerEvent, ServiceState
 from drift.service import DriftService
+from mlsearch.catalog import DEFAULT_METHOD
 from mlsearch.errors import MlsearchError
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def record_answer(service: DriftService, event: AnswerEvent, state: ServiceState
         method = "compare:" + ",".join(event.methods)
     else:
         count = len(getattr(result, "hits", []))
-        method = event.methods[0] if event.methods else "dense"
+        method = event.methods[0] if event.methods else DEFAULT_METHOD
     searcher = event.searcher
     if not state.hold(searcher):
         searcher = state.acquire()
