@@ -15,7 +15,6 @@ told the name of the version in which it will be visible.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import threading
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from haystack import Document
 
-from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex
+from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
 from indexing.backends.configs import keyword_config, vector_config
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.build import embed_chunks
@@ -148,7 +147,7 @@ def _splice_backend(
 
 
 def pending_refits(manifest: Manifest) -> list[str]:
-    """The backends of a version that an update spliced approximately (LSI's folded texts): refit them."""
+    """The backends of a version that updates spliced approximately (LSI's folded texts, Annoy's overlay)."""
     return [name for name, info in manifest.backends.items() if int(info.get("pending_refit", 0) or 0) > 0]
 
 
@@ -174,11 +173,21 @@ def _layout(
     return layout, pieces
 
 
+#: An update moves at most this many unchanged chunks in a copy of the store's file; past it, it copies the
+#: rows into a new file (moving a row's position in SQLite rewrites the row, copying rows is cheaper then).
+IN_PLACE_MOVES = 2000
+
+
 def _write_store(
     build_dir: Path, source: Path, spans: dict[str, tuple[int, int]], layout: Sequence[tuple[str, int]],
     fresh: dict[str, list[Chunk]], vectors: dict[str, np.ndarray],
 ) -> None:
-    """The new chunk store: untouched documents copied inside SQLite (shifted), changed ones written anew."""
+    """The new chunk store: untouched documents kept (shifted where needed), changed ones written anew.
+
+    When few unchanged chunks change position (an edit that keeps its chunk count, a document added near the
+    end), the previous file is copied and edited in place; otherwise untouched documents are copied row by
+    row inside SQLite into a new file.
+    """
     moves: list[tuple[str, int]] = []
     starts: dict[str, int] = {}
     position = 0
@@ -188,15 +197,32 @@ def _write_store(
         else:
             moves.append((doc_id, position - spans[doc_id][0]))
         position += count
+    shifted = [(spans[doc_id][0], spans[doc_id][1], delta) for doc_id, delta in moves if delta]
+    if sum(count for _, count, _ in shifted) <= IN_PLACE_MOVES:
+        writer = ChunkStoreWriter.copy_of(source, build_dir)
+        try:
+            kept = {doc_id for doc_id, _ in moves}
+            writer.remove_documents([doc_id for doc_id in spans if doc_id not in kept])
+            writer.shift_ranges(shifted)
+            _add_fresh(writer, starts, fresh, vectors)
+        finally:
+            writer.close()
+        return
     writer = ChunkStoreWriter.create(build_dir)
     try:
         writer.copy_documents(source, moves)
-        for doc_id, start in starts.items():
-            writer.add_chunks(fresh[doc_id], start=start)
-            writer.set_embeddings(range(start, start + len(fresh[doc_id])), vectors[doc_id])
-        writer.commit()
+        _add_fresh(writer, starts, fresh, vectors)
     finally:
         writer.close()
+
+
+def _add_fresh(
+    writer: ChunkStoreWriter, starts: dict[str, int], fresh: dict[str, list[Chunk]], vectors: dict[str, np.ndarray]
+) -> None:
+    for doc_id, start in starts.items():
+        writer.add_chunks(fresh[doc_id], start=start)
+        writer.set_embeddings(range(start, start + len(fresh[doc_id])), vectors[doc_id])
+    writer.commit()
 
 
 def apply_changes(
@@ -272,7 +298,8 @@ def _apply_locked(
         lap("store")
         store = ChunkStore(build_dir / ChunkStore.FILE)
         try:
-            ids = store.ids()
+            chunks = len(store)
+            fingerprint = store.ids_fingerprint()
             documents = len(layout)
             described = _update_backends(
                 current, build_dir, list(manifest.backends), settings, encoder.dimension, store, pieces,
@@ -280,7 +307,6 @@ def _apply_locked(
             )
         finally:
             store.close()
-        fingerprint = hashlib.sha256("\n".join(ids).encode()).hexdigest()
         if version is None:  # name the version after what it holds, as a full build does
             named = build_dir.with_name(f"{new_version_name(fingerprint[:8])}{build_dir.suffix}")
             build_dir = build_dir.rename(named)
@@ -292,8 +318,7 @@ def _apply_locked(
             "corpus": {**manifest.corpus, "fingerprint": fingerprint, "documents": documents, DOCUMENT_SEQ: seq,
                        "updated_from": manifest.version},
             "backends": described,
-            "counts": {"documents": documents, "chunks": len(ids), "embedded": embedded,
-                       "reused": len(ids) - embedded},
+            "counts": {"documents": documents, "chunks": chunks, "embedded": embedded, "reused": chunks - embedded},
             "library_versions": library_versions(),
         }).save(build_dir)
         publish(index_dir, build_dir, keep=settings.keep_versions)
@@ -307,7 +332,7 @@ def _apply_locked(
     return UpdateSummary(
         version=version, previous_version=manifest.version, document_seq=seq,
         changed=sorted(d for d, c in latest.items() if c.document is not None), deleted=deleted,
-        documents=documents, chunks=len(ids), embedded=embedded, reused=len(ids) - embedded,
+        documents=documents, chunks=chunks, embedded=embedded, reused=chunks - embedded,
         seconds=round(time.perf_counter() - started, 3), timings=timings,
     )
 
@@ -337,7 +362,7 @@ def _update_backends(
 
 
 def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSummary | None:
-    """Refit the backends that updates spliced approximately (LSI's folded texts) and publish the result.
+    """Refit the backends that updates spliced approximately (LSI, Annoy) and publish the result.
 
     The refit reads the current version's texts without holding the build lock, so document updates keep
     publishing meanwhile; the result is published only if that version is still the current one (otherwise
@@ -358,11 +383,16 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
     try:
         store = ChunkStore(current / ChunkStore.FILE)
         try:
-            fitted: dict[str, KeywordIndex] = {}
+            fitted: dict[str, KeywordIndex | VectorIndex] = {}
             for name in names:
-                keyword = keyword_backend(name)(keyword_config(name, settings))
-                keyword.build(StoredTexts(store))
-                fitted[name] = keyword
+                if name in KEYWORD_BACKEND_NAMES:
+                    keyword = keyword_backend(name)(keyword_config(name, settings))
+                    keyword.build(StoredTexts(store))
+                    fitted[name] = keyword
+                else:
+                    vector = vector_backend(name)(manifest.model.dimension, vector_config(name, settings))
+                    vector.add(store.embeddings(), ChunkRange(store, 0, len(store)))
+                    fitted[name] = vector
         finally:
             store.close()
     finally:
@@ -446,6 +476,7 @@ class DocumentUpdater:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.last_summary: UpdateSummary | None = None  # the latest update or refit that published
         self.refit_delay_s = settings.update_refit_delay_s if refit_delay_s is None else refit_delay_s
         self._refit_lock = threading.Lock()  # one refit at a time
         self._refit_wake = threading.Event()
@@ -524,6 +555,7 @@ class DocumentUpdater:
             self.last_error = None
         logger.info("index updated to %s: %d changed, %d deleted, %d chunks embedded in %.2fs %s", summary.version,
                     len(summary.changed), len(summary.deleted), summary.embedded, summary.seconds, summary.timings)
+        self.last_summary = summary
         self._refit_wake.set()
         if self.on_published is not None:
             self.on_published(summary)
@@ -539,6 +571,7 @@ class DocumentUpdater:
         if summary is None:
             return None
         logger.info("index refitted as %s in %.2fs", summary.version, summary.seconds)
+        self.last_summary = summary
         if self.on_published is not None:
             self.on_published(summary)
         return summary

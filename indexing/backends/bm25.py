@@ -1,7 +1,7 @@
 """BM25 keyword index on ``bm25s`` (sparse scores saved as ``.npy`` and JSON, no pickle).
 
-Beside bm25s's arrays the index keeps every text's analysed terms (``tokens.npy``, term ids in text order, and
-``offsets.npy``), so that a document update (:meth:`Bm25Index.splice`) analyses only the fresh texts and
+Beside bm25s's arrays the index keeps every text's distinct analysed terms and their counts (``terms.npy``,
+``counts.npy``, ``offsets.npy``), so that a document update (:meth:`Bm25Index.splice`) analyses only the fresh texts and
 recomputes document frequencies, IDF and the score matrix with array operations. A build and a splice lay out
 the vocabulary the same way (terms in order of first appearance) and score with the same code, so a spliced
 index equals a clean build of the same texts, array for array.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ import bm25s
 import numpy as np
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
+from scipy import sparse
 
 from indexing.backends.base import Piece, top_k
 from indexing.backends.text import Analyzer
@@ -31,6 +33,7 @@ from mlsearch.errors import IndexNotBuiltError
 
 logger = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
+TERM_FILES = ("terms.npy", "counts.npy", "offsets.npy")
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -67,9 +70,10 @@ class Bm25Index:
         self._retriever: bm25s.BM25 | None = None
         self._vocabulary: dict[str, int] = {}
         self._count = 0
-        self._tokens = np.zeros(0, np.int32)  # every text's term ids, text after text
-        self._offsets = np.zeros(1, np.int64)  # text i's terms are _tokens[_offsets[i]:_offsets[i + 1]]
-        self._has_tokens = True
+        self._terms_of = np.zeros(0, np.int32)  # each text's distinct term ids in order of first appearance, ...
+        self._counts = np.zeros(0, np.int32)  # ... how often each occurs in it, ...
+        self._offsets = np.zeros(1, np.int64)  # ... and text i's pairs: [_offsets[i], _offsets[i + 1])
+        self._has_terms = True
 
     @property
     def k1(self) -> float:
@@ -85,15 +89,23 @@ class Bm25Index:
         """The analysed terms of a text (builds, splices and queries all go through it)."""
         return self.analyzer(text)
 
+    def _count_terms(self, text: str, vocabulary: dict[str, int]) -> tuple[list[int], list[int]]:
+        """A text's distinct term ids (new terms join ``vocabulary``) in order of first appearance, and counts."""
+        counted = Counter(self._terms(text))
+        return [vocabulary.setdefault(t, len(vocabulary)) for t in counted], list(counted.values())
+
     def build(self, texts: Sequence[str]) -> None:
         """Tokenise and index the texts."""
         vocabulary: dict[str, int] = {}
-        tokens = array("i")  # one compact int array, not lists of strings: 1M chunks fit in a few hundred MB
+        terms, counts = array("i"), array("i")  # compact int arrays, not lists of strings: 1M chunks fit
         offsets = array("q", [0])
         for text in texts:  # streamed when ``texts`` reads from the chunk store
-            tokens.extend(vocabulary.setdefault(t, len(vocabulary)) for t in self._terms(text))
-            offsets.append(len(tokens))
-        self._index(np.frombuffer(tokens, np.int32), np.frombuffer(offsets, np.int64), list(vocabulary))
+            ids, times = self._count_terms(text, vocabulary)
+            terms.extend(ids)
+            counts.extend(times)
+            offsets.append(len(terms))
+        self._index(np.frombuffer(terms, np.int32), np.frombuffer(counts, np.int32),
+                    np.frombuffer(offsets, np.int64), list(vocabulary))
 
     def splice(self, pieces: Sequence[Piece], fresh: Sequence[str]) -> None:
         """Become the index of kept runs of this index's texts and ``fresh`` texts, analysing only the fresh.
@@ -101,58 +113,63 @@ class Bm25Index:
         Raises:
             ValueError: The index was saved without its terms (built before they were kept); build it instead.
         """
-        if not self._has_tokens:
+        if not self._has_terms:
             raise ValueError("this BM25 index has no stored terms to splice; build it from the texts")
         vocabulary = dict(self._vocabulary)
-        parts: list[np.ndarray] = []
-        lengths: list[np.ndarray] = []
+        terms: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        sizes: list[np.ndarray] = []
         texts = iter(fresh)
         for piece in pieces:
             if piece.start is None:
                 for _ in range(piece.count):
-                    ids = [vocabulary.setdefault(t, len(vocabulary)) for t in self._terms(next(texts))]
-                    parts.append(np.array(ids, np.int32))
-                    lengths.append(np.array([len(ids)], np.int64))
+                    ids, times = self._count_terms(next(texts), vocabulary)
+                    terms.append(np.array(ids, np.int32))
+                    counts.append(np.array(times, np.int32))
+                    sizes.append(np.array([len(ids)], np.int64))
             else:
-                bounds = self._offsets[piece.start : piece.start + piece.count + 1]
-                parts.append(self._tokens[bounds[0] : bounds[-1]])
-                lengths.append(np.diff(bounds))
-        tokens = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-        offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths) if lengths else [])]).astype(np.int64)
-        present, first = np.unique(tokens, return_index=True)
-        order = present[np.argsort(first, kind="stable")]  # terms in order of first appearance, as a build
+                bounds = np.asarray(self._offsets[piece.start : piece.start + piece.count + 1])
+                terms.append(self._terms_of[bounds[0] : bounds[-1]])
+                counts.append(self._counts[bounds[0] : bounds[-1]])
+                sizes.append(np.diff(bounds))
+        joined = np.concatenate(terms) if terms else np.zeros(0, np.int32)
+        offsets = np.concatenate([[0], np.cumsum(np.concatenate(sizes) if sizes else [])]).astype(np.int64)
+        first = np.full(len(vocabulary), len(joined), np.int64)
+        np.minimum.at(first, joined, np.arange(len(joined)))
+        present = np.flatnonzero(first < len(joined))
+        order = present[np.argsort(first[present], kind="stable")]  # terms in order of first appearance
         renumber = np.full(len(vocabulary), -1, np.int32)
         renumber[order] = np.arange(len(order), dtype=np.int32)
         names = list(vocabulary)
-        self._index(renumber[tokens], offsets, [names[i] for i in order])
+        self._index(renumber[joined], np.concatenate(counts) if counts else np.zeros(0, np.int32), offsets,
+                    [names[i] for i in order])
 
-    def _index(self, tokens: np.ndarray, offsets: np.ndarray, terms: list[str]) -> None:
+    def _index(self, terms: np.ndarray, counts: np.ndarray, offsets: np.ndarray, names: list[str]) -> None:
         """Score every (text, term) pair with Lucene's BM25 and hand bm25s the matrix, term-major (CSC).
 
-        ``tokens`` hold ids into ``terms`` (every term occurs); bm25s's empty token ``""`` is appended last.
-        The arithmetic is bm25s's own, done for all pairs at once instead of text by text.
+        ``terms`` hold ids into ``names`` (each name occurs; ids numbered by first appearance, as a build
+        numbers them), ``counts`` their counts, ``offsets`` each text's pairs. bm25s's empty token ``""`` is
+        appended last. The arithmetic is bm25s's own (float64, stored as float32), for all pairs at once.
         """
-        self._tokens, self._offsets, self._has_tokens = tokens, offsets, True
+        self._terms_of, self._counts, self._offsets, self._has_terms = terms, counts, offsets, True
         self._count = len(offsets) - 1
-        vocabulary = {term: i for i, term in enumerate(terms)}
+        vocabulary = {term: i for i, term in enumerate(names)}
         vocabulary.setdefault("", len(vocabulary))
         size = len(vocabulary)
-        lengths = np.diff(offsets)
         if self._count:
-            average = lengths.mean()
-            pairs, counts = np.unique(np.repeat(np.arange(self._count, dtype=np.int64), lengths) * size + tokens,
-                                      return_counts=True)
-            docs, columns = np.divmod(pairs, size)
-            frequencies = np.bincount(columns, minlength=size)
+            totals = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+            lengths = totals[offsets[1:]] - totals[offsets[:-1]]
+            docs = np.repeat(np.arange(self._count), np.diff(offsets))
+            frequencies = np.bincount(terms, minlength=size)
             idf = np.zeros(size, np.float32)
             seen = frequencies > 0
             idf[seen] = np.log(1 + (self._count - frequencies[seen] + 0.5) / (frequencies[seen] + 0.5))
-            norm = self.k1 * ((1 - self.b) + self.b * lengths.astype(np.float64) / average)
+            norm = self.k1 * ((1 - self.b) + self.b * lengths.astype(np.float64) / lengths.mean())
             tf = counts.astype(np.float32).astype(np.float64)
-            scores = (idf[columns].astype(np.float64) * (tf / (norm[docs] + tf))).astype(np.float32)
-            by_term = np.argsort(columns, kind="stable")  # pairs are sorted by text, then term
-            data, indices = scores[by_term], docs[by_term].astype(np.int32)
-            indptr = np.concatenate([[0], np.cumsum(frequencies)]).astype(np.int64)
+            scores = (idf[terms].astype(np.float64) * (tf / (norm[docs] + tf))).astype(np.float32)
+            matrix = sparse.csr_matrix((scores, terms, offsets), shape=(self._count, size)).tocsc()
+            data, indices = matrix.data, matrix.indices.astype(np.int32)
+            indptr = matrix.indptr.astype(np.int64)
         else:
             data, indices, indptr = np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(size + 1, np.int64)
         retriever = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
@@ -231,9 +248,9 @@ class Bm25Index:
         directory.mkdir(parents=True, exist_ok=True)
         if self._retriever is not None:
             self._retriever.save(str(directory), allow_pickle=False, show_progress=False)
-        if self._has_tokens:
-            np.save(directory / "tokens.npy", np.ascontiguousarray(self._tokens), allow_pickle=False)
-            np.save(directory / "offsets.npy", np.ascontiguousarray(self._offsets), allow_pickle=False)
+        if self._has_terms:
+            for name, values in self._term_arrays().items():
+                np.save(directory / name, np.ascontiguousarray(values), allow_pickle=False)
         (directory / "bm25.json").write_text(json.dumps(self.describe()))
 
     @classmethod
@@ -249,11 +266,15 @@ class Bm25Index:
             retriever = bm25s.BM25.load(str(directory), allow_pickle=False, show_progress=False, mmap=True)
             index._retriever = retriever
             index._vocabulary = dict(retriever.vocab_dict)
-        index._has_tokens = (directory / "tokens.npy").is_file() and (directory / "offsets.npy").is_file()
-        if index._has_tokens:
-            index._tokens = np.load(directory / "tokens.npy", mmap_mode="r", allow_pickle=False)
-            index._offsets = np.load(directory / "offsets.npy", mmap_mode="r", allow_pickle=False)
+        index._has_terms = all((directory / name).is_file() for name in TERM_FILES)
+        if index._has_terms:
+            index._terms_of, index._counts, index._offsets = (
+                np.load(directory / name, mmap_mode="r", allow_pickle=False) for name in TERM_FILES
+            )
         return index
+
+    def _term_arrays(self) -> dict[str, np.ndarray]:
+        return dict(zip(TERM_FILES, (self._terms_of, self._counts, self._offsets), strict=True))
 
     def describe(self) -> dict[str, Any]:
         """Every option, vocabulary size and document count."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import bm25s
 import numpy as np
 import pytest
 
+from indexing.backends.annoy_index import AnnoyConfig, AnnoyIndex
 from indexing.backends.base import Piece, splice_rows
 from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.backends.faiss_index import FaissConfig, FaissIndex
@@ -75,7 +77,8 @@ def test_bm25_splice_after_save_and_load_equals_a_clean_build(tmp_path: Path) ->
         for key in ("data", "indices", "indptr"):
             np.testing.assert_array_equal(a[key], b[key])
     assert len(again) == len(new)
-    np.testing.assert_array_equal(again._tokens, clean._tokens)
+    np.testing.assert_array_equal(again._terms_of, clean._terms_of)
+    np.testing.assert_array_equal(again._counts, clean._counts)
 
 
 def test_bm25_splice_drops_terms_no_text_holds_any_more() -> None:
@@ -91,7 +94,7 @@ def test_bm25_without_stored_terms_refuses_to_splice(tmp_path: Path) -> None:
     index = Bm25Index(Bm25Config())
     index.build(["gradient descent"])
     index.save(tmp_path / "b")
-    (tmp_path / "b" / "tokens.npy").unlink()
+    (tmp_path / "b" / "terms.npy").unlink()
     loaded = Bm25Index.load(tmp_path / "b", Bm25Config())
     with pytest.raises(ValueError, match="no stored terms"):
         loaded.splice([Piece(1, 0)], [])
@@ -139,3 +142,33 @@ def test_lsi_folds_fresh_texts_in_and_a_build_refits(tmp_path: Path) -> None:
     assert LsiIndex.load(tmp_path / "v2", LsiConfig(dimensions=8)).describe()["pending_refit"] == 20
     spliced.build(new)
     assert spliced.describe()["pending_refit"] == 0
+
+
+def test_annoy_overlay_finds_kept_and_fresh_vectors_at_their_new_positions(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    old = rng.standard_normal((40, 8)).astype(np.float32)
+    config = AnnoyConfig(trees=20, search_k=4000)  # every node searched: the forest answers exactly here
+    first = AnnoyIndex(8, config)
+    first.add(old)
+    first.save(tmp_path / "v1")
+    layout = old
+    previous = tmp_path / "v1"
+    for step in range(2):  # a splice of a splice composes the overlays
+        fresh = rng.standard_normal((5, 8)).astype(np.float32)
+        pieces = [Piece(5, 0), Piece(2), Piece(10, 8), Piece(3), Piece(len(layout) - 30, 30)]
+        spliced = AnnoyIndex.load(previous, config)
+        spliced.splice(pieces, fresh)
+        layout = splice_rows(layout, fresh, pieces)
+        previous = tmp_path / f"v{step + 2}"
+        spliced.save(previous)
+        assert os.path.samefile(previous / AnnoyIndex.FILE, tmp_path / "v1" / AnnoyIndex.FILE)
+    loaded = AnnoyIndex.load(previous, config)
+    assert len(loaded) == len(layout)
+    assert loaded.describe()["pending_refit"] == 2 * (5 + 15)
+    queries = rng.standard_normal((6, 8)).astype(np.float32)
+    scores, ids = loaded.search(queries, 7)
+    exact = queries @ layout.T
+    for row in range(len(queries)):
+        expected = np.argsort(-exact[row], kind="stable")[:7]
+        assert ids[row].tolist() == expected.tolist()
+        np.testing.assert_allclose(scores[row], exact[row][expected], rtol=1e-5, atol=1e-5)
