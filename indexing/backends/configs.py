@@ -31,7 +31,7 @@ class FaissConfig:
     nprobe: int = 16
     hnsw_ef_search: int = 128
     hnsw_m: int = 32
-    hnsw_ef_construction: int = 40
+    hnsw_ef_construction: int = 200
 
 
 @dataclass(frozen=True)
