@@ -195,8 +195,8 @@ def run_variants(
     import faiss
     from threadpoolctl import threadpool_limits
 
-    from indexing.backends.configs import FaissConfig, config_of, keyword_config, vector_config
-    from indexing.backends.faiss_index import FaissIndex
+    from indexing.backends.configs import config_of, keyword_config, vector_config
+    from indexing.backends.faiss_index import FaissConfig, FaissIndex
     from indexing.backends.registry import keyword_backend, vector_backend
     from indexing.build import BACKEND_BATCH
     from indexing.layout import current_version_dir

@@ -8,8 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from indexing.backends.configs import FaissConfig
-from indexing.backends.faiss_index import FaissIndex, hnsw_factory
+from indexing.backends.faiss_index import FaissConfig, FaissIndex, hnsw_factory
 from tests.indexing.conformance import clustered_vectors
 
 

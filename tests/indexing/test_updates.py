@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexing import updates
 from indexing.build import build_index
 from indexing.docstore import DocumentStore
 from indexing.layout import current_version_dir
@@ -25,8 +26,10 @@ WORDS = ("gradient boosting trees learning rate shrinkage residual variance bias
          "attention transformer token embedding cosine vector index cluster centroid outlier drift window").split()
 
 
-def _doc(doc_id: str, body: str, title: str | None = None):  # type: ignore[no-untyped-def]
+def _doc(doc_id: str, body: str, title: str | None = None, tags: str = ""):  # type: ignore[no-untyped-def]
     text = f"# {title or doc_id.title()}\n\n{body}"
+    if tags:
+        text = f"---\ntags: [{tags}]\n---\n{text}"
     return load_markdown_text(text, f"api/{doc_id}", doc_id).document
 
 
@@ -121,9 +124,12 @@ def _results(index_dir: Path, settings: Settings, encoder: HashingEncoder) -> di
     return out
 
 
+@pytest.mark.parametrize("in_place_moves", [updates.IN_PLACE_MOVES, 0], ids=["store-edited-in-place", "store-copied"])
 def test_many_writes_then_equal_to_a_clean_rebuild(
-    built_index: Path, tiny_corpus: Path, settings: Settings, fake_encoder: HashingEncoder, tmp_path: Path
+    built_index: Path, tiny_corpus: Path, settings: Settings, fake_encoder: HashingEncoder, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, in_place_moves: int,
 ) -> None:
+    monkeypatch.setattr(updates, "IN_PLACE_MOVES", in_place_moves)
     updater = _updater(settings, fake_encoder)
     rng = random.Random(7)
     alive: set[str] = {"dropout", "optimizers", "drift", "faiss"}
@@ -134,11 +140,15 @@ def test_many_writes_then_equal_to_a_clean_rebuild(
             alive.discard(victim)
         else:
             doc_id = f"doc{rng.randrange(15)}"
-            updater.put(_doc(doc_id, " ".join(rng.choices(WORDS, k=rng.randrange(5, 80))) + "."))
+            updater.put(_doc(doc_id, " ".join(rng.choices(WORDS, k=rng.randrange(5, 80))) + ".",
+                             tags=rng.choice(["", "odd", "even, odd"])))
             alive.add(doc_id)
         if step % 9 == 0:
             updater.run_pending()
     updater.run_pending()
+    assert updater.refit_due()  # LSI holds folded-in texts until it is fitted again
+    assert updater.refit() is not None
+    assert not updater.refit_due()
     updated = current_version_dir(built_index)
     assert set(Manifest.load(updated).counts) >= {"chunks"}
     clean = settings.model_copy(update={"index_dir": tmp_path / "clean" / "default"})
@@ -147,6 +157,9 @@ def test_many_writes_then_equal_to_a_clean_rebuild(
     b = ChunkStore(current_version_dir(clean.index_dir) / ChunkStore.FILE)
     assert {c.doc_id for c in a} == alive
     assert [c.id for c in a] == [c.id for c in b]
+    assert a.tags() == b.tags() and a.tags()
+    for tag in b.tags():
+        assert a.positions_with_tags([tag]).tolist() == b.positions_with_tags([tag]).tolist()
     np.testing.assert_allclose(a.embeddings(), b.embeddings(), atol=1e-6)
     assert _results(built_index, settings, fake_encoder) == _results(clean.index_dir, clean, fake_encoder)
     assert DocumentStore.in_state_dir(settings.state_dir).last_seq == 60  # type: ignore[arg-type]
