@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from api.state import AnswerEvent, ServiceState
 from drift.service import DriftService
+from mlsearch.catalog import DEFAULT_METHOD
 from mlsearch.errors import MlsearchError
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def record_answer(service: DriftService, event: AnswerEvent) -> None:
         method = "compare:" + ",".join(event.methods)
     else:
         count = len(getattr(result, "hits", []))
-        method = event.methods[0] if event.methods else "dense"
+        method = event.methods[0] if event.methods else DEFAULT_METHOD
     service.record(event.searcher, event.query, method, count)
 
 

@@ -33,7 +33,7 @@ from indexing.documents import load_corpus
 from indexing.embedding import Encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
-from mlsearch.catalog import METHODS, required_backends
+from mlsearch.catalog import METHODS, required_backends, runs_as
 from mlsearch.errors import DatasetError, IndexNotBuiltError
 from mlsearch.settings import Settings
 
@@ -63,7 +63,7 @@ def needed_backends(methods: Sequence[str], vector_backend: str) -> list[str]:
 
     Unknown methods are skipped (:func:`evaluation.runner.check_options` reports them).
     """
-    bases = ["hybrid" if method.startswith("hybrid-") else method for method in methods]  # fusion variants
+    bases = [runs_as(method) for method in methods]  # fusion variants run as the fused method
     names = [name for method in bases if method in METHODS for name in required_backends(method, vector_backend)]
     return list(dict.fromkeys(names))
 

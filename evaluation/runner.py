@@ -38,7 +38,7 @@ from tqdm import tqdm
 from evaluation.datasets import EvalDataset, span_qrels
 from evaluation.metrics import METRICS, PRIMARY_METRIC, RECALL_CUTOFFS, per_query
 from evaluation.significance import PairedComparison, all_pairs
-from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, METHOD_NAMES, VECTOR_BACKEND_NAMES
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, FUSED_METHOD, METHOD_NAMES, VECTOR_BACKEND_NAMES
 from mlsearch.errors import BadQueryError, DatasetError, UnknownBackendError
 from search.doc_scoring import DocScoring, document_scores
 from search.fusion import FUSION_VARIANTS
@@ -233,7 +233,7 @@ def _run_method(
     labels: Sequence[str], k: int, depth: int, backend: str, show_progress: bool, scoring: DocScoring,
 ) -> MethodResult:
     fusion = FUSION_VARIANTS.get(method)
-    method_name = "hybrid" if fusion else method
+    method_name = FUSED_METHOD if fusion else method
     searcher.retrieve("warm up", 1, method_name, backend, fusion=fusion)
     run: dict[str, dict[str, float]] = {}
     latency: dict[str, float] = {}

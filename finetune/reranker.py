@@ -36,6 +36,7 @@ from finetune.split import split_queries
 from finetune.tune import ndcg_at_10
 from indexing.embedding import bundled_model_path
 from indexing.manifest import Manifest
+from mlsearch.catalog import FUSED_METHOD
 from search.rerank import Reranker
 from search.searcher import Searcher
 
@@ -112,7 +113,7 @@ def train_pairs(
     for query in queries:
         own = units.get(query.position)
         pairs.append((query.text, chunks[query.position].embedding_text, 1.0))
-        ranked = searcher.retrieve(query.text, 30, "hybrid")
+        ranked = searcher.retrieve(query.text, 30, FUSED_METHOD)
         hard = [p for p, _ in ranked if p in allowed and units.get(p) != own][:negatives]
         others = [p for p in pool if units.get(p) != own]
         extra = [rng.choice(others)] if others else []
@@ -170,7 +171,7 @@ def gate_scores(
     chunks = dict(enumerate(searcher.store))
     scores: dict[str, float] = {}
     for i, query in enumerate(queries):
-        ranked = searcher.retrieve(query.text, max(10, top_n), "hybrid")
+        ranked = searcher.retrieve(query.text, max(10, top_n), FUSED_METHOD)
         if reranker is not None:
             texts = {p: chunks[p].embedding_text for p, _ in ranked[:top_n]}
             ranked = reranker.rerank(query.text, ranked, texts, top_n)

@@ -26,6 +26,7 @@ from indexing.build import build_index
 from indexing.chunking import ChunkingConfig
 from indexing.embedding import Encoder
 from indexing.manifest import Manifest
+from mlsearch.catalog import EMBEDDING_METHOD
 from mlsearch.settings import Settings
 from search.searcher import SearchConfig, Searcher
 
@@ -81,7 +82,7 @@ def score_chunk_set(searcher: Searcher, gate_set: GateSet, k: int = K) -> dict[s
     """Per-query nDCG@k of dense retrieval on a chunk-judged set."""
     labels = [chunk.id for chunk in searcher.store]
     run = {
-        qid: best_per_item(searcher.retrieve(text, k, "dense", VECTOR_BACKEND), labels, k)
+        qid: best_per_item(searcher.retrieve(text, k, EMBEDDING_METHOD, VECTOR_BACKEND), labels, k)
         for qid, text in gate_set.queries.items()
     }
     return per_query(gate_set.qrels, run, [f"ndcg@{k}"])[f"ndcg@{k}"]
@@ -154,8 +155,8 @@ def _score_dataset(
                              configs=gate.configs)
     searcher = Searcher.open(prepared.index_dir, gate.search, encoder=encoder)
     try:
-        result = evaluate(searcher, dataset, methods=["dense"], k=K, backend=VECTOR_BACKEND,
+        result = evaluate(searcher, dataset, methods=[EMBEDDING_METHOD], k=K, backend=VECTOR_BACKEND,
                           id_map=prepared.id_map)
     finally:
         searcher.close()
-    return dict(result.methods["dense"].per_query[PRIMARY_METRIC])
+    return dict(result.methods[EMBEDDING_METHOD].per_query[PRIMARY_METRIC])

@@ -41,13 +41,22 @@ from indexing.integrity import CHECKSUMS_FILE
 from indexing.layout import build_lock, current_version_dir, new_build_dir, publish
 from indexing.manifest import Manifest
 from indexing.updates import new_version_name
-from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, required_backends
+from mlsearch.catalog import (
+    DEFAULT_VECTOR_BACKEND,
+    FUSED_METHOD,
+    FUSED_PARTS,
+    METHODS,
+    OTHER_BASE_METHODS,
+    required_backends,
+)
 from mlsearch.errors import FinetuneError
 from search.doc_scoring import DocScoring, document_scores
 from search.fusion import FusionConfig, fuse
 from search.searcher import QueryEmbeddingCache, Searcher, index_fusion
 
 logger = logging.getLogger(__name__)
+BM25 = Bm25Index.name
+"""The keyword backend whose options are tuned here (it serves the method of the same name)."""
 Progress = Callable[[str], None]
 Ranked = list[tuple[int, float]]
 
@@ -140,7 +149,7 @@ class TuneResult:
             "dev_queries": self.queries,
             "reasons": self.reasons,
             "trials": [t.to_dict() for t in self.fusion_trials[:10]],
-            **({"bm25": asdict(self.bm25), "bm25_trials": [t.to_dict() for t in self.bm25_trials[:10]]}
+            **({BM25: asdict(self.bm25), "bm25_trials": [t.to_dict() for t in self.bm25_trials[:10]]}
                if self.bm25 is not None else {}),
         }
 
@@ -151,7 +160,7 @@ class TuneResult:
             "doc_scoring": self.doc_scoring.to_dict(), "champion": self.champion.to_dict(),
             "fusion_trials": [t.to_dict() for t in self.fusion_trials],
             "doc_trials": [t.to_dict() for t in self.doc_trials], "queries": self.queries,
-            "bm25": asdict(self.bm25) if self.bm25 is not None else None,
+            BM25: asdict(self.bm25) if self.bm25 is not None else None,
             "bm25_trials": [t.to_dict() for t in self.bm25_trials],
             "reasons": self.reasons, "seconds": round(self.seconds, 1),
         }
@@ -191,7 +200,7 @@ def collect_candidates(
     saved = searcher.cache
     searcher.cache = QueryEmbeddingCache(len(queries) + 1)
     try:
-        if "dense" in methods and queries:
+        if any(METHODS[m].needs_model for m in methods) and queries:
             vectors = searcher.encoder.encode([q.text for q in queries], batch_size=64)
             for query, vector in zip(queries, vectors, strict=True):
                 searcher.cache.get_or_compute(query.text, functools.partial(_given, vector))
@@ -242,13 +251,13 @@ def fusion_grid(methods: Sequence[str], rrf_k: int = 60, depth: int = DEPTH) -> 
     families += [{"kind": "convex", "normalization": n} for n in ("minmax", "zscore")]
     for family in families:
         for dense, bm25 in splits:
-            configs.append(FusionConfig(methods=("dense", "bm25"), weights=(dense, bm25), depth=depth, **family))
-        if "lsi" in methods:
+            configs.append(FusionConfig(methods=FUSED_PARTS, weights=(dense, bm25), depth=depth, **family))
+        for extra in (m for m in methods if m in OTHER_BASE_METHODS):
             for lsi in LSI_WEIGHTS:
                 for dense, bm25 in splits[1:-1]:
                     rest = 1 - lsi
                     weights = (round(dense * rest, 3), round(bm25 * rest, 3), lsi)
-                    configs.append(FusionConfig(methods=("dense", "bm25", "lsi"), weights=weights, depth=depth,
+                    configs.append(FusionConfig(methods=(*FUSED_PARTS, extra), weights=weights, depth=depth,
                                                 **family))
     return configs
 
@@ -264,11 +273,11 @@ def score_fusion(config: FusionConfig, candidates: Mapping[str, list[Ranked]],
 
 def imbalance(config: FusionConfig | DocScoring | Bm25Config | None) -> float:
     """How far a fusion's dense and BM25 weights are from equal (0: equal, 1: one of them is 0)."""
-    if not isinstance(config, FusionConfig) or not {"dense", "bm25"} <= set(config.methods):
+    if not isinstance(config, FusionConfig) or not set(FUSED_PARTS) <= set(config.methods):
         return 0.0
     weights = dict(zip(config.methods, config.weights, strict=True))
-    total = weights["dense"] + weights["bm25"]
-    return abs(weights["dense"] - weights["bm25"]) / total if total else 1.0
+    first, second = (weights[m] for m in FUSED_PARTS)
+    return abs(first - second) / (first + second) if first + second else 1.0
 
 
 def choose(
@@ -350,13 +359,14 @@ def tune(
     """
     started = time.perf_counter()
     say = progress or (lambda message: logger.info("%s", message))
-    for name in required_backends("hybrid", backend):
+    for name in required_backends(FUSED_METHOD, backend):
         searcher.backend(name)
     queries = dev_queries(searcher, size, seed)
     if not queries:
         raise FinetuneError("no synthetic dev query could be made from this index's chunks")
     counts = dict(sorted(Counter(q.kind for q in queries).items()))
-    methods = ["dense", "bm25"] + (["lsi"] if "lsi" in searcher.manifest.backends else [])
+    built = searcher.manifest.backends
+    methods = [*FUSED_PARTS, *(m for m in OTHER_BASE_METHODS if METHODS[m].default_backend in built)]
     say(f"{len(queries)} synthetic dev queries ({', '.join(f'{n} {k}' for k, n in counts.items())}); "
         f"retrieving the top {DEPTH} of {', '.join(methods)}")
     candidates = collect_candidates(searcher, queries, methods, DEPTH, backend, show_progress)
@@ -371,7 +381,7 @@ def tune(
         say(f"trying {len(BM25_CHANGES)} BM25 option changes (each with its own tuned fusion)")
         bm25, bm25_trials, bm25_reason, bm25_index, bm25_lists = choose_bm25(
             searcher, default, methods, candidates, queries, min_gain, tolerance, band, show_progress)
-        candidates = {**candidates, "bm25": bm25_lists}
+        candidates = {**candidates, BM25: bm25_lists}
         reasons.append(bm25_reason)
     say(f"scoring {len(fusion_grid(methods, default.rrf_k))} fusion variants")
     fusion, champion, trials, reason = choose_fusion(default, methods, candidates, queries, min_gain, tolerance,
@@ -405,7 +415,7 @@ def choose_bm25(
         The chosen options, every trial (best first), the reason, the built index when it is not the index's
         own (else None), and its candidate lists for the queries.
     """
-    own = searcher.backend("bm25")
+    own = searcher.backend(BM25)
     assert isinstance(own, Bm25Index)
     current = own.config
     texts = list(searcher.store.embedding_texts())
@@ -413,13 +423,13 @@ def choose_bm25(
 
     def score(config: Bm25Config) -> Trial:
         if config == current:
-            lists = list(candidates["bm25"])
+            lists = list(candidates[BM25])
         else:
             index = Bm25Index(config)
             index.build(texts)
             lists = [_ranked(index, q.text, DEPTH) for q in queries]
             built[config] = (index, lists)
-        lists_of = {**candidates, "bm25": lists}
+        lists_of = {**candidates, BM25: lists}
         fusion = choose_fusion(default, methods, lists_of, queries, min_gain, tolerance, band)[0]
         return trial(_bm25_label(config, current), queries, score_fusion(fusion, lists_of, queries), config)
 
@@ -440,7 +450,7 @@ def choose_bm25(
     winner, reason = choose(champion, trials, min_gain, tolerance)
     assert isinstance(winner.config, Bm25Config)
     chosen = winner.config
-    index, lists = built.get(chosen, (None, list(candidates["bm25"])))
+    index, lists = built.get(chosen, (None, list(candidates[BM25])))
     return chosen, sorted([champion, *trials], key=lambda t: -t.score), "BM25: " + reason, index, lists
 
 
@@ -489,7 +499,7 @@ def write_tuning(index_dir: Any, result: TuneResult, keep: int = 2) -> Manifest:
         version = new_version_name("tuned")
         build_dir = new_build_dir(index_dir, version)
         try:
-            replaced = {"bm25"} if result.bm25_index is not None else set()
+            replaced = {BM25} if result.bm25_index is not None else set()
             for entry in source.iterdir():
                 if entry.name == CHECKSUMS_FILE or entry.name in replaced:
                     continue
@@ -498,8 +508,8 @@ def write_tuning(index_dir: Any, result: TuneResult, keep: int = 2) -> Manifest:
                 else:
                     shutil.copy2(entry, build_dir / entry.name)
             if result.bm25_index is not None:
-                result.bm25_index.save(build_dir / "bm25")
-                manifest.backends["bm25"] = result.bm25_index.describe()
+                result.bm25_index.save(build_dir / BM25)
+                manifest.backends[BM25] = result.bm25_index.describe()
             manifest.tuning = {**(manifest.tuning or {}), **result.manifest_entry()}
             manifest.tuning["tuned_from"] = manifest.version
             manifest.version = version

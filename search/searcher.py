@@ -472,7 +472,8 @@ def index_fusion(manifest: Manifest, rrf_k: int) -> FusionConfig:
     tuned = (manifest.tuning or {}).get("fusion")
     if tuned:
         config = FusionConfig.from_dict(tuned)
-        if all(m in METHODS and (m == "dense" or m in manifest.backends) for m in config.methods):
+        if all(m in METHODS and (METHODS[m].needs_model or METHODS[m].default_backend in manifest.backends)
+               for m in config.methods):
             return config
         logger.warning("tuned fusion %s needs backends this index lacks; using RRF", config.label())
     return FusionConfig(rrf_k=rrf_k, depth=HYBRID_CANDIDATES)

@@ -15,7 +15,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -227,6 +227,21 @@ class FaissIndex:
                     self._spool.seek(0)
                     shutil.copyfileobj(self._spool, out, 1 << 22)
         (directory / "faiss.json").write_text(json.dumps(self.describe()))
+
+    @staticmethod
+    def scale_advice(described: Mapping[str, Any], chunks: int, exact_limit: int) -> list[str]:
+        """What to change for an index of ``chunks`` chunks built as ``described`` (its manifest entry), when exact
+        search past ``exact_limit`` chunks, or float vectors past ten times that, cost too much."""
+        advice = []
+        if chunks > exact_limit and str(described.get("factory", "")) in {"Flat", "SQ8", "BFlat"}:
+            advice.append(
+                f"{chunks:,} chunks: exact FAISS search scans every vector; set MLSEARCH_FAISS_FACTORY=HNSW32 "
+                f"(or IVF{int(4 * chunks ** 0.5)},Flat) and rebuild for millisecond searches"
+            )
+        if chunks > 10 * exact_limit and described.get("quantization", "none") == "none":
+            advice.append("set MLSEARCH_FAISS_QUANTIZATION=int8 to hold a quarter of the vector memory "
+                          "(candidates are rescored with the float vectors)")
+        return advice
 
     @classmethod
     def load(cls, directory: Path, config: FaissConfig) -> Self:
