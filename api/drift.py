@@ -42,7 +42,7 @@ def start_drift(app: FastAPI) -> asyncio.Task[None] | None:
         logger.error("%s; the service keeps answering searches", state.drift_off_reason)
         return None
     state.drift = service
-    state.on_answer.append(lambda event: record_answer(service, event))
+    state.on_answer.append(lambda event: record_answer(service, event, state))
     app.state.metrics.registry.register(DriftCollector(service))
     if service.reference_file is None:
         return None
@@ -53,10 +53,13 @@ async def _measure_reference(state: ServiceState, service: DriftService) -> None
     """Wait for the index, then measure the reference file with it (off the event loop)."""
     while state.searcher is None:
         await asyncio.sleep(0.1)
+    searcher = state.acquire()  # held: a reload meanwhile must not close it under the measurement
     try:
-        await anyio.to_thread.run_sync(service.ensure_reference, state.searcher)
+        await anyio.to_thread.run_sync(service.ensure_reference, searcher)
     except MlsearchError as exc:
         logger.error("cannot measure the drift reference: %s", exc)
+    finally:
+        state.release(searcher)
 
 
 def stop_drift(app: FastAPI) -> None:
@@ -67,8 +70,14 @@ def stop_drift(app: FastAPI) -> None:
         state.drift = None
 
 
-def record_answer(service: DriftService, event: AnswerEvent) -> None:
-    """The ``on_answer`` hook: queue the answered query (a search, or a comparison of several methods)."""
+def record_answer(service: DriftService, event: AnswerEvent, state: ServiceState) -> None:
+    """The ``on_answer`` hook: queue the answered query (a search, or a comparison of several methods).
+
+    The log measures the query later, on its writer's thread, against the searcher that answered it; that
+    searcher is held open until then (a reload meanwhile would otherwise close it, and measuring would load
+    its backends again, files and all, for nobody to close). Should it be closed already, the query is
+    measured against the version serving now.
+    """
     result: Any = event.result
     if event.endpoint == "compare":
         runs = list(getattr(result, "runs", {}).values())
@@ -77,7 +86,10 @@ def record_answer(service: DriftService, event: AnswerEvent) -> None:
     else:
         count = len(getattr(result, "hits", []))
         method = event.methods[0] if event.methods else DEFAULT_METHOD
-    service.record(event.searcher, event.query, method, count)
+    searcher = event.searcher
+    if not state.hold(searcher):
+        searcher = state.acquire()
+    service.record(searcher, event.query, method, count, on_done=lambda: state.release(searcher))
 
 
 class DriftCollector(Collector):

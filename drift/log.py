@@ -294,13 +294,26 @@ def _observation(row: Sequence[Any]) -> QueryObservation:
 
 @dataclass(frozen=True)
 class PendingQuery:
-    """An answered query waiting to be measured and logged."""
+    """An answered query waiting to be measured and logged.
+
+    ``on_done`` is called once on the writer's thread when the query has been measured (or failed, or was
+    dropped): a service holds the answering searcher open until then and lets it go there.
+    """
 
     searcher: SearcherLike
     query: str
     method: str
     result_count: int
     time: float
+    on_done: Callable[[], None] | None = None
+
+    def done(self) -> None:
+        """Call ``on_done`` (its failure is logged, never raised: the writer must go on)."""
+        if self.on_done is not None:
+            try:
+                self.on_done()
+            except Exception:
+                logger.exception("releasing a measured query's searcher failed")
 
 
 class LogWriter:
@@ -350,9 +363,13 @@ class LogWriter:
             self._thread.start()
         return self
 
-    def submit_query(self, searcher: SearcherLike, query: str, method: str, result_count: int) -> bool:
-        """Queue an answered query to be measured and logged; False when it had to be dropped."""
-        return self.submit(PendingQuery(searcher, query, method, result_count, time.time()))
+    def submit_query(self, searcher: SearcherLike, query: str, method: str, result_count: int,
+                     on_done: Callable[[], None] | None = None) -> bool:
+        """Queue an answered query to be measured and logged; False when it had to be dropped.
+
+        ``on_done`` is called once the query is measured or dropped (see :class:`PendingQuery`).
+        """
+        return self.submit(PendingQuery(searcher, query, method, result_count, time.time(), on_done))
 
     def submit(self, item: PendingQuery | QueryObservation) -> bool:
         """Queue a pending query or an already measured observation; False when dropped."""
@@ -361,8 +378,14 @@ class LogWriter:
                 self._queue.put_nowait(item)
             except queue.Full:
                 self.dropped += 1
-                return False
-            self._submitted += 1
+                queued = False
+            else:
+                self._submitted += 1
+                queued = True
+        if not queued:
+            if isinstance(item, PendingQuery):
+                item.done()
+            return False
         if self._queue.qsize() >= self.batch_size:
             self._wake.set()
         return True
@@ -416,6 +439,9 @@ class LogWriter:
                 observations.append(item if isinstance(item, QueryObservation) else _measure(item))
             except Exception as exc:  # a query that cannot be measured must not stop the writer
                 self._fail(f"measuring a query failed: {exc}")
+            finally:
+                if isinstance(item, PendingQuery):
+                    item.done()
         try:
             self.log.append(observations)
             self.written += len(observations)

@@ -62,9 +62,13 @@ class DriftService:
         self.writer.stop()
         self.log.close()
 
-    def record(self, searcher: SearcherLike, query: str, method: str, result_count: int) -> bool:
-        """Queue one answered query (never blocks; False when the queue was full and it was dropped)."""
-        return self.writer.submit_query(searcher, query, method, result_count)
+    def record(self, searcher: SearcherLike, query: str, method: str, result_count: int,
+               on_done: Callable[[], None] | None = None) -> bool:
+        """Queue one answered query (never blocks; False when the queue was full and it was dropped).
+
+        ``on_done`` is called once the query is measured or dropped: until then ``searcher`` must stay open.
+        """
+        return self.writer.submit_query(searcher, query, method, result_count, on_done)
 
     def ensure_reference(self, searcher: SearcherLike | None = None) -> bool:
         """Measure the reference file with the searcher unless the stored reference already came from it.

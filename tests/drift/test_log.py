@@ -160,3 +160,41 @@ def test_a_failing_log_is_counted_and_the_writer_goes_on(tmp_path: Path, make_ob
     assert writer.failed == 1 and writer.last_error and "failed" in writer.last_error
     assert writer.running
     writer.stop()
+
+
+class _BareSearcher:
+    """A searcher with a model and no backends: enough to measure a query."""
+
+    built_backends: list[str] = []
+
+    class encoder:  # noqa: N801 - stands in for the attribute
+        @staticmethod
+        def count_tokens(texts: list[str]) -> list[int]:
+            return [len(t.split()) for t in texts]
+
+    def backend(self, name: str) -> object:
+        raise AssertionError("no backend is built")
+
+    def embed_query(self, query: str) -> np.ndarray:
+        if query == "unmeasurable":
+            raise ValueError("the model is gone")
+        return np.ones(4, np.float32) / 2
+
+
+def test_each_pending_query_is_let_go_once_measured_failed_or_dropped(tmp_path: Path) -> None:
+    log = _SlowLog(tmp_path / "q.sqlite")
+    _SlowLog.release.clear()
+    writer = LogWriter(log, batch_size=1, max_queue=2, linger=0).start()
+    done: list[str] = []
+    searcher = _BareSearcher()
+    queries = ["gradient descent", "unmeasurable", *(f"query {i}" for i in range(8))]
+    accepted = {q: writer.submit_query(searcher, q, "dense", 3, on_done=lambda q=q: done.append(q))
+                for q in queries}
+    dropped = [q for q, ok in accepted.items() if not ok]
+    assert dropped and set(dropped) <= set(done)  # a dropped query is let go at once
+    log.release.set()
+    assert writer.flush(timeout=10)
+    assert sorted(done) == sorted(queries)  # every query exactly once: measured, failed or dropped
+    assert writer.failed == (1 if accepted["unmeasurable"] else 0)
+    assert log.count() == sum(accepted.values()) - writer.failed
+    writer.stop()
