@@ -121,11 +121,14 @@ def _one_put(client: TestClient, app: Any, doc_id: str, text: str, label: str) -
     answer = client.put(f"/documents/{doc_id}", json={"text": text}, headers=HEADERS)
     assert answer.status_code == 202, answer.text
     acknowledged = time.perf_counter() - started
-    while True:
-        hits = client.post("/search", json={"query": query, "k": 5}).json()["results"]
-        if any(h["doc_id"] == doc_id for h in hits):
-            break
-        time.sleep(0.05)
+    seq = answer.json()["seq"]
+    service = app.state.service
+    while True:  # wait for the served version (checked in-process: searching in a loop would slow the update)
+        if service.searcher is not None and service.searcher.manifest.corpus.get("document_seq", 0) >= seq:
+            hits = client.post("/search", json={"query": query, "k": 5}).json()["results"]
+            if any(h["doc_id"] == doc_id for h in hits):
+                break
+        time.sleep(0.02)
     searchable = time.perf_counter() - started
     served = client.get("/index").json()
     summary = app.state.documents.last_summary

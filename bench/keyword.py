@@ -3,9 +3,10 @@
 For each BM25 variant (analyzer, ``k1``/``b``, RM3), a BM25 index is built in memory over the
 index's chunk texts. Dense and LSI candidates come from the index once. Each variant is then scored four ways:
 BM25 alone and hybrid on the labelled queries (document level, a document's score is its best chunk's), and the
-same two on the synthetic dev queries that ``mlsearch tune`` uses (chunk level, no labels). The hybrid of a
-variant is the fusion :func:`finetune.tune.choose_fusion` picks on the dev queries with that variant's lists,
-so the labelled hybrid column is what label-free tuning would deliver with that BM25. Prints one Markdown table.
+same two on the synthetic dev queries that ``mlsearch tune`` uses (chunk level, no labels). The hybrid fuses
+with the fusion :func:`finetune.tune.choose_fusion` picks on the dev queries with the default BM25, as
+``mlsearch tune`` scores BM25 options (``--refit-fusion`` picks it again for each variant, 88 fusions each), so
+the labelled hybrid column is what label-free tuning would deliver with that BM25. Prints one Markdown table.
 
 Usage::
 
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, required=True, help="An index of the dataset's corpus.")
     parser.add_argument("--corpus", type=Path, default=Path("corpus"))
     parser.add_argument("--only", default="", help="Comma-separated variant numbers (1-based) to run.")
+    parser.add_argument("--refit-fusion", action="store_true", help="Choose the fusion again for each variant.")
     parser.add_argument("-k", type=int, default=100)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -75,6 +77,11 @@ def main() -> None:
              "dev": collect_candidates(searcher, dev, others, args.k)}
     texts = list(searcher.store.embedding_texts())
     default_fusion = FusionConfig(rrf_k=searcher.config.rrf_k)
+    reference = Bm25Index(Bm25Config())
+    reference.build(texts)
+    shared_fusion = choose_fusion(default_fusion, methods, {
+        **fixed["dev"], "bm25": [_ranked(reference, q.text, args.k) for q in dev]}, dev)[0]
+    del reference
 
     def labelled_ndcg(lists: list[Ranked]) -> float:
         run = {q.id: document_scores(ranked, labels, args.k) for q, ranked in zip(labelled, lists, strict=True)}
@@ -98,7 +105,8 @@ def main() -> None:
             for key, queries in (("labelled", labelled), ("dev", dev))
         }
         dev_candidates = {**fixed["dev"], "bm25": lists["dev"]}
-        fusion = choose_fusion(default_fusion, methods, dev_candidates, dev)[0]
+        fusion = (choose_fusion(default_fusion, methods, dev_candidates, dev)[0] if args.refit_fusion
+                  else shared_fusion)
         dev_hybrid = _dev_ndcg([fuse(fusion, [dev_candidates[m][i] for m in fusion.methods])
                                 for i in range(len(dev))], dev)
         dev_bm25 = _dev_ndcg(lists["dev"], dev)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlsearch.errors import IndexCorruptError, StorageError
@@ -87,13 +88,17 @@ def write_checksums(directory: Path, previous: Path | None = None) -> Path:
     """
     recorded = _recorded(previous) if previous is not None else {}
     files: dict[str, str] = {}
+    unread: list[Path] = []
     for path in _files(directory):
         name = str(path.relative_to(directory))
         twin = previous / name if previous is not None else None
         if name in recorded and twin is not None and twin.is_file() and os.path.samefile(path, twin):
             files[name] = recorded[name]
         else:
-            files[name] = _digest(path, sync=True)
+            unread.append(path)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # sha256 releases the GIL
+        for path, digest in zip(unread, pool.map(lambda p: _digest(p, sync=True), unread), strict=True):
+            files[str(path.relative_to(directory))] = digest
     target = directory / CHECKSUMS_FILE
     with target.open("w") as handle:
         json.dump({"algorithm": "sha256", "files": files}, handle, indent=1, sort_keys=True)

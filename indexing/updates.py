@@ -15,7 +15,9 @@ told the name of the version in which it will be visible.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import threading
 import time
@@ -53,6 +55,8 @@ from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 DOCUMENT_SEQ = "document_seq"
+#: The refit thread's niceness (where the OS has per-thread priorities): updates and searches go first.
+REFIT_NICENESS = 10
 
 
 @dataclass
@@ -626,6 +630,8 @@ class DocumentUpdater:
                     self._wake.set()
 
     def _refit_loop(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: a thread is a task with its own niceness
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REFIT_NICENESS)
         failures = 0
         while not self._stop.is_set():
             self._refit_wake.wait()

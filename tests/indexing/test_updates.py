@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,4 +164,39 @@ def test_many_writes_then_equal_to_a_clean_rebuild(
     np.testing.assert_allclose(a.embeddings(), b.embeddings(), atol=1e-6)
     assert _results(built_index, settings, fake_encoder) == _results(clean.index_dir, clean, fake_encoder)
     assert DocumentStore.in_state_dir(settings.state_dir).last_seq == 60  # type: ignore[arg-type]
+    updater.close()
+
+
+def test_the_background_refit_follows_updates_and_a_stale_refit_is_discarded(
+    built_index: Path, settings: Settings, fake_encoder: HashingEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[updates.UpdateSummary] = []
+    updater = DocumentUpdater(settings, lambda: fake_encoder, coalesce_s=0.01, on_published=published.append,
+                              refit_delay_s=0.05)
+    receipt = updater.put(_doc("refit", "kernel margin outlier drift window"))
+    update = updater.run_pending()
+    assert update is not None and updater.refit_due()
+    assert set(updates.pending_refits(Manifest.load(current_version_dir(built_index)))) == {"lsi", "annoy"}
+
+    # a newer version is published while a refit fits: the refit is thrown away
+    real_build = type(updates.keyword_backend("lsi")(updates.keyword_config("lsi", settings))).build
+
+    def build_then_update(self: object, texts: object) -> None:
+        real_build(self, texts)  # type: ignore[arg-type]
+        monkeypatch.setattr(type(self), "build", real_build)
+        updater.put(_doc("meanwhile", "written while the refit ran"))
+        updater.run_pending()
+
+    monkeypatch.setattr(type(updates.keyword_backend("lsi")(updates.keyword_config("lsi", settings))), "build",
+                        build_then_update)
+    assert updater.refit() is None
+    assert updater.refit_due()
+
+    updater.start()  # the thread refits the newer version once writes are quiet
+    assert updater.wait_until_indexed(receipt.seq)
+    deadline = time.monotonic() + 60
+    while len(published) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not updater.refit_due()
+    assert published[-1].changed == [] and published[-1].previous_version == published[-2].version
     updater.close()
