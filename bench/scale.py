@@ -226,6 +226,8 @@ def run_variants(
         found = index.search(vectors, 10)[1]
         out["recall_at_10"][name] = round(float(np.mean(
             [len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])), 4)
+        print(f"[{n}] {name}: recall@10 {out['recall_at_10'][name]}, p50 {out['query_ms'][f'dense@{name}']['p50']} ms",
+              file=sys.stderr, flush=True)
 
     for name in backends:
         out["disk_mb"][name] = _disk_mb(directory / name)
@@ -252,6 +254,8 @@ def run_variants(
         target = work / f"faiss-{variant}"
         index.save(target)
         out["stages"][f"backend_faiss-{variant}"] = round(time.perf_counter() - started, 3)
+        print(f"[{n}] built faiss-{variant} in {out['stages'][f'backend_faiss-{variant}']:.0f}s", file=sys.stderr,
+              flush=True)
         del index
         faiss.omp_set_num_threads(1)
         out["disk_mb"][f"faiss-{variant}"] = _disk_mb(target)
