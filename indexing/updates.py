@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from haystack import Document
+from threadpoolctl import threadpool_limits
 
 from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
 from indexing.backends.configs import keyword_config, vector_config
@@ -387,7 +388,8 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
         return None
     lease = VersionLease(current)  # no update prunes the version while its texts are read
     try:
-        store = ChunkStore(current / ChunkStore.FILE)
+        # BLAS on the calling thread alone: its pool's threads would not share the refit thread's niceness
+        store, limits = ChunkStore(current / ChunkStore.FILE), threadpool_limits(limits=1, user_api="blas")
         try:
             fitted: dict[str, KeywordIndex | VectorIndex] = {}
             for name in names:
@@ -401,6 +403,7 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
                     fitted[name] = vector
         finally:
             store.close()
+            limits.restore_original_limits()
     finally:
         lease.release()
     fit_seconds = round(time.perf_counter() - started, 3)
