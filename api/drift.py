@@ -36,13 +36,13 @@ def start_drift(app: FastAPI) -> asyncio.Task[None] | None:
         state.drift_off_reason = "drift monitoring is off (MLSEARCH_DRIFT_LOG=false)"
         return None
     try:
-        service = DriftService(settings, searcher=lambda: state.searcher).start()
+        service = DriftService(settings, searcher=lambda: state.searcher, borrow=state.borrowed).start()
     except MlsearchError as exc:
         state.drift_off_reason = f"drift monitoring is off: {exc}"
         logger.error("%s; the service keeps answering searches", state.drift_off_reason)
         return None
     state.drift = service
-    state.on_answer.append(lambda event: record_answer(service, event, state))
+    state.on_answer.append(lambda event: record_answer(service, event))
     app.state.metrics.registry.register(DriftCollector(service))
     if service.reference_file is None:
         return None
@@ -70,13 +70,11 @@ def stop_drift(app: FastAPI) -> None:
         state.drift = None
 
 
-def record_answer(service: DriftService, event: AnswerEvent, state: ServiceState) -> None:
+def record_answer(service: DriftService, event: AnswerEvent) -> None:
     """The ``on_answer`` hook: queue the answered query (a search, or a comparison of several methods).
 
-    The log measures the query later, on its writer's thread, against the searcher that answered it; that
-    searcher is held open until then (a reload meanwhile would otherwise close it, and measuring would load
-    its backends again, files and all, for nobody to close). Should it be closed already, the query is
-    measured against the version serving now.
+    The log measures it later, on its writer's thread, with the searcher serving then (borrowed from the
+    state, held while a batch is measured): a queued query keeps no replaced version open.
     """
     result: Any = event.result
     if event.endpoint == "compare":
@@ -86,10 +84,7 @@ def record_answer(service: DriftService, event: AnswerEvent, state: ServiceState
     else:
         count = len(getattr(result, "hits", []))
         method = event.methods[0] if event.methods else DEFAULT_METHOD
-    searcher = event.searcher
-    if not state.hold(searcher):
-        searcher = state.acquire()
-    service.record(searcher, event.query, method, count, on_done=lambda: state.release(searcher))
+    service.record(event.searcher, event.query, method, count)
 
 
 class DriftCollector(Collector):

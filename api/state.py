@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,7 +173,7 @@ class ServiceState:
     _users: dict[int, int] = field(default_factory=dict, repr=False)  # id(searcher) -> holds (requests, drift log)
     _retired: list[Searcher] = field(default_factory=list, repr=False)
     _leases: dict[int, VersionLease] = field(default_factory=dict, repr=False)
-    _holds: threading.Lock = field(default_factory=threading.Lock, repr=False)  # holds end on the drift log's thread
+    _holds: threading.Lock = field(default_factory=threading.Lock, repr=False)  # the drift log holds one too
 
     def start(self) -> None:
         """Prepare for the event loop that is starting (called by the app's lifespan)."""
@@ -201,17 +202,18 @@ class ServiceState:
             self._users[id(searcher)] = self._users.get(id(searcher), 0) + 1
         return searcher
 
-    def hold(self, searcher: Searcher) -> bool:
-        """One more hold on ``searcher`` (current or replaced) until :meth:`release`; False when it is closed.
+    @contextmanager
+    def borrowed(self) -> Iterator[Searcher]:
+        """The current searcher, held (as a request holds it) until the block ends; any thread.
 
-        Work that outlives its request (the drift log measures answered queries later, on its own thread)
-        takes its own hold while the request's is still on, so a reload cannot close the searcher under it.
+        Raises:
+            NotReadyError: No index is loaded (yet).
         """
-        with self._holds:
-            if searcher is not self.searcher and searcher not in self._retired:
-                return False
-            self._users[id(searcher)] = self._users.get(id(searcher), 0) + 1
-            return True
+        searcher = self.acquire()
+        try:
+            yield searcher
+        finally:
+            self.release(searcher)
 
     def release(self, searcher: Searcher) -> None:
         """End one hold on ``searcher``; a replaced searcher is closed once nobody holds it (any thread)."""

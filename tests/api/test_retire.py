@@ -75,13 +75,10 @@ def test_the_served_version_is_leased(client: TestClient, app: FastAPI, built_in
     assert id(state.searcher) in state._leases
 
 
-def test_work_after_the_request_holds_its_searcher_until_it_lets_go(client: TestClient, app: FastAPI) -> None:
+def test_a_borrowed_searcher_stays_open_until_the_borrower_is_done(client: TestClient, app: FastAPI) -> None:
     state = service_state(app)
-    request = state.acquire()
-    assert state.hold(request)  # the drift log's hold, taken while the request's is still on
-    state.release(request)  # the request ends
-    assert client.post("/admin/reload", params={"force": "true"}, headers=KEY).json()["reloaded"] is True
-    assert request in state._retired  # still held: not closed under the measurement
-    state.release(request)
-    assert request not in state._retired
-    assert not state.hold(request)  # closed: nothing may use it again
+    with state.borrowed() as borrowed:  # as the drift log's writer measures a batch
+        assert client.post("/admin/reload", params={"force": "true"}, headers=KEY).json()["reloaded"] is True
+        assert borrowed in state._retired  # replaced, but not closed under the measurement
+        assert borrowed.search("gradient descent", k=1, method="bm25").hits
+    assert borrowed not in state._retired and id(borrowed) not in state._users

@@ -7,7 +7,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -181,20 +182,40 @@ class _BareSearcher:
         return np.ones(4, np.float32) / 2
 
 
-def test_each_pending_query_is_let_go_once_measured_failed_or_dropped(tmp_path: Path) -> None:
-    log = _SlowLog(tmp_path / "q.sqlite")
-    _SlowLog.release.clear()
-    writer = LogWriter(log, batch_size=1, max_queue=2, linger=0).start()
-    done: list[str] = []
-    searcher = _BareSearcher()
-    queries = ["gradient descent", "unmeasurable", *(f"query {i}" for i in range(8))]
-    accepted = {q: writer.submit_query(searcher, q, "dense", 3, on_done=lambda q=q: done.append(q))
-                for q in queries}
-    dropped = [q for q, ok in accepted.items() if not ok]
-    assert dropped and set(dropped) <= set(done)  # a dropped query is let go at once
-    log.release.set()
+def test_a_borrowing_writer_measures_each_batch_with_the_searcher_lent_then_and_keeps_none(tmp_path: Path) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+    lent: list[str] = []
+    current = _BareSearcher()
+
+    @contextmanager
+    def borrow() -> Iterator[_BareSearcher]:
+        lent.append("out")
+        yield current
+        lent.append("back")
+
+    writer = LogWriter(log, batch_size=4, borrow=borrow)
+    answered = _BareSearcher()  # the searcher that answered: replaced before the writer gets to the queries
+    for i in range(10):
+        assert writer.submit_query(answered, f"query {i}", "dense", 3)
+    assert all(item.searcher is None for item in list(writer._queue.queue))  # nothing keeps it alive
+    writer.submit(QueryObservation(embedding=np.ones(4, np.float32), token_count=2, unknown_share=0.0,
+                                   top_score=0.5, result_count=1))  # an observation needs no searcher
+    writer.start()
     assert writer.flush(timeout=10)
-    assert sorted(done) == sorted(queries)  # every query exactly once: measured, failed or dropped
-    assert writer.failed == (1 if accepted["unmeasurable"] else 0)
-    assert log.count() == sum(accepted.values()) - writer.failed
+    assert log.count() == 11 and writer.failed == 0
+    assert lent and lent == ["out", "back"] * (len(lent) // 2)  # lent for a batch, always given back
+    assert len(lent) // 2 <= 3  # once per batch of up to 4 queries, not once per query
+    writer.stop()
+
+
+def test_a_writer_with_nothing_to_borrow_counts_the_queries_as_failed(tmp_path: Path) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+
+    def borrow() -> Iterator[_BareSearcher]:
+        raise RuntimeError("the service is not ready")
+
+    writer = LogWriter(log, borrow=borrow).start()  # type: ignore[arg-type]
+    writer.submit_query(_BareSearcher(), "gradient descent", "dense", 3)
+    assert writer.flush(timeout=10)
+    assert writer.failed == 1 and log.count() == 0 and writer.running
     writer.stop()
