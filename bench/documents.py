@@ -135,7 +135,7 @@ def _one_put(client: TestClient, app: Any, doc_id: str, text: str, label: str) -
     stages = ", ".join(f"{name} {seconds:.2f}" for name, seconds in summary.timings.items())
     print(f"one PUT      {label}: acknowledged in {acknowledged * 1000:.0f} ms, searchable after {searchable:.2f} s; "
           f"re-embedded {served['counts']['embedded']} chunks, reused {served['counts']['reused']}; "
-          f"update {summary.seconds:.2f} s ({stages})")
+          f"update {summary.seconds:.2f} s ({stages}), {summary.cpu_seconds:.2f} s of CPU")
     refit = _wait_for_refit(client, started)
     print(f"             refit (LSI, Annoy) published {refit:.1f} s after the PUT: equal to a clean rebuild again")
 
