@@ -60,7 +60,8 @@ def needed_backends(methods: Sequence[str], vector_backend: str) -> list[str]:
 
     Unknown methods are skipped (:func:`evaluation.runner.check_options` reports them).
     """
-    bases = ["hybrid" if method.startswith("hybrid-") else method for method in methods]  # fusion variants
+    bases = [method.removesuffix("+rerank") for method in methods]  # a reranked method needs what it reranks
+    bases = ["hybrid" if method.startswith("hybrid-") else method for method in bases]  # fusion variants
     names = [name for method in bases if method in METHODS for name in required_backends(method, vector_backend)]
     return list(dict.fromkeys(names))
 
