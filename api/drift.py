@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from api.state import AnswerEvent, ServiceState
 from drift.service import DriftService
+from mlsearch.catalog import DEFAULT_METHOD
 from mlsearch.errors import MlsearchError
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def start_drift(app: FastAPI) -> asyncio.Task[None] | None:
         state.drift_off_reason = "drift monitoring is off (MLSEARCH_DRIFT_LOG=false)"
         return None
     try:
-        service = DriftService(settings, searcher=lambda: state.searcher).start()
+        service = DriftService(settings, searcher=lambda: state.searcher, borrow=state.borrowed).start()
     except MlsearchError as exc:
         state.drift_off_reason = f"drift monitoring is off: {exc}"
         logger.error("%s; the service keeps answering searches", state.drift_off_reason)
@@ -52,10 +53,13 @@ async def _measure_reference(state: ServiceState, service: DriftService) -> None
     """Wait for the index, then measure the reference file with it (off the event loop)."""
     while state.searcher is None:
         await asyncio.sleep(0.1)
+    searcher = state.acquire()  # held: a reload meanwhile must not close it under the measurement
     try:
-        await anyio.to_thread.run_sync(service.ensure_reference, state.searcher)
+        await anyio.to_thread.run_sync(service.ensure_reference, searcher)
     except MlsearchError as exc:
         logger.error("cannot measure the drift reference: %s", exc)
+    finally:
+        state.release(searcher)
 
 
 def stop_drift(app: FastAPI) -> None:
@@ -67,7 +71,11 @@ def stop_drift(app: FastAPI) -> None:
 
 
 def record_answer(service: DriftService, event: AnswerEvent) -> None:
-    """The ``on_answer`` hook: queue the answered query (a search, or a comparison of several methods)."""
+    """The ``on_answer`` hook: queue the answered query (a search, or a comparison of several methods).
+
+    The log measures it later, on its writer's thread, with the searcher serving then (borrowed from the
+    state, held while a batch is measured): a queued query keeps no replaced version open.
+    """
     result: Any = event.result
     if event.endpoint == "compare":
         runs = list(getattr(result, "runs", {}).values())
@@ -75,7 +83,7 @@ def record_answer(service: DriftService, event: AnswerEvent) -> None:
         method = "compare:" + ",".join(event.methods)
     else:
         count = len(getattr(result, "hits", []))
-        method = event.methods[0] if event.methods else "dense"
+        method = event.methods[0] if event.methods else DEFAULT_METHOD
     service.record(event.searcher, event.query, method, count)
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,9 +170,10 @@ class ServiceState:
     drift: DriftService | None = None
     drift_off_reason: str = "drift monitoring is not running"
     _lock: asyncio.Lock | None = field(default=None, repr=False)
-    _users: dict[int, int] = field(default_factory=dict, repr=False)  # id(searcher) -> requests holding it
+    _users: dict[int, int] = field(default_factory=dict, repr=False)  # id(searcher) -> holds (requests, drift log)
     _retired: list[Searcher] = field(default_factory=list, repr=False)
     _leases: dict[int, VersionLease] = field(default_factory=dict, repr=False)
+    _holds: threading.Lock = field(default_factory=threading.Lock, repr=False)  # the drift log holds one too
 
     def start(self) -> None:
         """Prepare for the event loop that is starting (called by the app's lifespan)."""
@@ -194,25 +197,54 @@ class ServiceState:
         Raises:
             NotReadyError: No index is loaded (yet).
         """
-        searcher = self.require_searcher()
-        self._users[id(searcher)] = self._users.get(id(searcher), 0) + 1
+        with self._holds:
+            searcher = self.require_searcher()
+            self._users[id(searcher)] = self._users.get(id(searcher), 0) + 1
         return searcher
 
-    def release(self, searcher: Searcher) -> None:
-        """End one request's hold on ``searcher``; a replaced searcher is closed once nobody holds it."""
-        left = self._users.get(id(searcher), 0) - 1
-        if left > 0:
-            self._users[id(searcher)] = left
-        else:
-            self._users.pop(id(searcher), None)
-        self._close_idle()
+    @contextmanager
+    def borrowed(self) -> Iterator[Searcher]:
+        """The current searcher, held (as a request holds it) until the block ends; any thread.
 
-    def _close_idle(self) -> None:
-        """Close the replaced searchers that no request holds: connections, backends and version lease."""
-        for searcher in [s for s in self._retired if id(s) not in self._users]:
+        Raises:
+            NotReadyError: No index is loaded (yet).
+        """
+        searcher = self.acquire()
+        try:
+            yield searcher
+        finally:
+            self.release(searcher)
+
+    def release(self, searcher: Searcher) -> None:
+        """End one hold on ``searcher``; a replaced searcher is closed once nobody holds it (any thread)."""
+        with self._holds:
+            left = self._users.get(id(searcher), 0) - 1
+            if left > 0:
+                self._users[id(searcher)] = left
+            else:
+                self._users.pop(id(searcher), None)
+            idle = self._take_idle()
+        self._close(idle)
+
+    def _retire(self, searcher: Searcher) -> None:
+        """Put a replaced searcher aside; it is closed now if nobody holds it, else by the last release."""
+        with self._holds:
+            self._retired.append(searcher)
+            idle = self._take_idle()
+        self._close(idle)
+
+    def _take_idle(self) -> list[tuple[Searcher, VersionLease | None]]:
+        """Take the replaced searchers that nobody holds (with their version leases) out of the state."""
+        idle = [s for s in self._retired if id(s) not in self._users]
+        for searcher in idle:
             self._retired.remove(searcher)
+        return [(searcher, self._leases.pop(id(searcher), None)) for searcher in idle]
+
+    @staticmethod
+    def _close(idle: list[tuple[Searcher, VersionLease | None]]) -> None:
+        """Close replaced searchers: connections, backends and version lease."""
+        for searcher, lease in idle:
             searcher.close_all()
-            lease = self._leases.pop(id(searcher), None)
             if lease is not None:
                 lease.release()
             logger.debug("closed the searcher of index version %s", searcher.version)
@@ -265,10 +297,10 @@ class ServiceState:
                 self._leases[id(searcher)] = VersionLease(searcher.directory)
             except OSError as exc:
                 logger.warning("cannot lease index version %s: %s", searcher.directory.name, exc)
-            self.searcher = searcher
+            with self._holds:
+                self.searcher = searcher
             if previous is not None:
-                self._retired.append(previous)
-                self._close_idle()
+                self._retire(previous)
             self.loaded_at = datetime.now(UTC)
             self.load_error = self.failed_target = None
             if previous is not None:

@@ -51,7 +51,7 @@ def main() -> None:
     queries = [DevQuery(qid, text, "labelled", -1, "") for qid, text in data.queries.items() if qid in data.qrels]
     methods = [m for m in ("dense", "bm25", "lsi") if m == "dense" or m in manifest.backends]
     candidates = collect_candidates(searcher, queries, methods, min(1000, args.k * 5))
-    tuned = tune(searcher)
+    tuned = tune(searcher, keyword=False)  # BM25 options: python -m bench.keyword
 
     def row(name: str, config: FusionConfig | None, method: str | None = None) -> str:
         run = {}

@@ -1,15 +1,21 @@
 """Schema-driven fuzzing: schemathesis generates requests from the live app's OpenAPI document.
 
 Every operation of the document (every route and method) gets ``--cases`` generated requests, half that fit
-the schema and half that break it. Each answer is checked for server errors, conformance of the body and
-headers to the declared response schema, a declared status code and a declared content type.
+the schema and half that break it. Every other case carries the real key in ``X-API-Key`` (the admin key),
+so that the admin and read-key routes are fuzzed past their key check; the rest carry what was generated
+(missing or wrong keys: 401 and 403). Each answer is checked for server errors, conformance of the body and
+headers to the declared response schema, a declared status code and a declared content type; the totals are
+printed per operation and per check.
 
 A 503 ``backend_unavailable`` is the service's documented answer for a backend that the index lacks or whose
 server is down (Elasticsearch is not configured here); it is counted apart and not as a failure.
 
-    python -m bench.fuzz [--cases 300] [--seed 0]
+    python -m bench.fuzz [--cases 300] [--seed 0] [--max-minutes 30]
 
-The app runs in-process over the tiny test corpus with the fake encoder (no model, no network).
+The app runs in-process over the tiny test corpus with the fake encoder (no model, no network), with an
+admin key and a read key configured. Operations without parameters have a single distinct request, and an
+operation whose every input is valid has no negative cases; the totals say so. ``--max-minutes`` bounds the
+run: operations not started by then are listed as not reached.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from schemathesis.specs.openapi.checks import (
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance,
           response_headers_conformance]
+ADMIN_KEY = "fuzz-admin-key"
+READ_KEY = "fuzz-read-key"
 
 
 @dataclass
@@ -54,6 +62,11 @@ class FuzzReport:
     examples: dict[str, str] = field(default_factory=dict)
     no_negative: list[str] = field(default_factory=list)
     operation_seconds: dict[str, float] = field(default_factory=dict)
+    operation_statuses: dict[str, Counter[int]] = field(default_factory=dict)
+    checks_run: Counter[str] = field(default_factory=Counter)
+    checks_failed: Counter[str] = field(default_factory=Counter)
+    with_key: int = 0
+    not_reached: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -67,6 +80,10 @@ class FuzzReport:
             "cases": self.cases, "seconds": round(self.seconds, 1), "operations": dict(self.by_operation),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "server_errors": self.server_errors, "declared_503_backend_unavailable": self.declared_unavailable,
+            "with_key": self.with_key, "checks_run": dict(self.checks_run), "checks_failed": dict(self.checks_failed),
+            "operation_statuses": {op: {str(k): v for k, v in sorted(c.items())}
+                                   for op, c in self.operation_statuses.items()},
+            "no_negative": self.no_negative, "not_reached": self.not_reached,
             "failures": dict(self.failures), "examples": self.examples,
         }
 
@@ -80,7 +97,7 @@ def _declared_unavailable(response: Any) -> bool:
         return False
 
 
-def fuzz(app: FastAPI, cases: int = 300, seed_value: int = 0) -> FuzzReport:
+def fuzz(app: FastAPI, cases: int = 300, seed_value: int = 0, max_seconds: float | None = None) -> FuzzReport:
     """Send ``cases`` generated requests to every operation of ``app``'s OpenAPI document.
 
     Schemathesis calls the app in-process (ASGI) and runs its lifespan once, on the first request, for the
@@ -90,6 +107,7 @@ def fuzz(app: FastAPI, cases: int = 300, seed_value: int = 0) -> FuzzReport:
         app: The app (its ``/openapi.json`` is read).
         cases: Requests per operation, half positive and half negative.
         seed_value: Hypothesis seed, for a reproducible run.
+        max_seconds: Start no operation (or mode) after this many seconds; those left are ``not_reached``.
 
     Returns:
         The report; failures are collected, never raised.
@@ -102,6 +120,9 @@ def fuzz(app: FastAPI, cases: int = 300, seed_value: int = 0) -> FuzzReport:
         operation = result.ok()
         t = time.perf_counter()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                report.not_reached.append(f"{operation.label} ({mode.value})")
+                continue
             _fuzz_operation(operation, mode, max(1, cases // 2), seed_value, report)
         report.operation_seconds[operation.label] = time.perf_counter() - t
     report.seconds = time.perf_counter() - started
@@ -125,22 +146,29 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, count: int, seed_value
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
-        response = case.call()
+        keyed = report.cases % 2 == 0  # every other case past the key check
+        headers = {"X-API-Key": ADMIN_KEY} if keyed else None
+        response = case.call(headers=headers)
         report.cases += 1
+        report.with_key += keyed
         report.by_operation[operation.label] += 1
         report.statuses[response.status_code] += 1
+        report.operation_statuses.setdefault(operation.label, Counter())[response.status_code] += 1
         checks = CHECKS
         if _declared_unavailable(response):
             report.declared_unavailable += 1
             checks = [check for check in CHECKS if check is not not_a_server_error]
-        try:
-            case.validate_response(response, checks=checks)
-        except FailureGroup as group:
-            for failure in group.exceptions:
-                key = f"{operation.label}: {failure.title}"
-                report.failures[key] += 1
-                report.examples.setdefault(key, f"{case.as_curl_command()} -> {response.status_code} "
-                                                f"{response.text[:300]}")
+        for check in checks:
+            report.checks_run[check.__name__] += 1
+            try:
+                case.validate_response(response, checks=[check], headers=headers)
+            except FailureGroup as group:
+                report.checks_failed[check.__name__] += 1
+                for failure in group.exceptions:
+                    key = f"{operation.label}: {failure.title}"
+                    report.failures[key] += 1
+                    report.examples.setdefault(key, f"{case.as_curl_command(headers=headers)} -> "
+                                                    f"{response.status_code} {response.text[:300]}")
 
     try:
         run()
@@ -166,7 +194,7 @@ def fuzz_target(workdir: Path) -> FastAPI:
     settings = Settings(
         index_dir=workdir / "indexes" / "default", state_dir=workdir / "state", corpus_dir=corpus,
         chunk_target_tokens=48, chunk_overlap_tokens=8, annoy_trees=10, lsi_dimensions=16, watch_index=False,
-        admin_api_key=SecretStr("fuzz-admin-key"),
+        admin_api_key=SecretStr(ADMIN_KEY), read_api_key=SecretStr(READ_KEY),
     )
     encoder = HashingEncoder()
     build_index(settings, encoder, corpus_dir=corpus, backends=["faiss", "annoy", "lsi", "bm25"])
@@ -175,22 +203,41 @@ def fuzz_target(workdir: Path) -> FastAPI:
 
 def main() -> None:
     """Run the fuzzer and print the totals."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cases", type=int, default=300, help="Generated requests per operation.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="Start no operation after this many minutes (the rest are listed as not reached).")
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlsearch-fuzz-") as tmp:
-        report = fuzz(fuzz_target(Path(tmp)), cases=args.cases, seed_value=args.seed)
+        max_seconds = args.max_minutes * 60 if args.max_minutes is not None else None
+        report = fuzz(fuzz_target(Path(tmp)), cases=args.cases, seed_value=args.seed, max_seconds=max_seconds)
     if args.json:
         print(json.dumps(report.summary(), indent=2))
         return
-    print(f"{report.cases} generated cases over {len(report.by_operation)} operations in {report.seconds:.0f} s")
+    print_report(report)
+
+
+def print_report(report: FuzzReport) -> None:
+    """Print the totals: per operation (cases, statuses, time), per check, and each failure with an example."""
+    print(f"{report.cases} generated cases over {len(report.by_operation)} operations in {report.seconds:.0f} s "
+          f"({report.with_key} with the admin key)")
+    print(f"\n{'operation':<28} {'cases':>6} {'seconds':>8}  statuses")
     for label, count in sorted(report.by_operation.items()):
-        print(f"  {label:<28} {count:>6} cases  {report.operation_seconds.get(label, 0):6.1f} s")
-    print("statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items())))
+        statuses = report.operation_statuses.get(label, Counter())
+        note = "  (no negative cases)" if label in report.no_negative else ""
+        print(f"{label:<28} {count:>6} {report.operation_seconds.get(label, 0):8.1f}  "
+              + " ".join(f"{k}:{v}" for k, v in sorted(statuses.items())) + note)
+    print(f"\n{'check':<30} {'run':>6} {'failed':>6}")
+    for check in CHECKS:
+        name = check.__name__
+        print(f"{name:<30} {report.checks_run[name]:>6} {report.checks_failed[name]:>6}")
+    print("\nstatuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items())))
     print(f"5xx (unexpected): {report.server_errors}; documented 503 backend_unavailable: "
           f"{report.declared_unavailable}")
+    if report.not_reached:
+        print(f"not reached within --max-minutes: {', '.join(report.not_reached)}")
     print(f"check failures: {sum(report.failures.values())}")
     for key, count in report.failures.most_common():
         print(f"  {count:>5}  {key}\n         e.g. {report.examples[key]}")

@@ -13,9 +13,11 @@ is its own:
    so that 1M chunks fit on 2 cores), or the real model with ``--encoder real``;
 2. **variants**: every approximate FAISS variant (``--variants``: ``hnsw`` HNSW32, ``ivf`` IVF with
    4·√n lists and nprobe n/16 of them, ``int8`` SQ8 and ``hnsw-int8`` HNSW32_SQ8 + exact rescoring,
-   ``binary`` sign bits + exact rescoring; HNSW also searched with efSearch 256 and 512) built from the chunk
-   store, timed, saved, then searched one query at a time (encoding excluded) beside the published backends;
-   recall@10 against the exact ``Flat`` results;
+   ``binary`` sign bits + exact rescoring; ``hnsw`` uses the default ``faiss_hnsw_m`` and
+   ``faiss_hnsw_ef_construction``) built from the chunk store, timed, saved, then searched one query at a time
+   (encoding excluded) beside the published backends; recall@10 against the exact ``Flat`` results. Every HNSW
+   graph is searched at each ``--ef-search`` value, and ``--hnsw-grid M:efConstruction,...`` builds more graphs
+   (``faiss-hnswM-efcE``) to choose those defaults;
 3. **start-up**: a fresh process opens the index and loads every backend (as the service does), one query each.
 
 It prints one growth table per measure and writes
@@ -49,13 +51,11 @@ SECTIONS_PER_DOC = 50
 DIMENSION = 384
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-EXTRA_EF_SEARCH = (256, 512)
-"""HNSW variants are also searched with these efSearch values (the default setting is 128)."""
 VARIANTS = {
-    "hnsw": {"faiss_factory": "HNSW32"},
+    "hnsw": {"faiss_factory": "HNSW"},
     "ivf": {"faiss_factory": "IVF{nlist},Flat"},
     "int8": {"faiss_factory": "Flat", "faiss_quantization": "int8"},
-    "hnsw-int8": {"faiss_factory": "HNSW32", "faiss_quantization": "int8"},
+    "hnsw-int8": {"faiss_factory": "HNSW", "faiss_quantization": "int8"},
     "binary": {"faiss_factory": "Flat", "faiss_quantization": "binary"},
 }
 
@@ -188,14 +188,15 @@ def _disk_mb(path: Path) -> float:
 
 
 def run_variants(
-    work: Path, encoder_kind: str, backends: list[str], variants: list[str], queries: int, datasets: Path
+    work: Path, encoder_kind: str, backends: list[str], variants: list[str], queries: int, datasets: Path,
+    grid: Sequence[tuple[int, int]] = (), ef_search: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Step 2 (own process): build approximate FAISS variants from the store; latency, recall, disk."""
     import faiss
     from threadpoolctl import threadpool_limits
 
-    from indexing.backends.configs import FaissConfig, config_of, keyword_config, vector_config
-    from indexing.backends.faiss_index import FaissIndex
+    from indexing.backends.configs import config_of, keyword_config, vector_config
+    from indexing.backends.faiss_index import FaissConfig, FaissIndex
     from indexing.backends.registry import keyword_backend, vector_backend
     from indexing.build import BACKEND_BATCH
     from indexing.layout import current_version_dir
@@ -225,6 +226,8 @@ def run_variants(
         found = index.search(vectors, 10)[1]
         out["recall_at_10"][name] = round(float(np.mean(
             [len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])), 4)
+        print(f"[{n}] {name}: recall@10 {out['recall_at_10'][name]}, p50 {out['query_ms'][f'dense@{name}']['p50']} ms",
+              file=sys.stderr, flush=True)
 
     for name in backends:
         out["disk_mb"][name] = _disk_mb(directory / name)
@@ -235,8 +238,10 @@ def run_variants(
             out["query_ms"]["dense@faiss"] = _latencies(lambda i: exact.search(vectors[i : i + 1], 10), queries)
         else:
             measure(name, vector_backend(name).load(directory / name, vector_config(name, settings)))
-    for variant in variants:
-        overrides: dict[str, Any] = dict(VARIANTS[variant])
+    builds: list[tuple[str, dict[str, Any]]] = [(v, dict(VARIANTS[v])) for v in variants]
+    builds += [(f"hnsw{m}-efc{efc}", {"faiss_factory": "HNSW", "faiss_hnsw_m": m, "faiss_hnsw_ef_construction": efc})
+               for m, efc in grid]
+    for variant, overrides in builds:
         nlist = max(1, int(4 * math.sqrt(n)))
         overrides["faiss_factory"] = overrides["faiss_factory"].format(nlist=nlist)
         overrides["faiss_nprobe"] = max(16, nlist // 16)
@@ -249,15 +254,19 @@ def run_variants(
         target = work / f"faiss-{variant}"
         index.save(target)
         out["stages"][f"backend_faiss-{variant}"] = round(time.perf_counter() - started, 3)
+        print(f"[{n}] built faiss-{variant} in {out['stages'][f'backend_faiss-{variant}']:.0f}s", file=sys.stderr,
+              flush=True)
         del index
         faiss.omp_set_num_threads(1)
         out["disk_mb"][f"faiss-{variant}"] = _disk_mb(target)
         loaded = FaissIndex.load(target, config_of(FaissConfig, variant_settings))
         measure(f"faiss-{variant}", loaded)
-        if variant.startswith("hnsw"):  # the same graph searched wider: recall against latency
-            for ef in EXTRA_EF_SEARCH:
-                getattr(faiss.downcast_index(loaded._index), "hnsw").efSearch = ef  # noqa: B009
-                measure(f"faiss-{variant}-ef{ef}", loaded)
+        if variant.startswith("hnsw"):  # the same graph searched wider or narrower: recall against latency
+            default_ef = getattr(faiss.downcast_index(loaded._index), "hnsw").efSearch  # noqa: B009
+            for ef in ef_search:
+                if ef != default_ef:
+                    getattr(faiss.downcast_index(loaded._index), "hnsw").efSearch = ef  # noqa: B009
+                    measure(f"faiss-{variant}-ef{ef}", loaded)
     store.close()
     out["peak_rss_mb"] = round(peak_rss_mb())
     return out
@@ -294,13 +303,21 @@ def _child(target: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
 def measure_size(size: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """All three steps for one size; the work folder is removed afterwards unless ``--keep``."""
     work = root / f"scale-{size}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    kept = work / "build.json"
+    if args.reuse and kept.is_file():
+        built = json.loads(kept.read_text())
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        built = None
     try:
-        built = _child(run_build, work, size, args.encoder, args.backends, args.datasets)
-        print(f"[{size}] built {built['chunks']} chunks in {built['build_s']:.0f}s", file=sys.stderr, flush=True)
+        if built is None:
+            built = _child(run_build, work, size, args.encoder, args.backends, args.datasets)
+            kept.write_text(json.dumps(built))
+        print(f"[{size}] built {built['chunks']} chunks in {built['build_s']:.0f}s: {built['stages']}, peak RSS "
+              f"{built['peak_rss_mb']} MiB", file=sys.stderr, flush=True)
         variants = _child(run_variants, work, args.encoder, args.backends, args.variants, args.queries,
-                          args.datasets)
+                          args.datasets, args.hnsw_grid, args.ef_search)
         startup = _child(run_startup, work, args.encoder, args.backends)
     finally:
         if not args.keep:
@@ -354,11 +371,16 @@ def main() -> None:
     parser.add_argument("--encoder", choices=["fake", "real"], default="fake")
     parser.add_argument("--backends", default="faiss,annoy,lsi,bm25", help="Backends of the build (faiss first).")
     parser.add_argument("--variants", default="hnsw,ivf,int8,hnsw-int8,binary", help="FAISS variants to build.")
+    parser.add_argument("--hnsw-grid", default="", help="More HNSW graphs to build, as M:efConstruction,...")
+    parser.add_argument("--ef-search", default="64,128,256,512", 
+                        help="efSearch values every HNSW graph is searched at.")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--datasets", type=Path, default=SHARED / "datasets",
                         help="The shared datasets folder (Cranfield sentences); ../shared/datasets by default.")
     parser.add_argument("--workdir", type=Path, default=None, help="Where corpora and indexes go (a temp dir).")
     parser.add_argument("--keep", action="store_true", help="Keep each size's corpus and index.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Reuse a kept build of the same size in --workdir (measure the variants again only).")
     parser.add_argument("--json", type=Path, default=None, dest="json_out")
     args = parser.parse_args()
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -368,6 +390,11 @@ def main() -> None:
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; valid: {', '.join(VARIANTS)}")
+    try:
+        args.hnsw_grid = [tuple(int(x) for x in pair.split(":")) for pair in args.hnsw_grid.split(",") if pair]
+        args.ef_search = [int(x) for x in args.ef_search.split(",") if x]
+    except ValueError:
+        parser.error("--hnsw-grid takes M:efConstruction pairs and --ef-search integers")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     root = args.workdir or Path(tempfile.mkdtemp(prefix="mlsearch-scale-"))
     pool = sentence_pool(args.datasets)

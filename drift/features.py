@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mlsearch.catalog import KEYWORD_PREFERENCE, LOCAL_VECTOR_BACKEND_NAMES, VECTOR_BACKEND_NAMES
+from mlsearch.catalog import DEFAULT_METHOD, KEYWORD_PREFERENCE, LOCAL_VECTOR_BACKEND_NAMES, VECTOR_BACKEND_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class QueryObservation:
     unknown_share: float
     top_score: float
     result_count: int = 0
-    method: str = "dense"
+    method: str = DEFAULT_METHOD
     time: float = field(default_factory=time.time)
     text: str | None = None
     id: int | None = None
@@ -83,7 +83,7 @@ class SearcherLike(Protocol):
 
 
 def observe_query(
-    searcher: SearcherLike, query: str, method: str = "dense", result_count: int = 0, when: float | None = None,
+    searcher: SearcherLike, query: str, method: str = DEFAULT_METHOD, result_count: int = 0, when: float | None = None,
     embedding: np.ndarray | None = None,
 ) -> QueryObservation:
     """Measure one query against the index that answered it.
@@ -117,7 +117,7 @@ def observe_query(
 
 
 def observe_queries(
-    searcher: SearcherLike, queries: list[str], method: str = "dense", batch_size: int = 64
+    searcher: SearcherLike, queries: list[str], method: str = DEFAULT_METHOD, batch_size: int = 64
 ) -> list[QueryObservation]:
     """Measure many queries at once (one batched encoding), as the live log measures each."""
     embeddings = searcher.encoder.encode(queries, batch_size=batch_size, show_progress=False)

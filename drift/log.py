@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -294,13 +295,20 @@ def _observation(row: Sequence[Any]) -> QueryObservation:
 
 @dataclass(frozen=True)
 class PendingQuery:
-    """An answered query waiting to be measured and logged."""
+    """An answered query waiting to be measured and logged.
 
-    searcher: SearcherLike
+    ``searcher`` is the one that answered it, or None when the writer borrows the searcher serving at
+    measuring time (see :class:`LogWriter`).
+    """
+
+    searcher: SearcherLike | None
     query: str
     method: str
     result_count: int
     time: float
+
+
+Borrow = Callable[[], AbstractContextManager[SearcherLike]]
 
 
 class LogWriter:
@@ -317,13 +325,18 @@ class LogWriter:
         max_queue: Most queries waiting.
         linger: Seconds a query may wait for others to share its batch (a flush or a full batch ends the wait
             at once): fewer wake-ups of the writer thread, so that it rarely competes with a request.
+        borrow: Lends the searcher serving now, held open while the writer measures one batch with it. A
+            service passes it, so that queued queries keep no searcher alive: when the writer lags behind
+            under load, the versions that answered them (replaced since, with their files and memory) would
+            otherwise stay open, or be opened again, to measure them.
     """
 
     def __init__(
         self, log: QueryLog, on_written: Callable[[list[QueryObservation]], None] | None = None,
-        batch_size: int = 64, max_queue: int = 10_000, linger: float = 1.0,
+        batch_size: int = 64, max_queue: int = 10_000, linger: float = 1.0, borrow: Borrow | None = None,
     ) -> None:
         self.log = log
+        self.borrow = borrow
         self.on_written = on_written
         self.batch_size = batch_size
         self._queue: queue.Queue[PendingQuery | QueryObservation | None] = queue.Queue(maxsize=max_queue)
@@ -352,7 +365,8 @@ class LogWriter:
 
     def submit_query(self, searcher: SearcherLike, query: str, method: str, result_count: int) -> bool:
         """Queue an answered query to be measured and logged; False when it had to be dropped."""
-        return self.submit(PendingQuery(searcher, query, method, result_count, time.time()))
+        kept = None if self.borrow is not None else searcher
+        return self.submit(PendingQuery(kept, query, method, result_count, time.time()))
 
     def submit(self, item: PendingQuery | QueryObservation) -> bool:
         """Queue a pending query or an already measured observation; False when dropped."""
@@ -411,11 +425,15 @@ class LogWriter:
 
     def _write(self, batch: list[PendingQuery | QueryObservation]) -> None:
         observations = []
-        for item in batch:
-            try:
-                observations.append(item if isinstance(item, QueryObservation) else _measure(item))
-            except Exception as exc:  # a query that cannot be measured must not stop the writer
-                self._fail(f"measuring a query failed: {exc}")
+        try:
+            with self._lent(batch) as lent:
+                for item in batch:
+                    try:
+                        observations.append(item if isinstance(item, QueryObservation) else _measure(item, lent))
+                    except Exception as exc:  # a query that cannot be measured must not stop the writer
+                        self._fail(f"measuring a query failed: {exc}")
+        except Exception as exc:  # no searcher to lend (none loaded): the measured rows are still written
+            self._fail(f"measuring queries failed: {exc}", sum(isinstance(i, PendingQuery) for i in batch))
         try:
             self.log.append(observations)
             self.written += len(observations)
@@ -434,5 +452,15 @@ class LogWriter:
         self.last_error = message
 
 
-def _measure(item: PendingQuery) -> QueryObservation:
-    return observe_query(item.searcher, item.query, item.method, item.result_count, item.time)
+    def _lent(self, batch: list[PendingQuery | QueryObservation]) -> AbstractContextManager[SearcherLike | None]:
+        """The borrowed searcher for a batch with queries to measure, else nothing."""
+        if self.borrow is None or not any(isinstance(item, PendingQuery) for item in batch):
+            return nullcontext()
+        return self.borrow()
+
+
+def _measure(item: PendingQuery, lent: SearcherLike | None) -> QueryObservation:
+    searcher = item.searcher if item.searcher is not None else lent
+    if searcher is None:
+        raise DriftError("no searcher to measure the query with")
+    return observe_query(searcher, item.query, item.method, item.result_count, item.time)

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from drift.features import SearcherLike
-from drift.log import LogWriter, QueryLog, drift_dir
+from drift.log import Borrow, LogWriter, QueryLog, drift_dir
 from drift.monitor import DriftConfig, DriftMonitor, DriftStatus
 from drift.reference import ReferenceStore, file_digest, read_queries, reference_from_queries
-from drift.report import ReportData, report_data
+from drift.report import ReportData, render_html, report_data
 from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,12 +32,15 @@ class DriftService:
         settings: The service settings (``state_dir``, ``drift_*``).
         searcher: Returns the searcher serving now (or None before the index is loaded); used to measure a
             reference file.
+        borrow: Lends the searcher serving now, held open, to measure logged queries with (see
+            :class:`~drift.log.LogWriter`); without it each query is measured with the searcher that answered it.
 
     Raises:
         DriftError: The state directory cannot be written, or the reference file is missing or empty.
     """
 
-    def __init__(self, settings: Settings, searcher: SearcherProvider | None = None) -> None:
+    def __init__(self, settings: Settings, searcher: SearcherProvider | None = None,
+                 borrow: Borrow | None = None) -> None:
         self.settings = settings
         self.config = DriftConfig.from_settings(settings)
         self.reference_file = settings.drift_reference_file
@@ -49,8 +52,11 @@ class DriftService:
                             retention_days=settings.drift_log_retention_days)
         self.store = ReferenceStore(directory)
         self.monitor = DriftMonitor(self.log, self.store, self.config, collect=self.reference_file is None)
-        self.writer = LogWriter(self.log, on_written=self.monitor.ingest)
+        self.writer = LogWriter(self.log, on_written=self.monitor.ingest, borrow=borrow)
         self._reference_lock = threading.Lock()
+        self._references = 0  # references set by this service: a new one changes every figure of the report
+        self._page: tuple[tuple[int, int, int], str] | None = None
+        self._page_lock = threading.Lock()
 
     def start(self) -> DriftService:
         """Start the writer thread."""
@@ -93,6 +99,7 @@ class DriftService:
         logger.info("measuring the drift reference: %d queries from %s", len(queries), path)
         reference = reference_from_queries(searcher, queries, source=f"file:{path}", digest=digest)
         self.monitor.reset(reference, keep_waiting=keep_waiting)
+        self._references += 1
 
     def reset(self, searcher: SearcherLike | None = None) -> DriftStatus:
         """Start a new reference: the reference file measured again, or the next answered queries.
@@ -107,6 +114,7 @@ class DriftService:
                 self._measure_file(searcher, file_digest(self.reference_file), keep_waiting=False)
         else:
             self.monitor.reset()
+            self._references += 1
         return self.status()
 
     def status(self, timeout: float = 10.0) -> DriftStatus:
@@ -138,3 +146,17 @@ class DriftService:
         status = self.status()
         with self.monitor.lock:
             return report_data(self.monitor.engine, status, self.config)
+
+    def report_page(self) -> str:
+        """The HTML report, drawn again only when a query was logged or the reference changed since the last.
+
+        Drawing its plots takes seconds on a busy machine; the same figures are not drawn twice.
+        """
+        status = self.status()  # waits for the queries recorded before the call
+        key = (self.writer.written, self.writer.failed, self._references)  # read before the data: never newer
+        with self._page_lock:
+            if self._page is None or self._page[0] != key:
+                with self.monitor.lock:
+                    data = report_data(self.monitor.engine, status, self.config)
+                self._page = (key, render_html(data))
+            return self._page[1]

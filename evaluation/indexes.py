@@ -17,20 +17,23 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
 from evaluation.datasets import EvalDataset, iter_beir_corpus
-from indexing import chunking, documents
-from indexing.build import build_index, corpus_fingerprint
+from indexing import chunking as chunker
+from indexing import documents
+from indexing.backends.configs import backend_config
+from indexing.build import build_index, chunking_config, corpus_fingerprint
+from indexing.chunking import ChunkingConfig
 from indexing.documents import load_corpus
 from indexing.embedding import Encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
-from mlsearch.catalog import METHODS, required_backends
+from mlsearch.catalog import METHODS, required_backends, runs_as
 from mlsearch.errors import DatasetError, IndexNotBuiltError
 from mlsearch.settings import Settings
 
@@ -60,8 +63,8 @@ def needed_backends(methods: Sequence[str], vector_backend: str) -> list[str]:
 
     Unknown methods are skipped (:func:`evaluation.runner.check_options` reports them).
     """
-    bases = [method.removesuffix("+rerank") for method in methods]  # a reranked method needs what it reranks
-    bases = ["hybrid" if method.startswith("hybrid-") else method for method in bases]  # fusion variants
+    # a reranked method ("<method>+rerank") needs what it reranks; fusion variants run as the fused method
+    bases = [runs_as(method.removesuffix("+rerank")) for method in methods]
     names = [name for method in bases if method in METHODS for name in required_backends(method, vector_backend)]
     return list(dict.fromkeys(names))
 
@@ -78,18 +81,16 @@ def _usable(index_dir: Path, encoder: Encoder, backends: Sequence[str], fingerpr
     )
 
 
-def cache_key(content: str, settings: Settings, encoder: Encoder, backends: Sequence[str]) -> str:
-    """A short hash of what decides an index: corpus content, model weights, chunking code and settings, backends.
+def cache_key(content: str, chunks: ChunkingConfig, encoder: Encoder, configs: Mapping[str, object]) -> str:
+    """A short hash of what decides an index: corpus content, model weights, chunking code and config, backends
+    and their configs.
 
     The chunker's and the loader's source files are part of the key, so a change in how documents are read or
     cut never reuses an index built the old way.
     """
-    relevant = settings.model_dump(
-        include={"chunk_target_tokens", "chunk_overlap_tokens", "chunk_max_tokens", "faiss_factory",
-                 "annoy_trees", "lsi_dimensions", "bm25_k1", "bm25_b"}
-    )
-    code = [hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest() for module in (chunking, documents)]
-    blob = json.dumps([content, encoder.weights_hash, relevant, sorted(backends), code], sort_keys=True)
+    relevant = {"chunking": asdict(chunks), "backends": {name: repr(config) for name, config in configs.items()}}
+    code = [hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest() for module in (chunker, documents)]
+    blob = json.dumps([content, encoder.weights_hash, relevant, code], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -101,12 +102,14 @@ def prepare_index(
     cache_dir: Path,
     show_progress: bool = False,
     progress: Callable[[str], None] | None = None,
+    index_dir: Path | None = None,
+    chunking: ChunkingConfig | None = None,
+    configs: Mapping[str, object] | None = None,
 ) -> PreparedIndex:
     """Find or build the index to evaluate a dataset on.
 
-    A folder corpus (``qrels`` and ``spans`` datasets) uses ``settings.index_dir`` when its manifest shows the
-    same corpus fingerprint, model and backends; otherwise, and for BEIR corpora, a cached index is used or
-    built.
+    A folder corpus (``qrels`` and ``spans`` datasets) uses ``index_dir`` when its manifest shows the same
+    corpus fingerprint, model and backends; otherwise, and for BEIR corpora, a cached index is used or built.
 
     Args:
         dataset: The dataset.
@@ -116,43 +119,52 @@ def prepare_index(
         cache_dir: Where evaluation indexes are cached.
         show_progress: Show a progress bar while embedding.
         progress: Called with a short message at each step.
+        index_dir: The index to use when it holds the dataset's corpus (``settings.index_dir`` by default).
+        chunking: How a built index cuts documents, instead of the settings' (see :func:`~indexing.build.build_index`).
+        configs: Backend name → config for a built index, instead of the settings' options.
 
     Raises:
         DatasetError: The BEIR corpus is malformed.
         CorpusError: The folder corpus is missing or empty.
     """
     say = progress or (lambda message: logger.info("%s", message))
+    default_dir = Path(index_dir or settings.index_dir)
+    chunks = chunking_config(settings, encoder, chunking)
+    resolved = {name: (configs or {}).get(name) or backend_config(name, settings) for name in backends}
+
+    def build(corpus_dir: Path) -> None:
+        build_index(settings, encoder, corpus_dir=corpus_dir, index_dir=target, backends=backends,
+                    show_progress=show_progress, progress=say, chunking=chunks, configs=resolved)
+
     if dataset.kind == "beir":
         assert dataset.corpus_file is not None
         content = dataset.fingerprint
     else:
         assert dataset.corpus_dir is not None
         content = corpus_fingerprint(load_corpus(dataset.corpus_dir).documents)
-        if _usable(settings.index_dir, encoder, backends, content):
-            say(f"using the index at {settings.index_dir} (same corpus and model)")
-            return PreparedIndex(settings.index_dir, "default")
-    entry = Path(cache_dir) / f"{_safe_name(dataset.name)}-{cache_key(content, settings, encoder, backends)}"
-    index_dir = entry / "index"
+        if _usable(default_dir, encoder, backends, content):
+            say(f"using the index at {default_dir} (same corpus and model)")
+            return PreparedIndex(default_dir, "default")
+    entry = Path(cache_dir) / f"{_safe_name(dataset.name)}-{cache_key(content, chunks, encoder, resolved)}"
+    target = entry / "index"
     ids_path = entry / IDS_FILE
     id_map_ready = dataset.kind != "beir" or ids_path.is_file()
-    if id_map_ready and _usable(index_dir, encoder, backends, None):
-        say(f"using the cached evaluation index at {index_dir}")
-        return PreparedIndex(index_dir, "cache", _read_ids(ids_path) if dataset.kind == "beir" else None)
+    if id_map_ready and _usable(target, encoder, backends, None):
+        say(f"using the cached evaluation index at {target}")
+        return PreparedIndex(target, "cache", _read_ids(ids_path) if dataset.kind == "beir" else None)
     entry.mkdir(parents=True, exist_ok=True)
     if dataset.kind != "beir":
-        say(f"building an evaluation index over {dataset.corpus_dir} in {index_dir}")
-        build_index(settings, encoder, corpus_dir=dataset.corpus_dir, index_dir=index_dir, backends=backends,
-                    show_progress=show_progress, progress=say)
-        return PreparedIndex(index_dir, "built")
+        say(f"building an evaluation index over {dataset.corpus_dir} in {target}")
+        build(dataset.corpus_dir)
+        return PreparedIndex(target, "built")
     with tempfile.TemporaryDirectory(prefix="beir-corpus-", dir=entry) as folder:
         id_map = write_beir_corpus(dataset.corpus_file, Path(folder))  # type: ignore[arg-type]
-        say(f"building an evaluation index over {len(id_map)} documents of {dataset.name} in {index_dir}")
-        build_index(settings, encoder, corpus_dir=Path(folder), index_dir=index_dir, backends=backends,
-                    show_progress=show_progress, progress=say)
+        say(f"building an evaluation index over {len(id_map)} documents of {dataset.name} in {target}")
+        build(Path(folder))
     tmp = ids_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(id_map))
     os.replace(tmp, ids_path)
-    return PreparedIndex(index_dir, "built", id_map)
+    return PreparedIndex(target, "built", id_map)
 
 
 def write_beir_corpus(corpus_file: Path, folder: Path) -> dict[str, str]:

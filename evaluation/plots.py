@@ -8,11 +8,13 @@ from matplotlib.ticker import NullLocator
 
 from evaluation.metrics import METRICS, PRIMARY_METRIC
 from evaluation.runner import EvaluationResult
+from mlsearch.catalog import DEFAULT_COMPARE_METHODS, METHOD_NAMES
 from mlsearch.reporting import figure_png, win_loss_bars
 
 LABELS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@1": "R@1", "recall@10": "R@10",
           "recall@100": "R@100", "map": "MAP"}
-COLORS = {"dense": "#4C72B0", "lsi": "#DD8452", "bm25": "#55A868", "hybrid": "#C44E52"}
+COLORS = dict(zip(METHOD_NAMES, ("#4C72B0", "#DD8452", "#55A868", "#C44E52"), strict=False))
+"""One colour per catalog method, in catalog order (matplotlib's cycle for others)."""
 
 
 def _color(method: str, i: int) -> str:
@@ -63,10 +65,12 @@ def recall_curves(result: EvaluationResult) -> bytes:
 
 
 def win_loss_pair(result: EvaluationResult) -> tuple[str, str] | None:
-    """The two methods of the win/loss chart: dense and LSI when both ran, else the first two."""
+    """The two methods of the win/loss chart: the catalog's default comparison when both ran (the second against
+    the first: dense against LSI), else the first two."""
     methods = list(result.methods)
-    if "dense" in methods and "lsi" in methods:
-        return "dense", "lsi"
+    first, second = DEFAULT_COMPARE_METHODS
+    if first in methods and second in methods:
+        return second, first
     return (methods[0], methods[1]) if len(methods) >= 2 else None
 
 

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from evaluation.datasets import EvalDataset, span_qrels
 from evaluation.metrics import METRICS, PRIMARY_METRIC, RECALL_CUTOFFS, per_query
 from evaluation.significance import PairedComparison, all_pairs
-from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, METHOD_NAMES, VECTOR_BACKEND_NAMES
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, FUSED_METHOD, METHOD_NAMES, VECTOR_BACKEND_NAMES
 from mlsearch.errors import BadQueryError, DatasetError, UnknownBackendError
 from search.doc_scoring import DocScoring, document_scores
 from search.fusion import FUSION_VARIANTS
@@ -240,7 +240,7 @@ def _run_method(
     rerank = method.endswith(RERANK_SUFFIX)
     base = method.removesuffix(RERANK_SUFFIX)
     fusion = FUSION_VARIANTS.get(base)
-    method_name = "hybrid" if fusion else base
+    method_name = FUSED_METHOD if fusion else base
     if rerank:  # a cross-encoder's scores are no chunk scores to add up: a document counts by its best chunk
         scoring = DocScoring()
     searcher.retrieve("warm up", 1, method_name, backend, fusion=fusion, rerank=rerank)

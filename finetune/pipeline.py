@@ -32,10 +32,11 @@ from finetune.scoring import GateSet, is_exact_copy, score_model
 from finetune.split import QuerySplit, split_queries
 from finetune.train import TrainingConfig, TrainingExample, TrainingStats, train_model
 from indexing.backends.base import KeywordIndex
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config, FaissConfig, config_of
-from indexing.backends.faiss_index import FaissIndex
+from indexing.backends.bm25 import Bm25Config, Bm25Index
+from indexing.backends.configs import config_of
+from indexing.backends.faiss_index import FaissConfig, FaissIndex
 from indexing.build import corpus_fingerprint
+from indexing.chunking import ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.documents import load_corpus
 from indexing.embedding import Encoder, SentenceTransformerEncoder, library_versions, sha256_file
@@ -375,10 +376,8 @@ def _run_gate(
     policy: GatePolicy, show_progress: bool, say: Progress,
 ) -> GateDecision:
     chunking = context.manifest.chunking
-    local = settings.model_copy(update={
-        "chunk_target_tokens": chunking["target_tokens"], "chunk_overlap_tokens": chunking["overlap_tokens"],
-        "chunk_max_tokens": chunking["max_tokens"],
-    })
+    same_chunks = ChunkingConfig(target_tokens=int(chunking["target_tokens"]), max_tokens=int(chunking["max_tokens"]),
+                                 overlap_tokens=int(chunking["overlap_tokens"]))
     reuse = is_exact_copy(context.manifest, champion, str(context.manifest.corpus.get("fingerprint")), chunking)
     with tempfile.TemporaryDirectory(prefix="mlsearch-gate-") as workdir:
         scores = {}
@@ -387,8 +386,8 @@ def _run_gate(
             say(f"gate: scoring the {label} on {len(gate_sets)} set(s) "
                 + ("on the current index (an exact FAISS index of this corpus)" if existing
                    else "on a temporary index of the corpus"))
-            scores[label] = score_model(encoder, gate_sets, context.corpus_dir, local, Path(workdir) / label,
-                                        show_progress=show_progress, existing=existing)
+            scores[label] = score_model(encoder, gate_sets, context.corpus_dir, settings, Path(workdir) / label,
+                                        show_progress=show_progress, existing=existing, chunking=same_chunks)
     comparisons = [
         compare(s.name, s.description, scores["champion"][s.name], scores["challenger"][s.name], policy.alpha,
                 texts=s.texts)

@@ -43,6 +43,7 @@ from finetune.split import split_queries
 from finetune.tune import ndcg_at_10
 from indexing.embedding import bundled_model_path
 from indexing.manifest import Manifest
+from mlsearch.catalog import FUSED_METHOD
 from search.rerank import BLEND_FILE, Reranker, blend
 from search.searcher import Searcher
 
@@ -132,7 +133,7 @@ def train_groups(
         others = [p for p in pool if units.get(p) != own and p != query.position]
         if len(others) < negatives:
             continue
-        ranked = searcher.retrieve(query.text, 30, "hybrid")
+        ranked = searcher.retrieve(query.text, 30, FUSED_METHOD)
         chosen = [p for p, _ in ranked if p in allowed and p != query.position and units.get(p) != own][:negatives]
         while len(chosen) < negatives:
             extra = rng.choice(others)
@@ -203,7 +204,7 @@ def head_scores(
     chunks = dict(enumerate(searcher.store))
     out = []
     for query in queries:
-        ranked = searcher.retrieve(query.text, max(10, top_n), "hybrid")
+        ranked = searcher.retrieve(query.text, max(10, top_n), FUSED_METHOD)
         out.append((ranked, reranker.score(query.text, [chunks[p].embedding_text for p, _ in ranked[:top_n]])))
     return out
 
@@ -239,7 +240,7 @@ def gate_scores(
     chunks = dict(enumerate(searcher.store))
     scores: dict[str, float] = {}
     for i, query in enumerate(queries):
-        ranked = searcher.retrieve(query.text, max(10, top_n), "hybrid")
+        ranked = searcher.retrieve(query.text, max(10, top_n), FUSED_METHOD)
         if reranker is not None:
             texts = {p: chunks[p].embedding_text for p, _ in ranked[:top_n]}
             ranked = reranker.rerank(query.text, ranked, texts, top_n)

@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evaluation.datasets import EvalDataset
 from evaluation.indexes import prepare_index
 from evaluation.metrics import PRIMARY_METRIC, per_query
 from evaluation.runner import best_per_item, evaluate
-from indexing.backends.faiss_index import FaissIndex
+from indexing.backends.configs import config_of
+from indexing.backends.faiss_index import FaissConfig, FaissIndex
 from indexing.build import build_index
+from indexing.chunking import ChunkingConfig
 from indexing.embedding import Encoder
 from indexing.manifest import Manifest
+from mlsearch.catalog import EMBEDDING_METHOD
 from mlsearch.settings import Settings
-from search.searcher import Searcher
+from search.searcher import SearchConfig, Searcher
 
 logger = logging.getLogger(__name__)
 VECTOR_BACKEND = FaissIndex.name
@@ -79,7 +82,7 @@ def score_chunk_set(searcher: Searcher, gate_set: GateSet, k: int = K) -> dict[s
     """Per-query nDCG@k of dense retrieval on a chunk-judged set."""
     labels = [chunk.id for chunk in searcher.store]
     run = {
-        qid: best_per_item(searcher.retrieve(text, k, "dense", VECTOR_BACKEND), labels, k)
+        qid: best_per_item(searcher.retrieve(text, k, EMBEDDING_METHOD, VECTOR_BACKEND), labels, k)
         for qid, text in gate_set.queries.items()
     }
     return per_query(gate_set.qrels, run, [f"ndcg@{k}"])[f"ndcg@{k}"]
@@ -94,6 +97,7 @@ def score_model(
     show_progress: bool = False,
     progress: Callable[[str], None] | None = None,
     existing: Path | None = None,
+    chunking: ChunkingConfig | None = None,
 ) -> dict[str, dict[str, float]]:
     """Build a temporary FAISS index of the corpus with ``encoder`` and score every gate set on it.
 
@@ -101,45 +105,58 @@ def score_model(
         encoder: The model to score.
         gate_sets: The sets.
         corpus_dir: The corpus of the current index.
-        settings: Chunking settings (those of the current index).
+        settings: Model, backend and search settings.
         workdir: An empty folder for this model's temporary indexes.
         show_progress: Progress bars while embedding.
         progress: Called with a short message at each step.
         existing: An index that is already what the build would make (same corpus, chunking and model, exact
             ``Flat`` FAISS), used instead of building one; see :func:`is_exact_copy`.
+        chunking: How to cut the corpus (the current index's, so both models see the same chunks).
 
     Returns:
         Gate set name → {query id: nDCG@10}.
     """
     say = progress or (lambda message: logger.info("%s", message))
-    local = settings.model_copy(update={"index_dir": existing or workdir / "index", "backends": [VECTOR_BACKEND],
-                                        "faiss_factory": "Flat", "query_cache_size": 0})
+    gate = _GateIndex(settings, existing or workdir / "index", chunking)
     if existing is None:
-        build_index(local, encoder, corpus_dir=corpus_dir, index_dir=local.index_dir, backends=[VECTOR_BACKEND],
-                    show_progress=show_progress, progress=lambda message: logger.info("%s", message))
+        build_index(settings, encoder, corpus_dir=corpus_dir, index_dir=gate.index_dir, backends=[VECTOR_BACKEND],
+                    show_progress=show_progress, progress=lambda message: logger.info("%s", message),
+                    chunking=chunking, configs=gate.configs)
     scores: dict[str, dict[str, float]] = {}
-    searcher = Searcher.open(local.index_dir, local, encoder=encoder)
+    searcher = Searcher.open(gate.index_dir, gate.search, encoder=encoder)
     try:
         for gate_set in gate_sets:
             say(f"scoring {encoder.name} on {gate_set.name} ({gate_set.size} queries)")
             if gate_set.dataset is None:
                 scores[gate_set.name] = score_chunk_set(searcher, gate_set)
             else:
-                scores[gate_set.name] = _score_dataset(encoder, gate_set.dataset, local, workdir, show_progress)
+                scores[gate_set.name] = _score_dataset(encoder, gate_set.dataset, settings, gate, workdir,
+                                                       show_progress)
     finally:
         searcher.close()
     return scores
 
 
+class _GateIndex:
+    """Where and how the gate's temporary indexes are built: exact FAISS, the given chunking, no query cache."""
+
+    def __init__(self, settings: Settings, index_dir: Path, chunking: ChunkingConfig | None) -> None:
+        self.index_dir = index_dir
+        self.chunking = chunking
+        self.configs = {VECTOR_BACKEND: replace(config_of(FaissConfig, settings), factory="Flat")}
+        self.search = replace(SearchConfig.from_settings(settings), query_cache_size=0, backends=self.configs)
+
+
 def _score_dataset(
-    encoder: Encoder, dataset: EvalDataset, settings: Settings, workdir: Path, show_progress: bool
+    encoder: Encoder, dataset: EvalDataset, settings: Settings, gate: _GateIndex, workdir: Path, show_progress: bool
 ) -> dict[str, float]:
     prepared = prepare_index(dataset, settings, encoder, [VECTOR_BACKEND], cache_dir=workdir / "datasets",
-                             show_progress=show_progress)
-    searcher = Searcher.open(prepared.index_dir, settings, encoder=encoder)
+                             show_progress=show_progress, index_dir=gate.index_dir, chunking=gate.chunking,
+                             configs=gate.configs)
+    searcher = Searcher.open(prepared.index_dir, gate.search, encoder=encoder)
     try:
-        result = evaluate(searcher, dataset, methods=["dense"], k=K, backend=VECTOR_BACKEND,
+        result = evaluate(searcher, dataset, methods=[EMBEDDING_METHOD], k=K, backend=VECTOR_BACKEND,
                           id_map=prepared.id_map)
     finally:
         searcher.close()
-    return dict(result.methods["dense"].per_query[PRIMARY_METRIC])
+    return dict(result.methods[EMBEDDING_METHOD].per_query[PRIMARY_METRIC])

@@ -23,10 +23,11 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,15 +36,27 @@ from tqdm import tqdm
 
 from finetune.filters import drop_duplicates, drop_short
 from finetune.queries import HeuristicGenerator
-from indexing.layout import current_version_dir
+from indexing.backends.bm25 import Bm25Config, Bm25Index
+from indexing.integrity import CHECKSUMS_FILE
+from indexing.layout import build_lock, current_version_dir, new_build_dir, publish
 from indexing.manifest import Manifest
-from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, required_backends
+from indexing.updates import new_version_name
+from mlsearch.catalog import (
+    DEFAULT_VECTOR_BACKEND,
+    FUSED_METHOD,
+    FUSED_PARTS,
+    METHODS,
+    OTHER_BASE_METHODS,
+    required_backends,
+)
 from mlsearch.errors import FinetuneError
 from search.doc_scoring import DocScoring, document_scores
 from search.fusion import FusionConfig, fuse
 from search.searcher import QueryEmbeddingCache, Searcher, index_fusion
 
 logger = logging.getLogger(__name__)
+BM25 = Bm25Index.name
+"""The keyword backend whose options are tuned here (it serves the method of the same name)."""
 Progress = Callable[[str], None]
 Ranked = list[tuple[int, float]]
 
@@ -55,6 +68,19 @@ BAND = 0.02
 DENSE_WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 LSI_WEIGHTS = (0.1, 0.2, 0.3)
 DOC_SCORINGS = (DocScoring("max"), DocScoring("sum", 2), DocScoring("sum", 3))
+BM25_CHANGES: tuple[dict[str, Any], ...] = (
+    {"stemmer": "porter"}, {"stemmer": "english"}, {"stop_words": "english"},
+    {"k1": 0.9}, {"k1": 1.2}, {"k1": 2.0}, {"b": 0.4}, {"b": 0.9},
+    {"rm3_terms": 10}, {"rm3_terms": 20}, {"rm3_terms": 10, "rm3_docs": 5},
+)
+"""The BM25 options tried, each alone against the index's own; the winners are then tried together.
+
+Turning stemming or stop-word removal *off* is never tried: a synthetic query copies its chunk's word forms, so
+it cannot show what normalisation is for (matching other forms of a word), only what it costs. On Cranfield the
+dev queries preferred no stemming (+0.007 dev nDCG@10) while it lowered BM25 on the real queries from 0.373 to
+0.351 (``python -m bench.keyword``). An index built without them (``MLSEARCH_BM25_STEMMER=none``) may be
+switched back on; the choice between two stemmers stays.
+"""
 
 
 @dataclass(frozen=True)
@@ -82,7 +108,7 @@ class Trial:
     name: str
     by_kind: dict[str, float]
     score: float
-    config: FusionConfig | DocScoring | None = None
+    config: FusionConfig | DocScoring | Bm25Config | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -100,6 +126,10 @@ class TuneResult:
         champion: The default fusion's trial.
         fusion_trials: Every fusion variant, best first (plus dense and BM25 alone, for reference).
         doc_trials: Every document scoring tried, best first.
+        bm25: The BM25 options chosen (None: BM25 was not tuned).
+        bm25_trials: Every BM25 option set tried (scored by its tuned hybrid), best first.
+        bm25_index: The BM25 index built with ``bm25`` when it differs from the index's own (written by
+            :func:`write_tuning`); None when the index's own was kept.
         queries: Query kind → number of dev queries.
         reasons: Why each choice was made.
         seconds: How long it took.
@@ -113,6 +143,9 @@ class TuneResult:
     queries: dict[str, int]
     reasons: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    bm25: Bm25Config | None = None
+    bm25_trials: list[Trial] = field(default_factory=list)
+    bm25_index: Bm25Index | None = None
 
     def manifest_entry(self) -> dict[str, Any]:
         """What is written into the index manifest's ``tuning``."""
@@ -123,6 +156,8 @@ class TuneResult:
             "dev_queries": self.queries,
             "reasons": self.reasons,
             "trials": [t.to_dict() for t in self.fusion_trials[:10]],
+            **({BM25: asdict(self.bm25), "bm25_trials": [t.to_dict() for t in self.bm25_trials[:10]]}
+               if self.bm25 is not None else {}),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -132,6 +167,8 @@ class TuneResult:
             "doc_scoring": self.doc_scoring.to_dict(), "champion": self.champion.to_dict(),
             "fusion_trials": [t.to_dict() for t in self.fusion_trials],
             "doc_trials": [t.to_dict() for t in self.doc_trials], "queries": self.queries,
+            BM25: asdict(self.bm25) if self.bm25 is not None else None,
+            "bm25_trials": [t.to_dict() for t in self.bm25_trials],
             "reasons": self.reasons, "seconds": round(self.seconds, 1),
         }
 
@@ -170,7 +207,7 @@ def collect_candidates(
     saved = searcher.cache
     searcher.cache = QueryEmbeddingCache(len(queries) + 1)
     try:
-        if "dense" in methods and queries:
+        if any(METHODS[m].needs_model for m in methods) and queries:
             vectors = searcher.encoder.encode([q.text for q in queries], batch_size=64)
             for query, vector in zip(queries, vectors, strict=True):
                 searcher.cache.get_or_compute(query.text, functools.partial(_given, vector))
@@ -206,7 +243,7 @@ def by_kind(queries: Sequence[DevQuery], scores: Sequence[float]) -> dict[str, f
 
 
 def trial(name: str, queries: Sequence[DevQuery], scores: Sequence[float],
-          config: FusionConfig | DocScoring | None = None) -> Trial:
+          config: FusionConfig | DocScoring | Bm25Config | None = None) -> Trial:
     """A :class:`Trial` from per-query scores."""
     kinds = by_kind(queries, scores)
     return Trial(name, kinds, float(np.mean(list(kinds.values()))) if kinds else 0.0, config)
@@ -221,13 +258,13 @@ def fusion_grid(methods: Sequence[str], rrf_k: int = 60, depth: int = DEPTH) -> 
     families += [{"kind": "convex", "normalization": n} for n in ("minmax", "zscore")]
     for family in families:
         for dense, bm25 in splits:
-            configs.append(FusionConfig(methods=("dense", "bm25"), weights=(dense, bm25), depth=depth, **family))
-        if "lsi" in methods:
+            configs.append(FusionConfig(methods=FUSED_PARTS, weights=(dense, bm25), depth=depth, **family))
+        for extra in (m for m in methods if m in OTHER_BASE_METHODS):
             for lsi in LSI_WEIGHTS:
                 for dense, bm25 in splits[1:-1]:
                     rest = 1 - lsi
                     weights = (round(dense * rest, 3), round(bm25 * rest, 3), lsi)
-                    configs.append(FusionConfig(methods=("dense", "bm25", "lsi"), weights=weights, depth=depth,
+                    configs.append(FusionConfig(methods=(*FUSED_PARTS, extra), weights=weights, depth=depth,
                                                 **family))
     return configs
 
@@ -241,13 +278,13 @@ def score_fusion(config: FusionConfig, candidates: Mapping[str, list[Ranked]],
     ]
 
 
-def imbalance(config: FusionConfig | DocScoring | None) -> float:
+def imbalance(config: FusionConfig | DocScoring | Bm25Config | None) -> float:
     """How far a fusion's dense and BM25 weights are from equal (0: equal, 1: one of them is 0)."""
-    if not isinstance(config, FusionConfig) or not {"dense", "bm25"} <= set(config.methods):
+    if not isinstance(config, FusionConfig) or not set(FUSED_PARTS) <= set(config.methods):
         return 0.0
     weights = dict(zip(config.methods, config.weights, strict=True))
-    total = weights["dense"] + weights["bm25"]
-    return abs(weights["dense"] - weights["bm25"]) / total if total else 1.0
+    first, second = (weights[m] for m in FUSED_PARTS)
+    return abs(first - second) / (first + second) if first + second else 1.0
 
 
 def choose(
@@ -274,6 +311,26 @@ def choose(
                   f"({best.score - champion.score:+.4f}){shrunk}; no query kind falls by more than {tolerance}")
 
 
+def choose_fusion(
+    default: FusionConfig, methods: Sequence[str], candidates: Mapping[str, list[Ranked]],
+    queries: Sequence[DevQuery], min_gain: float = MIN_GAIN, tolerance: float = TOLERANCE, band: float = BAND,
+) -> tuple[FusionConfig, Trial, list[Trial], str]:
+    """The fusion chosen on the dev queries' candidate lists against ``default`` (:func:`choose`).
+
+    Returns:
+        The chosen fusion (its ``source`` says whether tuning changed it), the default's trial, every variant's
+        trial and the reason.
+    """
+    champion = trial("default " + default.label(), queries, score_fusion(default, candidates, queries), default)
+    grid = fusion_grid(methods, default.rrf_k)
+    trials = [trial(c.label(), queries, score_fusion(c, candidates, queries), c) for c in grid]
+    winner, reason = choose(champion, trials, min_gain, tolerance, band)
+    assert isinstance(winner.config, FusionConfig)
+    fusion = FusionConfig.from_dict({**winner.config.to_dict(), "source": "mlsearch tune" if winner is not champion
+                                     else "default (mlsearch tune kept it)"})
+    return fusion, champion, trials, reason
+
+
 def tune(
     searcher: Searcher,
     backend: str = DEFAULT_VECTOR_BACKEND,
@@ -284,8 +341,9 @@ def tune(
     band: float = BAND,
     show_progress: bool = False,
     progress: Progress | None = None,
+    keyword: bool = True,
 ) -> TuneResult:
-    """Choose the index's hybrid fusion and document scoring on synthetic dev queries, without labels.
+    """Choose the index's BM25 options, hybrid fusion and document scoring on synthetic dev queries, without labels.
 
     Args:
         searcher: An open searcher over the index to tune (needs a vector backend and BM25).
@@ -297,6 +355,7 @@ def tune(
         band: How far below the best score a more balanced fusion may be and still be preferred.
         show_progress: Progress bars on stderr.
         progress: Called with a short message at each step.
+        keyword: Also choose the BM25 options (:func:`choose_bm25`); False keeps the index's BM25.
 
     Returns:
         The choices and every trial.
@@ -307,27 +366,33 @@ def tune(
     """
     started = time.perf_counter()
     say = progress or (lambda message: logger.info("%s", message))
-    for name in required_backends("hybrid", backend):
+    for name in required_backends(FUSED_METHOD, backend):
         searcher.backend(name)
     queries = dev_queries(searcher, size, seed)
     if not queries:
         raise FinetuneError("no synthetic dev query could be made from this index's chunks")
     counts = dict(sorted(Counter(q.kind for q in queries).items()))
-    methods = ["dense", "bm25"] + (["lsi"] if "lsi" in searcher.manifest.backends else [])
+    built = searcher.manifest.backends
+    methods = [*FUSED_PARTS, *(m for m in OTHER_BASE_METHODS if METHODS[m].default_backend in built)]
     say(f"{len(queries)} synthetic dev queries ({', '.join(f'{n} {k}' for k, n in counts.items())}); "
         f"retrieving the top {DEPTH} of {', '.join(methods)}")
     candidates = collect_candidates(searcher, queries, methods, DEPTH, backend, show_progress)
 
     default = index_fusion(Manifest.model_validate({**searcher.manifest.model_dump(), "tuning": None}),
                            searcher.config.rrf_k)
-    champion = trial("default " + default.label(), queries, score_fusion(default, candidates, queries), default)
-    grid = fusion_grid(methods, default.rrf_k)
-    say(f"scoring {len(grid)} fusion variants")
-    trials = [trial(c.label(), queries, score_fusion(c, candidates, queries), c) for c in grid]
-    winner, reason = choose(champion, trials, min_gain, tolerance, band)
-    assert isinstance(winner.config, FusionConfig)
-    fusion = FusionConfig.from_dict({**winner.config.to_dict(), "source": "mlsearch tune" if winner is not champion
-                                     else "default (mlsearch tune kept it)"})
+    bm25: Bm25Config | None = None
+    bm25_trials: list[Trial] = []
+    bm25_index: Bm25Index | None = None
+    reasons = []
+    if keyword:
+        say(f"trying {len(BM25_CHANGES)} BM25 option changes in the hybrid")
+        bm25, bm25_trials, bm25_reason, bm25_index, bm25_lists = choose_bm25(
+            searcher, default, methods, candidates, queries, min_gain, tolerance, band, show_progress)
+        candidates = {**candidates, BM25: bm25_lists}
+        reasons.append(bm25_reason)
+    say(f"scoring {len(fusion_grid(methods, default.rrf_k))} fusion variants")
+    fusion, champion, trials, reason = choose_fusion(default, methods, candidates, queries, min_gain, tolerance,
+                                                     band)
     parts = [trial(f"{m} alone", queries, [ndcg_at_10([p for p, _ in ranked], q.position)
                                             for ranked, q in zip(candidates[m], queries, strict=True)])
              for m in methods]
@@ -335,8 +400,76 @@ def tune(
                                                               tolerance)
     ordered = sorted([*trials, *parts], key=lambda t: -t.score)
     return TuneResult(fusion=fusion, doc_scoring=doc_scoring, champion=champion, fusion_trials=ordered,
-                      doc_trials=doc_trials, queries=counts, reasons=[reason, doc_reason],
-                      seconds=time.perf_counter() - started)
+                      doc_trials=doc_trials, queries=counts, reasons=[*reasons, reason, doc_reason],
+                      seconds=time.perf_counter() - started, bm25=bm25, bm25_trials=bm25_trials,
+                      bm25_index=bm25_index)
+
+
+def choose_bm25(
+    searcher: Searcher, default: FusionConfig, methods: Sequence[str], candidates: Mapping[str, list[Ranked]],
+    queries: Sequence[DevQuery], min_gain: float = MIN_GAIN, tolerance: float = TOLERANCE, band: float = BAND,
+    show_progress: bool = False,
+) -> tuple[Bm25Config, list[Trial], str, Bm25Index | None, list[Ranked]]:
+    """The BM25 options whose hybrid scores best on the dev queries.
+
+    Each change of :data:`BM25_CHANGES` is tried alone on top of the index's own options (a BM25 index is built
+    in memory over the chunk texts); the changes that gain at least ``min_gain`` are then tried together (for
+    one option changed two ways, the better way). The winner is chosen by :func:`choose` against the index's own
+    BM25, so a change must gain ``min_gain`` and lose no more than ``tolerance`` on any query kind. A set is
+    scored by the hybrid rather than BM25 alone, since hybrid search is what it serves: the fusion tuned on the
+    index's own BM25 (one step of coordinate ascent; :func:`tune` then tunes the fusion again on the winner).
+
+    Returns:
+        The chosen options, every trial (best first), the reason, the built index when it is not the index's
+        own (else None), and its candidate lists for the queries.
+    """
+    own = searcher.backend(BM25)
+    assert isinstance(own, Bm25Index)
+    current = own.config
+    texts = list(searcher.store.embedding_texts())
+    built: dict[Bm25Config, tuple[Bm25Index, list[Ranked]]] = {}
+    fusion = choose_fusion(default, methods, candidates, queries, min_gain, tolerance, band)[0]
+
+    def score(config: Bm25Config) -> Trial:
+        if config == current:
+            lists = list(candidates[BM25])
+        else:
+            index = Bm25Index(config)
+            index.build(texts)
+            lists = [_ranked(index, q.text, DEPTH) for q in queries]
+            built[config] = (index, lists)
+        lists_of = {**candidates, BM25: lists}
+        return trial(_bm25_label(config, current), queries, score_fusion(fusion, lists_of, queries), config)
+
+    champion = score(current)
+    changes = [c for c in BM25_CHANGES if replace(current, **c) != current]
+    singles = []
+    for change in tqdm(changes, desc="bm25 options", unit="set", disable=not show_progress):
+        singles.append((change, score(replace(current, **change))))
+    gaining = sorted((pair for pair in singles if pair[1].score >= champion.score + min_gain),
+                     key=lambda pair: -pair[1].score)
+    merged: dict[str, Any] = {}
+    for change, _ in gaining:
+        if not set(change) & set(merged):
+            merged.update(change)
+    trials = [t for _, t in singles]
+    if len([c for c, _ in gaining if set(c) <= set(merged)]) > 1:
+        trials.append(score(replace(current, **merged)))
+    winner, reason = choose(champion, trials, min_gain, tolerance)
+    assert isinstance(winner.config, Bm25Config)
+    chosen = winner.config
+    index, lists = built.get(chosen, (None, list(candidates[BM25])))
+    return chosen, sorted([champion, *trials], key=lambda t: -t.score), "BM25: " + reason, index, lists
+
+
+def _ranked(index: Bm25Index, query: str, depth: int) -> Ranked:
+    scores, ids = index.search(query, depth)
+    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]
+
+
+def _bm25_label(config: Bm25Config, base: Bm25Config) -> str:
+    changed = {k: v for k, v in asdict(config).items() if asdict(base)[k] != v}
+    return "bm25 " + (", ".join(f"{k}={v}" for k, v in changed.items()) if changed else "as built")
 
 
 def _choose_doc_scoring(
@@ -357,13 +490,40 @@ def _choose_doc_scoring(
     return sorted(trials, key=lambda t: -t.score), "document scoring: " + reason, chosen
 
 
-def write_tuning(index_dir: Any, result: TuneResult) -> Manifest:
-    """Record the choices in the manifest of the index version ``index_dir`` points to (written atomically).
+def write_tuning(index_dir: Any, result: TuneResult, keep: int = 2) -> Manifest:
+    """Publish the choices as a new version of the index ``index_dir`` points to.
 
-    Hybrid search uses the new fusion when the index is next opened (the service on its next reload).
+    The new version is a copy of the current one with the choices in its manifest's ``tuning`` and, when tuning
+    chose other BM25 options, the BM25 index built with them (its options are saved with it, so document updates
+    keep them). It is published as a build is (checksums, atomic swap, ``keep`` versions kept), so a service
+    picks it up on its next reload and verifies it first.
     """
-    directory = current_version_dir(index_dir)
-    manifest = Manifest.load(directory)
-    manifest.tuning = result.manifest_entry()
-    manifest.save(directory)
+    from pathlib import Path
+
+    index_dir = Path(index_dir)
+    with build_lock(index_dir):
+        source = current_version_dir(index_dir)
+        manifest = Manifest.load(source)
+        version = new_version_name("tuned")
+        build_dir = new_build_dir(index_dir, version)
+        try:
+            replaced = {BM25} if result.bm25_index is not None else set()
+            for entry in source.iterdir():
+                if entry.name == CHECKSUMS_FILE or entry.name in replaced:
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, build_dir / entry.name)
+                else:
+                    shutil.copy2(entry, build_dir / entry.name)
+            if result.bm25_index is not None:
+                result.bm25_index.save(build_dir / BM25)
+                manifest.backends[BM25] = result.bm25_index.describe()
+            manifest.tuning = {**(manifest.tuning or {}), **result.manifest_entry()}
+            manifest.tuning["tuned_from"] = manifest.version
+            manifest.version = version
+            manifest.save(build_dir)
+            publish(index_dir, build_dir, keep)
+        except BaseException:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise
     return manifest

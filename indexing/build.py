@@ -11,7 +11,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ import numpy as np
 from haystack import Document
 from tqdm.auto import tqdm
 
-from indexing.backends.configs import keyword_config, vector_config
+from indexing.backends.configs import backend_config
 from indexing.backends.registry import keyword_backend, parse_backends, vector_backend
 from indexing.checkpoint import CHECKPOINT_FILE, usable_checkpoints, write_checkpoint_info
 from indexing.chunking import Chunker, ChunkingConfig
@@ -73,13 +73,15 @@ class BuildSummary:
         return asdict(self)
 
 
-def chunking_config(settings: Settings, encoder: Encoder) -> ChunkingConfig:
-    """The chunking settings, with the hard limit never above the model's ``max_seq_length``."""
-    limit = min(settings.chunk_max_tokens or encoder.max_seq_length, encoder.max_seq_length)
-    target = min(settings.chunk_target_tokens, limit)
-    return ChunkingConfig(
-        target_tokens=target, max_tokens=limit, overlap_tokens=min(settings.chunk_overlap_tokens, target - 1)
-    )
+def chunking_config(settings: Settings, encoder: Encoder, given: ChunkingConfig | None = None) -> ChunkingConfig:
+    """The chunking settings (or ``given`` ones), with the hard limit never above the model's ``max_seq_length``."""
+    if given is None:
+        limit = min(settings.chunk_max_tokens or encoder.max_seq_length, encoder.max_seq_length)
+        target, overlap = min(settings.chunk_target_tokens, limit), settings.chunk_overlap_tokens
+    else:
+        limit = min(given.max_tokens, encoder.max_seq_length)
+        target, overlap = min(given.target_tokens, limit), given.overlap_tokens
+    return ChunkingConfig(target_tokens=target, max_tokens=limit, overlap_tokens=min(overlap, target - 1))
 
 
 class CorpusFingerprint:
@@ -280,10 +282,10 @@ def embed_missing(
 
 
 def build_backends(
-    build_dir: Path, names: Sequence[str], dimension: int, settings: Settings, lap: Callable[[str], None],
-    say: Progress,
+    build_dir: Path, dimension: int, configs: Mapping[str, object], lap: Callable[[str], None], say: Progress,
 ) -> dict[str, dict[str, object]]:
-    """Build and save every backend from the build's chunk store, streaming texts and vectors in batches.
+    """Build and save every backend in ``configs`` (name → config) from the build's chunk store, streaming texts
+    and vectors in batches.
 
     Returns:
         Each backend's description, for the manifest.
@@ -291,15 +293,15 @@ def build_backends(
     store = ChunkStore(build_dir / ChunkStore.FILE)
     described: dict[str, dict[str, object]] = {}
     try:
-        for name in names:
+        for name, config in configs.items():
             if name in KEYWORD_BACKEND_NAMES:
-                keyword = keyword_backend(name)(keyword_config(name, settings))
+                keyword = keyword_backend(name)(config)
                 keyword.build(store.embedding_texts())
                 keyword.save(build_dir / name)
                 described[name] = keyword.describe()
                 del keyword
             else:
-                vector = vector_backend(name)(dimension, vector_config(name, settings))
+                vector = vector_backend(name)(dimension, config)
                 for start, vectors in store.embedding_batches(dimension, BACKEND_BATCH):
                     vector.add(vectors, store.chunk_range(start, start + len(vectors)))
                 vector.save(build_dir / name)
@@ -340,6 +342,8 @@ def build_index(
     backends: Sequence[str] | str | None = None,
     show_progress: bool = False,
     progress: Progress | None = None,
+    chunking: ChunkingConfig | None = None,
+    configs: Mapping[str, object] | None = None,
 ) -> BuildSummary:
     """Build every requested backend over a corpus and swap the result into ``index_dir``.
 
@@ -357,6 +361,8 @@ def build_index(
         backends: Backend names (``settings.backends`` by default).
         show_progress: Show a progress bar while embedding.
         progress: Called with a short message at each phase.
+        chunking: How to cut documents, instead of the settings' (still capped at the model's limit).
+        configs: Backend name → its config, instead of the settings' options for that backend.
 
     Returns:
         A summary of the build.
@@ -371,16 +377,17 @@ def build_index(
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     index_dir = Path(index_dir or settings.index_dir)
     names = parse_backends(list(backends) if backends is not None else settings.backends)
+    resolved = {name: (configs or {}).get(name) or backend_config(name, settings) for name in names}
     files = iter_corpus(corpus_dir)
     first = next(files)  # fails on a missing or empty corpus before the index folder is touched
     with build_lock(index_dir):  # a document update waits, and never removes this build's folder
-        return _build_locked(settings, encoder, corpus_dir, index_dir, names, show_progress, say, started,
-                             itertools.chain([first], files))
+        return _build_locked(settings, encoder, corpus_dir, index_dir, resolved, show_progress, say, started,
+                             itertools.chain([first], files), chunking_config(settings, encoder, chunking))
 
 
 def _build_locked(
-    settings: Settings, encoder: Encoder, corpus_dir: Path, index_dir: Path, names: list[str],
-    show_progress: bool, say: Progress, started: float, files: Iterator[CorpusFile],
+    settings: Settings, encoder: Encoder, corpus_dir: Path, index_dir: Path, configs: Mapping[str, object],
+    show_progress: bool, say: Progress, started: float, files: Iterator[CorpusFile], config: ChunkingConfig,
 ) -> BuildSummary:
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
@@ -391,7 +398,6 @@ def _build_locked(
         clock[0] = now
 
     merged, document_seq = stored_overlay_stream(files, settings, index_dir)
-    config = chunking_config(settings, encoder)
     build_dir = new_build_dir(index_dir, f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
     writer: ChunkStoreWriter | None = None
     try:
@@ -416,7 +422,7 @@ def _build_locked(
         lap("embed")
         say(f"embedded {embedded} chunks, reused {unchanged + resumed}")
 
-        described = build_backends(build_dir, names, encoder.dimension, settings, lap, say)
+        described = build_backends(build_dir, encoder.dimension, configs, lap, say)
         version = f"{build_dir.name.removesuffix(TMP_SUFFIX)}-{corpus.fingerprint[:8]}"
         skipped = [{"path": str(s.path), "reason": s.reason} for s in corpus.skipped]
         manifest = Manifest(
@@ -456,7 +462,7 @@ def _build_locked(
     lap("publish")
     return BuildSummary(
         index_dir=str(index_dir), version=version, documents=corpus.documents, skipped=skipped,
-        chunks=chunks, embedded=embedded, reused=unchanged + resumed, resumed=resumed, backends=names,
+        chunks=chunks, embedded=embedded, reused=unchanged + resumed, resumed=resumed, backends=list(configs),
         max_tokens=max_tokens, mean_tokens=round(mean_tokens, 2),
         seconds=round(time.perf_counter() - started, 3), timings=timings,
     )

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from mlsearch.catalog import BACKENDS
 from mlsearch.errors import ModelLoadError
 from mlsearch.settings import Settings
 
@@ -359,9 +361,10 @@ def encoder_info(encoder: Encoder) -> dict[str, Any]:
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape an index, for its manifest."""
     out = {}
+    backends = dict.fromkeys(re.split(r"[<>=!~\[ ]", spec.install)[0] for spec in BACKENDS.values() if spec.install)
     for dist in (
-        "mlsearch", "sentence-transformers", "transformers", "torch", "faiss-cpu", "annoy",
-        "scikit-learn", "bm25s", "numpy", "haystack-ai", BUNDLED_DISTRIBUTION,
+        "mlsearch", "sentence-transformers", "transformers", "torch", *backends, "numpy", "haystack-ai",
+        BUNDLED_DISTRIBUTION,
     ):
         try:
             out[dist] = metadata.version(dist)

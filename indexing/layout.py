@@ -13,7 +13,7 @@ import fcntl
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from indexing.integrity import write_checksums
@@ -89,19 +89,41 @@ def new_build_dir(index_dir: Path, version: str) -> Path:
     return build_dir
 
 
-def publish(index_dir: Path, build_dir: Path, keep: int) -> Path:
+def link_version_files(source: Path, target: Path, skip: Collection[str]) -> None:
+    """Hard-link every file of version ``source`` into ``target``, but for the top-level names in ``skip``.
+
+    Published versions are never written to, so two versions can share a file; a file system without hard
+    links gets a copy.
+    """
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if relative.parts[0] in skip:
+            continue
+        destination = target / relative
+        if path.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, destination)
+        except OSError:
+            shutil.copy2(path, destination)
+
+
+def publish(index_dir: Path, build_dir: Path, keep: int, previous: Path | None = None) -> Path:
     """Record the build's checksums, move it into place and point ``index_dir`` at it atomically.
 
     Args:
         index_dir: The path users give (becomes or stays a symbolic link).
         build_dir: The finished ``<version>.tmp`` directory.
         keep: How many versions to keep on disk, the new one included.
+        previous: The version whose files the build hard-linked (their sums are taken from its list).
 
     Returns:
         The published version directory.
     """
     final = build_dir.with_name(build_dir.name.removesuffix(TMP_SUFFIX))
-    write_checksums(build_dir)
+    write_checksums(build_dir, previous)
     os.replace(build_dir, final)
     if index_dir.exists() and not index_dir.is_symlink():
         if (index_dir / MANIFEST_FILE).is_file() or not any(index_dir.iterdir()):

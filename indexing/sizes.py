@@ -11,10 +11,11 @@ import numpy as np
 import psutil
 
 from indexing.backends.configs import keyword_config, vector_config
-from indexing.backends.registry import keyword_backend, vector_backend
+from indexing.backends.registry import backend_class, keyword_backend, vector_backend
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
 from mlsearch.catalog import BACKENDS, KEYWORD_BACKEND_NAMES
+from mlsearch.errors import MlsearchError
 from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -82,15 +83,17 @@ def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> d
 
 
 def scale_advice(manifest: Manifest, chunks: int) -> list[str]:
-    """Suggestions for an index of this size (empty when there is nothing to suggest)."""
-    advice = []
-    faiss = manifest.backends.get("faiss")
-    if faiss and chunks > EXACT_SEARCH_LIMIT and str(faiss.get("factory", "")) in {"Flat", "SQ8", "BFlat"}:
-        advice.append(
-            f"{chunks:,} chunks: exact FAISS search scans every vector; set MLSEARCH_FAISS_FACTORY=HNSW32 "
-            f"(or IVF{int(4 * chunks ** 0.5)},Flat) and rebuild for millisecond searches"
-        )
-    if faiss and chunks > 10 * EXACT_SEARCH_LIMIT and faiss.get("quantization", "none") == "none":
-        advice.append("set MLSEARCH_FAISS_QUANTIZATION=int8 to hold a quarter of the vector memory "
-                      "(candidates are rescored with the float vectors)")
+    """Suggestions for an index of this size (empty when there is nothing to suggest).
+
+    Each built backend whose class has a ``scale_advice(described, chunks, exact_limit)`` method gives its own,
+    from its manifest entry.
+    """
+    advice: list[str] = []
+    for name, described in manifest.backends.items():
+        try:
+            advise = getattr(backend_class(name), "scale_advice", None)
+        except MlsearchError:  # unknown or not installed: nothing to say about it
+            continue
+        if advise is not None:
+            advice += advise(described, chunks, EXACT_SEARCH_LIMIT)
     return advice

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import overload
 
@@ -149,6 +150,13 @@ class ChunkStore:
     def ids(self) -> list[str]:
         """Every chunk id, by position."""
         return [str(r[0]) for r in self._db.execute("SELECT id FROM chunks ORDER BY position")]
+
+    def ids_fingerprint(self) -> str:
+        """sha256 of every chunk id, by position, one per line (an update's fingerprint), joined in SQLite."""
+        joined = self._db.execute(
+            "SELECT COALESCE(group_concat(id, char(10)), '') FROM (SELECT id FROM chunks ORDER BY position)"
+        ).fetchone()[0]
+        return hashlib.sha256(str(joined).encode()).hexdigest()
 
     def documents(self) -> list[tuple[str, str, str, int]]:
         """``(doc_id, title, source_type, chunk count)`` of every document in the store, by doc id."""
@@ -428,6 +436,41 @@ class ChunkStoreWriter:
         finally:
             self._db.execute("DETACH DATABASE source")
         return int(changed)
+
+    @classmethod
+    def copy_of(cls, source: Path, directory: Path) -> ChunkStoreWriter:
+        """Copy a store's file into ``directory`` and open the copy for in-place edits.
+
+        The copy is a new version's scratch file, flushed when the version is published, so it is written
+        without a journal or syncs (a failed update removes the whole folder).
+        """
+        path = directory / ChunkStore.FILE
+        shutil.copyfile(source, path)
+        writer = cls(path)
+        writer._db.execute("PRAGMA journal_mode=OFF")
+        writer._db.execute("PRAGMA synchronous=OFF")
+        return writer
+
+    def remove_documents(self, doc_ids: Collection[str]) -> None:
+        """Delete every chunk (and its tags) of these documents."""
+        wanted = sorted(doc_ids)
+        marks = ",".join("?" * len(wanted))
+        if wanted:
+            self._db.execute(f"DELETE FROM chunk_tags WHERE position IN "
+                             f"(SELECT position FROM chunks WHERE doc_id IN ({marks}))", wanted)
+            self._db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", wanted)
+
+    def shift_ranges(self, moves: Sequence[tuple[int, int, int]]) -> None:
+        """Move runs of chunks (and their tags): ``(start, count, delta)`` moves positions ``start`` to
+        ``start + count - 1`` by ``delta``. The runs are taken apart first (negated), so no move collides with
+        a position another run is leaving.
+        """
+        for table in ("chunk_tags", "chunks"):
+            for start, count, delta in moves:
+                self._db.execute(f"UPDATE {table} SET position = -1 - (position + ?) WHERE position >= ? AND "
+                                 "position < ?", (delta, start, start + count))
+            if moves:
+                self._db.execute(f"UPDATE {table} SET position = -1 - position WHERE position < 0")
 
     def copy_documents(self, source: Path, moves: Sequence[tuple[str, int]]) -> int:
         """Copy whole documents (rows, embeddings and tags) from another store, shifting their positions.

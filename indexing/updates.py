@@ -15,19 +15,22 @@ told the name of the version in which it will be visible.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
+import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from haystack import Document
+from threadpoolctl import threadpool_limits
 
+from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
 from indexing.backends.configs import keyword_config, vector_config
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.build import embed_chunks
@@ -35,16 +38,26 @@ from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.embedding import Encoder, library_versions
-from indexing.integrity import storage_error
-from indexing.layout import build_lock, current_version_dir, new_build_dir, publish, remove_stale_builds
-from indexing.manifest import Manifest
+from indexing.integrity import CHECKSUMS_FILE, storage_error
+from indexing.layout import (
+    VersionLease,
+    build_lock,
+    current_version_dir,
+    link_version_files,
+    new_build_dir,
+    publish,
+    remove_stale_builds,
+)
+from indexing.manifest import MANIFEST_FILE, Manifest
 from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES
-from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError
+from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError, MlsearchError
 from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 DOCUMENT_SEQ = "document_seq"
+#: The refit thread's niceness (where the OS has per-thread priorities): updates and searches go first.
+REFIT_NICENESS = 10
 
 
 @dataclass
@@ -61,6 +74,8 @@ class UpdateSummary:
     embedded: int
     reused: int
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # CPU time of the thread that ran it (its wall time on an idle machine, about)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -87,30 +102,98 @@ def write_backends(
     """
     described: dict[str, dict[str, object]] = {}
     for name in names:
-        if name in KEYWORD_BACKEND_NAMES:
-            keyword = keyword_backend(name)(keyword_config(name, settings))
-            keyword.build(texts if texts is not None else [chunk.embedding_text for chunk in chunks])
-            keyword.save(directory / name)
-            described[name] = keyword.describe()
-        else:
-            vector = vector_backend(name)(dimension, vector_config(name, settings))
-            vector.add(vectors, chunks)
-            vector.save(directory / name)
-            described[name] = vector.describe()
+        described[name] = _build_backend(directory, name, settings, dimension, chunks, lambda: vectors, texts)
     return described
 
 
-def _write_store(
-    build_dir: Path, source: Path, spans: dict[str, tuple[int, int]], changed: set[str],
-    fresh: dict[str, list[Chunk]], vectors: dict[str, np.ndarray],
-) -> ChunkStore:
-    """The new chunk store: untouched documents copied inside SQLite (shifted), changed ones written anew.
+def _build_backend(
+    directory: Path, name: str, settings: Settings, dimension: int, chunks: Sequence[Chunk],
+    vectors: Callable[[], np.ndarray], texts: Sequence[str] | None,
+) -> dict[str, object]:
+    """Build one backend from every chunk (its texts, or its vectors as ``vectors()`` returns them) and save it."""
+    if name in KEYWORD_BACKEND_NAMES:
+        keyword = keyword_backend(name)(keyword_config(name, settings))
+        keyword.build(texts if texts is not None else [chunk.embedding_text for chunk in chunks])
+        keyword.save(directory / name)
+        return keyword.describe()
+    vector = vector_backend(name)(dimension, vector_config(name, settings))
+    vector.add(vectors(), chunks)
+    vector.save(directory / name)
+    return vector.describe()
 
-    Documents are laid out in id order, chunks in document order, as a full build lays them out; a changed
-    document that is not in ``fresh`` is deleted.
+
+def _splice_backend(
+    previous: Path, directory: Path, name: str, settings: Settings, pieces: Sequence[Piece],
+    fresh_texts: Sequence[str], fresh_vectors: np.ndarray,
+) -> dict[str, object] | None:
+    """Derive a backend from its previous version and the fresh chunks alone; None when it cannot splice.
+
+    A backend splices when it has a ``splice`` method (:class:`SplicingKeywordIndex`,
+    :class:`SplicingVectorIndex`) and its previous version can be loaded and spliced (a ``ValueError`` from
+    ``splice`` means it cannot, e.g. a BM25 index saved before it kept its terms).
+    """
+    keyword = name in KEYWORD_BACKEND_NAMES
+    cls = keyword_backend(name) if keyword else vector_backend(name)
+    if not hasattr(cls, "splice") or not (previous / name).is_dir():
+        return None
+    config = keyword_config(name, settings) if keyword else vector_config(name, settings)
+    try:
+        index = cls.load(previous / name, config)  # type: ignore[arg-type]
+        if keyword:
+            assert isinstance(index, SplicingKeywordIndex)
+            index.splice(pieces, fresh_texts)
+        else:
+            assert isinstance(index, SplicingVectorIndex)
+            index.splice(pieces, fresh_vectors)
+    except (ValueError, IndexNotBuiltError) as exc:
+        logger.info("backend %s is rebuilt rather than spliced: %s", name, exc)
+        return None
+    index.save(directory / name)
+    return index.describe()
+
+
+def pending_refits(manifest: Manifest) -> list[str]:
+    """The backends of a version that updates spliced approximately (LSI's folded texts, Annoy's overlay)."""
+    return [name for name, info in manifest.backends.items() if int(info.get("pending_refit", 0) or 0) > 0]
+
+
+def _layout(
+    spans: dict[str, tuple[int, int]], changed: set[str], fresh: dict[str, list[Chunk]]
+) -> tuple[list[tuple[str, int]], list[Piece]]:
+    """The new version's documents in id order with their chunk counts, and its runs of kept and fresh positions.
+
+    A full build orders documents by id and chunks by their order in the document; so does an update.
     """
     layout = sorted({**{d: n for d, (_, n) in spans.items() if d not in changed},
                      **{d: len(c) for d, c in fresh.items() if c}}.items())
+    pieces: list[Piece] = []
+    for doc_id, count in layout:
+        start = None if doc_id in fresh else spans[doc_id][0]
+        last = pieces[-1] if pieces else None
+        if last is not None and (start is None) == (last.start is None) and (
+            start is None or last.start + last.count == start  # type: ignore[operator]
+        ):
+            pieces[-1] = Piece(last.count + count, last.start)
+        else:
+            pieces.append(Piece(count, start))
+    return layout, pieces
+
+
+#: An update moves at most this many unchanged chunks in a copy of the store's file; past it, it copies the
+#: rows into a new file (moving a row's position in SQLite rewrites the row, copying rows is cheaper then).
+IN_PLACE_MOVES = 2000
+
+
+def _write_store(
+    build_dir: Path, source: Path, spans: dict[str, tuple[int, int]], layout: Sequence[tuple[str, int]],
+    fresh: dict[str, list[Chunk]], vectors: dict[str, np.ndarray],
+) -> None:
+    """The new chunk store: untouched documents kept (shifted where needed), changed ones written anew.
+
+    When few unchanged chunks change position (an edit that keeps its chunk count, a document added near the
+    end), the previous file is copied and edited in place; otherwise untouched documents are copied row by
+    row inside SQLite into a new file.
+    """
     moves: list[tuple[str, int]] = []
     starts: dict[str, int] = {}
     position = 0
@@ -120,16 +203,32 @@ def _write_store(
         else:
             moves.append((doc_id, position - spans[doc_id][0]))
         position += count
+    shifted = [(spans[doc_id][0], spans[doc_id][1], delta) for doc_id, delta in moves if delta]
+    if sum(count for _, count, _ in shifted) <= IN_PLACE_MOVES:
+        writer = ChunkStoreWriter.copy_of(source, build_dir)
+        try:
+            kept = {doc_id for doc_id, _ in moves}
+            writer.remove_documents([doc_id for doc_id in spans if doc_id not in kept])
+            writer.shift_ranges(shifted)
+            _add_fresh(writer, starts, fresh, vectors)
+        finally:
+            writer.close()
+        return
     writer = ChunkStoreWriter.create(build_dir)
     try:
         writer.copy_documents(source, moves)
-        for doc_id, start in starts.items():
-            writer.add_chunks(fresh[doc_id], start=start)
-            writer.set_embeddings(range(start, start + len(fresh[doc_id])), vectors[doc_id])
-        writer.commit()
+        _add_fresh(writer, starts, fresh, vectors)
     finally:
         writer.close()
-    return ChunkStore(build_dir / ChunkStore.FILE)
+
+
+def _add_fresh(
+    writer: ChunkStoreWriter, starts: dict[str, int], fresh: dict[str, list[Chunk]], vectors: dict[str, np.ndarray]
+) -> None:
+    for doc_id, start in starts.items():
+        writer.add_chunks(fresh[doc_id], start=start)
+        writer.set_embeddings(range(start, start + len(fresh[doc_id])), vectors[doc_id])
+    writer.commit()
 
 
 def apply_changes(
@@ -160,7 +259,15 @@ def apply_changes(
 def _apply_locked(
     settings: Settings, encoder: Encoder, changes: Sequence[StoredChange], index_dir: Path, version: str | None,
 ) -> UpdateSummary:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    timings: dict[str, float] = {}
+    clock = [started]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
+
     current = current_version_dir(index_dir)
     manifest = Manifest.load(current)
     manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
@@ -178,32 +285,34 @@ def _apply_locked(
         old.close()
     chunker = Chunker(encoder.count_tokens, ChunkingConfig(**manifest.chunking))
     fresh = {doc_id: chunker.chunk_document(c.document) for doc_id, c in latest.items() if c.document is not None}
-    new_chunks = [chunk for doc_chunks in fresh.values() for chunk in doc_chunks]
+    layout, pieces = _layout(spans, set(latest), fresh)
+    in_order = [doc_id for doc_id, _ in layout if doc_id in fresh]  # fresh chunks in their new position order
+    new_chunks = [chunk for doc_id in in_order for chunk in fresh[doc_id]]
     new_vectors, reused_new = embed_chunks(new_chunks, encoder, previous, settings.batch_size, False)
     by_doc: dict[str, np.ndarray] = {}
     offset = 0
-    for doc_id, doc_chunks in fresh.items():
-        by_doc[doc_id] = new_vectors[offset : offset + len(doc_chunks)]
-        offset += len(doc_chunks)
+    for doc_id in in_order:
+        by_doc[doc_id] = new_vectors[offset : offset + len(fresh[doc_id])]
+        offset += len(fresh[doc_id])
     embedded = len(new_chunks) - reused_new
     seq = max([document_seq(manifest), *(c.seq for c in latest.values())])
+    lap("chunk_and_embed")
     remove_stale_builds(index_dir)
     build_dir = new_build_dir(index_dir, version or new_version_name("update"))
     try:
-        store = _write_store(build_dir, source, spans, set(latest), fresh, by_doc)
+        _write_store(build_dir, source, spans, layout, fresh, by_doc)
+        lap("store")
+        store = ChunkStore(build_dir / ChunkStore.FILE)
         try:
-            ids = store.ids()
-            vectors = store.embeddings()
-            if not ids:
-                vectors = np.zeros((0, encoder.dimension), np.float32)
-            documents = len(store.document_spans())
-            described = write_backends(
-                build_dir, list(manifest.backends), settings, encoder.dimension, ChunkRange(store, 0, len(ids)),
-                vectors, StoredTexts(store),
+            chunks = len(store)
+            fingerprint = store.ids_fingerprint()
+            documents = len(layout)
+            described = _update_backends(
+                current, build_dir, list(manifest.backends), settings, encoder.dimension, store, pieces,
+                [chunk.embedding_text for chunk in new_chunks], new_vectors, lap,
             )
         finally:
             store.close()
-        fingerprint = hashlib.sha256("\n".join(ids).encode()).hexdigest()
         if version is None:  # name the version after what it holds, as a full build does
             named = build_dir.with_name(f"{new_version_name(fingerprint[:8])}{build_dir.suffix}")
             build_dir = build_dir.rename(named)
@@ -215,11 +324,11 @@ def _apply_locked(
             "corpus": {**manifest.corpus, "fingerprint": fingerprint, "documents": documents, DOCUMENT_SEQ: seq,
                        "updated_from": manifest.version},
             "backends": described,
-            "counts": {"documents": documents, "chunks": len(ids), "embedded": embedded,
-                       "reused": len(ids) - embedded},
+            "counts": {"documents": documents, "chunks": chunks, "embedded": embedded, "reused": chunks - embedded},
             "library_versions": library_versions(),
         }).save(build_dir)
         publish(index_dir, build_dir, keep=settings.keep_versions)
+        lap("publish")
     except BaseException as exc:
         shutil.rmtree(build_dir, ignore_errors=True)
         if (disk := storage_error(exc, index_dir)) is not None:
@@ -229,8 +338,104 @@ def _apply_locked(
     return UpdateSummary(
         version=version, previous_version=manifest.version, document_seq=seq,
         changed=sorted(d for d, c in latest.items() if c.document is not None), deleted=deleted,
-        documents=documents, chunks=len(ids), embedded=embedded, reused=len(ids) - embedded,
+        documents=documents, chunks=chunks, embedded=embedded, reused=chunks - embedded,
+        seconds=round(time.perf_counter() - started, 3), timings=timings,
+        cpu_seconds=round(time.thread_time() - cpu_started, 3),
+    )
+
+
+def _update_backends(
+    previous: Path, build_dir: Path, names: Sequence[str], settings: Settings, dimension: int, store: ChunkStore,
+    pieces: Sequence[Piece], fresh_texts: Sequence[str], fresh_vectors: np.ndarray, lap: Callable[[str], None],
+) -> dict[str, dict[str, object]]:
+    """Every backend of the new version: spliced from the previous version where it can, else built anew."""
+    described: dict[str, dict[str, object]] = {}
+    stored: list[np.ndarray] = []
+
+    def vectors() -> np.ndarray:  # read once, and only when some backend is built from every vector
+        if not stored:
+            matrix = store.embeddings()
+            stored.append(matrix if len(matrix) else np.zeros((0, dimension), np.float32))
+        return stored[0]
+
+    for name in names:
+        info = _splice_backend(previous, build_dir, name, settings, pieces, fresh_texts, fresh_vectors)
+        if info is None:
+            info = _build_backend(build_dir, name, settings, dimension, ChunkRange(store, 0, len(store)), vectors,
+                                  StoredTexts(store))
+        described[name] = info
+        lap(f"backend_{name}")
+    return described
+
+
+def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSummary | None:
+    """Refit the backends that updates spliced approximately (LSI, Annoy) and publish the result.
+
+    The refit reads the current version's texts without holding the build lock, so document updates keep
+    publishing meanwhile; the result is published only if that version is still the current one (otherwise
+    None: the newer version is refitted in its turn). The new version hard-links every other file of the one
+    it refits, so it costs the refit and little more. Afterwards the index equals a clean rebuild.
+
+    Returns:
+        The refit's summary (no document changed), or None when nothing was pending or a newer version won.
+    """
+    index_dir = Path(index_dir or settings.index_dir)
+    started = time.perf_counter()
+    current = current_version_dir(index_dir)
+    manifest = Manifest.load(current)
+    names = pending_refits(manifest)
+    if not names:
+        return None
+    lease = VersionLease(current)  # no update prunes the version while its texts are read
+    try:
+        # BLAS on the calling thread alone: its pool's threads would not share the refit thread's niceness
+        store, limits = ChunkStore(current / ChunkStore.FILE), threadpool_limits(limits=1, user_api="blas")
+        try:
+            fitted: dict[str, KeywordIndex | VectorIndex] = {}
+            for name in names:
+                if name in KEYWORD_BACKEND_NAMES:
+                    keyword = keyword_backend(name)(keyword_config(name, settings))
+                    keyword.build(StoredTexts(store))
+                    fitted[name] = keyword
+                else:
+                    vector = vector_backend(name)(manifest.model.dimension, vector_config(name, settings))
+                    vector.add(store.embeddings(), ChunkRange(store, 0, len(store)))
+                    fitted[name] = vector
+        finally:
+            store.close()
+            limits.restore_original_limits()
+    finally:
+        lease.release()
+    fit_seconds = round(time.perf_counter() - started, 3)
+    with build_lock(index_dir):
+        if current_version_dir(index_dir) != current:
+            logger.info("refit of %s discarded: a newer version was published meanwhile", current.name)
+            return None
+        build_dir = new_build_dir(index_dir, new_version_name(str(manifest.corpus.get("fingerprint", ""))[:8]))
+        try:
+            link_version_files(current, build_dir, skip={*names, MANIFEST_FILE, CHECKSUMS_FILE})
+            for name, index in fitted.items():
+                index.save(build_dir / name)
+            version = build_dir.name.removesuffix(".tmp")
+            manifest.model_copy(update={
+                "version": version,
+                "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "build_seconds": round(time.perf_counter() - started, 3),
+                "corpus": {**manifest.corpus, "updated_from": manifest.version},
+                "backends": {**manifest.backends, **{name: index.describe() for name, index in fitted.items()}},
+            }).save(build_dir)
+            publish(index_dir, build_dir, keep=settings.keep_versions, previous=current)
+        except BaseException as exc:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            if (disk := storage_error(exc, index_dir)) is not None:
+                raise disk from exc
+            raise
+    chunks = int(manifest.counts.get("chunks", 0))
+    return UpdateSummary(
+        version=version, previous_version=manifest.version, document_seq=document_seq(manifest), changed=[],
+        deleted=[], documents=int(manifest.counts.get("documents", 0)), chunks=chunks, embedded=0, reused=chunks,
         seconds=round(time.perf_counter() - started, 3),
+        timings={"refit": fit_seconds, "publish": round(time.perf_counter() - started - fit_seconds, 3)},
     )
 
 
@@ -251,16 +456,21 @@ class DocumentUpdater:
     which a background thread publishes after ``coalesce_s`` of quiet (or at once with :meth:`run_pending`).
     Writes that arrive while an update runs go into the version after it.
 
+    An update folds new texts into LSI rather than fitting it again; a second background thread refits it
+    (:func:`refit_pending`, or at once with :meth:`refit`) once no write has come for ``refit_delay_s``, and
+    publishes that version too, so that the index ends equal to a clean rebuild. Updates never wait for it.
+
     Args:
         settings: Settings (index and state directories, backends).
         encoder: Returns the index's model when an update needs it.
         coalesce_s: How long to wait for more writes before updating.
-        on_published: Called with each update's summary once its version is published.
+        on_published: Called with each update's (and refit's) summary once its version is published.
+        refit_delay_s: Quiet time before a refit (``settings.update_refit_delay_s`` by default).
     """
 
     def __init__(
         self, settings: Settings, encoder: Callable[[], Encoder], coalesce_s: float = 0.2,
-        on_published: Callable[[UpdateSummary], None] | None = None,
+        on_published: Callable[[UpdateSummary], None] | None = None, refit_delay_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.index_dir = Path(settings.index_dir)
@@ -275,6 +485,12 @@ class DocumentUpdater:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.last_summary: UpdateSummary | None = None  # the latest update or refit that published
+        self.refit_delay_s = settings.update_refit_delay_s if refit_delay_s is None else refit_delay_s
+        self._refit_lock = threading.Lock()  # one refit at a time
+        self._refit_wake = threading.Event()
+        self._refit_thread: threading.Thread | None = None
+        self._last_write = time.monotonic()
 
     # -- writes ---------------------------------------------------------------------------------------
     def _next_version(self, seq: int) -> str:
@@ -288,6 +504,7 @@ class DocumentUpdater:
         with self._lock:
             seq = self.store.put(document)
             version = self._next_version(seq)
+            self._last_write = time.monotonic()
         self._wake.set()
         return WriteReceipt(doc_id, seq, version)
 
@@ -302,6 +519,7 @@ class DocumentUpdater:
                 raise DocumentNotFoundError(f"no document with id {doc_id!r}")
             seq = self.store.delete(doc_id)
             version = self._next_version(seq)
+            self._last_write = time.monotonic()
         self._wake.set()
         return WriteReceipt(doc_id, seq, version, deleted=True)
 
@@ -344,11 +562,35 @@ class DocumentUpdater:
                 self.last_error = str(exc)
                 raise
             self.last_error = None
-        logger.info("index updated to %s: %d changed, %d deleted, %d chunks embedded", summary.version,
-                    len(summary.changed), len(summary.deleted), summary.embedded)
+        logger.info("index updated to %s: %d changed, %d deleted, %d chunks embedded in %.2fs %s", summary.version,
+                    len(summary.changed), len(summary.deleted), summary.embedded, summary.seconds, summary.timings)
+        self.last_summary = summary
+        self._refit_wake.set()
         if self.on_published is not None:
             self.on_published(summary)
         return summary
+
+    def refit(self) -> UpdateSummary | None:
+        """Refit what updates folded in (LSI) and publish it, now; None when nothing was pending.
+
+        Returns None too when an update published a newer version during the refit (that one is refitted next).
+        """
+        with self._refit_lock:
+            summary = refit_pending(self.settings, self.index_dir)
+        if summary is None:
+            return None
+        logger.info("index refitted as %s in %.2fs", summary.version, summary.seconds)
+        self.last_summary = summary
+        if self.on_published is not None:
+            self.on_published(summary)
+        return summary
+
+    def refit_due(self) -> bool:
+        """Whether the published version holds folded-in texts that a refit would change (False without an index)."""
+        try:
+            return bool(pending_refits(Manifest.load(current_version_dir(self.index_dir))))
+        except (MlsearchError, OSError):
+            return False
 
     def start(self) -> None:
         """Start the background thread (it also applies writes stored before a crash)."""
@@ -356,16 +598,23 @@ class DocumentUpdater:
             return
         self._stop.clear()
         self._wake.set()
+        self._refit_wake.set()
         self._thread = threading.Thread(target=self._loop, name="mlsearch-updater", daemon=True)
         self._thread.start()
+        self._refit_thread = threading.Thread(target=self._refit_loop, name="mlsearch-refit", daemon=True)
+        self._refit_thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the background thread after the update in progress (pending writes stay stored)."""
         self._stop.set()
         self._wake.set()
+        self._refit_wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._refit_thread is not None:
+            self._refit_thread.join(timeout)
+            self._refit_thread = None
 
     def _loop(self) -> None:
         failures = 0
@@ -384,6 +633,28 @@ class DocumentUpdater:
                 logger.exception("incremental index update failed; retrying in %.1fs", delay)
                 if not self._stop.wait(delay):
                     self._wake.set()
+
+    def _refit_loop(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: a thread is a task with its own niceness
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REFIT_NICENESS)
+        failures = 0
+        while not self._stop.is_set():
+            self._refit_wake.wait()
+            self._refit_wake.clear()
+            while not self._stop.is_set() and (quiet := time.monotonic() - self._last_write) < self.refit_delay_s:
+                self._stop.wait(self.refit_delay_s - quiet)
+            if self._stop.is_set():
+                return
+            try:
+                if self.refit_due():
+                    self.refit()
+                failures = 0
+            except Exception:
+                failures += 1
+                delay = min(60.0, 2.0 * 2**failures)
+                logger.exception("refit after document updates failed; retrying in %.1fs", delay)
+                if not self._stop.wait(delay):
+                    self._refit_wake.set()
 
     def wait_until_indexed(self, seq: int, timeout: float = 60.0) -> bool:
         """Wait until the published version contains write ``seq``; False on timeout."""

@@ -118,6 +118,19 @@ DEFAULT_BUILD_BACKENDS: tuple[str, ...] = tuple(n for n, s in BACKENDS.items() i
 LOCAL_VECTOR_BACKEND_NAMES: tuple[str, ...] = tuple(n for n in VECTOR_BACKEND_NAMES if BACKENDS[n].local)
 KEYWORD_PREFERENCE: tuple[str, ...] = ("bm25", *(n for n in KEYWORD_BACKEND_NAMES if n != "bm25"))
 """Keyword backends in order of preference where any one will do (drift's unknown-term share)."""
+EMBEDDING_METHOD: str = next(n for n, s in METHODS.items() if s.needs_model and not s.fused)
+"""The base method that ranks by the query's embedding (on a vector backend)."""
+FUSED_METHOD: str = next(n for n, s in METHODS.items() if s.fused)
+"""The method that fuses rankings; fusion variants and tuned fusions run as this method."""
+FUSED_PARTS: tuple[str, ...] = METHODS[FUSED_METHOD].parts
+"""The base methods the fused method combines by default."""
+OTHER_BASE_METHODS: tuple[str, ...] = tuple(n for n, s in METHODS.items() if not s.fused and n not in FUSED_PARTS)
+"""Base methods that a tuned fusion may add as a further list."""
+
+
+def runs_as(name: str) -> str:
+    """The catalog method a name runs as: itself, or the fused method for a fusion variant (``<fused>-rrf``)."""
+    return FUSED_METHOD if name.startswith(f"{FUSED_METHOD}-") else name
 
 
 def method_spec(name: str) -> MethodSpec:

@@ -82,3 +82,7 @@ class InvalidDocumentIdError(DocumentError):
 
 class UploadTooLargeError(DocumentError):
     """An uploaded file larger than ``MLSEARCH_MAX_UPLOAD_BYTES``."""
+
+
+class BackendConfigError(MlsearchError):
+    """A backend option is unknown or has a bad value (the message names the option and its variable)."""

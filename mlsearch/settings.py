@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from mlsearch.catalog import DEFAULT_BUILD_BACKENDS
+from mlsearch.catalog import BACKEND_NAMES, DEFAULT_BUILD_BACKENDS
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+ENV_PREFIX = "MLSEARCH_"
+_BACKEND_KEY = re.compile(rf"({'|'.join(sorted(map(re.escape, BACKEND_NAMES), key=len, reverse=True))})_(\w+)")
+"""``<backend>_<option>``: one backend option given as a flat setting."""
 
 
 class Settings(BaseSettings):
@@ -21,7 +26,7 @@ class Settings(BaseSettings):
     Construct it where it is needed (the CLI, the API lifespan); nothing builds one at import time.
     """
 
-    model_config = SettingsConfigDict(env_prefix="MLSEARCH_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
 
     # Paths
     corpus_dir: Path = Path("corpus")
@@ -61,30 +66,12 @@ class Settings(BaseSettings):
     backends: list[str] = Field(
         default_factory=lambda: list(DEFAULT_BUILD_BACKENDS), description="Backends built (see mlsearch.catalog)."
     )
-    faiss_factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat")
-    faiss_quantization: Literal["none", "int8", "binary"] = Field(
-        default="none",
-        description="none: float vectors; int8: 8-bit scalar quantizer (SQ8); binary: one bit per dimension. "
-        "Quantized indexes rescore faiss_rescore candidates with the float vectors.",
+    backend_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Backend name → its options, checked against the backend's own config class when it is "
+        "used. Set one as MLSEARCH_<BACKEND>_<OPTION> (MLSEARCH_FAISS_FACTORY=HNSW32), or all as JSON in "
+        "MLSEARCH_BACKEND_OPTIONS; Settings(faiss_factory=...) works too.",
     )
-    faiss_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
-    faiss_nprobe: int = Field(default=16, ge=1)
-    faiss_hnsw_ef_search: int = Field(default=128, ge=1)
-    annoy_trees: int = Field(default=50, ge=1)
-    annoy_search_k: int = Field(default=-1, description="Annoy search_k; -1 means n_trees * k * 10.")
-    usearch_dtype: Literal["f32", "i8", "b1"] = Field(
-        default="f32", description="USearch vector storage: f32 (exact), i8 or b1 (quantized, then rescored)."
-    )
-    usearch_connectivity: int = Field(default=16, ge=2, description="USearch HNSW edges per node.")
-    usearch_expansion_add: int = Field(default=128, ge=1)
-    usearch_expansion_search: int = Field(default=128, ge=1)
-    usearch_rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (i8, b1).")
-    lsi_dimensions: int = Field(default=200, ge=2)
-    lsi_fit_sample: int = Field(
-        default=100_000, ge=100, description="LSI fits TF-IDF and SVD on at most this many chunks (evenly spaced)."
-    )
-    bm25_k1: float = Field(default=1.5, gt=0)
-    bm25_b: float = Field(default=0.75, ge=0, le=1)
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     reranker: Path | None = Field(
         default=None, description="A local cross-encoder folder for `rerank`; else the one the index's manifest "
@@ -92,29 +79,6 @@ class Settings(BaseSettings):
     )
     rerank_top_n: int = Field(default=20, ge=1, le=200, description="Results the reranker rescores.")
     keep_versions: int = Field(default=2, ge=1, description="Index versions kept on disk after a swap.")
-
-    # Elasticsearch
-    elasticsearch_url: str | None = None
-    elasticsearch_api_key: SecretStr | None = None
-    elasticsearch_username: str | None = None
-    elasticsearch_password: SecretStr | None = None
-    elasticsearch_ca_certs: Path | None = None
-    elasticsearch_timeout: float = Field(default=10.0, gt=0)
-    elasticsearch_index_prefix: str = "mlsearch"
-    elasticsearch_num_candidates: int = Field(default=100, ge=1)
-    elasticsearch_keep_versions: int = Field(default=2, ge=1)
-    elasticsearch_max_retries: int = Field(
-        default=3, ge=0, description="Retries of a transient failure (429, 502-504, timeouts) per request and document."
-    )
-    elasticsearch_initial_backoff: float = Field(
-        default=2.0, ge=0, description="Seconds before the first bulk retry; doubled at each retry."
-    )
-    elasticsearch_bulk_size: int = Field(default=500, ge=1, description="Documents per bulk request.")
-    elasticsearch_shards: int = Field(default=1, ge=1)
-    elasticsearch_replicas: int = Field(default=0, ge=0, description="0 for a single node; 1 or more on a cluster.")
-    elasticsearch_vector_index: Literal[
-        "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"
-    ] = Field(default="hnsw", description="dense_vector index_options type: hnsw keeps full float vectors.")
 
     # Service
     host: str = "127.0.0.1"
@@ -126,6 +90,10 @@ class Settings(BaseSettings):
     )
     update_coalesce_s: float = Field(
         default=0.2, ge=0, description="Quiet time before document writes are applied to the index as one update."
+    )
+    update_refit_delay_s: float = Field(
+        default=2.0, ge=0, description="Quiet time after the last document write before LSI, into which updates "
+        "fold new texts, is fitted again in the background (the index then equals a clean rebuild).",
     )
     query_cache_size: int = Field(default=1024, ge=0)
     watch_index: bool = Field(default=True, description="Reload when the index directory points elsewhere.")
@@ -202,6 +170,33 @@ class Settings(BaseSettings):
         default=None, description="Cached evaluation indexes; <index parent>/eval-cache by default."
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, plus ``MLSEARCH_<BACKEND>_<OPTION>`` variables (see :class:`BackendOptionsEnv`)."""
+        return init_settings, env_settings, BackendOptionsEnv(settings_cls), dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_backend_options(cls, data: Any) -> Any:
+        """Fold ``<backend>_<option>`` keys into ``backend_options`` (they win over the same option there)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        options = {name: dict(values) for name, values in (data.get("backend_options") or {}).items()}
+        for key in [k for k in data if isinstance(k, str) and k not in cls.model_fields]:
+            found = _BACKEND_KEY.fullmatch(key)
+            if found:
+                options.setdefault(found.group(1), {})[found.group(2)] = data.pop(key)
+        data["backend_options"] = options
+        return data
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:
@@ -229,6 +224,27 @@ class Settings(BaseSettings):
         if self.state_dir is not None:
             return self.state_dir
         return self.index_dir.parent / f"{self.index_dir.name}-state"
+
+
+class BackendOptionsEnv(PydanticBaseSettingsSource):
+    """``MLSEARCH_<BACKEND>_<OPTION>`` environment variables as ``<backend>_<option>`` keys.
+
+    The backend is any name in :data:`mlsearch.catalog.BACKEND_NAMES`; the option is checked later against that
+    backend's config class, so a new backend's options need no field here.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: this source adds keys that are not fields."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for variable, value in os.environ.items():
+            key = variable.lower().removeprefix(ENV_PREFIX.lower())
+            if variable.upper().startswith(ENV_PREFIX) and key not in Settings.model_fields:
+                if _BACKEND_KEY.fullmatch(key):
+                    found[key] = value
+        return found
 
 
 @lru_cache(maxsize=1)

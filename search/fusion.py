@@ -20,6 +20,8 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from mlsearch.catalog import FUSED_METHOD, FUSED_PARTS
+
 T = TypeVar("T", bound=Hashable)
 
 FUSION_KINDS: tuple[str, ...] = ("rrf", "convex")
@@ -46,7 +48,7 @@ class FusionConfig:
     """
 
     kind: Literal["rrf", "convex"] = "rrf"
-    methods: tuple[str, ...] = ("dense", "bm25")
+    methods: tuple[str, ...] = FUSED_PARTS
     weights: tuple[float, ...] = (1.0, 1.0)
     rrf_k: int = 60
     normalization: Literal["minmax", "zscore"] = "minmax"
@@ -95,10 +97,10 @@ class FusionConfig:
 
 
 FUSION_VARIANTS: dict[str, FusionConfig] = {
-    "hybrid-rrf": FusionConfig(kind="rrf", source="fixed variant: equal-weight RRF (k=60) of dense and BM25"),
-    "hybrid-convex": FusionConfig(kind="convex", normalization="minmax",
+    f"{FUSED_METHOD}-rrf": FusionConfig(kind="rrf", source="fixed variant: equal-weight RRF (k=60) of dense and BM25"),
+    f"{FUSED_METHOD}-convex": FusionConfig(kind="convex", normalization="minmax",
                                   source="fixed variant: equal-weight min-max convex combination"),
-    "hybrid-zscore": FusionConfig(kind="convex", normalization="zscore",
+    f"{FUSED_METHOD}-zscore": FusionConfig(kind="convex", normalization="zscore",
                                   source="fixed variant: equal-weight z-score convex combination"),
 }
 """Fixed fusions that ``mlsearch eval`` can report beside ``hybrid`` (the index's own fusion)."""

@@ -15,13 +15,7 @@ from typing import Any, cast
 import numpy as np
 
 from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
-from indexing.backends.configs import (
-    CONFIG_TYPES,
-    BackendConfig,
-    as_keyword_config,
-    as_vector_config,
-    backend_configs,
-)
+from indexing.backends.configs import backend_config, backend_configs
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.embedding import Encoder, EncoderConfig, open_encoder
 from indexing.filters import ChunkFilter, as_filter
@@ -141,7 +135,7 @@ class SearchConfig:
         encoder: How a lazily loaded model runs (device, torch or an exported model, threads).
         reranker: The cross-encoder of ``rerank`` (the manifest's when None).
         rerank_top_n: Results the reranker rescores.
-        backends: Backend name → its config (used when that backend is loaded).
+        backends: Backend name → its config (used when that backend is loaded; defaults for one not here).
     """
 
     rrf_k: int = 60
@@ -149,7 +143,7 @@ class SearchConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     reranker: Path | None = None
     rerank_top_n: int = 20
-    backends: Mapping[str, BackendConfig] = field(default_factory=dict)
+    backends: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchConfig:
@@ -281,12 +275,12 @@ class Searcher:
                     raise IndexNotBuiltError(
                         f"backend {name!r} was not built in this index (built: {', '.join(self.built_backends)})"
                     )
-                config = self.config.backends.get(name) or CONFIG_TYPES[name]()
+                config = self.config.backends.get(name) or backend_config(name)
                 where = self.directory / name
                 self._backends[name] = (
-                    vector_backend(name).load(where, as_vector_config(name, config))
+                    vector_backend(name).load(where, config)
                     if BACKENDS[name].kind == "vector"
-                    else keyword_backend(name).load(where, as_keyword_config(name, config))
+                    else keyword_backend(name).load(where, config)
                 )
         return self._backends[name]
 
@@ -485,7 +479,8 @@ def index_fusion(manifest: Manifest, rrf_k: int) -> FusionConfig:
     tuned = (manifest.tuning or {}).get("fusion")
     if tuned:
         config = FusionConfig.from_dict(tuned)
-        if all(m in METHODS and (m == "dense" or m in manifest.backends) for m in config.methods):
+        if all(m in METHODS and (METHODS[m].needs_model or METHODS[m].default_backend in manifest.backends)
+               for m in config.methods):
             return config
         logger.warning("tuned fusion %s needs backends this index lacks; using RRF", config.label())
     return FusionConfig(rrf_k=rrf_k, depth=HYBRID_CANDIDATES)

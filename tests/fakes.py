@@ -6,8 +6,11 @@ import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from mlsearch.settings import Settings
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -85,3 +88,11 @@ def build_tiny_sentence_transformer(directory: Path, normalize: bool = False, ma
     out = directory / "model"
     model.save(str(out))
     return out
+
+
+def updated_settings(settings: Settings, **changes: Any) -> Settings:
+    """A validated copy of ``settings`` with ``changes``; backend options may be flat (``faiss_factory="Flat"``).
+
+    ``Settings.model_copy`` neither validates nor folds ``<backend>_<option>`` keys into ``backend_options``.
+    """
+    return Settings.model_validate({**settings.model_dump(), **changes})

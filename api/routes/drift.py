@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminDep, DriftDep, StateDep
 from api.drift_schemas import DriftStatusOut
-from drift.report import render_html
 
 router = APIRouter(tags=["drift"])
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
@@ -33,9 +32,7 @@ async def drift(service: DriftDep) -> DriftStatusOut:
 @router.get("/drift/report", response_class=HTMLResponse, responses=UNAVAILABLE)
 async def drift_report(service: DriftDep) -> HTMLResponse:
     """The drift report as one HTML page: distributions, PSI bars, the stream with ADWIN's cut points."""
-    data = await run_in_threadpool(service.report)
-    page = await run_in_threadpool(render_html, data)
-    return HTMLResponse(page)
+    return HTMLResponse(await run_in_threadpool(service.report_page))
 
 
 @router.post(

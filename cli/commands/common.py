@@ -39,16 +39,23 @@ def cli_errors(fn: F) -> F:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with the CLI options that were given (not None) on top."""
+    """Settings from the environment, with the CLI options that were given (not None) on top.
+
+    The backend options given are checked against their backends' configs here, before anything is loaded.
+    """
     from pydantic import ValidationError
+
+    from indexing.backends.configs import backend_configs
 
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ValueError(f"invalid setting {where}: {first['msg']}") from None
+    backend_configs(settings)
+    return settings
 
 
 def get_encoder(settings: Settings, model: str | None = None) -> Encoder:

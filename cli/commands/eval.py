@@ -67,7 +67,7 @@ def run(
         from finetune.tune import write_tuning
 
         tuned = run_tune(settings, prepared.index_dir, backend, 300, 0, 0.005, model, say, encoder)
-        write_tuning(prepared.index_dir, tuned)
+        write_tuning(prepared.index_dir, tuned, keep=settings.keep_versions)
         say(f"tuned: fusion {tuned.fusion.label()}; document scoring {tuned.doc_scoring.label()}")
     searcher = Searcher.open(prepared.index_dir, settings, encoder=encoder)
     try:

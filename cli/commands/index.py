@@ -135,6 +135,7 @@ def _watch(
                 typer.echo(f"skipped {path}: {reason}", err=True)
             if result.changed:
                 _report(updater.run_pending())
+                updater.refit()
     finally:
         updater.close()
 
@@ -164,6 +165,7 @@ def add(
                 if not as_json:
                     typer.echo(f"stored {receipt.doc_id}", err=True)
         summary = updater.run_pending()
+        updater.refit()  # a one-shot command leaves the index equal to a clean rebuild
     _report(summary, as_json)
 
 
@@ -181,6 +183,7 @@ def remove(
         for doc_id in doc_ids:
             updater.delete(doc_id)
         summary = updater.run_pending()
+        updater.refit()
     _report(summary, as_json)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,20 +34,23 @@ def tune(
     queries: Annotated[int, typer.Option("--queries", min=1, help="Synthetic dev queries.")] = 300,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     min_gain: Annotated[float, typer.Option("--min-gain", help="Mean nDCG@10 gain a variant needs.")] = 0.005,
+    keyword: Annotated[bool, typer.Option("--keyword/--no-keyword", help="Also choose the BM25 options (analyzer, "
+                                          "k1, b, RM3).")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Measure and print; leave the manifest.")] = False,
     model: Annotated[str | None, typer.Option("--model", help="Sentence-transformers name or path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Try fusion variants (weighted RRF, min-max and z-score convex) and document scorings on synthetic dev
-    queries, and write the winner into the index manifest (hybrid search then uses it)."""
+    """Try BM25 options, fusion variants (weighted RRF, min-max and z-score convex) and document scorings on
+    synthetic dev queries, and publish the winners as a new index version (hybrid search then uses them)."""
     from finetune.tune import write_tuning
 
     settings = make_settings(index_dir=index_dir, model=model)
     say = functools.partial(typer.echo, err=True)
     target = dataset_index(settings, dataset, backend, model, say) if dataset else settings.index_dir
-    result = run_tune(settings, target, backend, queries, seed, min_gain, model, say if not as_json else None)
+    result = run_tune(settings, target, backend, queries, seed, min_gain, model, say if not as_json else None,
+                      keyword=keyword)
     if not dry_run:
-        write_tuning(target, result)
+        write_tuning(target, result, keep=settings.keep_versions)
     if as_json:
         print_json({**result.summary(), "index_dir": str(target), "written": not dry_run})
         return
@@ -72,7 +76,7 @@ def dataset_index(
 
 def run_tune(
     settings: Settings, index_dir: Path, backend: str, queries: int, seed: int, min_gain: float,
-    model: str | None, say: Callable[[str], None] | None, encoder: Encoder | None = None,
+    model: str | None, say: Callable[[str], None] | None, encoder: Encoder | None = None, keyword: bool = True,
 ) -> TuneResult:
     """Open the index and tune it (with ``encoder``, or the model loaded once)."""
     from finetune.tune import tune as run
@@ -86,7 +90,7 @@ def run_tune(
     searcher = Searcher.open(index_dir, local, encoder=encoder)
     try:
         return run(searcher, backend=backend, size=queries, seed=seed, min_gain=min_gain,
-                   show_progress=say is not None, progress=say)
+                   show_progress=say is not None, progress=say, keyword=keyword)
     finally:
         searcher.close()
 
@@ -99,10 +103,15 @@ def print_result(result: TuneResult) -> None:
     typer.echo("|---|---:|" + "---:|" * len(kinds))
     for t in [result.champion, *result.fusion_trials[:12]]:
         typer.echo(f"| {t.name} | {t.score:.4f} | " + " | ".join(f"{t.by_kind.get(k, 0):.4f}" for k in kinds) + " |")
+    for t in result.bm25_trials:
+        typer.echo(f"| {t.name} (tuned hybrid) | {t.score:.4f} | "
+                   + " | ".join(f"{t.by_kind.get(k, 0):.4f}" for k in kinds) + " |")
     for t in result.doc_trials:
         typer.echo(f"| documents: {t.name} | {t.score:.4f} | "
                    + " | ".join(f"{t.by_kind.get(k, 0):.4f}" for k in kinds) + " |")
     typer.echo(f"fusion: {result.fusion.label()}")
     typer.echo(f"document scoring: {result.doc_scoring.label()}")
+    if result.bm25 is not None:
+        typer.echo(f"bm25: {', '.join(f'{k}={v}' for k, v in asdict(result.bm25).items())}")
     for reason in result.reasons:
         typer.echo(f"  - {reason}")

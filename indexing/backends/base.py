@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
@@ -22,9 +23,11 @@ class VectorIndex(Protocol):
     """A dense index scored by inner product. Ids are the chunks' positions in the chunk store."""
 
     name: ClassVar[str]
+    config_type: ClassVar[type]
+    """Its options: a frozen pydantic dataclass defined in the backend's own module (see ``configs.py``)."""
 
     def __init__(self, dimension: int, config: Any) -> None:
-        """An empty index for vectors of ``dimension`` floats; ``config`` is the backend's own (``configs.py``)."""
+        """An empty index for vectors of ``dimension`` floats; ``config`` is a :attr:`config_type`."""
         ...
 
     def add(self, vectors: np.ndarray, chunks: Sequence[Chunk]) -> None:
@@ -58,9 +61,11 @@ class KeywordIndex(Protocol):
     """A lexical index over chunk texts. Ids are the chunks' positions in the chunk store."""
 
     name: ClassVar[str]
+    config_type: ClassVar[type]
+    """Its options: a frozen pydantic dataclass defined in the backend's own module (see ``configs.py``)."""
 
     def __init__(self, config: Any) -> None:
-        """An empty index; ``config`` is the backend's own (see ``indexing/backends/configs.py``)."""
+        """An empty index; ``config`` is a :attr:`config_type`."""
         ...
 
     def build(self, texts: Sequence[str]) -> None:
@@ -136,3 +141,61 @@ def top_k(scores: np.ndarray, k: int, keep: np.ndarray | None = None) -> Hits:
     part = np.argpartition(-values, m - 1)[:m] if m < candidates.size else np.arange(candidates.size)
     order = part[np.lexsort((candidates[part], -values[part]))]
     return values[order][None, :].astype(np.float32), candidates[order][None, :].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of consecutive positions in a new index version: kept from the previous version, or fresh.
+
+    Attributes:
+        count: How many positions the run covers.
+        start: The run's first position in the previous version, or None for the next ``count`` fresh items
+            (the chunks an update embedded anew, in order).
+    """
+
+    count: int
+    start: int | None = None
+
+
+def splice_rows(previous: np.ndarray, fresh: np.ndarray, pieces: Sequence[Piece]) -> np.ndarray:
+    """The new version's rows: runs of ``previous`` rows and of ``fresh`` rows, in the order of ``pieces``.
+
+    Example:
+        >>> splice_rows(np.arange(4), np.array([9]), [Piece(2, 0), Piece(1), Piece(1, 3)]).tolist()
+        [0, 1, 9, 3]
+    """
+    parts, used = [], 0
+    for piece in pieces:
+        if piece.start is None:
+            parts.append(fresh[used : used + piece.count])
+            used += piece.count
+        else:
+            parts.append(previous[piece.start : piece.start + piece.count])
+    if used != len(fresh):
+        raise ValueError(f"the pieces take {used} fresh rows, {len(fresh)} were given")
+    if not parts:
+        return np.zeros((0, *previous.shape[1:]), previous.dtype)
+    return np.concatenate(parts)
+
+
+@runtime_checkable
+class SplicingKeywordIndex(Protocol):
+    """A keyword backend that derives a new version from its previous one, reading only the fresh texts.
+
+    Called on the previous version's index (from :meth:`KeywordIndex.load`); :meth:`describe` then says in
+    ``pending_refit`` how many texts a later full :meth:`KeywordIndex.build` would treat differently (0 when
+    the spliced index already equals a clean build).
+    """
+
+    def splice(self, pieces: Sequence[Piece], fresh: Sequence[str]) -> None:
+        """Become the index of the texts that ``pieces`` lay out (kept runs and ``fresh`` texts)."""
+        ...
+
+
+@runtime_checkable
+class SplicingVectorIndex(Protocol):
+    """A vector backend that derives a new version from its previous one, adding only the fresh vectors."""
+
+    def splice(self, pieces: Sequence[Piece], fresh: np.ndarray) -> None:
+        """Become the index of the vectors that ``pieces`` lay out (kept runs and ``fresh`` rows)."""
+        ...

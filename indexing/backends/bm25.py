@@ -1,62 +1,244 @@
-"""BM25 keyword index on ``bm25s`` (sparse scores saved as ``.npy`` and JSON, no pickle)."""
+"""BM25 keyword index on ``bm25s`` (sparse scores saved as ``.npy`` and JSON, no pickle).
+
+Beside bm25s's arrays the index keeps every text's distinct analysed terms and their counts (``terms.npy``,
+``counts.npy``, ``offsets.npy``), so that a document update (:meth:`Bm25Index.splice`) analyses only the fresh texts and
+recomputes document frequencies, IDF and the score matrix with array operations. A build and a splice lay out
+the vocabulary the same way (terms in order of first appearance) and score with the same code, so a spliced
+index equals a clean build of the same texts, array for array.
+
+The options (``k1``, ``b``, the analyzer, RM3) are saved with the index (``bm25.json``) and read back by
+:meth:`Bm25Index.load`, so an index is always searched, and spliced, with the options it was built with.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from array import array
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import bm25s
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+from scipy import sparse
 
-from indexing.backends.base import top_k
-from indexing.backends.configs import Bm25Config
-from indexing.backends.text import analyze
+from indexing.backends.base import Piece, top_k
+from indexing.backends.text import Analyzer
 from mlsearch.errors import IndexNotBuiltError
 
 logger = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
+TERM_FILES = ("terms.npy", "counts.npy", "offsets.npy")
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class Bm25Config:
+    """BM25 options (``MLSEARCH_BM25_<OPTION>``): saturation, length normalisation, analyzer and RM3.
+
+    RM3 (as Pyserini/Anserini offer it) takes the ``rm3_terms`` heaviest terms of the top ``rm3_docs`` results
+    and searches again with them added, the original query weighing ``rm3_weight``. ``mlsearch tune`` chooses
+    these options on synthetic queries; an index keeps the ones it was built with.
+    """
+
+    k1: float = Field(default=1.5, gt=0, description="Term-frequency saturation.")
+    b: float = Field(default=0.75, ge=0, le=1, description="Length normalisation.")
+    stemmer: Literal["english", "porter", "none"] = Field(
+        default="english", description="Snowball english (Porter 2), the original porter, or none.")
+    stop_words: Literal["english", "none"] = Field(
+        default="english", description="Remove scikit-learn's English stop words, or none.")
+    rm3_terms: int = Field(default=0, ge=0, description="RM3 expansion terms (0: RM3 off).")
+    rm3_docs: int = Field(default=10, ge=1, description="RM3 feedback texts.")
+    rm3_weight: float = Field(default=0.5, ge=0, le=1, description="RM3: the original query's weight.")
 
 
 class Bm25Index:
-    """Okapi BM25 (``k1``, ``b`` from its config) over stemmed, stop-worded terms."""
+    """Okapi BM25 (Lucene's) over analysed terms, with optional RM3 query expansion; everything from its config."""
 
     name: ClassVar[str] = "bm25"
+    config_type: ClassVar[type[Bm25Config]] = Bm25Config
 
     def __init__(self, config: Bm25Config) -> None:
-        self.k1 = config.k1
-        self.b = config.b
+        self.config = config
+        self.analyzer = Analyzer(config.stemmer, config.stop_words)
+        self._by_document: Any = None  # CSR copy of the score matrix, made on the first RM3 query
+        self._term_names: list[str] = []
         self._retriever: bm25s.BM25 | None = None
         self._vocabulary: dict[str, int] = {}
         self._count = 0
+        self._terms_of = np.zeros(0, np.int32)  # each text's distinct term ids in order of first appearance, ...
+        self._counts = np.zeros(0, np.int32)  # ... how often each occurs in it, ...
+        self._offsets = np.zeros(1, np.int64)  # ... and text i's pairs: [_offsets[i], _offsets[i + 1])
+        self._has_terms = True
+
+    @property
+    def k1(self) -> float:
+        """Term-frequency saturation."""
+        return self.config.k1
+
+    @property
+    def b(self) -> float:
+        """Length normalisation."""
+        return self.config.b
+
+    def _terms(self, text: str) -> list[str]:
+        """The analysed terms of a text (builds, splices and queries all go through it)."""
+        return self.analyzer(text)
+
+    def _count_terms(self, text: str, vocabulary: dict[str, int]) -> tuple[list[int], list[int]]:
+        """A text's distinct term ids (new terms join ``vocabulary``) in order of first appearance, and counts."""
+        counted = Counter(self._terms(text))
+        return [vocabulary.setdefault(t, len(vocabulary)) for t in counted], list(counted.values())
 
     def build(self, texts: Sequence[str]) -> None:
         """Tokenise and index the texts."""
         vocabulary: dict[str, int] = {}
-        corpus_ids = []  # compact int arrays, not lists of strings: 1M chunks fit in a few hundred MB
+        terms, counts = array("i"), array("i")  # compact int arrays, not lists of strings: 1M chunks fit
+        offsets = array("q", [0])
         for text in texts:  # streamed when ``texts`` reads from the chunk store
-            corpus_ids.append(array("i", [vocabulary.setdefault(t, len(vocabulary)) for t in analyze(text)]))
-        vocabulary.setdefault("", len(vocabulary))  # bm25s's empty token, as when it builds the vocabulary
-        self._count = len(corpus_ids)
+            ids, times = self._count_terms(text, vocabulary)
+            terms.extend(ids)
+            counts.extend(times)
+            offsets.append(len(terms))
+        self._index(np.frombuffer(terms, np.int32), np.frombuffer(counts, np.int32),
+                    np.frombuffer(offsets, np.int64), list(vocabulary))
+
+    def splice(self, pieces: Sequence[Piece], fresh: Sequence[str]) -> None:
+        """Become the index of kept runs of this index's texts and ``fresh`` texts, analysing only the fresh.
+
+        Raises:
+            ValueError: The index was saved without its terms (built before they were kept); build it instead.
+        """
+        if not self._has_terms:
+            raise ValueError("this BM25 index has no stored terms to splice; build it from the texts")
+        vocabulary = dict(self._vocabulary)
+        terms: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        sizes: list[np.ndarray] = []
+        texts = iter(fresh)
+        for piece in pieces:
+            if piece.start is None:
+                for _ in range(piece.count):
+                    ids, times = self._count_terms(next(texts), vocabulary)
+                    terms.append(np.array(ids, np.int32))
+                    counts.append(np.array(times, np.int32))
+                    sizes.append(np.array([len(ids)], np.int64))
+            else:
+                bounds = np.asarray(self._offsets[piece.start : piece.start + piece.count + 1])
+                terms.append(self._terms_of[bounds[0] : bounds[-1]])
+                counts.append(self._counts[bounds[0] : bounds[-1]])
+                sizes.append(np.diff(bounds))
+        joined = np.concatenate(terms) if terms else np.zeros(0, np.int32)
+        offsets = np.concatenate([[0], np.cumsum(np.concatenate(sizes) if sizes else [])]).astype(np.int64)
+        first = np.full(len(vocabulary), len(joined), np.int64)
+        np.minimum.at(first, joined, np.arange(len(joined)))
+        present = np.flatnonzero(first < len(joined))
+        order = present[np.argsort(first[present], kind="stable")]  # terms in order of first appearance
+        renumber = np.full(len(vocabulary), -1, np.int32)
+        renumber[order] = np.arange(len(order), dtype=np.int32)
+        names = list(vocabulary)
+        self._index(renumber[joined], np.concatenate(counts) if counts else np.zeros(0, np.int32), offsets,
+                    [names[i] for i in order])
+
+    def _index(self, terms: np.ndarray, counts: np.ndarray, offsets: np.ndarray, names: list[str]) -> None:
+        """Score every (text, term) pair with Lucene's BM25 and hand bm25s the matrix, term-major (CSC).
+
+        ``terms`` hold ids into ``names`` (each name occurs; ids numbered by first appearance, as a build
+        numbers them), ``counts`` their counts, ``offsets`` each text's pairs. bm25s's empty token ``""`` is
+        appended last. The arithmetic is bm25s's own (float64, stored as float32), for all pairs at once.
+        """
+        self._terms_of, self._counts, self._offsets, self._has_terms = terms, counts, offsets, True
+        self._count = len(offsets) - 1
+        vocabulary = {term: i for i, term in enumerate(names)}
+        vocabulary.setdefault("", len(vocabulary))
+        size = len(vocabulary)
+        if self._count:
+            totals = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+            lengths = totals[offsets[1:]] - totals[offsets[:-1]]
+            docs = np.repeat(np.arange(self._count), np.diff(offsets))
+            frequencies = np.bincount(terms, minlength=size)
+            idf = np.zeros(size, np.float32)
+            seen = frequencies > 0
+            idf[seen] = np.log(1 + (self._count - frequencies[seen] + 0.5) / (frequencies[seen] + 0.5))
+            norm = self.k1 * ((1 - self.b) + self.b * lengths.astype(np.float64) / lengths.mean())
+            tf = counts.astype(np.float32).astype(np.float64)
+            scores = (idf[terms].astype(np.float64) * (tf / (norm[docs] + tf))).astype(np.float32)
+            matrix = sparse.csr_matrix((scores, terms, offsets), shape=(self._count, size)).tocsc()
+            data, indices = matrix.data, matrix.indices.astype(np.int32)
+            indptr = matrix.indptr.astype(np.int64)
+        else:
+            data, indices, indptr = np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(size + 1, np.int64)
         retriever = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        retriever.index((corpus_ids, vocabulary), show_progress=False)
+        retriever.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": self._count}
+        retriever.vocab_dict = vocabulary
+        retriever.unique_token_ids_set = set(vocabulary.values())
+        retriever.nonoccurrence_array = None
         self._retriever = retriever
-        self._vocabulary = dict(retriever.vocab_dict)
+        self._vocabulary = vocabulary
+        self._by_document = None
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Texts that share at least one term with the query, best BM25 score first."""
-        terms = [t for t in analyze(query) if t in self._vocabulary]
+        """Texts that share at least one term with the query (or its RM3 expansion), best BM25 score first."""
+        terms = [t for t in self._terms(query) if t in self._vocabulary]
         if self._retriever is None or not terms or self._count == 0:
             return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
         scores = np.asarray(self._retriever.get_scores(terms), dtype=np.float32)
+        if self.config.rm3_terms > 0:
+            scores = self._expanded_scores(terms, scores)
         return top_k(scores, k, keep=scores > 0)
+
+    def _expanded_scores(self, terms: list[str], scores: np.ndarray) -> np.ndarray:
+        """RM3: re-score with the query interpolated with a relevance model of the top ``rm3_docs`` results.
+
+        Each feedback text weighs its share of their BM25 scores; a term's weight within a text is its share of
+        the text's BM25 term scores. The ``rm3_terms`` heaviest terms form the expansion, which weighs
+        ``1 - rm3_weight`` against the original terms' ``rm3_weight`` (as Anserini's RM3 interpolates).
+        """
+        assert self._retriever is not None
+        feedback = top_k(scores, self.config.rm3_docs, keep=scores > 0)[1][0]
+        if len(feedback) == 0:
+            return scores
+        rows = self._document_terms()[feedback]
+        doc_weights = scores[feedback] / scores[feedback].sum()
+        totals = np.asarray(rows.sum(axis=1)).ravel()
+        model = np.asarray(rows.multiply((doc_weights / np.maximum(totals, 1e-12))[:, None]).sum(axis=0)).ravel()
+        model[self._vocabulary[""]] = 0.0
+        heaviest = [int(i) for i in np.argsort(-model)[: self.config.rm3_terms] if model[i] > 0]
+        weights: dict[str, float] = {}
+        for term in terms:
+            weights[term] = weights.get(term, 0.0) + self.config.rm3_weight / len(terms)
+        mass = float(model[heaviest].sum()) if heaviest else 0.0
+        for i in heaviest:
+            term = self._term_names[i]
+            weights[term] = weights.get(term, 0.0) + (1 - self.config.rm3_weight) * float(model[i]) / mass
+        expanded = np.zeros_like(scores)
+        for term, weight in weights.items():
+            expanded += weight * np.asarray(self._retriever.get_scores([term]), dtype=np.float32)
+        return expanded
+
+    def _document_terms(self) -> Any:
+        """Text → term BM25 scores (CSR), transposed once from the term-major matrix."""
+        if self._by_document is None:
+            from scipy.sparse import csc_matrix
+
+            assert self._retriever is not None
+            matrix = self._retriever.scores
+            shape = (self._count, len(self._vocabulary))
+            self._by_document = csc_matrix(
+                (matrix["data"], matrix["indices"], matrix["indptr"]), shape=shape
+            ).tocsr()
+            self._term_names = [""] * len(self._vocabulary)
+            for term, i in self._vocabulary.items():
+                self._term_names[i] = term
+        return self._by_document
 
     def vocabulary_share(self, query: str) -> float:
         """Share of the query's analysed terms that occur in the corpus."""
-        terms = analyze(query)
+        terms = self._terms(query)
         if not terms:
             return 1.0
         return sum(t in self._vocabulary for t in terms) / len(terms)
@@ -66,6 +248,9 @@ class Bm25Index:
         directory.mkdir(parents=True, exist_ok=True)
         if self._retriever is not None:
             self._retriever.save(str(directory), allow_pickle=False, show_progress=False)
+        if self._has_terms:
+            for name, values in self._term_arrays().items():
+                np.save(directory / name, np.ascontiguousarray(values), allow_pickle=False)
         (directory / "bm25.json").write_text(json.dumps(self.describe()))
 
     @classmethod
@@ -74,23 +259,31 @@ class Bm25Index:
         if not (directory / "bm25.json").is_file():
             raise IndexNotBuiltError(f"no BM25 index in {directory}")
         info = json.loads((directory / "bm25.json").read_text())
-        index = cls(config)
-        index.k1, index.b, index._count = float(info["k1"]), float(info["b"]), int(info["documents"])
+        saved = {f.name: info[f.name] for f in fields(Bm25Config) if f.name in info}  # older indexes: some
+        index = cls(replace(config, **saved))
+        index._count = int(info["documents"])
         if (directory / "params.index.json").is_file():
             retriever = bm25s.BM25.load(str(directory), allow_pickle=False, show_progress=False, mmap=True)
             index._retriever = retriever
             index._vocabulary = dict(retriever.vocab_dict)
+        index._has_terms = all((directory / name).is_file() for name in TERM_FILES)
+        if index._has_terms:
+            index._terms_of, index._counts, index._offsets = (
+                np.load(directory / name, mmap_mode="r", allow_pickle=False) for name in TERM_FILES
+            )
         return index
 
+    def _term_arrays(self) -> dict[str, np.ndarray]:
+        return dict(zip(TERM_FILES, (self._terms_of, self._counts, self._offsets), strict=True))
+
     def describe(self) -> dict[str, Any]:
-        """Parameters, vocabulary size and document count."""
+        """Every option, vocabulary size and document count."""
         return {
-            "k1": self.k1,
-            "b": self.b,
+            **asdict(self.config),
             "variant": "lucene",
             "vocabulary": len(self._vocabulary),
             "documents": self._count,
-            "analyzer": "english stop words, snowball stemming",
+            "analyzer": self.analyzer.label(),
         }
 
     def __len__(self) -> int:

@@ -1,158 +1,107 @@
-"""Typed, frozen parameters of each backend, built from :class:`~mlsearch.settings.Settings` in one place.
+"""Each backend's typed, frozen options, built from :class:`~mlsearch.settings.Settings` in one place.
 
-Backends take their own config, never the whole settings. A config's fields are the backend's settings without
-their prefix: ``FaissConfig.nprobe`` is ``MLSEARCH_FAISS_NPROBE``. :func:`backend_config` is the only code that
-reads backend settings.
+A backend defines its own config class in its own module: a frozen pydantic dataclass that refuses unknown
+options, named by the backend's ``config_type`` class attribute. :func:`backend_config` is the only code that
+reads backend options from the settings: ``settings.backend_options[name]`` (filled from
+``MLSEARCH_<BACKEND>_<OPTION>`` variables, the JSON of ``MLSEARCH_BACKEND_OPTIONS`` or
+``Settings(<backend>_<option>=...)``), checked against that class. A new backend thus needs no line here nor
+in the settings.
 
 Example:
     >>> backend_config("bm25", Settings(bm25_k1=1.2))
-    Bm25Config(k1=1.2, b=0.75)
+    Bm25Config(k1=1.2, b=0.75, stemmer='english', stop_words='english', rm3_terms=0, rm3_docs=10, rm3_weight=0.5)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Literal, TypeVar
+from collections.abc import Mapping
+from dataclasses import fields
+from functools import cache
+from typing import Any, TypeVar
 
-from pydantic import SecretStr
+from pydantic import TypeAdapter, ValidationError
 
-from mlsearch.errors import UnknownBackendError
-from mlsearch.settings import Settings
+from indexing.backends.registry import backend_class
+from mlsearch.catalog import BACKENDS, KEYWORD_BACKEND_NAMES, VECTOR_BACKEND_NAMES
+from mlsearch.errors import BackendConfigError, UnknownBackendError
+from mlsearch.settings import ENV_PREFIX, Settings
 
-
-@dataclass(frozen=True)
-class FaissConfig:
-    """FAISS: factory string, quantization and search parameters."""
-
-    factory: str = "Flat"
-    quantization: Literal["none", "int8", "binary"] = "none"
-    rescore: int = 100
-    nprobe: int = 16
-    hnsw_ef_search: int = 128
+C = TypeVar("C")
 
 
-@dataclass(frozen=True)
-class AnnoyConfig:
-    """Annoy: trees built and nodes inspected per search (-1: trees * k * 10)."""
-
-    trees: int = 50
-    search_k: int = -1
-
-
-@dataclass(frozen=True)
-class UsearchConfig:
-    """USearch: stored vector type, HNSW graph and search parameters, candidates rescored when quantized."""
-
-    dtype: Literal["f32", "i8", "b1"] = "f32"
-    connectivity: int = 16
-    expansion_add: int = 128
-    expansion_search: int = 128
-    rescore: int = 100
-
-
-@dataclass(frozen=True)
-class LsiConfig:
-    """LSI: SVD components."""
-
-    dimensions: int = 200
-    fit_sample: int = 100_000
-
-
-@dataclass(frozen=True)
-class Bm25Config:
-    """BM25: term-frequency saturation ``k1`` and length normalisation ``b``."""
-
-    k1: float = 1.5
-    b: float = 0.75
-
-
-@dataclass(frozen=True)
-class ElasticsearchConfig:
-    """Elasticsearch: cluster, credentials, naming, retries and mapping options."""
-
-    url: str | None = None
-    api_key: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_certs: Path | None = None
-    timeout: float = 10.0
-    index_prefix: str = "mlsearch"
-    num_candidates: int = 100
-    keep_versions: int = 2
-    max_retries: int = 3
-    initial_backoff: float = 2.0
-    bulk_size: int = 500
-    shards: int = 1
-    replicas: int = 0
-    vector_index: str = "hnsw"
-
-
-VectorConfig = FaissConfig | AnnoyConfig | UsearchConfig | ElasticsearchConfig
-KeywordConfig = LsiConfig | Bm25Config
-BackendConfig = VectorConfig | KeywordConfig
-
-CONFIG_TYPES: dict[str, type[BackendConfig]] = {
-    "faiss": FaissConfig, "annoy": AnnoyConfig, "usearch": UsearchConfig, "elasticsearch": ElasticsearchConfig,
-    "lsi": LsiConfig, "bm25": Bm25Config,
-}
-
-
-C = TypeVar("C", FaissConfig, AnnoyConfig, UsearchConfig, ElasticsearchConfig, LsiConfig, Bm25Config)
-
-
-def backend_config(name: str, settings: Settings) -> BackendConfig:
-    """The config of backend ``name``, from the settings ``<name>_<field>``.
+def backend_config(name: str, settings: Settings | None = None) -> object:
+    """The config of backend ``name``: its options in ``settings`` (none: its defaults), checked by its class.
 
     Raises:
         UnknownBackendError: No such backend.
+        BackendUnavailableError: Its library is not installed.
+        BackendConfigError: An option is unknown or has a bad value (named with its environment variable).
     """
-    try:
-        config_type = CONFIG_TYPES[name]
-    except KeyError:
-        raise UnknownBackendError(f"unknown backend {name!r}; valid: {', '.join(CONFIG_TYPES)}") from None
-    return config_type(**{f.name: getattr(settings, f"{name}_{f.name}") for f in fields(config_type)})
+    config_type = backend_class(name).config_type
+    options = settings.backend_options.get(name, {}) if settings is not None else {}
+    return _validate(name, config_type, options)
 
 
-def config_of(config_type: type[C], settings: Settings) -> C:
-    """One backend's config by its type (``config_of(FaissConfig, settings)``), typed as that config."""
-    config = backend_config(next(n for n, t in CONFIG_TYPES.items() if t is config_type), settings)
+def config_of(config_type: type[C], settings: Settings | None = None) -> C:
+    """One backend's config by its type (``config_of(FaissConfig, settings)``), typed as that config.
+
+    The backend is the one whose module defines ``config_type``.
+    """
+    module = config_type.__module__
+    name = next((n for n, spec in BACKENDS.items() if spec.class_path.partition(":")[0] == module), None)
+    if name is None:
+        raise UnknownBackendError(f"{config_type.__name__} is no backend's config")
+    config = backend_config(name, settings)
     assert isinstance(config, config_type)
     return config
 
 
-def backend_configs(settings: Settings) -> dict[str, BackendConfig]:
-    """Every backend's config (what a searcher needs to load any backend of an index)."""
-    return {name: backend_config(name, settings) for name in CONFIG_TYPES}
+def backend_configs(settings: Settings) -> dict[str, object]:
+    """The config of every backend the settings give options for (the others take their defaults when used).
+
+    Building them checks every given option, so a bad one fails at start-up, not at the first search.
+    """
+    return {name: backend_config(name, settings) for name in settings.backend_options}
 
 
-def vector_config(name: str, settings: Settings) -> VectorConfig:
+def vector_config(name: str, settings: Settings | None = None) -> object:
     """The config of vector backend ``name``.
 
     Raises:
         UnknownBackendError: No such vector backend.
     """
-    return as_vector_config(name, backend_config(name, settings))
+    if name not in VECTOR_BACKEND_NAMES:
+        raise UnknownBackendError(f"unknown vector backend {name!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
+    return backend_config(name, settings)
 
 
-def keyword_config(name: str, settings: Settings) -> KeywordConfig:
+def keyword_config(name: str, settings: Settings | None = None) -> object:
     """The config of keyword backend ``name``.
 
     Raises:
         UnknownBackendError: No such keyword backend.
     """
-    return as_keyword_config(name, backend_config(name, settings))
+    if name not in KEYWORD_BACKEND_NAMES:
+        raise UnknownBackendError(f"unknown keyword backend {name!r}; valid: {', '.join(KEYWORD_BACKEND_NAMES)}")
+    return backend_config(name, settings)
 
 
-def as_vector_config(name: str, config: BackendConfig) -> VectorConfig:
-    """``config``, checked to be a vector backend's (raises :class:`UnknownBackendError` otherwise)."""
-    if not isinstance(config, VectorConfig):
-        raise UnknownBackendError(f"{name!r} is not a vector backend")
-    return config
+@cache
+def _adapter(config_type: type) -> TypeAdapter[Any]:
+    return TypeAdapter(config_type)
 
 
-def as_keyword_config(name: str, config: BackendConfig) -> KeywordConfig:
-    """``config``, checked to be a keyword backend's (raises :class:`UnknownBackendError` otherwise)."""
-    if not isinstance(config, KeywordConfig):
-        raise UnknownBackendError(f"{name!r} is not a keyword backend")
-    return config
+def _validate(name: str, config_type: type, options: Mapping[str, Any]) -> object:
+    try:
+        return _adapter(config_type).validate_python(dict(options))
+    except ValidationError as exc:
+        valid = ", ".join(f.name for f in fields(config_type))
+        problems = []
+        for error in exc.errors():
+            option = ".".join(str(part) for part in error["loc"])
+            variable = f"{ENV_PREFIX}{name}_{option}".upper()
+            if error["type"] == "unexpected_keyword_argument":
+                problems.append(f"unknown option {option!r} ({variable}); valid: {valid}")
+            else:
+                problems.append(f"{option} ({variable}): {error['msg']}")
+        raise BackendConfigError(f"bad {name} backend options: {'; '.join(problems)}") from None

@@ -3,7 +3,7 @@
 Each build writes a new physical index ``<prefix>-<UTC time>-<token>`` (documents stream in as they are added),
 then :meth:`ElasticsearchIndex.save` refreshes it, checks that it holds every document, moves the alias
 ``<prefix>`` to it in one ``update_aliases`` request, and deletes versions beyond
-``elasticsearch_keep_versions``. The local index version records which physical index it was built with and
+``keep_versions``. The local index version records which physical index it was built with and
 searches that one, so its hits always agree with its chunk store, even in the seconds between the alias swap
 and the local swap; other consumers query the alias.
 """
@@ -19,13 +19,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+from pydantic import ConfigDict, Field, SecretStr
+from pydantic.dataclasses import dataclass
 
 from indexing.backends import elasticsearch_queries as q
-from indexing.backends.configs import ElasticsearchConfig
 from indexing.chunks import Chunk
 from indexing.filters import ChunkFilter
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
@@ -128,6 +129,33 @@ def describe_error(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class ElasticsearchConfig:
+    """Elasticsearch options (``MLSEARCH_ELASTICSEARCH_<OPTION>``): cluster, credentials, naming, retries, mapping."""
+
+    url: str | None = Field(default=None, description="The cluster, e.g. http://localhost:9200.")
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: Path | None = Field(default=None, description="A PEM file of the cluster's certificate authority.")
+    timeout: float = Field(default=10.0, gt=0, description="Seconds per request.")
+    index_prefix: str = Field(default="mlsearch", description="The alias; physical indexes are named after it.")
+    num_candidates: int = Field(default=100, ge=1, description="kNN candidates per shard.")
+    keep_versions: int = Field(default=2, ge=1, description="Physical indexes kept after an alias swap.")
+    max_retries: int = Field(
+        default=3, ge=0, description="Retries of a transient failure (429, 502-504, timeouts) per request and document."
+    )
+    initial_backoff: float = Field(
+        default=2.0, ge=0, description="Seconds before the first bulk retry; doubled at each retry."
+    )
+    bulk_size: int = Field(default=500, ge=1, description="Documents per bulk request.")
+    shards: int = Field(default=1, ge=1)
+    replicas: int = Field(default=0, ge=0, description="0 for a single node; 1 or more on a cluster.")
+    vector_index: Literal[
+        "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"
+    ] = Field(default="hnsw", description="dense_vector index_options type: hnsw keeps full float vectors.")
+
+
 # -- the index ------------------------------------------------------------------------------------------
 class ElasticsearchIndex:
     """One version of the corpus in Elasticsearch: dense kNN, BM25 ``match`` and tag filters.
@@ -140,7 +168,7 @@ class ElasticsearchIndex:
 
     Args:
         dimension: The embedding size.
-        config: URL, credentials, prefix, retries, mapping options (the ``elasticsearch_*`` settings).
+        config: URL, credentials, prefix, retries, mapping options (``MLSEARCH_ELASTICSEARCH_*``).
         client: An already configured client (tests); built from the config otherwise.
         url: The cluster URL when it is not the one in the config.
 
@@ -150,6 +178,7 @@ class ElasticsearchIndex:
     """
 
     name: ClassVar[str] = BACKEND
+    config_type: ClassVar[type[ElasticsearchConfig]] = ElasticsearchConfig
     INFO_FILE = "elasticsearch.json"
     QUERIES_PER_REQUEST = 50
 
@@ -334,7 +363,7 @@ class ElasticsearchIndex:
         self.client.indices.put_mapping(index=str(self.index), meta={"mlsearch": meta})
 
     def _prune(self, previous: Sequence[str]) -> list[str]:
-        """Delete versions beyond ``elasticsearch_keep_versions`` and leftovers of killed builds."""
+        """Delete versions beyond ``keep_versions`` and leftovers of killed builds."""
         assert self.index is not None
         mappings = self.client.indices.get_mapping(index=f"{self.alias}-*").body
         states = {

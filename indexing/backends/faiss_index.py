@@ -1,9 +1,9 @@
 """FAISS vector index, inner product, any factory string (``Flat``, ``HNSW32``, ``IVF64,Flat``), optionally quantized.
 
-``faiss_quantization`` keeps the vectors in less memory: ``int8`` uses FAISS's 8-bit scalar quantizer (``Flat``
+The ``quantization`` option keeps the vectors in less memory: ``int8`` uses FAISS's 8-bit scalar quantizer (``Flat``
 becomes ``SQ8``, ``IVFn,Flat`` becomes ``IVFn,SQ8``, ``HNSWm`` becomes ``HNSWm_SQ8``: a quarter of the float
 size), ``binary`` keeps one sign bit per dimension (a thirty-second, searched by Hamming distance, with an
-``HNSW`` graph when the factory asks for one). Both fetch ``faiss_rescore`` candidates and score them again
+``HNSW`` graph when the factory asks for one). Both fetch ``rescore`` candidates and score them again
 exactly with the float vectors, which are kept beside the index in ``vectors.f32`` and memory-mapped, so they
 cost disk but only the pages that rescoring touches in memory.
 """
@@ -15,14 +15,16 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
-from indexing.backends.configs import FaissConfig
+from indexing.backends.base import Piece, splice_rows
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
 
@@ -34,7 +36,13 @@ except ImportError:  # pragma: no cover - faiss-cpu is a core dependency
 logger = logging.getLogger(__name__)
 _IVF = re.compile(r"IVF(\d+)")
 _HNSW = re.compile(r"^HNSW(\d+)")
+_BARE_HNSW = re.compile(r"^HNSW(?!\d)")
 FLOATS_FILE = "vectors.f32"
+
+
+def hnsw_factory(factory: str, m: int) -> str:
+    """``factory`` with ``m`` edges per node when it names ``HNSW`` without a number (unchanged otherwise)."""
+    return _BARE_HNSW.sub(f"HNSW{m}", factory, count=1)
 
 
 def quantized_factory(factory: str, quantization: str) -> str:
@@ -52,10 +60,32 @@ def binary_codes(vectors: np.ndarray) -> np.ndarray:
     return np.packbits(np.asarray(vectors) > 0, axis=1)
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class FaissConfig:
+    """FAISS options (``MLSEARCH_FAISS_<OPTION>``): factory string, quantization, HNSW graph and search."""
+
+    factory: str = Field(default="Flat", description="FAISS index factory string: Flat, HNSW32, IVF64,Flat.")
+    quantization: Literal["none", "int8", "binary"] = Field(
+        default="none",
+        description="none: float vectors; int8: 8-bit scalar quantizer (SQ8); binary: one bit per dimension. "
+        "Quantized indexes rescore `rescore` candidates with the float vectors.",
+    )
+    rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (quantized).")
+    nprobe: int = Field(default=16, ge=1, description="Inverted lists visited per query (IVF).")
+    hnsw_ef_search: int = Field(default=128, ge=1, description="HNSW candidates searched per query.")
+    hnsw_m: int = Field(
+        default=32, ge=2, le=256, description="HNSW edges per node when the factory says `HNSW` without a number."
+    )
+    hnsw_ef_construction: int = Field(
+        default=200, ge=1, description="HNSW candidates per insertion (build; bench.scale chose 200 at 100K chunks)."
+    )
+
+
 class FaissIndex:
     """A FAISS index with ``METRIC_INNER_PRODUCT``; the factory string comes from its config."""
 
     name: ClassVar[str] = "faiss"
+    config_type: ClassVar[type[FaissConfig]] = FaissConfig
     FILE = "faiss.index"
 
     def __init__(self, dimension: int, config: FaissConfig) -> None:
@@ -72,6 +102,14 @@ class FaissIndex:
         self._count = 0
 
     def _create(self, n_train: int) -> Any:
+        index = self._create_index(n_train)
+        graph = index if self.quantization == "binary" else faiss.downcast_index(index)
+        if hasattr(graph, "hnsw"):
+            graph.hnsw.efConstruction = self.config.hnsw_ef_construction
+        return index
+
+    def _create_index(self, n_train: int) -> Any:
+        self.factory = hnsw_factory(self.factory, self.config.hnsw_m)
         if self.quantization == "binary":
             bits = 8 * ((self.dimension + 7) // 8)
             hnsw = _HNSW.match(self.factory)
@@ -109,6 +147,27 @@ class FaissIndex:
             self._spool.write(vectors.tobytes())
         self._count += len(vectors)
         self._tune()
+
+    def splice(self, pieces: Sequence[Piece], fresh: np.ndarray) -> None:
+        """Rebuild from this index's own float vectors (kept runs) and ``fresh`` rows, laid out as ``pieces`` say.
+
+        Raises:
+            ValueError: The index cannot give its vectors back (an IVF index without a direct map); build it
+                from the stored vectors instead.
+        """
+        total = 0 if self._index is None else int(self._index.ntotal)
+        if total == 0:
+            previous = np.zeros((0, self.dimension), np.float32)
+        elif self.quantization == "none":
+            try:
+                previous = self._index.reconstruct_n(0, total)
+            except RuntimeError as exc:
+                raise ValueError(f"FAISS index {self.factory} cannot reconstruct its vectors: {exc}") from exc
+        else:
+            previous = np.asarray(self._float_vectors())
+        vectors = splice_rows(previous, np.asarray(fresh, np.float32).reshape(-1, self.dimension), pieces)
+        self.factory, self._index, self._floats, self._spool, self._count = self.config.factory, None, None, None, 0
+        self.add(vectors)
 
     def _tune(self) -> None:
         index = self._index if self.quantization == "binary" else faiss.downcast_index(self._index)
@@ -171,6 +230,21 @@ class FaissIndex:
                     shutil.copyfileobj(self._spool, out, 1 << 22)
         (directory / "faiss.json").write_text(json.dumps(self.describe()))
 
+    @staticmethod
+    def scale_advice(described: Mapping[str, Any], chunks: int, exact_limit: int) -> list[str]:
+        """What to change for an index of ``chunks`` chunks built as ``described`` (its manifest entry), when exact
+        search past ``exact_limit`` chunks, or float vectors past ten times that, cost too much."""
+        advice = []
+        if chunks > exact_limit and str(described.get("factory", "")) in {"Flat", "SQ8", "BFlat"}:
+            advice.append(
+                f"{chunks:,} chunks: exact FAISS search scans every vector; set MLSEARCH_FAISS_FACTORY=HNSW32 "
+                f"(or IVF{int(4 * chunks ** 0.5)},Flat) and rebuild for millisecond searches"
+            )
+        if chunks > 10 * exact_limit and described.get("quantization", "none") == "none":
+            advice.append("set MLSEARCH_FAISS_QUANTIZATION=int8 to hold a quarter of the vector memory "
+                          "(candidates are rescored with the float vectors)")
+        return advice
+
     @classmethod
     def load(cls, directory: Path, config: FaissConfig) -> Self:
         """Read the index back, memory-mapped where FAISS allows it (and the rescoring floats always)."""
@@ -209,7 +283,16 @@ class FaissIndex:
             "metric": "inner_product",
             "nprobe": self.config.nprobe,
             "hnsw_ef_search": self.config.hnsw_ef_search,
+            **({"hnsw_ef_construction": self._ef_construction()} if "HNSW" in self.factory else {}),
         }
+
+    def _ef_construction(self) -> int:
+        """The graph's build-time candidate list (as built, once built; as configured before)."""
+        if self._index is not None:
+            graph = self._index if self.quantization == "binary" else faiss.downcast_index(self._index)
+            if hasattr(graph, "hnsw"):
+                return int(graph.hnsw.efConstruction)
+        return self.config.hnsw_ef_construction
 
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)

@@ -8,25 +8,42 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 from sklearn import config_context
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from indexing.backends.base import top_k
-from indexing.backends.configs import LsiConfig
+from indexing.backends.base import Piece, splice_rows, top_k
 from indexing.backends.text import analyze
 from mlsearch.errors import IndexNotBuiltError
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class LsiConfig:
+    """LSI options (``MLSEARCH_LSI_<OPTION>``): SVD components and the fitting sample."""
+
+    dimensions: int = Field(default=200, ge=2, description="SVD components.")
+    fit_sample: int = Field(
+        default=100_000, ge=100, description="TF-IDF and SVD are fitted on at most this many chunks (evenly spaced)."
+    )
+
+
 class LsiIndex:
-    """TF-IDF (sublinear, stemmed, English stop words) projected on ``lsi_dimensions`` SVD components.
+    """TF-IDF (sublinear, stemmed, English stop words) projected on ``dimensions`` SVD components.
 
     Documents and queries are compared by cosine in the latent space. Saved as ``vocabulary.json``,
     ``idf.npy``, ``components.npy`` and ``documents.npy``: loading reads arrays, never pickles.
+
+    A document update folds its texts into the fitted model (:meth:`splice`: projected with the existing
+    vocabulary, IDF and components, as a query is) instead of fitting again; ``pending_refit`` counts the texts
+    added or removed since the fit, and a later :meth:`build` (the update's compaction) makes the index equal to
+    a clean build again.
     """
 
     name: ClassVar[str] = "lsi"
+    config_type: ClassVar[type[LsiConfig]] = LsiConfig
 
     def __init__(self, config: LsiConfig) -> None:
         self.dimensions = config.dimensions
@@ -34,6 +51,7 @@ class LsiIndex:
         self._vectorizer: TfidfVectorizer | None = None
         self._components = np.zeros((0, 0), np.float32)
         self._documents = np.zeros((0, 0), np.float32)
+        self._pending_refit = 0
 
     @staticmethod
     def _new_vectorizer() -> TfidfVectorizer:
@@ -42,9 +60,10 @@ class LsiIndex:
     def build(self, texts: Sequence[str]) -> None:
         """Fit TF-IDF and SVD on the texts and project them.
 
-        Past ``lsi_fit_sample`` texts, both are fitted on an evenly spaced sample of that many and every text is
+        Past ``fit_sample`` texts, both are fitted on an evenly spaced sample of that many and every text is
         then projected in batches, so that memory stays bounded (terms seen only outside the sample are unknown).
         """
+        self._pending_refit = 0
         if len(texts) > self.fit_sample and self._build_from_sample(texts):
             return
         vectorizer = self._new_vectorizer()
@@ -99,6 +118,24 @@ class LsiIndex:
         self._vectorizer, self._components, self._documents = vectorizer, components, documents
         return True
 
+    def splice(self, pieces: Sequence[Piece], fresh: Sequence[str]) -> None:
+        """Fold ``fresh`` texts into the fitted model and lay out kept and fresh rows as ``pieces`` say.
+
+        Raises:
+            ValueError: The index has no fitted model (no terms at all); build it instead.
+        """
+        if self._vectorizer is None:
+            raise ValueError("this LSI index has no fitted model to fold texts into; build it from the texts")
+        rank = self._documents.shape[1]
+        rows = np.zeros((0, rank), np.float32)
+        if fresh:
+            with config_context(assume_finite=True):
+                latent = np.asarray(self._vectorizer.transform(list(fresh)) @ self._components.T, np.float32)
+            rows = normalize(latent).astype(np.float32)
+        kept = sum(p.count for p in pieces if p.start is not None)
+        self._pending_refit += len(fresh) + len(self._documents) - kept
+        self._documents = splice_rows(np.asarray(self._documents), rows, pieces)
+
     def _project(self, query: str) -> np.ndarray:
         assert self._vectorizer is not None
         with config_context(assume_finite=True, skip_parameter_validation=True):  # its checks cost more than the work
@@ -144,6 +181,7 @@ class LsiIndex:
         info = json.loads((directory / "lsi.json").read_text())
         index = cls(config)
         index.dimensions = int(info["dimensions"])
+        index._pending_refit = int(info.get("pending_refit", 0))
         vocabulary = json.loads((directory / "vocabulary.json").read_text())
         index._components = np.load(directory / "components.npy", allow_pickle=False)
         index._documents = np.load(directory / "documents.npy", mmap_mode="r", allow_pickle=False)
@@ -162,6 +200,7 @@ class LsiIndex:
             "vocabulary": 0 if self._vectorizer is None else len(self._vectorizer.vocabulary_),
             "weighting": "tfidf-sublinear, english stop words, snowball stemming",
             "documents": int(self._documents.shape[0]),
+            "pending_refit": self._pending_refit,
         }
 
     def __len__(self) -> int:

@@ -23,6 +23,18 @@ def _import(name: str, names: tuple[str, ...], kind: str) -> type:
     return cast(type, getattr(module, class_name))
 
 
+def backend_class(name: str) -> type[VectorIndex] | type[KeywordIndex]:
+    """The class of any backend, vector or keyword (for its ``config_type``).
+
+    Raises:
+        UnknownBackendError: No such backend.
+        BackendUnavailableError: Its library is not installed.
+    """
+    if name in KEYWORD_BACKEND_NAMES:
+        return keyword_backend(name)
+    return vector_backend(name)
+
+
 def vector_backend(name: str) -> type[VectorIndex]:
     """The :class:`~indexing.backends.base.VectorIndex` class registered under ``name``.
 

@@ -1,7 +1,7 @@
 """USearch vector index: HNSW by inner product, vectors stored as f32, i8 or b1, served memory-mapped (``view``).
 
 ``f32`` keeps the float vectors in the graph and scores exactly. ``i8`` and ``b1`` store quantized vectors in
-the graph (4x and 32x smaller) and rescore ``usearch_rescore`` candidates exactly with the float vectors, kept
+the graph (4x and 32x smaller) and rescore ``rescore`` candidates exactly with the float vectors, kept
 beside the graph in ``vectors.npy`` and memory-mapped on load. ``i8`` vectors are scaled by one global factor
 into USearch's [-1, 1] range (inner-product order is unchanged); ``b1`` keeps one sign bit per dimension and
 finds candidates by Hamming distance.
@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
-from indexing.backends.configs import UsearchConfig
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError
 
@@ -30,10 +31,24 @@ except ImportError:  # pragma: no cover - usearch is a core dependency
     _Index = None  # type: ignore[assignment,misc]
 
 
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class UsearchConfig:
+    """USearch options (``MLSEARCH_USEARCH_<OPTION>``): stored vector type, HNSW graph, search, rescoring."""
+
+    dtype: Literal["f32", "i8", "b1"] = Field(
+        default="f32", description="Vector storage: f32 (exact), i8 or b1 (quantized, then rescored)."
+    )
+    connectivity: int = Field(default=16, ge=2, description="HNSW edges per node.")
+    expansion_add: int = Field(default=128, ge=1, description="Candidate list length while adding.")
+    expansion_search: int = Field(default=128, ge=1, description="Candidate list length per query.")
+    rescore: int = Field(default=100, ge=1, le=10_000, description="Candidates rescored exactly (i8, b1).")
+
+
 class UsearchIndex:
     """A USearch HNSW graph over inner products; ``dtype`` picks f32, i8 (rescored) or b1 (rescored)."""
 
     name: ClassVar[str] = "usearch"
+    config_type: ClassVar[type[UsearchConfig]] = UsearchConfig
     FILE = "usearch.index"
     VECTORS = "vectors.npy"
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.state import ServiceState, searcher_factory
 from mlsearch.settings import Settings
-from tests.fakes import HashingEncoder
+from tests.fakes import HashingEncoder, updated_settings
 
 ADMIN_KEY = "test-admin-key"
 BACKENDS = ["faiss", "annoy", "lsi", "bm25"]
@@ -51,7 +51,7 @@ def make_app(fake_encoder: HashingEncoder) -> Callable[..., FastAPI]:
     """Build an app over ``settings.index_dir`` whose model is the fake encoder."""
 
     def make(settings: Settings, **updates: object) -> FastAPI:
-        return create_app(settings.model_copy(update=updates), searcher_factory(lambda name: fake_encoder))
+        return create_app(updated_settings(settings, **updates), searcher_factory(lambda name: fake_encoder))
 
     return make
 

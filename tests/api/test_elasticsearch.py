@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from indexing.build import build_index
 from mlsearch.settings import Settings
 from tests.api.conftest import wait_ready
-from tests.fakes import HashingEncoder
+from tests.fakes import HashingEncoder, updated_settings
 from tests.indexing import es_fake
 
 UNREACHABLE = "http://127.0.0.1:9"  # a closed loopback port: connection refused at once
@@ -28,10 +28,10 @@ def es_index(
 ) -> Settings:
     """The tiny corpus built with faiss, lsi, bm25 and Elasticsearch (on a fake node that stays installed)."""
     es_fake.install(monkeypatch)
-    settings = api_settings.model_copy(update={
-        "elasticsearch_url": "http://es.test:9200", "elasticsearch_max_retries": 0,
-        "elasticsearch_initial_backoff": 0.0, "elasticsearch_timeout": 1.0,
-    })
+    settings = updated_settings(
+        api_settings, elasticsearch_url="http://es.test:9200", elasticsearch_max_retries=0,
+        elasticsearch_initial_backoff=0.0, elasticsearch_timeout=1.0,
+    )
     build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi", "bm25", "elasticsearch"])
     return settings
 

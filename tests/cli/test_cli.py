@@ -85,6 +85,17 @@ def test_errors_are_one_line_with_non_zero_exit(
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_a_bad_backend_option_stops_before_anything_is_written(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSEARCH_ANNOY_TRES", "3")
+    monkeypatch.setattr(common, "get_encoder", lambda settings, model=None: pytest.fail("the model was loaded"))
+    code, _, err = invoke("index", "build", "--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "idx"))
+    assert code == 1 and not (tmp_path / "idx").exists()
+    assert err.strip() == ("error: bad annoy backend options: unknown option 'tres' (MLSEARCH_ANNOY_TRES); "
+                           "valid: trees, search_k")
+
+
 def test_model_mismatch_is_a_clear_error(tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = str(tmp_path / "idx")
     assert invoke("index", "build", "--corpus", str(tiny_corpus), "--index-dir", index)[0] == 0

@@ -7,7 +7,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -159,4 +160,62 @@ def test_a_failing_log_is_counted_and_the_writer_goes_on(tmp_path: Path, make_ob
     assert writer.flush(timeout=10)
     assert writer.failed == 1 and writer.last_error and "failed" in writer.last_error
     assert writer.running
+    writer.stop()
+
+
+class _BareSearcher:
+    """A searcher with a model and no backends: enough to measure a query."""
+
+    built_backends: list[str] = []
+
+    class encoder:  # noqa: N801 - stands in for the attribute
+        @staticmethod
+        def count_tokens(texts: list[str]) -> list[int]:
+            return [len(t.split()) for t in texts]
+
+    def backend(self, name: str) -> object:
+        raise AssertionError("no backend is built")
+
+    def embed_query(self, query: str) -> np.ndarray:
+        if query == "unmeasurable":
+            raise ValueError("the model is gone")
+        return np.ones(4, np.float32) / 2
+
+
+def test_a_borrowing_writer_measures_each_batch_with_the_searcher_lent_then_and_keeps_none(tmp_path: Path) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+    lent: list[str] = []
+    current = _BareSearcher()
+
+    @contextmanager
+    def borrow() -> Iterator[_BareSearcher]:
+        lent.append("out")
+        yield current
+        lent.append("back")
+
+    writer = LogWriter(log, batch_size=4, borrow=borrow)
+    answered = _BareSearcher()  # the searcher that answered: replaced before the writer gets to the queries
+    for i in range(10):
+        assert writer.submit_query(answered, f"query {i}", "dense", 3)
+    assert all(item.searcher is None for item in list(writer._queue.queue))  # nothing keeps it alive
+    writer.submit(QueryObservation(embedding=np.ones(4, np.float32), token_count=2, unknown_share=0.0,
+                                   top_score=0.5, result_count=1))  # an observation needs no searcher
+    writer.start()
+    assert writer.flush(timeout=10)
+    assert log.count() == 11 and writer.failed == 0
+    assert lent and lent == ["out", "back"] * (len(lent) // 2)  # lent for a batch, always given back
+    assert len(lent) // 2 <= 3  # once per batch of up to 4 queries, not once per query
+    writer.stop()
+
+
+def test_a_writer_with_nothing_to_borrow_counts_the_queries_as_failed(tmp_path: Path) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+
+    def borrow() -> Iterator[_BareSearcher]:
+        raise RuntimeError("the service is not ready")
+
+    writer = LogWriter(log, borrow=borrow).start()  # type: ignore[arg-type]
+    writer.submit_query(_BareSearcher(), "gradient descent", "dense", 3)
+    assert writer.flush(timeout=10)
+    assert writer.failed == 1 and log.count() == 0 and writer.running
     writer.stop()

@@ -63,3 +63,29 @@ def test_a_reference_file_is_measured_once_and_reused_after_a_restart(
 def test_a_missing_reference_file_fails_fast(drift_settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(DriftError, match="not found"):
         DriftService(drift_settings.model_copy(update={"drift_reference_file": tmp_path / "nope.txt"}))
+
+
+def test_the_report_page_is_drawn_again_only_when_something_changed(
+    drift_settings: Settings, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import drift.service as module
+
+    drawn: list[int] = []
+
+    def render(data: object) -> str:
+        drawn.append(1)
+        return f"page {len(drawn)}"
+
+    monkeypatch.setattr(module, "render_html", render)
+    service = DriftService(drift_settings).start()
+    try:
+        service.record(searcher, "adam learning rate", "dense", 5)
+        first = service.report_page()
+        assert service.report_page() == first and len(drawn) == 1  # nothing logged since: the same page
+        service.record(searcher, "dropout rate", "dense", 5)
+        assert service.report_page() != first and len(drawn) == 2  # a new query: drawn again
+        service.reset()
+        service.report_page()
+        assert len(drawn) == 3  # a new reference: drawn again
+    finally:
+        service.stop()

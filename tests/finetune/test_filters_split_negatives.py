@@ -11,8 +11,7 @@ from finetune.filters import apply_filters, drop_duplicates, drop_short, round_t
 from finetune.negatives import mine_hard_negatives
 from finetune.queries import HeuristicGenerator, SyntheticQuery
 from finetune.split import QuerySplit, describe_split, split_queries
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config
+from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.chunks import Chunk
 from mlsearch.errors import FinetuneError
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from finetune.pseudo import pseudo_label
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config, FaissConfig, config_of
-from indexing.backends.faiss_index import FaissIndex
+from indexing.backends.bm25 import Bm25Config, Bm25Index
+from indexing.backends.configs import config_of
+from indexing.backends.faiss_index import FaissConfig, FaissIndex
 from indexing.layout import current_version_dir
 from indexing.store import ChunkStore
 from mlsearch.settings import Settings

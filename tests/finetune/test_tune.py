@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import finetune.tune as tune_module
 from cli.app import app
 from finetune.tune import Trial, choose, dev_queries, fusion_grid, imbalance, ndcg_at_10, tune, write_tuning
+from indexing.backends.bm25 import Bm25Config, Bm25Index
+from indexing.integrity import verify_checksums
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.settings import Settings
@@ -83,14 +87,32 @@ def test_tune_scores_every_variant_and_the_searcher_uses_the_written_choice(
     if result.fusion.source == "mlsearch tune":
         chosen = next(t for t in result.fusion_trials if t.name == result.fusion.label())
         assert chosen.score >= result.champion.score + 0.005
-    assert len(result.doc_trials) == 3 and len(result.reasons) == 2
+    assert len(result.doc_trials) == 3 and len(result.reasons) == 3 and result.reasons[0].startswith("BM25: ")
+    assert result.bm25 is not None and result.bm25_trials[0].score >= result.bm25_trials[-1].score
+    assert (result.bm25_index is None) == (result.bm25 == Bm25Config())
 
+    before = current_version_dir(built_index)
     write_tuning(built_index, result)
+    assert current_version_dir(built_index) != before  # published as a new version
+    assert verify_checksums(current_version_dir(built_index)) > 0
     manifest = Manifest.load(current_version_dir(built_index))
     assert manifest.tuning is not None and manifest.tuning["fusion"] == result.fusion.to_dict()
+    assert manifest.tuning["bm25"] == asdict(result.bm25)
     reopened = Searcher.open(built_index, settings, encoder=fake_encoder)
     assert reopened.fusion == result.fusion
+    bm25 = reopened.backend("bm25")
+    assert isinstance(bm25, Bm25Index) and bm25.config == result.bm25
     assert reopened.retrieve("adam momentum", 5, "hybrid")
+
+
+def test_choose_bm25_keeps_the_index_options_when_no_change_gains(
+    searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tune_module, "BM25_CHANGES", ({"k1": 1.5},))  # no change: nothing to try
+    result = tune(searcher, size=12)
+    assert result.bm25 == Bm25Config() and result.bm25_index is None
+    assert [t.name for t in result.bm25_trials] == ["bm25 as built"]
+    assert result.reasons[0].startswith("BM25: kept bm25 as built")
 
 
 def test_a_tuned_fusion_over_a_missing_backend_falls_back_to_rrf(

@@ -19,7 +19,7 @@ from indexing.build import build_index
 from indexing.layout import current_version_dir
 from mlsearch.settings import Settings
 from search.searcher import Searcher
-from tests.fakes import HashingEncoder
+from tests.fakes import HashingEncoder, updated_settings
 from tests.indexing.conformance import (
     DIMENSION,
     N_QUERIES,
@@ -39,13 +39,14 @@ pytestmark = pytest.mark.integration
 def es_settings(settings: Settings) -> Iterator[Settings]:
     """The test's settings with the cluster from the environment and a prefix of its own (cleaned up after)."""
     configured = Settings()
-    if not configured.elasticsearch_url:
+    cluster = configured.backend_options.get("elasticsearch", {})
+    if not cluster.get("url"):
         pytest.skip("MLSEARCH_ELASTICSEARCH_URL is not set: no Elasticsearch cluster to test against")
     prefix = f"mlsearch-test-{uuid.uuid4().hex[:8]}"
-    fields = {name: getattr(configured, name) for name in Settings.model_fields if name.startswith("elasticsearch_")}
-    ready = settings.model_copy(update={**fields, "elasticsearch_index_prefix": prefix})
+    fields = {f"elasticsearch_{option}": value for option, value in cluster.items()}
+    ready = updated_settings(settings, **fields, elasticsearch_index_prefix=prefix)
     yield ready
-    client = make_client(str(configured.elasticsearch_url), backend_config("elasticsearch", ready))  # type: ignore[arg-type]
+    client = make_client(str(cluster["url"]), backend_config("elasticsearch", ready))  # type: ignore[arg-type]
     names = list(client.indices.get_alias(index=f"{prefix}-*").body)  # wildcard deletes are refused by default
     if names:
         client.indices.delete(index=",".join(names))
@@ -60,7 +61,7 @@ def test_conformance_suite(es_settings: Settings, tmp_path: Path) -> None:
 @pytest.mark.parametrize("vector_index", ["int8_hnsw", "int4_hnsw"])  # bbq needs 64+ dimensions
 def test_quantized_graphs_keep_recall(es_settings: Settings, vector_index: str) -> None:
     """Quantized graphs rescore with the float vectors: recall@10 stays high with an uneven batch size."""
-    settings = es_settings.model_copy(update={"elasticsearch_vector_index": vector_index})
+    settings = updated_settings(es_settings, elasticsearch_vector_index=vector_index)
     data, queries = clustered_vectors(N_VECTORS, DIMENSION), clustered_vectors(N_QUERIES, DIMENSION, seed=1)
     index = ElasticsearchIndex(DIMENSION, backend_config("elasticsearch", settings))  # type: ignore[arg-type]
     add_in_batches(index, data, batch=997)

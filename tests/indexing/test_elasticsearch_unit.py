@@ -16,8 +16,8 @@ import pytest
 from pydantic import SecretStr
 
 from indexing.backends import elasticsearch_queries as q
-from indexing.backends.configs import ElasticsearchConfig, backend_config
-from indexing.backends.elasticsearch_index import ElasticsearchIndex, client_options, redact
+from indexing.backends.configs import backend_config
+from indexing.backends.elasticsearch_index import ElasticsearchConfig, ElasticsearchIndex, client_options, redact
 from indexing.backends.registry import vector_backend
 from indexing.chunks import Chunk
 from mlsearch.errors import BackendUnavailableError, IndexNotBuiltError

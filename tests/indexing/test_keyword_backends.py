@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexing.backends.configs import LsiConfig, backend_config
+from indexing.backends.configs import backend_config
+from indexing.backends.lsi import LsiConfig
 from indexing.backends.registry import keyword_backend
 from mlsearch.settings import Settings
 

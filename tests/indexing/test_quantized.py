@@ -11,7 +11,7 @@ from indexing.build import build_index
 from indexing.layout import current_version_dir
 from mlsearch.settings import Settings
 from search.searcher import Searcher
-from tests.fakes import HashingEncoder
+from tests.fakes import HashingEncoder, updated_settings
 
 
 @pytest.mark.parametrize("quantization", ["int8", "binary"])
@@ -20,7 +20,7 @@ def test_quantized_index_answers_like_exact_search(
 ) -> None:
     exact = settings.model_copy(update={"index_dir": settings.index_dir.parent / "exact"})
     build_index(exact, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss"])
-    quantized = settings.model_copy(update={"faiss_quantization": quantization, "faiss_rescore": 50})
+    quantized = updated_settings(settings, faiss_quantization=quantization, faiss_rescore=50)
     build_index(quantized, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss"])
 
     described = json.loads((current_version_dir(quantized.index_dir) / "manifest.json").read_text())["backends"]

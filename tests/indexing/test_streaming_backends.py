@@ -5,8 +5,8 @@ from __future__ import annotations
 import bm25s
 import numpy as np
 
-from indexing.backends.bm25 import Bm25Index
-from indexing.backends.configs import Bm25Config, LsiConfig
+from indexing.backends.bm25 import Bm25Config, Bm25Index
+from indexing.backends.lsi import LsiConfig
 from indexing.backends.text import analyze
 from indexing.store import ChunkStore
 from tests.conftest import TINY_CORPUS

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from indexing import updates
 from indexing.build import build_index
 from indexing.docstore import DocumentStore
 from indexing.layout import current_version_dir
@@ -25,8 +27,10 @@ WORDS = ("gradient boosting trees learning rate shrinkage residual variance bias
          "attention transformer token embedding cosine vector index cluster centroid outlier drift window").split()
 
 
-def _doc(doc_id: str, body: str, title: str | None = None):  # type: ignore[no-untyped-def]
+def _doc(doc_id: str, body: str, title: str | None = None, tags: str = ""):  # type: ignore[no-untyped-def]
     text = f"# {title or doc_id.title()}\n\n{body}"
+    if tags:
+        text = f"---\ntags: [{tags}]\n---\n{text}"
     return load_markdown_text(text, f"api/{doc_id}", doc_id).document
 
 
@@ -121,9 +125,12 @@ def _results(index_dir: Path, settings: Settings, encoder: HashingEncoder) -> di
     return out
 
 
+@pytest.mark.parametrize("in_place_moves", [updates.IN_PLACE_MOVES, 0], ids=["store-edited-in-place", "store-copied"])
 def test_many_writes_then_equal_to_a_clean_rebuild(
-    built_index: Path, tiny_corpus: Path, settings: Settings, fake_encoder: HashingEncoder, tmp_path: Path
+    built_index: Path, tiny_corpus: Path, settings: Settings, fake_encoder: HashingEncoder, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, in_place_moves: int,
 ) -> None:
+    monkeypatch.setattr(updates, "IN_PLACE_MOVES", in_place_moves)
     updater = _updater(settings, fake_encoder)
     rng = random.Random(7)
     alive: set[str] = {"dropout", "optimizers", "drift", "faiss"}
@@ -134,11 +141,15 @@ def test_many_writes_then_equal_to_a_clean_rebuild(
             alive.discard(victim)
         else:
             doc_id = f"doc{rng.randrange(15)}"
-            updater.put(_doc(doc_id, " ".join(rng.choices(WORDS, k=rng.randrange(5, 80))) + "."))
+            updater.put(_doc(doc_id, " ".join(rng.choices(WORDS, k=rng.randrange(5, 80))) + ".",
+                             tags=rng.choice(["", "odd", "even, odd"])))
             alive.add(doc_id)
         if step % 9 == 0:
             updater.run_pending()
     updater.run_pending()
+    assert updater.refit_due()  # LSI holds folded-in texts until it is fitted again
+    assert updater.refit() is not None
+    assert not updater.refit_due()
     updated = current_version_dir(built_index)
     assert set(Manifest.load(updated).counts) >= {"chunks"}
     clean = settings.model_copy(update={"index_dir": tmp_path / "clean" / "default"})
@@ -147,7 +158,45 @@ def test_many_writes_then_equal_to_a_clean_rebuild(
     b = ChunkStore(current_version_dir(clean.index_dir) / ChunkStore.FILE)
     assert {c.doc_id for c in a} == alive
     assert [c.id for c in a] == [c.id for c in b]
+    assert a.tags() == b.tags() and a.tags()
+    for tag in b.tags():
+        assert a.positions_with_tags([tag]).tolist() == b.positions_with_tags([tag]).tolist()
     np.testing.assert_allclose(a.embeddings(), b.embeddings(), atol=1e-6)
     assert _results(built_index, settings, fake_encoder) == _results(clean.index_dir, clean, fake_encoder)
     assert DocumentStore.in_state_dir(settings.state_dir).last_seq == 60  # type: ignore[arg-type]
+    updater.close()
+
+
+def test_the_background_refit_follows_updates_and_a_stale_refit_is_discarded(
+    built_index: Path, settings: Settings, fake_encoder: HashingEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[updates.UpdateSummary] = []
+    updater = DocumentUpdater(settings, lambda: fake_encoder, coalesce_s=0.01, on_published=published.append,
+                              refit_delay_s=0.05)
+    receipt = updater.put(_doc("refit", "kernel margin outlier drift window"))
+    update = updater.run_pending()
+    assert update is not None and updater.refit_due()
+    assert set(updates.pending_refits(Manifest.load(current_version_dir(built_index)))) == {"lsi", "annoy"}
+
+    # a newer version is published while a refit fits: the refit is thrown away
+    real_build = type(updates.keyword_backend("lsi")(updates.keyword_config("lsi", settings))).build
+
+    def build_then_update(self: object, texts: object) -> None:
+        real_build(self, texts)  # type: ignore[arg-type]
+        monkeypatch.setattr(type(self), "build", real_build)
+        updater.put(_doc("meanwhile", "written while the refit ran"))
+        updater.run_pending()
+
+    monkeypatch.setattr(type(updates.keyword_backend("lsi")(updates.keyword_config("lsi", settings))), "build",
+                        build_then_update)
+    assert updater.refit() is None
+    assert updater.refit_due()
+
+    updater.start()  # the thread refits the newer version once writes are quiet
+    assert updater.wait_until_indexed(receipt.seq)
+    deadline = time.monotonic() + 60
+    while len(published) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not updater.refit_due()
+    assert published[-1].changed == [] and published[-1].previous_version == published[-2].version
     updater.close()

@@ -13,6 +13,8 @@ from tests.indexing.conformance import check_backend
 CASES = [
     pytest.param("faiss", {"faiss_factory": "Flat"}, 1.0, id="faiss-flat"),
     pytest.param("faiss", {"faiss_factory": "HNSW32"}, 0.9, id="faiss-hnsw"),
+    pytest.param("faiss", {"faiss_factory": "HNSW", "faiss_hnsw_m": 16, "faiss_hnsw_ef_construction": 200}, 0.9,
+                 id="faiss-hnsw-m16-efc200"),
     pytest.param("faiss", {"faiss_factory": "IVF32,Flat", "faiss_nprobe": 8}, 0.9, id="faiss-ivf"),
     pytest.param("faiss", {"faiss_quantization": "int8"}, 0.99, id="faiss-int8-rescored"),
     pytest.param("faiss", {"faiss_factory": "HNSW32", "faiss_quantization": "int8"}, 0.9, id="faiss-hnsw-int8"),

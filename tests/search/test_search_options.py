@@ -13,7 +13,7 @@ from mlsearch.settings import Settings
 from search.grouping import group_by_document
 from search.searcher import Searcher
 from tests.documents_fixtures import PDF_PAGES, make_notebook, make_pdf
-from tests.fakes import HashingEncoder
+from tests.fakes import HashingEncoder, updated_settings
 from tests.indexing import es_fake
 
 METHODS = [("dense", "faiss"), ("dense", "annoy"), ("lsi", "faiss"), ("bm25", "faiss"), ("hybrid", "faiss")]
@@ -97,7 +97,7 @@ def test_elasticsearch_filters_inside_its_queries(
     method: str,
 ) -> None:
     cluster = es_fake.install(monkeypatch)
-    es_settings = settings.model_copy(update={"elasticsearch_url": "http://es.test:9200"})
+    es_settings = updated_settings(settings, elasticsearch_url="http://es.test:9200")
     build_index(es_settings, fake_encoder, corpus_dir=mixed_corpus, backends=["faiss", "bm25", "elasticsearch"])
     searcher = Searcher.open(es_settings.index_dir, es_settings, encoder=fake_encoder)
 

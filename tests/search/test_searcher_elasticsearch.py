@@ -15,7 +15,7 @@ from mlsearch.errors import BackendUnavailableError
 from mlsearch.settings import Settings
 from search.fusion import reciprocal_rank_fusion
 from search.searcher import HYBRID_CANDIDATES, Searcher
-from tests.fakes import HashingEncoder
+from tests.fakes import HashingEncoder, updated_settings
 from tests.indexing import es_fake
 
 QUERY = "Kolmogorov-Smirnov test population stability index"
@@ -28,7 +28,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> es_fake.FakeCluster:
 
 @pytest.fixture
 def es_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"elasticsearch_url": "http://es.test:9200"})
+    return updated_settings(settings, elasticsearch_url="http://es.test:9200")
 
 
 @pytest.fixture
@@ -103,9 +103,8 @@ def test_unreachable_cluster_fails_elasticsearch_while_faiss_answers(
     searcher: Searcher, es_settings: Settings, fake_encoder: HashingEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.undo()  # from here on the real client and network stack
-    down = es_settings.model_copy(
-        update={"elasticsearch_url": "http://127.0.0.1:9", "elasticsearch_timeout": 1.0,
-                "elasticsearch_max_retries": 0}
+    down = updated_settings(
+        es_settings, elasticsearch_url="http://127.0.0.1:9", elasticsearch_timeout=1.0, elasticsearch_max_retries=0
     )
     offline = Searcher.open(down.index_dir, down, encoder=fake_encoder)
     for method in ("dense", "bm25", "hybrid"):
