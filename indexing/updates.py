@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from haystack import Document
+from threadpoolctl import threadpool_limits
 
 from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
 from indexing.backends.configs import keyword_config, vector_config
@@ -74,6 +75,7 @@ class UpdateSummary:
     reused: int
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # CPU time of the thread that ran it (its wall time on an idle machine, about)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -257,7 +259,7 @@ def apply_changes(
 def _apply_locked(
     settings: Settings, encoder: Encoder, changes: Sequence[StoredChange], index_dir: Path, version: str | None,
 ) -> UpdateSummary:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     timings: dict[str, float] = {}
     clock = [started]
 
@@ -338,6 +340,7 @@ def _apply_locked(
         changed=sorted(d for d, c in latest.items() if c.document is not None), deleted=deleted,
         documents=documents, chunks=chunks, embedded=embedded, reused=chunks - embedded,
         seconds=round(time.perf_counter() - started, 3), timings=timings,
+        cpu_seconds=round(time.thread_time() - cpu_started, 3),
     )
 
 
@@ -385,7 +388,8 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
         return None
     lease = VersionLease(current)  # no update prunes the version while its texts are read
     try:
-        store = ChunkStore(current / ChunkStore.FILE)
+        # BLAS on the calling thread alone: its pool's threads would not share the refit thread's niceness
+        store, limits = ChunkStore(current / ChunkStore.FILE), threadpool_limits(limits=1, user_api="blas")
         try:
             fitted: dict[str, KeywordIndex | VectorIndex] = {}
             for name in names:
@@ -399,6 +403,7 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
                     fitted[name] = vector
         finally:
             store.close()
+            limits.restore_original_limits()
     finally:
         lease.release()
     fit_seconds = round(time.perf_counter() - started, 3)
