@@ -7,6 +7,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -82,3 +83,17 @@ def test_a_borrowed_searcher_stays_open_until_the_borrower_is_done(client: TestC
         assert borrowed in state._retired  # replaced, but not closed under the measurement
         assert borrowed.search("gradient descent", k=1, method="bm25").hits
     assert borrowed not in state._retired and id(borrowed) not in state._users
+
+
+def test_closing_a_replaced_searcher_gives_freed_memory_back(
+    client: TestClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.state
+
+    trims: list[int] = []
+    monkeypatch.setattr(api.state, "trim_heap", lambda: trims.append(1))
+    assert client.post("/admin/reload", params={"force": "true"}, headers=KEY).json()["reloaded"] is True
+    assert trims == [1]  # one replaced searcher closed, one trim
+    api.state._libc.cache_clear()
+    monkeypatch.undo()
+    api.state.trim_heap()  # glibc's malloc_trim here; a no-op where there is none
