@@ -264,6 +264,8 @@ class IndexInfo(BaseModel):
     counts: dict[str, int]
     cache: CacheInfo
     manifest: dict[str, Any]
+    reranker: str | None = Field(
+        default=None, description="The cross-encoder folder that `rerank: true` uses (none configured: null).")
 
 
 class ReloadResult(BaseModel):

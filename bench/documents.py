@@ -19,6 +19,7 @@ Run: ``.venv/bin/python -m bench.documents [--chunks 50000] [--backends faiss,an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import random
 import tempfile
@@ -148,34 +149,44 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=100,
                         help="Concurrent writes in step 3; 0 stops after the single PUTs (steps 3 and 4 skipped).")
     parser.add_argument("--model", default="fake", help="'fake' (default) or a model name or path.")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="Keep the corpus and index in this folder, built on the first run and reused (and "
+                        "updated further) by later ones: build under load, time the PUTs on a quiet machine.")
     args = parser.parse_args()
 
     rng = random.Random(13)
     words = _vocabulary(rng)
     encoder: Encoder = (FastHashingEncoder(dimension=384, max_seq_length=256) if args.model == "fake"
                         else load_encoder(args.model))
-    with tempfile.TemporaryDirectory() as tmp:
+    kept = contextlib.nullcontext(str(args.reuse)) if args.reuse else tempfile.TemporaryDirectory()
+    with kept as tmp:
         root = Path(tmp)
         corpus = root / "corpus"
-        _write_corpus(corpus, max(1, args.chunks // SECTIONS), rng, words)
+        documents = max(1, args.chunks // SECTIONS)
+        if not corpus.is_dir():
+            _write_corpus(corpus, documents, rng, words)
         settings = Settings(
             corpus_dir=corpus, index_dir=root / "indexes" / "default", state_dir=root / "state",
             backends=args.backends.split(","), admin_api_key=SecretStr(KEY), watch_index=False, drift_log=False,
             update_coalesce_s=0.05, keep_versions=2,
         )
-        started = time.perf_counter()
-        built = build_index(settings, encoder)
-        print(f"index        {built.chunks} chunks, {built.documents} documents, backends {args.backends}, "
-              f"model {encoder.name} ({encoder.dimension}d); built in {time.perf_counter() - started:.1f}s")
+        if (root / "indexes" / "default").exists():
+            print(f"index        reused from {root} (backends {args.backends}, model {encoder.name})")
+        else:
+            started = time.perf_counter()
+            built = build_index(settings, encoder)
+            documents = documents
+            print(f"index        {built.chunks} chunks, {documents} documents, backends {args.backends}, "
+                  f"model {encoder.name} ({encoder.dimension}d); built in {time.perf_counter() - started:.1f}s")
 
         app = create_app(settings, searcher_factory(lambda name: encoder), static_dir=None)
         with TestClient(app) as client:
             while client.get("/ready").status_code != 200:
                 time.sleep(0.05)
             # 1. one PUT until searchable: a new document in the middle of the index, then an edit
-            middle = f"doc{built.documents // 2:06d}-new"
+            middle = f"doc{documents // 2:06d}-new" + (f"-{int(time.time())}" if args.reuse else "")
             _one_put(client, app, middle, _document(rng, words, "Fresh document"), f"new document {middle}")
-            edited = f"doc{built.documents // 3:06d}"
+            edited = f"doc{documents // 3:06d}"
             _one_put(client, app, edited, _document(rng, words, "Edited document"), f"edit of {edited}")
 
             if args.writes <= 0:
@@ -202,9 +213,9 @@ def main() -> None:
             def write(i: int) -> int:
                 local = random.Random(1000 + i)
                 if i % 3 == 2:
-                    return client.delete(f"/documents/doc{local.randrange(built.documents):06d}",
+                    return client.delete(f"/documents/doc{local.randrange(documents):06d}",
                                          headers=HEADERS).status_code
-                doc_id = f"new{i:03d}" if i % 3 == 0 else f"doc{local.randrange(built.documents):06d}"
+                doc_id = f"new{i:03d}" if i % 3 == 0 else f"doc{local.randrange(documents):06d}"
                 return client.put(f"/documents/{doc_id}", json={"text": _document(local, words, doc_id)},
                                   headers=HEADERS).status_code
 

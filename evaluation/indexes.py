@@ -63,7 +63,8 @@ def needed_backends(methods: Sequence[str], vector_backend: str) -> list[str]:
 
     Unknown methods are skipped (:func:`evaluation.runner.check_options` reports them).
     """
-    bases = [runs_as(method) for method in methods]  # fusion variants run as the fused method
+    # a reranked method ("<method>+rerank") needs what it reranks; fusion variants run as the fused method
+    bases = [runs_as(method.removesuffix("+rerank")) for method in methods]
     names = [name for method in bases if method in METHODS for name in required_backends(method, vector_backend)]
     return list(dict.fromkeys(names))
 

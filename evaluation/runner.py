@@ -17,7 +17,9 @@ the searcher retrieves ``k × depth_factor`` chunks (at most 1000) and scores ea
 
 Besides ``hybrid`` (the index's own fusion: tuned by ``mlsearch tune``, else equal-weight RRF), the fixed
 fusion variants of :data:`search.fusion.FUSION_VARIANTS` (``hybrid-rrf``, ``hybrid-convex``,
-``hybrid-zscore``) can be evaluated side by side.
+``hybrid-zscore``) can be evaluated side by side, and any of them reranked: ``<method>+rerank`` (for example
+``hybrid+rerank``) reorders the method's top ``rerank_top_n`` chunks with the cross-encoder the searcher is
+configured with (``MLSEARCH_RERANKER``, else the one ``mlsearch rerank-train`` named in the index manifest).
 
 Scores of equal value are lowered by the smallest float step so that every run is strictly ordered as the
 searcher ranked it, and any TREC tool reads the same order from the run file.
@@ -46,7 +48,10 @@ from search.searcher import MAX_K, QueryEmbeddingCache, Searcher
 
 logger = logging.getLogger(__name__)
 DEPTH_FACTOR = 5
-EVAL_METHODS: tuple[str, ...] = (*METHOD_NAMES, *FUSION_VARIANTS)
+RERANK_SUFFIX = "+rerank"
+"""Appended to a method's name: the same method with its head reordered by the cross-encoder reranker."""
+EVAL_METHODS: tuple[str, ...] = (*METHOD_NAMES, *FUSION_VARIANTS,
+                                 *(f"{m}{RERANK_SUFFIX}" for m in (*METHOD_NAMES, *FUSION_VARIANTS)))
 LATENCY_KEYS = ("latency_ms_p50", "latency_ms_p95")
 
 
@@ -232,14 +237,18 @@ def _run_method(
     searcher: Searcher, method: str, queries: Mapping[str, str], qrels: dict[str, dict[str, int]],
     labels: Sequence[str], k: int, depth: int, backend: str, show_progress: bool, scoring: DocScoring,
 ) -> MethodResult:
-    fusion = FUSION_VARIANTS.get(method)
-    method_name = FUSED_METHOD if fusion else method
-    searcher.retrieve("warm up", 1, method_name, backend, fusion=fusion)
+    rerank = method.endswith(RERANK_SUFFIX)
+    base = method.removesuffix(RERANK_SUFFIX)
+    fusion = FUSION_VARIANTS.get(base)
+    method_name = FUSED_METHOD if fusion else base
+    if rerank:  # a cross-encoder's scores are no chunk scores to add up: a document counts by its best chunk
+        scoring = DocScoring()
+    searcher.retrieve("warm up", 1, method_name, backend, fusion=fusion, rerank=rerank)
     run: dict[str, dict[str, float]] = {}
     latency: dict[str, float] = {}
     for qid, text in tqdm(queries.items(), desc=method, unit="query", disable=not show_progress):
         t = time.perf_counter()
-        ranked = searcher.retrieve(text, depth, method_name, backend, fusion=fusion)
+        ranked = searcher.retrieve(text, depth, method_name, backend, fusion=fusion, rerank=rerank)
         latency[qid] = (time.perf_counter() - t) * 1000
         run[qid] = document_scores(ranked, labels, k, scoring)
     cutoffs = [f"recall@{c}" for c in RECALL_CUTOFFS]

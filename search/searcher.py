@@ -437,6 +437,13 @@ class Searcher:
                             took_ms=round(took, 3), hits=hits)
 
     @property
+    def reranker_path(self) -> str | None:
+        """The cross-encoder folder ``rerank`` would use (``settings.reranker``, else the manifest's), or None;
+        nothing is loaded."""
+        path = self.config.reranker or ((self.manifest.tuning or {}).get("reranker") or {}).get("path")
+        return str(path) if path else None
+
+    @property
     def reranker(self) -> Reranker:
         """The cross-encoder of ``rerank`` (loaded once): ``settings.reranker``, else the manifest's.
 
@@ -447,7 +454,7 @@ class Searcher:
         if self._reranker is None:
             with self._model_lock:
                 if self._reranker is None:
-                    path = self.config.reranker or ((self.manifest.tuning or {}).get("reranker") or {}).get("path")
+                    path = self.reranker_path
                     if not path:
                         raise BadQueryError("no reranker is configured: set MLSEARCH_RERANKER to a cross-encoder "
                                             "folder or run `mlsearch rerank-train`")

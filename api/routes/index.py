@@ -24,4 +24,5 @@ async def index_info(searcher: SearcherDep, state: StateDep) -> IndexInfo:
         counts=dict(manifest.counts),
         cache=CacheInfo(size=cache.size, entries=len(cache), hits=cache.hits, misses=cache.misses),
         manifest=manifest.model_dump(mode="json"),
+        reranker=searcher.reranker_path,
     )

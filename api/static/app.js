@@ -2,7 +2,9 @@
 //
 // It calls POST /compare with every method (one round trip gives each column and the overlap figures). When
 // a backend is unavailable (a 503 naming it) it asks POST /search per method instead, so that the methods
-// that can answer still fill their columns, and POST /compare again over those for the overlap.
+// that can answer still fill their columns, and POST /compare again over those for the overlap. When the
+// service has a reranker (GET /index names it), a fifth column shows Hybrid with its top results reordered by
+// the cross-encoder (POST /search with "rerank": true); the overlap figures stay those of the four methods.
 //
 // Every piece of text that comes from the user or the server is put into the page with textContent or text
 // nodes, never as HTML.
@@ -15,7 +17,8 @@
     { id: "dense", label: "Dense" },
     { id: "hybrid", label: "Hybrid" },
   ];
-  const LABELS = Object.fromEntries(METHODS.map((m) => [m.id, m.label]));
+  const RERANKED = "reranked";
+  const LABELS = { ...Object.fromEntries(METHODS.map((m) => [m.id, m.label])), [RERANKED]: "Reranked" };
   const MAX_QUERY_CHARS = 1000;
   const MAX_RESULTS = 100;
   const DEFAULT_K = 10;
@@ -54,6 +57,7 @@
   const overlapLine = document.getElementById("overlap");
   const columnsBox = document.getElementById("columns");
 
+  let reranker = null; // the cross-encoder's name when the service has one (GET /index)
   let selectedTags = new Set();
   let tagsLoaded = false;
   let current = null; // {token, controller} of the comparison in flight
@@ -238,6 +242,7 @@
 
   function resetColumns(text) {
     for (const { id } of METHODS) showColumnStatus(id, text, false);
+    if (reranker) showColumnStatus(RERANKED, text, false);
     overlapLine.hidden = true;
     overlapLine.replaceChildren();
   }
@@ -315,6 +320,47 @@
     for (const tag of selectedTags) {
       if (!tags.includes(tag)) tagList.appendChild(el("span", "muted", ` (${tag}: not in this index)`));
     }
+  }
+
+  // The reranked column is shown only when the service has a cross-encoder configured.
+  async function loadReranker() {
+    try {
+      const response = await fetch("/index", { headers: { Accept: "application/json" } });
+      const data = await response.json().catch(() => null);
+      if (!response.ok || !data || !data.reranker) return;
+      reranker = data.reranker;
+      const col = column(RERANKED);
+      col.hidden = false;
+      columnsBox.classList.add("with-reranker");
+      part(col, "kind").title = `Cross-encoder: ${reranker}`;
+    } catch (error) {
+      // no reranked column: the four methods work without it
+    }
+  }
+
+  // One extra request: Hybrid with its head reranked, rendered beside the four methods' columns.
+  async function rerankedColumn(run, query, k, filters, group_by, maps, stems) {
+    if (!reranker) return;
+    const col = column(RERANKED);
+    col.setAttribute("aria-busy", "true");
+    let reply;
+    try {
+      reply = await postJson("/search", { query, k, method: "hybrid", rerank: true, filters, group_by },
+        run.controller.signal);
+    } catch (error) {
+      if (error.name === "AbortError" || stale(run)) return;
+      renderFailedColumn(RERANKED, `Unavailable: ${NETWORK_MESSAGE[0]}`);
+      return;
+    }
+    if (stale(run)) return;
+    if (!reply.ok) {
+      const [text, detail] = errorText(reply);
+      renderFailedColumn(RERANKED, `Unavailable: ${detail || text}`);
+      return;
+    }
+    const results = reply.data.results;
+    const withReranked = { ...maps, [RERANKED]: new Map(results.map((hit) => [hit.id, hit.rank])) };
+    renderColumn(RERANKED, { took_ms: reply.data.took_ms, results }, withReranked, stems);
   }
 
   async function loadTags() {
@@ -556,6 +602,8 @@
         const maps = rankMaps(data.runs);
         for (const method of methods) renderColumn(method, data.runs[method], maps, stems);
         renderOverlap(data.overlap, methods, k);
+        await rerankedColumn(run, query, k, filters, group_by, maps, stems);
+        if (stale(run)) return;
         finish(run, query, started, methods.length);
       } else if (reply.status === 503 && reply.data && reply.data.error === "backend_unavailable") {
         await compareEachMethod(run, query, k, filters, started, group_by);
@@ -591,6 +639,7 @@
     const maps = rankMaps(runs);
     for (const method of answered) renderColumn(method, runs[method], maps, stems);
     for (const { method, text } of failures) renderFailedColumn(method, `Unavailable: ${text[1] || text[0]}`);
+    if (reranker) renderFailedColumn(RERANKED, "Not shown while a backend is unavailable.");
     const names = failures.map((f) => LABELS[f.method]);
     showMessage(
       `${listJoin(names)} could not answer; the other columns are shown.`,
@@ -665,9 +714,11 @@
     setK(k);
     selectedTags = new Set(tags);
     loadTags();
-    if (q) compare();
-    else writeUrl();
-    if (kProblem) showMessage("The link's k was changed.", kProblem);
+    if (!q) writeUrl();
+    loadReranker().finally(() => {
+      if (q && !current) compare();
+      if (kProblem) showMessage("The link's k was changed.", kProblem);
+    });
   }
 
   start();

@@ -22,7 +22,9 @@ def run(
     methods: Annotated[
         str,
         typer.Option("--methods", help="Comma-separated: lsi, bm25, dense, hybrid (the index's fusion) and the "
-                                       "fixed variants hybrid-rrf, hybrid-convex, hybrid-zscore."),
+                                       "fixed variants hybrid-rrf, hybrid-convex, hybrid-zscore; "
+                                       "METHOD+rerank reranks a method's top results with the cross-encoder "
+                                       "(MLSEARCH_RERANKER or the index's own)."),
     ] = "lsi,bm25,dense,hybrid",
     backend: Annotated[str, typer.Option(
         "--backend", help=f"Vector backend of dense and hybrid: {', '.join(VECTOR_BACKEND_NAMES)}.")

@@ -16,7 +16,9 @@ def test_the_page_is_served_at_the_root_with_one_column_per_method(client: TestC
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     methods = re.findall(r'<section class="column" data-method="(\w+)"', page.text)
-    assert methods == ["lsi", "bm25", "dense", "hybrid"]
+    assert methods == ["lsi", "bm25", "dense", "hybrid", "reranked"]
+    # the reranked column stays hidden until GET /index names a reranker
+    assert re.search(r'<section class="column" data-method="reranked"[^>]*\bhidden\b', page.text)
     for control in ("q", "k"):
         assert f'<label for="{control}">' in page.text and f'id="{control}"' in page.text
     assert 'role="alert"' in page.text

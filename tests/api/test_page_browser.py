@@ -218,6 +218,38 @@ def test_typing_a_query_and_pressing_enter_fills_all_four_columns(page: Any, liv
     finish(page, "enter-fills-four-columns")
 
 
+def test_a_configured_reranker_adds_a_reranked_column(page: Any, live: LiveServer) -> None:
+    import json
+
+    expect_hidden = page.locator('.column[data-method="reranked"]')
+    sent: list[dict[str, Any]] = []
+
+    def index(route: Any) -> None:  # the service names a reranker
+        body = httpx.get(f"{live.url}/index").json()
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({**body, "reranker": "rr"}))
+
+    def search(route: Any) -> None:  # the page asks for hybrid reranked; the tiny app answers it unreranked
+        body = json.loads(route.request.post_data)
+        sent.append(body)
+        route.continue_(post_data=json.dumps({**body, "rerank": False}))
+
+    page.goto(live.url)
+    expect(expect_hidden).to_be_hidden()  # no reranker: four columns
+    page.route("**/index", index)
+    page.route("**/search", search)
+    page.goto(f"{live.url}/?q=dropout+rate")
+    column = page.locator('.column[data-method="reranked"]')
+    expect(column).to_be_visible()
+    expect(column.locator("h2")).to_have_text("Reranked")
+    expected = api_compare(live, "dropout rate")
+    ids = [hit["id"] for hit in expected["runs"]["hybrid"]["results"]]
+    expect(column.locator("li.result")).to_have_count(len(ids))
+    assert column_ids(page, "reranked") == ids
+    assert sent[-1]["method"] == "hybrid" and sent[-1]["rerank"] is True
+    expect(column.locator("li.result").first.locator('.delta[data-other="hybrid"]')).to_have_class(re.compile("same"))
+    finish(page, "reranked-column")
+
+
 def test_keyboard_alone_runs_a_query_and_toggles_a_tag(page: Any, live: LiveServer) -> None:
     page.goto(live.url)
     expect(page.locator("#tag-list input[type=checkbox]")).to_have_count(4)
@@ -299,7 +331,7 @@ def test_empty_too_long_and_rejected_queries_show_an_inline_message(page: Any, l
 
     page.get_by_label("Query").press("Enter")
     expect(alert).to_contain_text("Type a query first")
-    expect(page.locator(".column")).to_have_count(4)
+    expect(page.locator(".column:visible")).to_have_count(4)
     expect(page.locator(".column").first).to_be_visible()
     expect(page.get_by_label("Query")).to_have_attribute("aria-invalid", "true")
 
@@ -371,7 +403,7 @@ def test_a_service_that_is_not_ready_or_gone_shows_an_inline_message(
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("The search service is not ready.")
     expect(alert).to_contain_text("no index")
-    expect(page.locator(".column")).to_have_count(4)
+    expect(page.locator(".column:visible")).to_have_count(4)
     finish(page, "not-ready")
 
     live.stop()

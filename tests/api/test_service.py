@@ -33,6 +33,16 @@ def test_index_shows_the_manifest_and_counts(client: TestClient, app: FastAPI) -
     assert body["manifest"]["model"]["name"] == "fake-hashing"
     assert body["reloads"] == 0 and body["loaded_at"]
     assert set(body["cache"]) == {"size", "entries", "hits", "misses"}
+    assert body["reranker"] is None  # the page shows its reranked column only when one is configured
+
+
+def test_index_names_a_configured_reranker_without_loading_it(
+    tmp_path: Path, built_index: Path, api_settings: Settings, make_app: Callable[..., FastAPI]
+) -> None:
+    folder = tmp_path / "cross-encoder"
+    with TestClient(make_app(api_settings.model_copy(update={"reranker": folder}))) as client:
+        wait_ready(client)
+        assert client.get("/index").json()["reranker"] == str(folder)
 
 
 def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -71,3 +71,35 @@ def test_bad_options_fail_before_any_search(searcher: Searcher, qrels_dir: Path,
         evaluate(searcher, dataset, ["dense"], k=0)
     with pytest.raises(UnknownBackendError, match="unknown vector backend"):
         evaluate(searcher, dataset, ["dense"], backend="lsi")
+
+
+class _FavouriteCrossEncoder:
+    """A stand-in cross-encoder that scores passages mentioning one word far above the rest."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+    def predict(self, pairs: list[tuple[str, str]], **_: object) -> list[float]:
+        return [10.0 if self.word in passage.lower() else 0.0 for _, passage in pairs]
+
+
+def test_a_reranked_method_reorders_its_head_with_the_cross_encoder(
+    searcher: Searcher, qrels_dir: Path, tiny_corpus: Path
+) -> None:
+    from evaluation.indexes import needed_backends
+    from evaluation.runner import check_options
+    from search.rerank import Reranker
+
+    searcher._reranker = Reranker(_FavouriteCrossEncoder("faiss"), "favourite")
+    dataset = load_dataset(qrels_dir, corpus_dir=tiny_corpus)
+    result = evaluate(searcher, dataset, ["hybrid", "hybrid+rerank", "bm25+rerank"], k=3, backend="annoy")
+    assert list(result.metrics_table()) == ["hybrid", "hybrid+rerank", "bm25+rerank"]
+    for qid in dataset.queries:
+        plain, reranked = result.methods["hybrid"].run[qid], result.methods["hybrid+rerank"].run[qid]
+        assert set(reranked) <= {"dropout", "optimizers", "drift", "faiss"}
+        assert next(iter(reranked)) == "faiss"  # every hybrid head of the tiny corpus holds the faiss article
+        assert set(plain) != set() and list(plain) != list(reranked) or next(iter(plain)) == "faiss"
+    assert needed_backends(["hybrid+rerank"], "annoy") == needed_backends(["hybrid"], "annoy")
+    check_options(["hybrid-rrf+rerank"], 10, "faiss")
+    with pytest.raises(BadQueryError, match="unknown method"):
+        check_options(["hybrid+rerank+rerank"], 10, "faiss")

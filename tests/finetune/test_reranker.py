@@ -45,6 +45,25 @@ def test_rerank_reorders_the_head_and_keeps_the_tail(tiny_cross_encoder: Path) -
         Reranker.load(tiny_cross_encoder.parent / "missing")
 
 
+def test_a_blend_file_sets_the_cross_encoders_share(tiny_cross_encoder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from search.rerank import BLEND_FILE
+
+    folder = tmp_path / "blended"
+    shutil.copytree(tiny_cross_encoder, folder)
+    (folder / BLEND_FILE).write_text(json.dumps({"weight": 0.0}))
+    reranker = Reranker.load(folder)
+    texts = {0: "dropout zeroes activations", 1: "adam keeps running averages", 2: "canary releases"}
+    ranked = [(2, 0.9), (0, 0.5), (1, 0.1)]
+    assert reranker.weight == 0.0
+    assert [p for p, _ in reranker.rerank("dropout", ranked, texts, top_n=3)] == [2, 0, 1]  # weight 0: as it was
+    assert Reranker.load(tiny_cross_encoder).weight == 1.0
+    (folder / BLEND_FILE).write_text(json.dumps({"weight": 3}))
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        Reranker.load(folder)
+
+
 def test_search_with_rerank_uses_the_configured_cross_encoder(
     tiny_index: Path, settings: Settings, tiny_encoder: SentenceTransformerEncoder, tiny_cross_encoder: Path
 ) -> None:
@@ -69,7 +88,7 @@ def test_training_is_gated_and_a_promoted_reranker_is_named_in_the_manifest(
                               policy=GatePolicy(min_gain=-1.0, tolerance=1.0))
     result = run_reranker_training(searcher, options)
     assert result.promoted and result.model_dir == tmp_path / "rr" and result.steps == 2
-    assert result.pairs > 0 and result.split["dev_queries"] > 0
+    assert result.training_queries > 0 and result.split["dev_queries"] > 0
     manifest = Manifest.load(searcher.directory)
     assert manifest.tuning is not None and manifest.tuning["reranker"]["path"] == str((tmp_path / "rr").resolve())
     assert Searcher.open(tiny_index, settings, encoder=tiny_encoder).reranker.name == str((tmp_path / "rr").resolve())
