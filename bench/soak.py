@@ -10,8 +10,8 @@ edited, then the same ``build_index`` as ``mlsearch index build``) starts every 
 first after half that, so 10 minutes with the default 120 s hold 5 (``--rebuilds``).
 
 The rebuilds run in one builder process that stays up between them, as a watcher would (``--cli-rebuilds``
-starts ``mlsearch index build`` each time instead: on the shared 2-core machine its start-up alone, imports
-and model, took 60-130 s of each rebuild). Each edit adds a word found nowhere else; a rebuild counts as
+starts ``mlsearch index build`` each time instead: on the shared 2-core machine each took 136-152 s under the
+soak, nearly all of it start-up, imports and model). Each edit adds a word found nowhere else; a rebuild counts as
 published once a BM25 search for its word finds it through the server, and at the end every edit's word must
 still be found (a document write that published later must not have undone a rebuild). When rebuilds run
 slower than the schedule, the next starts as soon as the last is published, and the clients keep going past
