@@ -629,10 +629,7 @@ class DocumentUpdater:
                 failures = 0
             except Exception:
                 failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
-                logger.exception("incremental index update failed; retrying in %.1fs", delay)
-                if not self._stop.wait(delay):
-                    self._wake.set()
+                self._retry_later(self._wake, min(30.0, 0.5 * 2**failures), "incremental index update failed")
 
     def _refit_loop(self) -> None:
         with contextlib.suppress(AttributeError, OSError):  # Linux: a thread is a task with its own niceness
@@ -651,10 +648,13 @@ class DocumentUpdater:
                 failures = 0
             except Exception:
                 failures += 1
-                delay = min(60.0, 2.0 * 2**failures)
-                logger.exception("refit after document updates failed; retrying in %.1fs", delay)
-                if not self._stop.wait(delay):
-                    self._refit_wake.set()
+                self._retry_later(self._refit_wake, min(60.0, 2.0 * 2**failures), "refit after document updates failed")
+
+    def _retry_later(self, wake: threading.Event, delay: float, what: str) -> None:
+        """Log the failure being handled, then wake its loop again after ``delay`` seconds unless stopped."""
+        logger.exception("%s; retrying in %.1fs", what, delay)
+        if not self._stop.wait(delay):
+            wake.set()
 
     def wait_until_indexed(self, seq: int, timeout: float = 60.0) -> bool:
         """Wait until the published version contains write ``seq``; False on timeout."""
