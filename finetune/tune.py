@@ -23,12 +23,12 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,8 +37,7 @@ from tqdm import tqdm
 from finetune.filters import drop_duplicates, drop_short
 from finetune.queries import HeuristicGenerator
 from indexing.backends.bm25 import Bm25Config, Bm25Index
-from indexing.integrity import CHECKSUMS_FILE
-from indexing.layout import build_lock, current_version_dir, new_build_dir, publish
+from indexing.layout import build_lock, current_version_dir, derived_version
 from indexing.manifest import Manifest
 from indexing.updates import new_version_name
 from mlsearch.catalog import (
@@ -490,31 +489,21 @@ def _choose_doc_scoring(
     return sorted(trials, key=lambda t: -t.score), "document scoring: " + reason, chosen
 
 
-def write_tuning(index_dir: Any, result: TuneResult, keep: int = 2) -> Manifest:
+def write_tuning(index_dir: str | Path, result: TuneResult, keep: int = 2) -> Manifest:
     """Publish the choices as a new version of the index ``index_dir`` points to.
 
-    The new version is a copy of the current one with the choices in its manifest's ``tuning`` and, when tuning
-    chose other BM25 options, the BM25 index built with them (its options are saved with it, so document updates
-    keep them). It is published as a build is (checksums, atomic swap, ``keep`` versions kept), so a service
-    picks it up on its next reload and verifies it first.
+    The new version shares the current one's files, with the choices in its manifest's ``tuning`` and, when
+    tuning chose other BM25 options, the BM25 index built with them (its options are saved with it, so document
+    updates keep them). It is published as a build is (checksums, atomic swap, ``keep`` versions kept), so a
+    service picks it up on its next reload and verifies it first.
     """
-    from pathlib import Path
-
     index_dir = Path(index_dir)
     with build_lock(index_dir):
         source = current_version_dir(index_dir)
         manifest = Manifest.load(source)
         version = new_version_name("tuned")
-        build_dir = new_build_dir(index_dir, version)
-        try:
-            replaced = {BM25} if result.bm25_index is not None else set()
-            for entry in source.iterdir():
-                if entry.name == CHECKSUMS_FILE or entry.name in replaced:
-                    continue
-                if entry.is_dir():
-                    shutil.copytree(entry, build_dir / entry.name)
-                else:
-                    shutil.copy2(entry, build_dir / entry.name)
+        replaced = {BM25} if result.bm25_index is not None else set()
+        with derived_version(index_dir, source, version, replaced, keep) as build_dir:
             if result.bm25_index is not None:
                 result.bm25_index.save(build_dir / BM25)
                 manifest.backends[BM25] = result.bm25_index.describe()
@@ -522,8 +511,4 @@ def write_tuning(index_dir: Any, result: TuneResult, keep: int = 2) -> Manifest:
             manifest.tuning["tuned_from"] = manifest.version
             manifest.version = version
             manifest.save(build_dir)
-            publish(index_dir, build_dir, keep)
-        except BaseException:
-            shutil.rmtree(build_dir, ignore_errors=True)
-            raise
     return manifest

@@ -281,6 +281,24 @@ def embed_missing(
     return embedded
 
 
+class Laps:
+    """Wall time per stage: calling it with a stage's name records the seconds since the previous call.
+
+    Args:
+        start: When the first stage began (``time.perf_counter()``; now by default).
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter() if start is None else start
+
+    def __call__(self, name: str) -> None:
+        """Record stage ``name`` as ending now."""
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._last, 3)
+        self._last = now
+
+
 def build_backends(
     build_dir: Path, dimension: int, configs: Mapping[str, object], lap: Callable[[str], None], say: Progress,
 ) -> dict[str, dict[str, object]]:
@@ -389,14 +407,7 @@ def _build_locked(
     settings: Settings, encoder: Encoder, corpus_dir: Path, index_dir: Path, configs: Mapping[str, object],
     show_progress: bool, say: Progress, started: float, files: Iterator[CorpusFile], config: ChunkingConfig,
 ) -> BuildSummary:
-    timings: dict[str, float] = {}
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = round(now - clock[0], 3)
-        clock[0] = now
-
+    lap = Laps()
     merged, document_seq = stored_overlay_stream(files, settings, index_dir)
     build_dir = new_build_dir(index_dir, f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
     writer: ChunkStoreWriter | None = None
@@ -464,5 +475,5 @@ def _build_locked(
         index_dir=str(index_dir), version=version, documents=corpus.documents, skipped=skipped,
         chunks=chunks, embedded=embedded, reused=unchanged + resumed, resumed=resumed, backends=list(configs),
         max_tokens=max_tokens, mean_tokens=round(mean_tokens, 2),
-        seconds=round(time.perf_counter() - started, 3), timings=timings,
+        seconds=round(time.perf_counter() - started, 3), timings=lap.timings,
     )

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from indexing.integrity import write_checksums
+from indexing.integrity import CHECKSUMS_FILE, storage_error, write_checksums
 from indexing.manifest import MANIFEST_FILE
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,29 @@ def link_version_files(source: Path, target: Path, skip: Collection[str]) -> Non
             os.link(path, destination)
         except OSError:
             shutil.copy2(path, destination)
+
+
+@contextlib.contextmanager
+def derived_version(
+    index_dir: Path, source: Path, version: str, replaced: Collection[str], keep: int
+) -> Iterator[Path]:
+    """A new version ``version`` made from version ``source``, published when the ``with`` block ends.
+
+    Every file of ``source`` is hard-linked into the new version's build folder (which the block receives) but
+    its checksums, its manifest and the top-level names in ``replaced``: the block writes those (the replaced
+    backends and the manifest). On any failure the partial version is removed and the current one is
+    untouched; a full or read-only disk raises :class:`~mlsearch.errors.StorageError`.
+    """
+    build_dir = new_build_dir(index_dir, version)
+    try:
+        link_version_files(source, build_dir, skip={*replaced, MANIFEST_FILE, CHECKSUMS_FILE})
+        yield build_dir
+        publish(index_dir, build_dir, keep=keep, previous=source)
+    except BaseException as exc:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        if (disk := storage_error(exc, index_dir)) is not None:
+            raise disk from exc
+        raise
 
 
 def publish(index_dir: Path, build_dir: Path, keep: int, previous: Path | None = None) -> Path:

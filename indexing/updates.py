@@ -33,22 +33,22 @@ from threadpoolctl import threadpool_limits
 from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
 from indexing.backends.configs import keyword_config, vector_config
 from indexing.backends.registry import keyword_backend, vector_backend
-from indexing.build import embed_chunks
+from indexing.build import Laps, embed_chunks
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
 from indexing.embedding import Encoder, library_versions
-from indexing.integrity import CHECKSUMS_FILE, storage_error
+from indexing.integrity import storage_error
 from indexing.layout import (
     VersionLease,
     build_lock,
     current_version_dir,
-    link_version_files,
+    derived_version,
     new_build_dir,
     publish,
     remove_stale_builds,
 )
-from indexing.manifest import MANIFEST_FILE, Manifest
+from indexing.manifest import Manifest
 from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES
 from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError, MlsearchError
@@ -92,34 +92,18 @@ def new_version_name(tag: str) -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{tag}"
 
 
-def write_backends(
-    directory: Path, names: Sequence[str], settings: Settings, dimension: int, chunks: Sequence[Chunk],
-    vectors: np.ndarray, texts: Sequence[str] | None = None,
-) -> dict[str, dict[str, object]]:
-    """Build every named backend over the chunks and their vectors into ``directory``; returns their settings.
-
-    ``texts`` are the chunks' embedded texts for the keyword backends (computed from ``chunks`` when None).
-    """
-    described: dict[str, dict[str, object]] = {}
-    for name in names:
-        described[name] = _build_backend(directory, name, settings, dimension, chunks, lambda: vectors, texts)
-    return described
-
-
-def _build_backend(
-    directory: Path, name: str, settings: Settings, dimension: int, chunks: Sequence[Chunk],
-    vectors: Callable[[], np.ndarray], texts: Sequence[str] | None,
-) -> dict[str, object]:
-    """Build one backend from every chunk (its texts, or its vectors as ``vectors()`` returns them) and save it."""
+def _fit_backend(
+    name: str, settings: Settings, dimension: int, chunks: Sequence[Chunk], vectors: Callable[[], np.ndarray],
+    texts: Sequence[str],
+) -> KeywordIndex | VectorIndex:
+    """One backend fitted over every chunk: a keyword backend over ``texts``, a vector one over ``vectors()``."""
     if name in KEYWORD_BACKEND_NAMES:
         keyword = keyword_backend(name)(keyword_config(name, settings))
-        keyword.build(texts if texts is not None else [chunk.embedding_text for chunk in chunks])
-        keyword.save(directory / name)
-        return keyword.describe()
+        keyword.build(texts)
+        return keyword
     vector = vector_backend(name)(dimension, vector_config(name, settings))
     vector.add(vectors(), chunks)
-    vector.save(directory / name)
-    return vector.describe()
+    return vector
 
 
 def _splice_backend(
@@ -260,14 +244,7 @@ def _apply_locked(
     settings: Settings, encoder: Encoder, changes: Sequence[StoredChange], index_dir: Path, version: str | None,
 ) -> UpdateSummary:
     started, cpu_started = time.perf_counter(), time.thread_time()
-    timings: dict[str, float] = {}
-    clock = [started]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = round(now - clock[0], 3)
-        clock[0] = now
-
+    lap = Laps(started)
     current = current_version_dir(index_dir)
     manifest = Manifest.load(current)
     manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
@@ -339,7 +316,7 @@ def _apply_locked(
         version=version, previous_version=manifest.version, document_seq=seq,
         changed=sorted(d for d, c in latest.items() if c.document is not None), deleted=deleted,
         documents=documents, chunks=chunks, embedded=embedded, reused=chunks - embedded,
-        seconds=round(time.perf_counter() - started, 3), timings=timings,
+        seconds=round(time.perf_counter() - started, 3), timings=lap.timings,
         cpu_seconds=round(time.thread_time() - cpu_started, 3),
     )
 
@@ -361,8 +338,10 @@ def _update_backends(
     for name in names:
         info = _splice_backend(previous, build_dir, name, settings, pieces, fresh_texts, fresh_vectors)
         if info is None:
-            info = _build_backend(build_dir, name, settings, dimension, ChunkRange(store, 0, len(store)), vectors,
-                                  StoredTexts(store))
+            index = _fit_backend(name, settings, dimension, ChunkRange(store, 0, len(store)), vectors,
+                                 StoredTexts(store))
+            index.save(build_dir / name)
+            info = index.describe()
         described[name] = info
         lap(f"backend_{name}")
     return described
@@ -391,16 +370,11 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
         # BLAS on the calling thread alone: its pool's threads would not share the refit thread's niceness
         store, limits = ChunkStore(current / ChunkStore.FILE), threadpool_limits(limits=1, user_api="blas")
         try:
-            fitted: dict[str, KeywordIndex | VectorIndex] = {}
-            for name in names:
-                if name in KEYWORD_BACKEND_NAMES:
-                    keyword = keyword_backend(name)(keyword_config(name, settings))
-                    keyword.build(StoredTexts(store))
-                    fitted[name] = keyword
-                else:
-                    vector = vector_backend(name)(manifest.model.dimension, vector_config(name, settings))
-                    vector.add(store.embeddings(), ChunkRange(store, 0, len(store)))
-                    fitted[name] = vector
+            fitted = {
+                name: _fit_backend(name, settings, manifest.model.dimension, ChunkRange(store, 0, len(store)),
+                                   store.embeddings, StoredTexts(store))
+                for name in names
+            }
         finally:
             store.close()
             limits.restore_original_limits()
@@ -411,12 +385,10 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
         if current_version_dir(index_dir) != current:
             logger.info("refit of %s discarded: a newer version was published meanwhile", current.name)
             return None
-        build_dir = new_build_dir(index_dir, new_version_name(str(manifest.corpus.get("fingerprint", ""))[:8]))
-        try:
-            link_version_files(current, build_dir, skip={*names, MANIFEST_FILE, CHECKSUMS_FILE})
+        version = new_version_name(str(manifest.corpus.get("fingerprint", ""))[:8])
+        with derived_version(index_dir, current, version, names, settings.keep_versions) as build_dir:
             for name, index in fitted.items():
                 index.save(build_dir / name)
-            version = build_dir.name.removesuffix(".tmp")
             manifest.model_copy(update={
                 "version": version,
                 "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -424,12 +396,6 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
                 "corpus": {**manifest.corpus, "updated_from": manifest.version},
                 "backends": {**manifest.backends, **{name: index.describe() for name, index in fitted.items()}},
             }).save(build_dir)
-            publish(index_dir, build_dir, keep=settings.keep_versions, previous=current)
-        except BaseException as exc:
-            shutil.rmtree(build_dir, ignore_errors=True)
-            if (disk := storage_error(exc, index_dir)) is not None:
-                raise disk from exc
-            raise
     chunks = int(manifest.counts.get("chunks", 0))
     return UpdateSummary(
         version=version, previous_version=manifest.version, document_seq=document_seq(manifest), changed=[],
