@@ -254,7 +254,7 @@ def main() -> None:
         same_vectors = bool(np.allclose(a.embeddings(), b.embeddings(), atol=1e-6))
         queries = [" ".join(rng.choices(words, k=4)) for _ in range(20)]
         same_results = _results(settings.index_dir, settings, encoder, queries) == \
-            _results(clean.index_dir, clean, encoder, queries)
+            _results(clean.index_dir, settings, encoder, queries)
         plans = ", ".join(f"{method}/{backend}" for method, backend in _plans(settings.backends))
         print(f"rebuild      {len(a)} chunks; same chunk ids: {same_ids}, same vectors: {same_vectors}, "
               f"same results (20 queries x {plans}): {same_results}")
