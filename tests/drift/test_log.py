@@ -16,6 +16,7 @@ import pytest
 
 from drift.features import QueryObservation, observe_query
 from drift.log import LogWriter, QueryLog
+from indexing.backends.configs import search_config
 from mlsearch.errors import DriftError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
@@ -243,7 +244,7 @@ def test_keyword_queries_are_encoded_together_in_one_batch_and_measured_as_alone
     tmp_path: Path, built_index: Path, settings: Settings
 ) -> None:
     encoder = _CountingEncoder()
-    searcher = Searcher.open(built_index, settings, encoder=encoder)
+    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
     log = QueryLog(tmp_path / "q.sqlite")
     writer = LogWriter(log, batch_size=64)
     queries = [f"adam learning rate {i}" for i in range(20)] + ["adam learning rate 3"]  # one asked twice
@@ -255,7 +256,7 @@ def test_keyword_queries_are_encoded_together_in_one_batch_and_measured_as_alone
     assert encoder.calls == [list(dict.fromkeys(queries))]  # one encode for the batch, each query once
     rows = log.rows()
     assert [r.text for r in rows] == [None] * len(queries) and writer.failed == 0
-    alone = Searcher.open(built_index, settings, encoder=HashingEncoder())
+    alone = Searcher.open(built_index, search_config(settings), encoder=HashingEncoder())
     for row, query in zip(rows, queries, strict=True):  # the same features as a query measured on its own
         expected = observe_query(alone, query, "bm25", 10)
         assert np.allclose(row.embedding, expected.embedding)
@@ -268,7 +269,7 @@ def test_a_dense_query_s_own_embedding_is_reused_not_encoded_again(
     tmp_path: Path, built_index: Path, settings: Settings
 ) -> None:
     encoder = _CountingEncoder()
-    searcher = Searcher.open(built_index, settings, encoder=encoder)
+    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
     searcher.search("dropout rate", k=3, method="dense")
     writer = LogWriter(QueryLog(tmp_path / "q.sqlite"))
     writer.submit_query(searcher, "dropout rate", "dense", 3)
