@@ -10,9 +10,10 @@ from indexing.backends.text import analyze
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def query_terms(query: str) -> set[str]:
-    """The query's analysed (stemmed, stop-worded) terms."""
-    return set(analyze(query))
+@lru_cache(maxsize=1024)
+def query_terms(query: str) -> frozenset[str]:
+    """The query's analysed (stemmed, stop-worded) terms (cached: each hit of a search asks again)."""
+    return frozenset(analyze(query))
 
 
 @lru_cache(maxsize=65_536)
@@ -21,16 +22,28 @@ def word_terms(word: str) -> frozenset[str]:
     return frozenset(analyze(word))
 
 
-def _term_starts(flat: str, terms: set[str]) -> list[int]:
+@lru_cache(maxsize=1024)
+def _passage(text: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """The passage with its white space collapsed, and for each analysed term the distinct words that carry it.
+
+    Cached per passage text: the hits of one index recur across queries, and this was most of a snippet's cost.
+    """
+    flat = " ".join(text.split())
+    by_term: dict[str, list[str]] = {}
+    for word in set(_WORD.findall(flat)):
+        for term in word_terms(word):
+            by_term.setdefault(term, []).append(word)
+    return flat, {term: tuple(words) for term, words in by_term.items()}
+
+
+def _term_starts(flat: str, terms: frozenset[str], by_term: dict[str, tuple[str, ...]]) -> list[int]:
     """Where the words of ``flat`` that carry a query term start.
 
-    The distinct words are analysed (cached per word), and only the few that match are searched for, with
+    Only the few words that carry a query term (``by_term``, from :func:`_passage`) are searched for, with
     ``str.find`` and a word-boundary check: a Python loop over every word of every hit cost more than the
     rest of a search.
     """
-    if not terms:
-        return []
-    matching = [w for w in set(_WORD.findall(flat)) if not terms.isdisjoint(word_terms(w))]
+    matching = {word for term in terms for word in by_term.get(term, ())}
     starts = []
     for word in matching:
         at = flat.find(word)
@@ -60,11 +73,10 @@ def make_snippet(text: str, query: str, width: int = 240) -> str:
     Returns:
         The snippet (the passage's start when no term occurs).
     """
-    flat = " ".join(text.split())
+    flat, by_term = _passage(text)
     if len(flat) <= width:
         return flat
-    terms = query_terms(query)
-    hits = _term_starts(flat, terms)
+    hits = _term_starts(flat, query_terms(query), by_term)
     if not hits:
         start = 0
     else:
