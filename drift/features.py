@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -80,6 +81,8 @@ class SearcherLike(Protocol):
     def backend(self, name: str) -> Any: ...
 
     def embed_query(self, query: str) -> np.ndarray: ...
+
+    def embed_queries(self, queries: Sequence[str]) -> Sequence[np.ndarray]: ...
 
 
 def observe_query(

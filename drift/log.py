@@ -6,6 +6,8 @@ keeps the query text only as the text mode allows (``off``, ``hashed``, ``full``
 is moved aside (``queries.sqlite.corrupt-<time>``) and reported, never emptied in place.
 
 :class:`LogWriter` measures and inserts queries on a background thread: a request only puts an item on a queue.
+It measures a batch of queries at a time, their embeddings taken from the query cache (a dense or hybrid search
+left its own there) or, for the rest (keyword searches), encoded together in one batch, at the lowest CPU priority.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import queue
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -309,6 +313,8 @@ class PendingQuery:
 
 
 Borrow = Callable[[], AbstractContextManager[SearcherLike]]
+WRITER_NICE = 19
+"""The writer thread's nice value above the process's (19: the lowest priority)."""
 
 
 class LogWriter:
@@ -329,11 +335,16 @@ class LogWriter:
             service passes it, so that queued queries keep no searcher alive: when the writer lags behind
             under load, the versions that answered them (replaced since, with their files and memory) would
             otherwise stay open, or be opened again, to measure them.
+        nice: How much lower than the process the writer thread's CPU priority is (Linux; 0 leaves it). Measuring
+            a keyword query means encoding it, a few milliseconds of CPU that would otherwise compete with the
+            requests: at the lowest priority the writer gets only the CPU the requests leave, and falls behind
+            (then drops, counted, once ``max_queue`` queries wait) rather than slowing them down.
     """
 
     def __init__(
         self, log: QueryLog, on_written: Callable[[list[QueryObservation]], None] | None = None,
         batch_size: int = 64, max_queue: int = 10_000, linger: float = 1.0, borrow: Borrow | None = None,
+        nice: int = WRITER_NICE,
     ) -> None:
         self.log = log
         self.borrow = borrow
@@ -350,6 +361,8 @@ class LogWriter:
         self.linger = linger
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.nice = nice
+        self.native_id: int | None = None  # the writer thread's id for the OS, once it runs
 
     @property
     def running(self) -> bool:
@@ -401,6 +414,9 @@ class LogWriter:
         self._thread = None
 
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
+        if self.nice:
+            lower_thread_priority(self.native_id, self.nice)
         while True:
             item = self._queue.get()
             if item is None:
@@ -427,9 +443,12 @@ class LogWriter:
         observations = []
         try:
             with self._lent(batch) as lent:
-                for item in batch:
+                embeddings = _batch_embeddings(batch, lent)
+                for item, embedding in zip(batch, embeddings, strict=True):
                     try:
-                        observations.append(item if isinstance(item, QueryObservation) else _measure(item, lent))
+                        observations.append(
+                            item if isinstance(item, QueryObservation) else _measure(item, lent, embedding)
+                        )
                     except Exception as exc:  # a query that cannot be measured must not stop the writer
                         self._fail(f"measuring a query failed: {exc}")
         except Exception as exc:  # no searcher to lend (none loaded): the measured rows are still written
@@ -459,8 +478,49 @@ class LogWriter:
         return self.borrow()
 
 
-def _measure(item: PendingQuery, lent: SearcherLike | None) -> QueryObservation:
+def lower_thread_priority(native_id: int, nice: int) -> bool:
+    """Raise the nice value of one thread by ``nice`` (Linux, where a thread has its own); False where it cannot."""
+    if not sys.platform.startswith("linux"):
+        return False  # elsewhere setpriority would lower the whole process, the requests' threads included
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, native_id)
+        os.setpriority(os.PRIO_PROCESS, native_id, min(19, current + nice))
+    except OSError as exc:
+        logger.info("cannot lower the drift log writer's priority: %s", exc)
+        return False
+    return True
+
+
+def _batch_embeddings(
+    batch: Sequence[PendingQuery | QueryObservation], lent: SearcherLike | None
+) -> list[np.ndarray | None]:
+    """Each pending query's embedding, the queries of one searcher encoded together (None: measure it alone).
+
+    One batched encode of a whole batch costs a fraction of one encode per query, and holds the GIL and a core
+    far less. Should it fail (one query the model cannot take), each query is measured on its own, so that only
+    the bad one fails.
+    """
+    embeddings: list[np.ndarray | None] = [None] * len(batch)
+    groups: dict[int, tuple[SearcherLike, list[int]]] = {}
+    for i, item in enumerate(batch):
+        if isinstance(item, PendingQuery):
+            searcher = item.searcher if item.searcher is not None else lent
+            if searcher is not None:
+                groups.setdefault(id(searcher), (searcher, []))[1].append(i)
+    for searcher, indexes in groups.values():
+        queries = [cast(PendingQuery, batch[i]).query for i in indexes]
+        try:
+            vectors = searcher.embed_queries(queries)
+        except Exception as exc:  # measured one by one below
+            logger.debug("encoding %d queries together failed (%s); measuring them one by one", len(queries), exc)
+            continue
+        for i, vector in zip(indexes, vectors, strict=True):
+            embeddings[i] = vector
+    return embeddings
+
+
+def _measure(item: PendingQuery, lent: SearcherLike | None, embedding: np.ndarray | None = None) -> QueryObservation:
     searcher = item.searcher if item.searcher is not None else lent
     if searcher is None:
         raise DriftError("no searcher to measure the query with")
-    return observe_query(searcher, item.query, item.method, item.result_count, item.time)
+    return observe_query(searcher, item.query, item.method, item.result_count, item.time, embedding=embedding)
