@@ -58,13 +58,14 @@ from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-STREAM_FEATURES: tuple[str, ...] = ("top_score", "unknown_share", "centroid_distance")
+STREAM_FEATURES: tuple[str, ...] = ("top_score", "unknown_share", "keyword_match", "centroid_distance")
 """Features watched query by query: one-sided CUSUMs on their reference standard scores (and on the combined
 score), ADWIN on their reference percentiles (a value in (0, 1), the range ADWIN's bound assumes, that an
 in-reference stream keeps near ½)."""
-STREAM_DIRECTIONS: dict[str, int] = {"top_score": -1, "unknown_share": 1, "centroid_distance": 1}
+STREAM_DIRECTIONS: dict[str, int] = {"top_score": -1, "unknown_share": 1, "keyword_match": -1, "centroid_distance": 1}
 """The side each stream feature moves to when queries leave the corpus: the best passage scores lower, more
-words are unknown to the index, the query is further from the reference's centroid."""
+words are unknown to the index, no passage covers as much of the query's words, the query is further from the
+reference's centroid."""
 COMBINED = "combined"
 """The name of the CUSUM on the combined score of the stream features."""
 LEVELS: tuple[str, ...] = ("ok", "warning", "drift")
