@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 
 from api.errors import NotReadyError
 from api.state import ServiceState
+from indexing.backends.configs import build_config
 from indexing.updates import DocumentUpdater, UpdateSummary
 from mlsearch.errors import MlsearchError
 
@@ -37,7 +38,7 @@ def start_documents(app: FastAPI) -> None:
 
     try:
         updater = DocumentUpdater(
-            state.settings, lambda: state.require_searcher().encoder,
+            build_config(state.settings), lambda: state.require_searcher().encoder,
             coalesce_s=state.settings.update_coalesce_s, on_published=reload_after,
         )
     except Exception as exc:  # an unwritable state directory must not stop searches

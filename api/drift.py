@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from api.state import AnswerEvent, ServiceState
 from drift.service import DriftService
+from indexing.backends.configs import drift_service_config
 from mlsearch.catalog import DEFAULT_METHOD
 from mlsearch.errors import MlsearchError
 
@@ -36,7 +37,8 @@ def start_drift(app: FastAPI) -> asyncio.Task[None] | None:
         state.drift_off_reason = "drift monitoring is off (MLSEARCH_DRIFT_LOG=false)"
         return None
     try:
-        service = DriftService(settings, searcher=lambda: state.searcher, borrow=state.borrowed).start()
+        service = DriftService(drift_service_config(settings), searcher=lambda: state.searcher,
+                               borrow=state.borrowed).start()
     except MlsearchError as exc:
         state.drift_off_reason = f"drift monitoring is off: {exc}"
         logger.error("%s; the service keeps answering searches", state.drift_off_reason)

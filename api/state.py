@@ -27,6 +27,7 @@ from fastapi import BackgroundTasks
 from api.errors import NotReadyError
 from api.verify import verify_searcher
 from drift.service import DriftService
+from indexing.backends.configs import search_config
 from indexing.layout import VersionLease
 from mlsearch.errors import DriftError, IndexCorruptError, MlsearchError
 from mlsearch.settings import Settings
@@ -108,7 +109,7 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
     """
 
     def open_current(settings: Settings, previous: Searcher | None) -> Searcher:
-        searcher = Searcher.open(settings.index_dir, settings, loader=load)
+        searcher = Searcher.open(settings.index_dir, search_config(settings), loader=load)
         kept = previous.loaded_encoder if previous is not None else None
         reuse = kept is not None and kept.weights_hash == searcher.manifest.model.weights_hash
         if reuse and kept is not None:

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.state import searcher_factory
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.embedding import Encoder, load_encoder
 from indexing.layout import current_version_dir
@@ -96,7 +98,7 @@ def _plans(backends: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _results(index_dir: Path, settings: Settings, encoder: Encoder, queries: Sequence[str]) -> list[object]:
-    searcher = Searcher.open(index_dir, settings, encoder=encoder)
+    searcher = Searcher.open(index_dir, search_config(settings), encoder=encoder)
     out: list[object] = []
     for query in queries:
         for method, backend in _plans(settings.backends):
@@ -174,7 +176,7 @@ def main() -> None:
             print(f"index        reused from {root} (backends {args.backends}, model {encoder.name})")
         else:
             started = time.perf_counter()
-            built = build_index(settings, encoder)
+            built = build_index(build_config(settings), encoder)
             documents = documents
             print(f"index        {built.chunks} chunks, {documents} documents, backends {args.backends}, "
                   f"model {encoder.name} ({encoder.dimension}d); built in {time.perf_counter() - started:.1f}s")
@@ -244,7 +246,7 @@ def main() -> None:
               f"statuses {statuses_seen}")
 
         # 3. equal to a clean rebuild of the final corpus
-        clean = settings.model_copy(update={"index_dir": root / "clean" / "default"})
+        clean = replace(build_config(settings), index_dir=root / "clean" / "default")
         build_index(clean, encoder)
         a = ChunkStore(current_version_dir(settings.index_dir) / ChunkStore.FILE)
         b = ChunkStore(current_version_dir(clean.index_dir) / ChunkStore.FILE)
@@ -252,7 +254,7 @@ def main() -> None:
         same_vectors = bool(np.allclose(a.embeddings(), b.embeddings(), atol=1e-6))
         queries = [" ".join(rng.choices(words, k=4)) for _ in range(20)]
         same_results = _results(settings.index_dir, settings, encoder, queries) == \
-            _results(clean.index_dir, clean, encoder, queries)
+            _results(clean.index_dir, settings, encoder, queries)
         plans = ", ".join(f"{method}/{backend}" for method, backend in _plans(settings.backends))
         print(f"rebuild      {len(a)} chunks; same chunk ids: {same_ids}, same vectors: {same_vectors}, "
               f"same results (20 queries x {plans}): {same_results}")

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -40,9 +41,11 @@ import numpy as np
 from tqdm import tqdm
 
 from drift.features import QueryObservation, observe_queries
-from drift.monitor import DriftConfig, DriftEngine
+from drift.monitor import DriftEngine
 from drift.reference import Reference, read_queries
 from drift.simulate import DETECTORS, fired, replay
+from indexing.backends.configs import build_config, drift_config, search_config
+from mlsearch.configs import DriftConfig
 from mlsearch.settings import Settings
 
 BUILTIN = Path("evaluation/builtin")
@@ -279,15 +282,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = args.index_dir or _build(Path(tmp), encoder)
         settings = Settings(index_dir=index_dir)
-        searcher = Searcher.open(index_dir, settings, encoder=encoder)
+        searcher = Searcher.open(index_dir, search_config(settings), encoder=encoder)
         pools = load_pools()
         started = time.perf_counter()
         measured = {name: observe_queries(searcher, queries) for name, queries in pools.items()}
         print(f"model {encoder.name}; {', '.join(f'{len(v)} {k}' for k, v in pools.items())} queries measured "
               f"in {time.perf_counter() - started:.1f}s")
-        config = DriftConfig.from_settings(settings.model_copy(update={
-            "drift_reference_size": args.reference, "drift_window": args.window, "drift_mmd": args.mmd_every > 0,
-        }))
+        config = replace(drift_config(settings), reference_size=args.reference, window=args.window,
+                         mmd=args.mmd_every > 0)
         figures: dict[str, object] = {"config": {k: getattr(config, k) for k in config.__dataclass_fields__}}
         _means(measured)
 
@@ -359,7 +361,7 @@ def _build(folder: Path, encoder: object) -> Path:
 
     settings = Settings(index_dir=folder / "index", corpus_dir=Path("corpus"))
     started = time.perf_counter()
-    summary = build_index(settings, encoder, backends=["faiss", "bm25"])  # type: ignore[arg-type]
+    summary = build_index(build_config(settings), encoder, backends=["faiss", "bm25"])  # type: ignore[arg-type]
     print(f"built the shipped corpus: {summary.chunks} chunks in {time.perf_counter() - started:.0f}s")
     return settings.index_dir
 

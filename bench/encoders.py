@@ -21,6 +21,7 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,12 @@ from bench.load import load_queries
 from evaluation.datasets import load_dataset
 from evaluation.indexes import prepare_index
 from evaluation.runner import evaluate
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index, chunking_config
 from indexing.chunking import Chunker
 from indexing.documents import load_corpus
-from indexing.embedding import DEFAULT_EXPORT_CACHE, Encoder, EncoderConfig, open_encoder
+from indexing.embedding import DEFAULT_EXPORT_CACHE, Encoder, open_encoder
+from mlsearch.configs import EncoderConfig
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 
@@ -68,9 +71,9 @@ def throughput(encoder: Encoder, passages: list[str], batch_size: int) -> float:
 def ndcg(encoder: Encoder, dataset_name: str, settings: Settings, folder: Path) -> float:
     """Dense nDCG@10 of ``encoder`` on a dataset, over an index it builds itself in ``folder``."""
     dataset = load_dataset(dataset_name, corpus_dir=ROOT / "corpus")
-    local = settings.model_copy(update={"index_dir": folder / "none"})
+    local = replace(build_config(settings), index_dir=folder / "none")
     prepared = prepare_index(dataset, local, encoder, ["faiss"], cache_dir=folder)
-    searcher = Searcher.open(prepared.index_dir, local, encoder=encoder)
+    searcher = Searcher.open(prepared.index_dir, search_config(settings), encoder=encoder)
     result = evaluate(searcher, dataset, methods=["dense"], k=10, id_map=prepared.id_map)
     return float(result.metrics_table()["dense"]["ndcg@10"])
 
@@ -90,7 +93,7 @@ def measure(name: str, args: argparse.Namespace, queries: list[str], passages: l
         settings = Settings(model=args.model, index_dir=Path(tmp) / "corpus-index")
         if not args.skip_build:
             started = time.perf_counter()
-            build_index(settings, encoder, corpus_dir=ROOT / "corpus")
+            build_index(build_config(settings), encoder, corpus_dir=ROOT / "corpus")
             row["build_s"] = round(time.perf_counter() - started, 2)
         for dataset in args.datasets:
             label = Path(dataset).name
@@ -148,7 +151,7 @@ def main() -> None:
     settings = Settings(model=args.model)
     first = open_encoder(args.model)
     documents = load_corpus(ROOT / "corpus").documents
-    chunks = Chunker(first.count_tokens, chunking_config(settings, first)).chunk_documents(documents)
+    chunks = Chunker(first.count_tokens, chunking_config(build_config(settings), first)).chunk_documents(documents)
     passages = [c.embedding_text for c in chunks][: args.passages]
     queries = load_queries(200)
     print(f"{args.model}, {args.threads} thread(s); {len(queries)} queries, {len(passages)} passages "

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from finetune.split import describe_split
+from indexing.backends.configs import build_config
 from indexing.build import LINEAGE_FILE, build_index
 from indexing.embedding import load_encoder
 from mlsearch.settings import Settings
@@ -43,8 +44,8 @@ def main() -> None:
         index_dir = workdir / "indexes" / "default"
         out = workdir / "models" / "finetuned"
         started = time.perf_counter()
-        summary = build_index(Settings(model=args.model), load_encoder(args.model), corpus_dir=args.corpus,
-                              index_dir=index_dir)
+        summary = build_index(build_config(Settings(model=args.model)), load_encoder(args.model),
+                              corpus_dir=args.corpus, index_dir=index_dir)
         build_s = time.perf_counter() - started
 
         command = [sys.executable, "-m", "cli.app", "finetune", "--index-dir", str(index_dir),

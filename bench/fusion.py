@@ -22,6 +22,7 @@ from evaluation.datasets import load_dataset
 from evaluation.indexes import IDS_FILE
 from evaluation.metrics import compute
 from finetune.tune import DevQuery, collect_candidates, tune
+from indexing.backends.configs import search_config
 from indexing.embedding import load_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
@@ -43,7 +44,7 @@ def main() -> None:
     settings = Settings(index_dir=args.index_dir)
     manifest = Manifest.load(current_version_dir(args.index_dir))
     encoder = load_encoder(manifest.model.name)
-    searcher = Searcher.open(args.index_dir, settings, encoder=encoder)
+    searcher = Searcher.open(args.index_dir, search_config(settings), encoder=encoder)
     data = load_dataset(args.dataset, corpus_dir=args.corpus)
     ids_file = Path(args.index_dir).parent / IDS_FILE
     id_map = json.loads(ids_file.read_text()) if ids_file.is_file() else {}

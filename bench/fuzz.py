@@ -182,6 +182,7 @@ def fuzz_target(workdir: Path) -> FastAPI:
 
     from api.app import create_app
     from api.state import searcher_factory
+    from indexing.backends.configs import build_config
     from indexing.build import build_index
     from mlsearch.settings import Settings
     from tests.conftest import TINY_CORPUS
@@ -197,7 +198,7 @@ def fuzz_target(workdir: Path) -> FastAPI:
         admin_api_key=SecretStr(ADMIN_KEY), read_api_key=SecretStr(READ_KEY),
     )
     encoder = HashingEncoder()
-    build_index(settings, encoder, corpus_dir=corpus, backends=["faiss", "annoy", "lsi", "bm25"])
+    build_index(build_config(settings), encoder, corpus_dir=corpus, backends=["faiss", "annoy", "lsi", "bm25"])
     return create_app(settings, searcher_factory(lambda name: encoder))
 
 

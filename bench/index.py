@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from indexing.backends.configs import build_config
 from indexing.build import build_index, chunking_config
 from indexing.chunking import Chunker
 from indexing.documents import load_corpus
@@ -34,7 +35,7 @@ def main() -> None:
     settings = Settings(model=args.model)
     encoder = load_encoder(args.model)
     documents = load_corpus(args.corpus).documents
-    chunks = Chunker(encoder.count_tokens, chunking_config(settings, encoder)).chunk_documents(documents)
+    chunks = Chunker(encoder.count_tokens, chunking_config(build_config(settings), encoder)).chunk_documents(documents)
     texts = [chunk.embedding_text for chunk in chunks]
     encoder.model.encode(texts[:64], batch_size=settings.batch_size)  # warm up
 
@@ -45,7 +46,8 @@ def main() -> None:
         bare_times.append(time.perf_counter() - started)
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
-            summary = build_index(settings, encoder, corpus_dir=args.corpus, index_dir=Path(tmp) / "idx")
+            summary = build_index(build_config(settings), encoder, corpus_dir=args.corpus,
+                                  index_dir=Path(tmp) / "idx")
             pipeline_times.append(time.perf_counter() - started)
             assert summary.chunks == len(chunks) and summary.reused == 0
             timings = summary.timings

@@ -299,9 +299,10 @@ def serve_variant(
     """Serve the index with this variant's settings, measure bare encoding and the load, then stop the server."""
     import torch
 
-    from indexing.embedding import EncoderConfig, open_encoder
+    from indexing.embedding import open_encoder
     from indexing.layout import current_version_dir
     from indexing.manifest import Manifest
+    from mlsearch.configs import EncoderConfig
     from mlsearch.settings import Settings
 
     model = Manifest.load(current_version_dir(index_dir)).model.name
@@ -339,13 +340,14 @@ def rerank_latency(index_dir: Path, reranker: Path, queries: list[str], top_n: i
     Returns:
         p50 and p95 in ms of each, and the p50 cost of reranking ``top_n`` results.
     """
+    from indexing.backends.configs import search_config
     from indexing.embedding import load_encoder
     from indexing.manifest import Manifest
     from mlsearch.settings import Settings
     from search.searcher import Searcher
 
     settings = Settings(index_dir=index_dir, reranker=reranker, rerank_top_n=top_n, query_cache_size=0)
-    searcher = Searcher.open(index_dir, settings,
+    searcher = Searcher.open(index_dir, search_config(settings),
                              encoder=load_encoder(Manifest.load(searcher_dir(index_dir)).model.name))
     searcher.search("warm up", k=k, method="hybrid", rerank=True)
     times: dict[bool, list[float]] = {False: [], True: []}

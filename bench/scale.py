@@ -157,13 +157,15 @@ def _settings(index_dir: Path, **overrides: Any) -> Any:
 
 def run_build(work: Path, size: int, encoder_kind: str, backends: list[str], datasets: Path) -> dict[str, Any]:
     """Step 1 (own process): write the corpus, build the index, report stages and peak RSS."""
+    from indexing.backends.configs import build_config
     from indexing.build import build_index
 
     started = time.perf_counter()
     documents = write_corpus(work / "corpus", size, sentence_pool(datasets))
     generated = time.perf_counter() - started
     settings = _settings(work / "index")
-    summary = build_index(settings, make_encoder(encoder_kind), corpus_dir=work / "corpus", backends=backends)
+    summary = build_index(build_config(settings), make_encoder(encoder_kind), corpus_dir=work / "corpus",
+                          backends=backends)
     return {"chunks": summary.chunks, "documents": documents, "generate_s": round(generated, 2),
             "stages": summary.timings, "build_s": summary.seconds, "peak_rss_mb": round(peak_rss_mb())}
 
@@ -280,11 +282,12 @@ def store_dimension(store: Any) -> int:
 
 def run_startup(work: Path, encoder_kind: str, backends: list[str]) -> dict[str, Any]:
     """Step 3 (own process): open the index as the service does and answer one query with every backend."""
+    from indexing.backends.configs import search_config
     from search.searcher import Searcher
 
     encoder = make_encoder(encoder_kind)
     started = time.perf_counter()
-    searcher = Searcher.open(work / "index", _settings(work / "index"), encoder=encoder)
+    searcher = Searcher.open(work / "index", search_config(_settings(work / "index")), encoder=encoder)
     for name in backends:
         if name in ("lsi", "bm25"):
             searcher.search("wing lift at high speed", method=name, k=10)

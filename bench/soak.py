@@ -106,20 +106,22 @@ _BUILDER: dict[str, Any] = {}
 
 def _start_builder(corpus: str, index_dir: str, state_dir: str) -> None:
     """In the builder process: the settings ``mlsearch index build`` would use, and the model, loaded once."""
-    from indexing.embedding import EncoderConfig, open_encoder
+    from indexing.backends.configs import encoder_config
+    from indexing.embedding import open_encoder
     from mlsearch.settings import Settings
 
     settings = Settings(corpus_dir=Path(corpus), index_dir=Path(index_dir), state_dir=Path(state_dir))
     _BUILDER["settings"] = settings
-    _BUILDER["encoder"] = open_encoder(settings.model, EncoderConfig.from_settings(settings))
+    _BUILDER["encoder"] = open_encoder(settings.model, encoder_config(settings))
 
 
 def _build_in_builder() -> str:
     """In the builder process: one full build, as ``mlsearch index build`` does it; returns the version."""
+    from indexing.backends.configs import build_config
     from indexing.build import build_index
 
     settings = _BUILDER["settings"]
-    return build_index(settings, _BUILDER["encoder"], backends=settings.backends).version
+    return build_index(build_config(settings), _BUILDER["encoder"], backends=settings.backends).version
 
 
 class Builder:

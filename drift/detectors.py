@@ -15,13 +15,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 from river.drift import ADWIN
 from scipy import stats
 
-Correction = Literal["holm", "bh"]
+from mlsearch.configs import Correction
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:

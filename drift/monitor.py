@@ -41,7 +41,6 @@ import numpy as np
 
 from drift.detectors import (
     AdwinTracker,
-    Correction,
     OneSidedCusum,
     ScoreScale,
     adjust_p_values,
@@ -54,7 +53,7 @@ from drift.detectors import (
 from drift.features import FeatureSpace, QueryObservation, describe_feature
 from drift.log import QueryLog
 from drift.reference import Reference, ReferenceStore
-from mlsearch.settings import Settings
+from mlsearch.configs import DriftConfig
 
 logger = logging.getLogger(__name__)
 
@@ -69,37 +68,6 @@ reference's centroid."""
 COMBINED = "combined"
 """The name of the CUSUM on the combined score of the stream features."""
 LEVELS: tuple[str, ...] = ("ok", "warning", "drift")
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """Sizes and thresholds of drift monitoring (see :class:`mlsearch.settings.Settings` ``drift_*``)."""
-
-    reference_size: int = 200
-    window: int = 200
-    min_window: int = 30
-    psi_warning: float = 0.1
-    psi_drift: float = 0.25
-    psi_bins: int = 10
-    ks_alpha: float = 0.01
-    ks_correction: Correction = "holm"
-    components: int = 2
-    sequential_alpha: float = 0.01
-    warning_alpha: float = 0.05
-    cusum_slack: float = 0.5
-    adwin_delta: float = 0.002
-    psi_confirms: bool = False
-    ks_warns: bool = False
-    mmd: bool = False
-    mmd_permutations: int = 200
-    replay: int = 2000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DriftConfig:
-        """The configuration that the settings describe."""
-        values = {name: getattr(settings, f"drift_{name}") for name in cls.__dataclass_fields__
-                  if hasattr(settings, f"drift_{name}")}
-        return cls(**values)
 
 
 @dataclass

@@ -17,7 +17,8 @@ import numpy as np
 
 from drift import plots
 from drift.detectors import Cut
-from drift.monitor import COMBINED, STREAM_FEATURES, DriftConfig, DriftEngine, DriftStatus
+from drift.monitor import COMBINED, STREAM_FEATURES, DriftEngine, DriftStatus
+from mlsearch.configs import DriftConfig
 from mlsearch.errors import DriftError
 from mlsearch.reporting import (
     Cell,

@@ -15,10 +15,10 @@ from typing import Any
 
 from drift.features import SearcherLike
 from drift.log import Borrow, LogWriter, QueryLog, drift_dir
-from drift.monitor import DriftConfig, DriftMonitor, DriftStatus
+from drift.monitor import DriftMonitor, DriftStatus
 from drift.reference import ReferenceStore, file_digest, read_queries, reference_from_queries
 from drift.report import ReportData, render_html, report_data
-from mlsearch.settings import Settings
+from mlsearch.configs import DriftServiceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class DriftService:
     """The query log, its writer and the drift monitor of a service.
 
     Args:
-        settings: The service settings (``state_dir``, ``drift_*``).
+        config: The state directory, the query log's limits, the reference file and the monitor's config.
         searcher: Returns the searcher serving now (or None before the index is loaded); used to measure a
             reference file.
         borrow: Lends the searcher serving now, held open, to measure logged queries with (see
@@ -39,17 +39,16 @@ class DriftService:
         DriftError: The state directory cannot be written, or the reference file is missing or empty.
     """
 
-    def __init__(self, settings: Settings, searcher: SearcherProvider | None = None,
+    def __init__(self, config: DriftServiceConfig, searcher: SearcherProvider | None = None,
                  borrow: Borrow | None = None) -> None:
-        self.settings = settings
-        self.config = DriftConfig.from_settings(settings)
-        self.reference_file = settings.drift_reference_file
+        self.config = config.monitor
+        self.reference_file = config.reference_file
         if self.reference_file is not None:
             read_queries(self.reference_file)  # fail fast on a missing or empty file
         self._searcher = searcher or (lambda: None)
-        directory = drift_dir(settings.resolved_state_dir)
-        self.log = QueryLog(directory / QueryLog.FILE, settings.drift_log_max_rows, settings.drift_store_text,
-                            retention_days=settings.drift_log_retention_days)
+        directory = drift_dir(config.state_dir)
+        self.log = QueryLog(directory / QueryLog.FILE, config.log_max_rows, config.store_text,
+                            retention_days=config.log_retention_days)
         self.store = ReferenceStore(directory)
         self.monitor = DriftMonitor(self.log, self.store, self.config, collect=self.reference_file is None)
         self.writer = LogWriter(self.log, on_written=self.monitor.ingest, borrow=borrow)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drift.features import QueryObservation, observe_queries
-from drift.monitor import DriftConfig, DriftEngine, DriftStatus
+from drift.monitor import DriftEngine, DriftStatus
 from drift.reference import Reference
+from mlsearch.configs import DriftConfig
 
 __all__ = ["DETECTORS", "Replay", "fired", "observe_queries", "replay"]
 

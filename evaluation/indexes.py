@@ -26,16 +26,15 @@ import yaml
 from evaluation.datasets import EvalDataset, iter_beir_corpus
 from indexing import chunking as chunker
 from indexing import documents
-from indexing.backends.configs import backend_config
-from indexing.build import build_index, chunking_config, corpus_fingerprint
+from indexing.build import build_backend_configs, build_index, chunking_config, corpus_fingerprint
 from indexing.chunking import ChunkingConfig
 from indexing.documents import load_corpus
 from indexing.embedding import Encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.catalog import METHODS, required_backends, runs_as
+from mlsearch.configs import BuildConfig
 from mlsearch.errors import DatasetError, IndexNotBuiltError
-from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 IDS_FILE = "ids.json"
@@ -96,7 +95,7 @@ def cache_key(content: str, chunks: ChunkingConfig, encoder: Encoder, configs: M
 
 def prepare_index(
     dataset: EvalDataset,
-    settings: Settings,
+    config: BuildConfig,
     encoder: Encoder,
     backends: Sequence[str],
     cache_dir: Path,
@@ -113,27 +112,27 @@ def prepare_index(
 
     Args:
         dataset: The dataset.
-        settings: Chunking and backend settings, and the default index directory.
+        config: Chunk sizes, backend configs and the default index directory.
         encoder: The embedding model.
         backends: Backends the evaluated methods need (see :func:`needed_backends`).
         cache_dir: Where evaluation indexes are cached.
         show_progress: Show a progress bar while embedding.
         progress: Called with a short message at each step.
-        index_dir: The index to use when it holds the dataset's corpus (``settings.index_dir`` by default).
-        chunking: How a built index cuts documents, instead of the settings' (see :func:`~indexing.build.build_index`).
-        configs: Backend name → config for a built index, instead of the settings' options.
+        index_dir: The index to use when it holds the dataset's corpus (``config.index_dir`` by default).
+        chunking: How a built index cuts documents, instead of the config's (see :func:`~indexing.build.build_index`).
+        configs: Backend name → config for a built index, instead of the one in ``config.backend_configs``.
 
     Raises:
         DatasetError: The BEIR corpus is malformed.
         CorpusError: The folder corpus is missing or empty.
     """
     say = progress or (lambda message: logger.info("%s", message))
-    default_dir = Path(index_dir or settings.index_dir)
-    chunks = chunking_config(settings, encoder, chunking)
-    resolved = {name: (configs or {}).get(name) or backend_config(name, settings) for name in backends}
+    default_dir = Path(index_dir or config.index_dir)
+    chunks = chunking_config(config, encoder, chunking)
+    resolved = build_backend_configs(config, backends, configs)
 
     def build(corpus_dir: Path) -> None:
-        build_index(settings, encoder, corpus_dir=corpus_dir, index_dir=target, backends=backends,
+        build_index(config, encoder, corpus_dir=corpus_dir, index_dir=target, backends=backends,
                     show_progress=show_progress, progress=say, chunking=chunks, configs=resolved)
 
     if dataset.kind == "beir":
@@ -214,8 +213,3 @@ def _safe_name(name: str) -> str:
 
 def _read_ids(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
-
-
-def cache_dir_for(settings: Settings) -> Path:
-    """Where evaluation indexes are cached: ``MLSEARCH_EVAL_CACHE_DIR``, or ``eval-cache`` beside the index."""
-    return settings.eval_cache_dir or settings.index_dir.parent / "eval-cache"

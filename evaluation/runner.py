@@ -4,9 +4,10 @@ The reusable entry point is :func:`evaluate`::
 
     from evaluation.datasets import load_dataset
     from evaluation.runner import evaluate
+    from mlsearch.configs import SearchConfig
     from search.searcher import Searcher
 
-    searcher = Searcher.open(index_dir, settings, encoder=encoder)
+    searcher = Searcher.open(index_dir, SearchConfig(), encoder=encoder)
     result = evaluate(searcher, load_dataset("builtin"), methods=["bm25", "dense"], k=100)
     result.metrics_table()["dense"]["ndcg@10"]          # mean nDCG@10
     result.methods["dense"].per_query["ndcg@10"]["q1"]  # one query's nDCG@10

@@ -33,7 +33,7 @@ from finetune.split import QuerySplit, split_queries
 from finetune.train import TrainingConfig, TrainingExample, TrainingStats, train_model
 from indexing.backends.base import KeywordIndex
 from indexing.backends.bm25 import Bm25Config, Bm25Index
-from indexing.backends.configs import config_of
+from indexing.backends.configs import given_config_of
 from indexing.backends.faiss_index import FaissConfig, FaissIndex
 from indexing.build import corpus_fingerprint
 from indexing.chunking import ChunkingConfig
@@ -43,8 +43,8 @@ from indexing.embedding import Encoder, SentenceTransformerEncoder, library_vers
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
+from mlsearch.configs import BuildConfig, SearchConfig
 from mlsearch.errors import DatasetError, FinetuneError
-from mlsearch.settings import Settings
 from search.query_file import read_query_file
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,8 @@ class _Context:
 
 
 def run_finetune(
-    settings: Settings,
+    build: BuildConfig,
+    search: SearchConfig,
     champion: Encoder,
     options: FinetuneOptions,
     show_progress: bool = False,
@@ -139,7 +140,8 @@ def run_finetune(
     """Fine-tune the current index's model on synthetic queries, and promote it only if it measures better.
 
     Args:
-        settings: Settings; ``settings.index_dir`` is the current index.
+        build: How indexes are built; ``build.index_dir`` is the current index.
+        search: How the gate searches (the model's device, fusion).
         champion: The model the current index was built with (a sentence-transformers model).
         options: What to do.
         show_progress: Progress bars (generation, training, embedding) on stderr.
@@ -149,7 +151,7 @@ def run_finetune(
         The decision, where the candidate went, and the reports.
 
     Raises:
-        IndexNotBuiltError: No index at ``settings.index_dir``.
+        IndexNotBuiltError: No index at ``build.index_dir``.
         ModelMismatchError: ``champion`` is not the index's model.
         FinetuneError: The model cannot be trained, the corpus changed since the index was built, too little
             data, or ``out`` is in the way.
@@ -158,22 +160,22 @@ def run_finetune(
     started = time.perf_counter()
     say = progress or (lambda message: logger.info("%s", message))
     timings: dict[str, float] = {}
-    context = _open_index(settings, champion, options)
+    context = _open_index(build.index_dir, champion, options)
     out = Path(options.out)
     _check_out(out, context.manifest, options.overwrite)
     datasets = _gate_datasets(options, context)
     generator = make_generator(options.generator, seed=options.training.seed,
-                               model_path=options.generator_model, device=settings.device)
+                               model_path=options.generator_model, device=search.encoder.device)
 
     t = time.perf_counter()
     say(f"generating queries ({options.generator}, {options.queries_per_chunk} per chunk) for "
         f"{len(context.chunks)} chunks")
     generated = generator.generate(context.chunks, options.queries_per_chunk)
-    keyword = _keyword_index(settings, context)
+    keyword = _keyword_index(build, context)
     queries, removed = apply_filters(generated, keyword, options.round_trip_top)
     split = split_queries(queries, context.chunks, options.dev_fraction, seed=options.training.seed,
                           unit=options.split_unit)
-    logged = _logged_queries(options.queries_file, settings, champion, context, keyword, split)
+    logged = _logged_queries(options.queries_file, champion, context, keyword, split)
     train_queries = split.train + logged["train"]
     say(f"{len(queries)} queries kept of {len(generated)} ({removed}); split by {split.unit}: {split.describe()}"
         + (f"; {len(logged['train'])} pseudo-labelled logged queries" if options.queries_file else ""))
@@ -206,7 +208,8 @@ def run_finetune(
         )
         t = time.perf_counter()
         gate_sets = [_dev_set(split.dev), *datasets]
-        decision = _run_gate(champion, challenger, gate_sets, settings, context, options.policy, show_progress, say)
+        decision = _run_gate(champion, challenger, gate_sets, build, search, context, options.policy, show_progress,
+                              say)
         timings["gate"] = round(time.perf_counter() - t, 2)
         timings["total"] = round(time.perf_counter() - started, 2)
         lineage = _lineage(champion, challenger, context, options, generated, queries, removed, split, logged,
@@ -254,8 +257,8 @@ def _alive(pid: int) -> bool:
 
 
 # -- steps -------------------------------------------------------------------------------------------------
-def _open_index(settings: Settings, champion: Encoder, options: FinetuneOptions) -> _Context:
-    directory = current_version_dir(Path(settings.index_dir))
+def _open_index(index_dir: Path, champion: Encoder, options: FinetuneOptions) -> _Context:
+    directory = current_version_dir(Path(index_dir))
     manifest = Manifest.load(directory)
     manifest.check_model(champion.name, champion.weights_hash)
     if not isinstance(champion, SentenceTransformerEncoder):
@@ -267,12 +270,12 @@ def _open_index(settings: Settings, champion: Encoder, options: FinetuneOptions)
     if fingerprint != manifest.corpus.get("fingerprint"):
         raise FinetuneError(
             f"{corpus_dir} has changed since index {manifest.version} was built; rebuild the index first "
-            f"(mlsearch index build --index-dir {settings.index_dir} --corpus {corpus_dir}) so that queries, "
+            f"(mlsearch index build --index-dir {index_dir} --corpus {corpus_dir}) so that queries, "
             "negatives and the gate see the same chunks"
         )
     store = ChunkStore(directory / ChunkStore.FILE)
     chunks = list(enumerate(store))
-    return _Context(Path(settings.index_dir), manifest, store, chunks, corpus_dir)
+    return _Context(Path(index_dir), manifest, store, chunks, corpus_dir)
 
 
 def _check_out(out: Path, manifest: Manifest, overwrite: bool) -> None:
@@ -316,19 +319,18 @@ def _judges_corpus(dataset: EvalDataset, context: _Context) -> bool:
     return bool(judged) and judged <= documents
 
 
-def _keyword_index(settings: Settings, context: _Context) -> KeywordIndex:
+def _keyword_index(build: BuildConfig, context: _Context) -> KeywordIndex:
     """The index's BM25 (same positions), or one built in memory over its chunks."""
     if Bm25Index.name in context.manifest.backends:
         where = current_version_dir(context.index_dir) / Bm25Index.name
-        return Bm25Index.load(where, config_of(Bm25Config, settings))
-    index = Bm25Index(config_of(Bm25Config, settings))
+        return Bm25Index.load(where, given_config_of(Bm25Config, build.backend_configs))
+    index = Bm25Index(given_config_of(Bm25Config, build.backend_configs))
     index.build([chunk.embedding_text for _, chunk in context.chunks])
     return index
 
 
 def _logged_queries(
-    path: Path | None, settings: Settings, champion: Encoder, context: _Context, keyword: KeywordIndex,
-    split: QuerySplit,
+    path: Path | None, champion: Encoder, context: _Context, keyword: KeywordIndex, split: QuerySplit,
 ) -> dict[str, Any]:
     """Pseudo-labelled logged queries on training documents (those on held-out documents are dropped)."""
     if path is None:
@@ -372,8 +374,8 @@ def _dev_set(dev: Sequence[SyntheticQuery]) -> GateSet:
 
 
 def _run_gate(
-    champion: Encoder, challenger: Encoder, gate_sets: list[GateSet], settings: Settings, context: _Context,
-    policy: GatePolicy, show_progress: bool, say: Progress,
+    champion: Encoder, challenger: Encoder, gate_sets: list[GateSet], build: BuildConfig, search: SearchConfig,
+    context: _Context, policy: GatePolicy, show_progress: bool, say: Progress,
 ) -> GateDecision:
     chunking = context.manifest.chunking
     same_chunks = ChunkingConfig(target_tokens=int(chunking["target_tokens"]), max_tokens=int(chunking["max_tokens"]),
@@ -386,7 +388,7 @@ def _run_gate(
             say(f"gate: scoring the {label} on {len(gate_sets)} set(s) "
                 + ("on the current index (an exact FAISS index of this corpus)" if existing
                    else "on a temporary index of the corpus"))
-            scores[label] = score_model(encoder, gate_sets, context.corpus_dir, settings, Path(workdir) / label,
+            scores[label] = score_model(encoder, gate_sets, context.corpus_dir, build, search, Path(workdir) / label,
                                         show_progress=show_progress, existing=existing, chunking=same_chunks)
     comparisons = [
         compare(s.name, s.description, scores["champion"][s.name], scores["challenger"][s.name], policy.alpha,

@@ -20,15 +20,15 @@ from evaluation.datasets import EvalDataset
 from evaluation.indexes import prepare_index
 from evaluation.metrics import PRIMARY_METRIC, per_query
 from evaluation.runner import best_per_item, evaluate
-from indexing.backends.configs import config_of
+from indexing.backends.configs import given_config_of
 from indexing.backends.faiss_index import FaissConfig, FaissIndex
 from indexing.build import build_index
 from indexing.chunking import ChunkingConfig
 from indexing.embedding import Encoder
 from indexing.manifest import Manifest
 from mlsearch.catalog import EMBEDDING_METHOD
-from mlsearch.settings import Settings
-from search.searcher import SearchConfig, Searcher
+from mlsearch.configs import BuildConfig, SearchConfig
+from search.searcher import Searcher
 
 logger = logging.getLogger(__name__)
 VECTOR_BACKEND = FaissIndex.name
@@ -92,7 +92,8 @@ def score_model(
     encoder: Encoder,
     gate_sets: list[GateSet],
     corpus_dir: Path,
-    settings: Settings,
+    build: BuildConfig,
+    search: SearchConfig,
     workdir: Path,
     show_progress: bool = False,
     progress: Callable[[str], None] | None = None,
@@ -105,7 +106,8 @@ def score_model(
         encoder: The model to score.
         gate_sets: The sets.
         corpus_dir: The corpus of the current index.
-        settings: Model, backend and search settings.
+        build: How indexes are built (batches, backend configs).
+        search: How they are searched (the model's device, fusion).
         workdir: An empty folder for this model's temporary indexes.
         show_progress: Progress bars while embedding.
         progress: Called with a short message at each step.
@@ -117,9 +119,9 @@ def score_model(
         Gate set name → {query id: nDCG@10}.
     """
     say = progress or (lambda message: logger.info("%s", message))
-    gate = _GateIndex(settings, existing or workdir / "index", chunking)
+    gate = _GateIndex(build, search, existing or workdir / "index", chunking)
     if existing is None:
-        build_index(settings, encoder, corpus_dir=corpus_dir, index_dir=gate.index_dir, backends=[VECTOR_BACKEND],
+        build_index(build, encoder, corpus_dir=corpus_dir, index_dir=gate.index_dir, backends=[VECTOR_BACKEND],
                     show_progress=show_progress, progress=lambda message: logger.info("%s", message),
                     chunking=chunking, configs=gate.configs)
     scores: dict[str, dict[str, float]] = {}
@@ -130,7 +132,7 @@ def score_model(
             if gate_set.dataset is None:
                 scores[gate_set.name] = score_chunk_set(searcher, gate_set)
             else:
-                scores[gate_set.name] = _score_dataset(encoder, gate_set.dataset, settings, gate, workdir,
+                scores[gate_set.name] = _score_dataset(encoder, gate_set.dataset, build, gate, workdir,
                                                        show_progress)
     finally:
         searcher.close()
@@ -140,17 +142,19 @@ def score_model(
 class _GateIndex:
     """Where and how the gate's temporary indexes are built: exact FAISS, the given chunking, no query cache."""
 
-    def __init__(self, settings: Settings, index_dir: Path, chunking: ChunkingConfig | None) -> None:
+    def __init__(
+        self, build: BuildConfig, search: SearchConfig, index_dir: Path, chunking: ChunkingConfig | None
+    ) -> None:
         self.index_dir = index_dir
         self.chunking = chunking
-        self.configs = {VECTOR_BACKEND: replace(config_of(FaissConfig, settings), factory="Flat")}
-        self.search = replace(SearchConfig.from_settings(settings), query_cache_size=0, backends=self.configs)
+        self.configs = {VECTOR_BACKEND: replace(given_config_of(FaissConfig, build.backend_configs), factory="Flat")}
+        self.search = replace(search, query_cache_size=0, backends=self.configs)
 
 
 def _score_dataset(
-    encoder: Encoder, dataset: EvalDataset, settings: Settings, gate: _GateIndex, workdir: Path, show_progress: bool
+    encoder: Encoder, dataset: EvalDataset, build: BuildConfig, gate: _GateIndex, workdir: Path, show_progress: bool
 ) -> dict[str, float]:
-    prepared = prepare_index(dataset, settings, encoder, [VECTOR_BACKEND], cache_dir=workdir / "datasets",
+    prepared = prepare_index(dataset, build, encoder, [VECTOR_BACKEND], cache_dir=workdir / "datasets",
                              show_progress=show_progress, index_dir=gate.index_dir, chunking=gate.chunking,
                              configs=gate.configs)
     searcher = Searcher.open(prepared.index_dir, gate.search, encoder=encoder)

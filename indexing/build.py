@@ -20,7 +20,7 @@ import numpy as np
 from haystack import Document
 from tqdm.auto import tqdm
 
-from indexing.backends.configs import backend_config
+from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, parse_backends, vector_backend
 from indexing.checkpoint import CHECKPOINT_FILE, usable_checkpoints, write_checkpoint_info
 from indexing.chunking import Chunker, ChunkingConfig
@@ -40,8 +40,8 @@ from indexing.layout import (
 from indexing.manifest import Manifest, ModelInfo
 from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings, text_hash
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES
+from mlsearch.configs import BuildConfig
 from mlsearch.errors import CorpusError
-from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -73,15 +73,22 @@ class BuildSummary:
         return asdict(self)
 
 
-def chunking_config(settings: Settings, encoder: Encoder, given: ChunkingConfig | None = None) -> ChunkingConfig:
-    """The chunking settings (or ``given`` ones), with the hard limit never above the model's ``max_seq_length``."""
+def chunking_config(config: BuildConfig, encoder: Encoder, given: ChunkingConfig | None = None) -> ChunkingConfig:
+    """The build's chunk sizes (or ``given`` ones), with the hard limit never above the model's ``max_seq_length``."""
     if given is None:
-        limit = min(settings.chunk_max_tokens or encoder.max_seq_length, encoder.max_seq_length)
-        target, overlap = min(settings.chunk_target_tokens, limit), settings.chunk_overlap_tokens
+        limit = min(config.chunk_max_tokens or encoder.max_seq_length, encoder.max_seq_length)
+        target, overlap = min(config.chunk_target_tokens, limit), config.chunk_overlap_tokens
     else:
         limit = min(given.max_tokens, encoder.max_seq_length)
         target, overlap = min(given.target_tokens, limit), given.overlap_tokens
     return ChunkingConfig(target_tokens=target, max_tokens=limit, overlap_tokens=min(overlap, target - 1))
+
+
+def build_backend_configs(
+    config: BuildConfig, names: Sequence[str], given: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """The config of each backend in ``names``: from ``given``, else ``config.backend_configs``, else its defaults."""
+    return {name: given_config(name, {**config.backend_configs, **(given or {})}) for name in names}
 
 
 class CorpusFingerprint:
@@ -137,7 +144,7 @@ def embed_chunks(
 
 
 def stored_overlay_stream(
-    files: Iterable[CorpusFile], settings: Settings, index_dir: Path
+    files: Iterable[CorpusFile], state_dir: Path | None, index_dir: Path
 ) -> tuple[Iterator[CorpusFile], int]:
     """The corpus's files (in document-id order) with the index's document store merged in, as a stream.
 
@@ -147,7 +154,7 @@ def stored_overlay_stream(
     Returns:
         The merged files and the document store's last write (0 without a store).
     """
-    path = state_dir_for(settings, index_dir) / DocumentStore.FILE
+    path = state_dir_for(state_dir, index_dir) / DocumentStore.FILE
     if not path.is_file():
         return iter(files), 0
     store = DocumentStore(path)
@@ -353,7 +360,7 @@ def _keep_checkpoint_only(build_dir: Path, writer: ChunkStoreWriter | None) -> N
 
 
 def build_index(
-    settings: Settings,
+    config: BuildConfig,
     encoder: Encoder,
     corpus_dir: Path | None = None,
     index_dir: Path | None = None,
@@ -366,21 +373,21 @@ def build_index(
     """Build every requested backend over a corpus and swap the result into ``index_dir``.
 
     The build streams: documents are loaded and chunked one at a time into the chunk store of a temporary
-    directory beside the target, then embedded in batches of ``settings.checkpoint_chunks``, each committed
+    directory beside the target, then embedded in batches of ``config.checkpoint_chunks``, each committed
     as a checkpoint, and the backends are built from the store. Only a complete build is published.
     Embeddings are reused for chunks whose text is unchanged since the current index, and taken back from
     the checkpoint of a build that was stopped (``resumed``).
 
     Args:
-        settings: Chunking and backend settings.
+        config: Paths, chunk sizes, batches and backend configs.
         encoder: The embedding model.
-        corpus_dir: The corpus folder (``settings.corpus_dir`` by default).
-        index_dir: Where the index is published (``settings.index_dir`` by default).
-        backends: Backend names (``settings.backends`` by default).
+        corpus_dir: The corpus folder (``config.corpus_dir`` by default).
+        index_dir: Where the index is published (``config.index_dir`` by default).
+        backends: Backend names (``config.backends`` by default).
         show_progress: Show a progress bar while embedding.
         progress: Called with a short message at each phase.
-        chunking: How to cut documents, instead of the settings' (still capped at the model's limit).
-        configs: Backend name → its config, instead of the settings' options for that backend.
+        chunking: How to cut documents, instead of the config's chunk sizes (still capped at the model's limit).
+        configs: Backend name → its config, instead of the one in ``config.backend_configs``.
 
     Returns:
         A summary of the build.
@@ -392,23 +399,23 @@ def build_index(
     """
     started = time.perf_counter()
     say = progress or (lambda message: logger.info("%s", message))
-    corpus_dir = Path(corpus_dir or settings.corpus_dir)
-    index_dir = Path(index_dir or settings.index_dir)
-    names = parse_backends(list(backends) if backends is not None else settings.backends)
-    resolved = {name: (configs or {}).get(name) or backend_config(name, settings) for name in names}
+    corpus_dir = Path(corpus_dir or config.corpus_dir)
+    index_dir = Path(index_dir or config.index_dir)
+    names = parse_backends(list(backends if backends is not None else config.backends))
+    resolved = build_backend_configs(config, names, configs)
     files = iter_corpus(corpus_dir)
     first = next(files)  # fails on a missing or empty corpus before the index folder is touched
     with build_lock(index_dir):  # a document update waits, and never removes this build's folder
-        return _build_locked(settings, encoder, corpus_dir, index_dir, resolved, show_progress, say, started,
-                             itertools.chain([first], files), chunking_config(settings, encoder, chunking))
+        return _build_locked(config, encoder, corpus_dir, index_dir, resolved, show_progress, say, started,
+                             itertools.chain([first], files), chunking_config(config, encoder, chunking))
 
 
 def _build_locked(
-    settings: Settings, encoder: Encoder, corpus_dir: Path, index_dir: Path, configs: Mapping[str, object],
+    build: BuildConfig, encoder: Encoder, corpus_dir: Path, index_dir: Path, configs: Mapping[str, object],
     show_progress: bool, say: Progress, started: float, files: Iterator[CorpusFile], config: ChunkingConfig,
 ) -> BuildSummary:
     lap = Laps()
-    merged, document_seq = stored_overlay_stream(files, settings, index_dir)
+    merged, document_seq = stored_overlay_stream(files, build.state_dir, index_dir)
     build_dir = new_build_dir(index_dir, f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
     writer: ChunkStoreWriter | None = None
     try:
@@ -426,7 +433,7 @@ def _build_locked(
         remove_stale_builds(index_dir, except_dir=build_dir)
         if resumed:
             say(f"resumed {resumed} embeddings from an unfinished build")
-        embedded = embed_missing(writer, encoder, settings.batch_size, settings.checkpoint_chunks, show_progress)
+        embedded = embed_missing(writer, encoder, build.batch_size, build.checkpoint_chunks, show_progress)
         max_tokens, mean_tokens = writer.token_stats()
         writer.close()
         writer = None
@@ -443,7 +450,7 @@ def _build_locked(
             model=ModelInfo(
                 name=encoder.name, weights_hash=encoder.weights_hash, dimension=encoder.dimension,
                 max_seq_length=encoder.max_seq_length, normalized=encoder.normalized,
-                lineage=_model_lineage(settings.model), **encoder_info(encoder),
+                lineage=_model_lineage(build.model), **encoder_info(encoder),
             ),
             chunking={"target_tokens": config.target_tokens, "max_tokens": config.max_tokens,
                       "overlap_tokens": config.overlap_tokens},
@@ -459,7 +466,7 @@ def _build_locked(
         final_tmp = build_dir.with_name(f"{version}{TMP_SUFFIX}")
         os.replace(build_dir, final_tmp)
         build_dir = final_tmp
-        publish(index_dir, build_dir, keep=settings.keep_versions)
+        publish(index_dir, build_dir, keep=build.keep_versions)
     except BaseException as exc:
         disk = storage_error(exc, index_dir)
         if disk is not None:  # a full disk: free what the build took rather than keep a checkpoint

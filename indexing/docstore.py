@@ -21,7 +21,6 @@ from pathlib import Path
 from haystack import Document
 
 from mlsearch.errors import InvalidDocumentIdError
-from mlsearch.settings import Settings
 
 MAX_DOC_ID_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -183,22 +182,27 @@ class DocumentStore:
             self._db.close()
 
 
-def state_dir_for(settings: Settings, index_dir: Path | None = None) -> Path:
-    """The state directory of an index: ``settings.state_dir``, else ``<index>-state`` beside the index."""
-    if settings.state_dir is not None:
-        return settings.state_dir
-    index_dir = Path(index_dir or settings.index_dir)
+def state_dir_for(state_dir: Path | None, index_dir: Path) -> Path:
+    """The state directory of an index: ``state_dir`` when given, else ``<index>-state`` beside the index."""
+    if state_dir is not None:
+        return state_dir
+    index_dir = Path(index_dir)
     return index_dir.parent / f"{index_dir.name}-state"
 
 
 def stored_overlay(
-    documents: Sequence[Document], settings: Settings, index_dir: Path | None = None
+    documents: Sequence[Document], state_dir: Path | None, index_dir: Path
 ) -> tuple[list[Document], int]:
     """A corpus's documents with the index's document store applied, sorted by id, and the store's last write.
 
     Without a document store the documents are only sorted (and the last write is 0).
+
+    Args:
+        documents: The corpus's documents.
+        state_dir: The state directory (``<index>-state`` beside the index when None).
+        index_dir: The index.
     """
-    path = state_dir_for(settings, index_dir) / DocumentStore.FILE
+    path = state_dir_for(state_dir, index_dir) / DocumentStore.FILE
     if not path.is_file():
         return sorted(documents, key=lambda d: str(d.meta.get("doc_id", d.id))), 0
     store = DocumentStore(path)

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata, resources
 from pathlib import Path
@@ -22,8 +21,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from mlsearch.catalog import BACKENDS
+from mlsearch.configs import EncoderConfig
 from mlsearch.errors import ModelLoadError
-from mlsearch.settings import Settings
 
 ENCODER_BACKENDS = ("torch", "openvino", "onnx")
 DEFAULT_EXPORT_CACHE = Path.home() / ".cache" / "mlsearch" / "encoders"
@@ -256,38 +255,6 @@ def check_device(device: str, backend: str = "torch") -> None:
             raise ModelLoadError(f"device {device!r} asked for, but only {count} CUDA GPU(s) here (cuda:0..)")
     elif not torch.backends.mps.is_available():
         raise ModelLoadError("device 'mps' asked for, but MPS is not available here; use --device cpu")
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """How to run an embedding model (built from the settings by :meth:`from_settings`).
-
-    Attributes:
-        device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (a GPU with the torch backend only).
-        backend: ``torch`` (sentence-transformers), or ``openvino`` / ``onnx`` (the model exported once and
-            cached in ``cache_dir``; see :mod:`indexing.export`).
-        int8: Quantize the exported model to int8 (``openvino`` and ``onnx`` only).
-        cache_dir: Where exports are cached (``~/.cache/mlsearch/encoders`` when None).
-        threads: Intra-op threads of OpenVINO or ONNX Runtime (0: the library's default, every core).
-        processes: Torch backend: encode large batches in this many processes (0 or 1: in this process).
-    """
-
-    device: str = "cpu"
-    backend: str = "torch"
-    int8: bool = False
-    cache_dir: Path | None = None
-    threads: int = 0
-    processes: int = 0
-
-    @classmethod
-    def from_settings(cls, settings: Settings, threads: int | None = None) -> EncoderConfig:
-        """The encoder settings (``MLSEARCH_DEVICE``, ``MLSEARCH_ENCODER_*``); ``threads`` overrides theirs."""
-        return cls(
-            device=settings.device, backend=settings.encoder_backend, int8=settings.encoder_int8,
-            cache_dir=settings.resolved_encoder_cache_dir,
-            threads=settings.encoder_threads if threads is None else threads,
-            processes=settings.encode_processes,
-        )
 
 
 def open_encoder(name_or_path: str, config: EncoderConfig | None = None) -> Encoder:

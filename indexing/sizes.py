@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psutil
 
-from indexing.backends.configs import keyword_config, vector_config
+from indexing.backends.configs import given_config
 from indexing.backends.registry import backend_class, keyword_backend, vector_backend
 from indexing.manifest import Manifest
 from indexing.store import ChunkStore
 from mlsearch.catalog import BACKENDS, KEYWORD_BACKEND_NAMES
 from mlsearch.errors import MlsearchError
-from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 EXACT_SEARCH_LIMIT = 100_000
@@ -42,11 +42,16 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> dict[str, int]:
+def backend_memory(directory: Path, manifest: Manifest, configs: Mapping[str, object]) -> dict[str, int]:
     """Resident memory each backend adds once loaded and asked one query, as the service would hold it.
 
     Measured as the growth of this process's RSS while each backend is loaded (after the previous ones), so
     memory-mapped files count only for the pages a query touched. Elasticsearch holds nothing here.
+
+    Args:
+        directory: The index version.
+        manifest: Its manifest.
+        configs: Backend name → its config (a backend not here is loaded with its defaults).
 
     Returns:
         Bytes per backend.
@@ -69,10 +74,10 @@ def backend_memory(directory: Path, manifest: Manifest, settings: Settings) -> d
         backend: Any
         try:
             if name in KEYWORD_BACKEND_NAMES:
-                backend = keyword_backend(name).load(directory / name, keyword_config(name, settings))
+                backend = keyword_backend(name).load(directory / name, given_config(name, configs))
                 backend.search("the model and the data", 10)
             else:
-                backend = vector_backend(name).load(directory / name, vector_config(name, settings))
+                backend = vector_backend(name).load(directory / name, given_config(name, configs))
                 backend.search(query_vector, 10)
         except Exception as exc:  # report what can be measured; one broken backend must not hide the rest
             logger.warning("cannot load %s to measure it: %s", name, exc)

@@ -21,7 +21,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from haystack import Document
 from threadpoolctl import threadpool_limits
 
 from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
-from indexing.backends.configs import keyword_config, vector_config
+from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.build import Laps, embed_chunks
 from indexing.chunking import Chunker, ChunkingConfig
@@ -51,8 +51,8 @@ from indexing.layout import (
 from indexing.manifest import Manifest
 from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES
+from mlsearch.configs import BuildConfig
 from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError, MlsearchError
-from mlsearch.settings import Settings
 
 logger = logging.getLogger(__name__)
 DOCUMENT_SEQ = "document_seq"
@@ -93,21 +93,21 @@ def new_version_name(tag: str) -> str:
 
 
 def _fit_backend(
-    name: str, settings: Settings, dimension: int, chunks: Sequence[Chunk], vectors: Callable[[], np.ndarray],
-    texts: Sequence[str],
+    name: str, configs: Mapping[str, object], dimension: int, chunks: Sequence[Chunk],
+    vectors: Callable[[], np.ndarray], texts: Sequence[str],
 ) -> KeywordIndex | VectorIndex:
     """One backend fitted over every chunk: a keyword backend over ``texts``, a vector one over ``vectors()``."""
     if name in KEYWORD_BACKEND_NAMES:
-        keyword = keyword_backend(name)(keyword_config(name, settings))
+        keyword = keyword_backend(name)(given_config(name, configs))
         keyword.build(texts)
         return keyword
-    vector = vector_backend(name)(dimension, vector_config(name, settings))
+    vector = vector_backend(name)(dimension, given_config(name, configs))
     vector.add(vectors(), chunks)
     return vector
 
 
 def _splice_backend(
-    previous: Path, directory: Path, name: str, settings: Settings, pieces: Sequence[Piece],
+    previous: Path, directory: Path, name: str, configs: Mapping[str, object], pieces: Sequence[Piece],
     fresh_texts: Sequence[str], fresh_vectors: np.ndarray,
 ) -> dict[str, object] | None:
     """Derive a backend from its previous version and the fresh chunks alone; None when it cannot splice.
@@ -120,7 +120,7 @@ def _splice_backend(
     cls = keyword_backend(name) if keyword else vector_backend(name)
     if not hasattr(cls, "splice") or not (previous / name).is_dir():
         return None
-    config = keyword_config(name, settings) if keyword else vector_config(name, settings)
+    config = given_config(name, configs)
     try:
         index = cls.load(previous / name, config)  # type: ignore[arg-type]
         if keyword:
@@ -216,16 +216,17 @@ def _add_fresh(
 
 
 def apply_changes(
-    settings: Settings, encoder: Encoder, changes: Sequence[StoredChange], index_dir: Path | None = None,
+    config: BuildConfig, encoder: Encoder, changes: Sequence[StoredChange], index_dir: Path | None = None,
     version: str | None = None,
 ) -> UpdateSummary:
     """Apply document writes to the current index version and publish the result as a new version.
 
     Args:
-        settings: Backend settings (chunking comes from the index's manifest, so chunks match the build).
+        config: Backend configs, batches, versions kept (chunking comes from the index's manifest, so chunks
+            match the build).
         encoder: The index's model.
         changes: The latest write of each changed document (a None document deletes it).
-        index_dir: The index (``settings.index_dir`` by default).
+        index_dir: The index (``config.index_dir`` by default).
         version: The new version's name (a fresh one by default).
 
     Returns:
@@ -235,13 +236,13 @@ def apply_changes(
         IndexNotBuiltError: There is no index to update.
         ModelMismatchError: ``encoder`` is not the index's model.
     """
-    index_dir = Path(index_dir or settings.index_dir)
+    index_dir = Path(index_dir or config.index_dir)
     with build_lock(index_dir):  # never alongside a full build of the same index
-        return _apply_locked(settings, encoder, changes, index_dir, version)
+        return _apply_locked(config, encoder, changes, index_dir, version)
 
 
 def _apply_locked(
-    settings: Settings, encoder: Encoder, changes: Sequence[StoredChange], index_dir: Path, version: str | None,
+    config: BuildConfig, encoder: Encoder, changes: Sequence[StoredChange], index_dir: Path, version: str | None,
 ) -> UpdateSummary:
     started, cpu_started = time.perf_counter(), time.thread_time()
     lap = Laps(started)
@@ -265,7 +266,7 @@ def _apply_locked(
     layout, pieces = _layout(spans, set(latest), fresh)
     in_order = [doc_id for doc_id, _ in layout if doc_id in fresh]  # fresh chunks in their new position order
     new_chunks = [chunk for doc_id in in_order for chunk in fresh[doc_id]]
-    new_vectors, reused_new = embed_chunks(new_chunks, encoder, previous, settings.batch_size, False)
+    new_vectors, reused_new = embed_chunks(new_chunks, encoder, previous, config.batch_size, False)
     by_doc: dict[str, np.ndarray] = {}
     offset = 0
     for doc_id in in_order:
@@ -285,7 +286,7 @@ def _apply_locked(
             fingerprint = store.ids_fingerprint()
             documents = len(layout)
             described = _update_backends(
-                current, build_dir, list(manifest.backends), settings, encoder.dimension, store, pieces,
+                current, build_dir, list(manifest.backends), config.backend_configs, encoder.dimension, store, pieces,
                 [chunk.embedding_text for chunk in new_chunks], new_vectors, lap,
             )
         finally:
@@ -304,7 +305,7 @@ def _apply_locked(
             "counts": {"documents": documents, "chunks": chunks, "embedded": embedded, "reused": chunks - embedded},
             "library_versions": library_versions(),
         }).save(build_dir)
-        publish(index_dir, build_dir, keep=settings.keep_versions)
+        publish(index_dir, build_dir, keep=config.keep_versions)
         lap("publish")
     except BaseException as exc:
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -322,8 +323,9 @@ def _apply_locked(
 
 
 def _update_backends(
-    previous: Path, build_dir: Path, names: Sequence[str], settings: Settings, dimension: int, store: ChunkStore,
-    pieces: Sequence[Piece], fresh_texts: Sequence[str], fresh_vectors: np.ndarray, lap: Callable[[str], None],
+    previous: Path, build_dir: Path, names: Sequence[str], configs: Mapping[str, object], dimension: int,
+    store: ChunkStore, pieces: Sequence[Piece], fresh_texts: Sequence[str], fresh_vectors: np.ndarray,
+    lap: Callable[[str], None],
 ) -> dict[str, dict[str, object]]:
     """Every backend of the new version: spliced from the previous version where it can, else built anew."""
     described: dict[str, dict[str, object]] = {}
@@ -336,9 +338,9 @@ def _update_backends(
         return stored[0]
 
     for name in names:
-        info = _splice_backend(previous, build_dir, name, settings, pieces, fresh_texts, fresh_vectors)
+        info = _splice_backend(previous, build_dir, name, configs, pieces, fresh_texts, fresh_vectors)
         if info is None:
-            index = _fit_backend(name, settings, dimension, ChunkRange(store, 0, len(store)), vectors,
+            index = _fit_backend(name, configs, dimension, ChunkRange(store, 0, len(store)), vectors,
                                  StoredTexts(store))
             index.save(build_dir / name)
             info = index.describe()
@@ -347,7 +349,7 @@ def _update_backends(
     return described
 
 
-def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSummary | None:
+def refit_pending(config: BuildConfig, index_dir: Path | None = None) -> UpdateSummary | None:
     """Refit the backends that updates spliced approximately (LSI, Annoy) and publish the result.
 
     The refit reads the current version's texts without holding the build lock, so document updates keep
@@ -355,10 +357,14 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
     None: the newer version is refitted in its turn). The new version hard-links every other file of the one
     it refits, so it costs the refit and little more. Afterwards the index equals a clean rebuild.
 
+    Args:
+        config: Backend configs and versions kept.
+        index_dir: The index (``config.index_dir`` by default).
+
     Returns:
         The refit's summary (no document changed), or None when nothing was pending or a newer version won.
     """
-    index_dir = Path(index_dir or settings.index_dir)
+    index_dir = Path(index_dir or config.index_dir)
     started = time.perf_counter()
     current = current_version_dir(index_dir)
     manifest = Manifest.load(current)
@@ -371,8 +377,8 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
         store, limits = ChunkStore(current / ChunkStore.FILE), threadpool_limits(limits=1, user_api="blas")
         try:
             fitted = {
-                name: _fit_backend(name, settings, manifest.model.dimension, ChunkRange(store, 0, len(store)),
-                                   store.embeddings, StoredTexts(store))
+                name: _fit_backend(name, config.backend_configs, manifest.model.dimension,
+                                   ChunkRange(store, 0, len(store)), store.embeddings, StoredTexts(store))
                 for name in names
             }
         finally:
@@ -386,7 +392,7 @@ def refit_pending(settings: Settings, index_dir: Path | None = None) -> UpdateSu
             logger.info("refit of %s discarded: a newer version was published meanwhile", current.name)
             return None
         version = new_version_name(str(manifest.corpus.get("fingerprint", ""))[:8])
-        with derived_version(index_dir, current, version, names, settings.keep_versions) as build_dir:
+        with derived_version(index_dir, current, version, names, config.keep_versions) as build_dir:
             for name, index in fitted.items():
                 index.save(build_dir / name)
             manifest.model_copy(update={
@@ -427,20 +433,20 @@ class DocumentUpdater:
     publishes that version too, so that the index ends equal to a clean rebuild. Updates never wait for it.
 
     Args:
-        settings: Settings (index and state directories, backends).
+        config: The index and state directories, backend configs, the refit delay.
         encoder: Returns the index's model when an update needs it.
         coalesce_s: How long to wait for more writes before updating.
         on_published: Called with each update's (and refit's) summary once its version is published.
-        refit_delay_s: Quiet time before a refit (``settings.update_refit_delay_s`` by default).
+        refit_delay_s: Quiet time before a refit (``config.refit_delay_s`` by default).
     """
 
     def __init__(
-        self, settings: Settings, encoder: Callable[[], Encoder], coalesce_s: float = 0.2,
+        self, config: BuildConfig, encoder: Callable[[], Encoder], coalesce_s: float = 0.2,
         on_published: Callable[[UpdateSummary], None] | None = None, refit_delay_s: float | None = None,
     ) -> None:
-        self.settings = settings
-        self.index_dir = Path(settings.index_dir)
-        self.store = DocumentStore.in_state_dir(state_dir_for(settings, self.index_dir))
+        self.config = config
+        self.index_dir = Path(config.index_dir)
+        self.store = DocumentStore.in_state_dir(state_dir_for(config.state_dir, self.index_dir))
         self._encoder = encoder
         self.coalesce_s = coalesce_s
         self.on_published = on_published
@@ -452,7 +458,7 @@ class DocumentUpdater:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.last_summary: UpdateSummary | None = None  # the latest update or refit that published
-        self.refit_delay_s = settings.update_refit_delay_s if refit_delay_s is None else refit_delay_s
+        self.refit_delay_s = config.refit_delay_s if refit_delay_s is None else refit_delay_s
         self._refit_lock = threading.Lock()  # one refit at a time
         self._refit_wake = threading.Event()
         self._refit_thread: threading.Thread | None = None
@@ -521,7 +527,7 @@ class DocumentUpdater:
             if not changes:
                 return None
             try:
-                summary = apply_changes(self.settings, self._encoder(), changes, self.index_dir, version)
+                summary = apply_changes(self.config, self._encoder(), changes, self.index_dir, version)
             except Exception as exc:
                 with self._lock:
                     self._pending_version = self._pending_version or version
@@ -542,7 +548,7 @@ class DocumentUpdater:
         Returns None too when an update published a newer version during the refit (that one is refitted next).
         """
         with self._refit_lock:
-            summary = refit_pending(self.settings, self.index_dir)
+            summary = refit_pending(self.config, self.index_dir)
         if summary is None:
             return None
         logger.info("index refitted as %s in %.2fs", summary.version, summary.seconds)

@@ -13,8 +13,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mlsearch.catalog import BACKEND_NAMES, DEFAULT_BUILD_BACKENDS
+from mlsearch.configs import DEFAULT_MODEL, Correction, StoreText
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
 ENV_PREFIX = "MLSEARCH_"
 _BACKEND_KEY = re.compile(rf"({'|'.join(sorted(map(re.escape, BACKEND_NAMES), key=len, reverse=True))})_(\w+)")
 """``<backend>_<option>``: one backend option given as a flat setting."""
@@ -137,14 +137,14 @@ class Settings(BaseSettings):
     drift_log_retention_days: float = Field(
         default=30.0, ge=0, description="Logged queries older than this are deleted (0: kept until max_rows)."
     )
-    drift_store_text: Literal["off", "hashed", "full"] = "off"
+    drift_store_text: StoreText = "off"
     drift_psi_warning: float = Field(default=0.1, gt=0)
     drift_psi_drift: float = Field(default=0.25, gt=0)
     drift_ks_alpha: float = Field(default=0.01, gt=0, lt=1)
     drift_reference_file: Path | None = Field(
         default=None, description="Reference queries (one a line); the first answered queries when unset."
     )
-    drift_ks_correction: Literal["holm", "bh"] = "holm"
+    drift_ks_correction: Correction = "holm"
     drift_psi_bins: int = Field(default=10, ge=2, le=50)
     drift_components: int = Field(default=2, ge=0, le=32, description="Principal components watched.")
     drift_sequential_alpha: float = Field(
@@ -224,6 +224,11 @@ class Settings(BaseSettings):
         if self.state_dir is not None:
             return self.state_dir
         return self.index_dir.parent / f"{self.index_dir.name}-state"
+
+    @property
+    def resolved_eval_cache_dir(self) -> Path:
+        """Where evaluation indexes are cached: the setting, or ``eval-cache/`` beside the index directory."""
+        return self.eval_cache_dir or self.index_dir.parent / "eval-cache"
 
 
 class BackendOptionsEnv(PydanticBaseSettingsSource):

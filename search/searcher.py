@@ -6,8 +6,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
@@ -15,9 +15,9 @@ from typing import Any, cast
 import numpy as np
 
 from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
-from indexing.backends.configs import backend_config, backend_configs
+from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, vector_backend
-from indexing.embedding import Encoder, EncoderConfig, open_encoder
+from indexing.embedding import Encoder, open_encoder
 from indexing.filters import ChunkFilter, as_filter
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
@@ -32,8 +32,8 @@ from mlsearch.catalog import (
     answering_backend,
     plan,
 )
+from mlsearch.configs import SearchConfig
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
-from mlsearch.settings import Settings
 from search.batching import QueryBatcher
 from search.fusion import FusionConfig, fuse
 from search.grouping import GROUP_DEPTH, group_by_document
@@ -125,34 +125,6 @@ class QueryEmbeddingCache:
         return len(self._items)
 
 
-@dataclass(frozen=True)
-class SearchConfig:
-    """What a searcher needs to know: fusion, the query cache, the model's device and each backend's config.
-
-    Attributes:
-        rrf_k: Reciprocal rank fusion constant.
-        query_cache_size: Query embeddings kept in the LRU cache (0: none).
-        encoder: How a lazily loaded model runs (device, torch or an exported model, threads).
-        reranker: The cross-encoder of ``rerank`` (the manifest's when None).
-        rerank_top_n: Results the reranker rescores.
-        backends: Backend name → its config (used when that backend is loaded; defaults for one not here).
-    """
-
-    rrf_k: int = 60
-    query_cache_size: int = 1024
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    reranker: Path | None = None
-    rerank_top_n: int = 20
-    backends: Mapping[str, object] = field(default_factory=dict)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SearchConfig:
-        """The search config the settings describe (the one place a searcher's settings are read)."""
-        return cls(rrf_k=settings.rrf_k, query_cache_size=settings.query_cache_size,
-                   encoder=EncoderConfig.from_settings(settings), reranker=settings.reranker,
-                   rerank_top_n=settings.rerank_top_n, backends=backend_configs(settings))
-
-
 class Searcher:
     """Searches one index version. Backends are loaded on first use and kept; so is the model.
 
@@ -180,14 +152,14 @@ class Searcher:
 
     @classmethod
     def open(
-        cls, index_dir: Path, config: SearchConfig | Settings, encoder: Encoder | None = None,
+        cls, index_dir: Path, config: SearchConfig, encoder: Encoder | None = None,
         model: str | None = None, loader: EncoderLoader | None = None,
     ) -> Searcher:
         """Open the version that ``index_dir`` points to now; nothing but the manifest is read yet.
 
         Args:
             index_dir: The index directory (a link to its current version, or a version itself).
-            config: The search config (settings are turned into one by :meth:`SearchConfig.from_settings`).
+            config: The search config (``indexing.backends.configs.search_config`` builds one from the settings).
             encoder: An already loaded model (checked against the manifest now).
             model: A model name or path to load when first needed (the manifest's model by default).
             loader: Loads a model by name (``indexing.embedding.open_encoder`` with the config's encoder settings
@@ -198,8 +170,6 @@ class Searcher:
             ModelMismatchError: The encoder is not the model the index was built with (raised when the model
                 is loaded, for a model given by name).
         """
-        if isinstance(config, Settings):
-            config = SearchConfig.from_settings(config)
         directory = current_version_dir(Path(index_dir))
         manifest = Manifest.load(directory)
         if encoder is not None:
@@ -275,7 +245,7 @@ class Searcher:
                     raise IndexNotBuiltError(
                         f"backend {name!r} was not built in this index (built: {', '.join(self.built_backends)})"
                     )
-                config = self.config.backends.get(name) or backend_config(name)
+                config = given_config(name, self.config.backends)
                 where = self.directory / name
                 self._backends[name] = (
                     vector_backend(name).load(where, config)
@@ -305,7 +275,7 @@ class Searcher:
         A fused method fuses the candidate lists of ``fusion`` (the index's own, :attr:`fusion`, when omitted:
         the one ``mlsearch tune`` chose, else equal-weight RRF of dense and BM25). ``tags`` is a
         :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
-        With ``rerank``, the first ``settings.rerank_top_n`` are reordered by the cross-encoder (:attr:`reranker`).
+        With ``rerank``, the first ``config.rerank_top_n`` are reordered by the cross-encoder (:attr:`reranker`).
 
         Raises:
             BadQueryError: Blank query, ``k`` out of range, or unknown method.
@@ -399,7 +369,7 @@ class Searcher:
             offset: Skip this many hits (or documents, when grouped): the page starts at rank ``offset + 1``.
             group_by: ``"document"``: the best chunk of each document, with ``other_matches``, the number of
                 its other chunks among the ranked candidates (``GROUP_DEPTH`` per result wanted).
-            rerank: Reorder the top ``settings.rerank_top_n`` with the cross-encoder (:attr:`reranker`).
+            rerank: Reorder the top ``config.rerank_top_n`` with the cross-encoder (:attr:`reranker`).
 
         Raises:
             BadQueryError, IndexNotBuiltError, UnknownBackendError, BackendUnavailableError.
@@ -438,14 +408,14 @@ class Searcher:
 
     @property
     def reranker_path(self) -> str | None:
-        """The cross-encoder folder ``rerank`` would use (``settings.reranker``, else the manifest's), or None;
+        """The cross-encoder folder ``rerank`` would use (``config.reranker``, else the manifest's), or None;
         nothing is loaded."""
         path = self.config.reranker or ((self.manifest.tuning or {}).get("reranker") or {}).get("path")
         return str(path) if path else None
 
     @property
     def reranker(self) -> Reranker:
-        """The cross-encoder of ``rerank`` (loaded once): ``settings.reranker``, else the manifest's.
+        """The cross-encoder of ``rerank`` (loaded once): ``config.reranker``, else the manifest's.
 
         Raises:
             BadQueryError: No reranker is configured.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config
 from mlsearch.settings import Settings
 from tests.fakes import HashingEncoder
 
@@ -109,7 +110,8 @@ def built_index(tiny_corpus: Path, settings: Settings, fake_encoder: HashingEnco
     """The tiny corpus built with the fake encoder into ``settings.index_dir`` (all local backends)."""
     from indexing.build import build_index
 
-    build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "annoy", "lsi", "bm25"])
+    build_index(build_config(settings), fake_encoder, corpus_dir=tiny_corpus,
+                backends=["faiss", "annoy", "lsi", "bm25"])
     return settings.index_dir
 
 
@@ -137,5 +139,5 @@ def real_corpus_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) ->
     if not any(CORPUS_DIR.glob("*.md")):
         pytest.skip("corpus/ is empty")
     index_dir = tmp_path_factory.mktemp("real") / "default"
-    build_index(Settings(index_dir=index_dir), real_encoder, corpus_dir=CORPUS_DIR)
+    build_index(build_config(Settings(index_dir=index_dir)), real_encoder, corpus_dir=CORPUS_DIR)
     return index_dir

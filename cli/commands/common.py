@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from indexing.embedding import Encoder, EncoderConfig, open_encoder
+from indexing.backends.configs import encoder_config
+from indexing.embedding import Encoder, open_encoder
 from mlsearch.errors import MlsearchError
 from mlsearch.settings import Settings
 
@@ -58,9 +59,12 @@ def make_settings(**overrides: Any) -> Settings:
     return settings
 
 
-def get_encoder(settings: Settings, model: str | None = None) -> Encoder:
-    """Load the embedding model (tests replace this function with a fake encoder)."""
-    return open_encoder(model or settings.model, EncoderConfig.from_settings(settings))
+def get_encoder(settings: Settings, model: str | None = None, threads: int | None = None) -> Encoder:
+    """Load the embedding model (tests replace this function with a fake encoder).
+
+    ``threads`` overrides the settings' OpenVINO / ONNX Runtime threads.
+    """
+    return open_encoder(model or settings.model, encoder_config(settings, threads))
 
 
 def model_loader(settings: Settings) -> Callable[[str], Encoder]:

@@ -9,6 +9,7 @@ import typer
 
 from cli.commands import common
 from cli.commands.common import cli_errors, make_settings, print_json
+from indexing.backends.configs import drift_config
 
 app = typer.Typer(help="Watch whether the queries still match what the index was built for.",
                   no_args_is_help=True)
@@ -19,9 +20,10 @@ IndexDir = Annotated[Path | None, typer.Option("--index-dir", help="The index di
 
 
 def _open_searcher(settings: Any) -> Any:
+    from indexing.backends.configs import search_config
     from search.searcher import Searcher
 
-    return Searcher.open(settings.index_dir, settings, loader=common.model_loader(settings))
+    return Searcher.open(settings.index_dir, search_config(settings), loader=common.model_loader(settings))
 
 
 def _existing_log(settings: Any) -> Any:
@@ -46,12 +48,12 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print drift.json.")] = False,
 ) -> None:
     """Write the drift report of the logged queries: drift.json, report.md (with PNG plots), report.html."""
-    from drift.monitor import DriftConfig, DriftEngine, DriftMonitor
+    from drift.monitor import DriftEngine, DriftMonitor
     from drift.reference import ReferenceStore, read_queries, reference_from_queries
     from drift.report import report_data, to_json, write_report
 
     settings = make_settings(state_dir=state_dir, index_dir=index_dir)
-    config = DriftConfig.from_settings(settings)
+    config = drift_config(settings)
     if reference is not None:
         queries = read_queries(reference)
     log = _existing_log(settings)
@@ -91,14 +93,13 @@ def simulate(
     Thresholds come from the MLSEARCH_DRIFT_* settings, so that they can be tuned before deploying.
     """
     from drift.features import observe_queries
-    from drift.monitor import DriftConfig
     from drift.reference import read_queries, reference_from_queries
     from drift.simulate import replay
 
     reference_queries = read_queries(reference, "reference")
     stream_queries = read_queries(stream, "stream")
     settings = make_settings(index_dir=index_dir, drift_window=window, drift_min_window=min_window)
-    config = DriftConfig.from_settings(settings)
+    config = drift_config(settings)
     searcher = _open_searcher(settings)
     measured = reference_from_queries(searcher, reference_queries, source=f"file:{reference}")
     result = replay(measured, observe_queries(searcher, stream_queries), config)

@@ -46,9 +46,10 @@ def run(
 ) -> None:
     """Evaluate retrieval methods on a dataset: metrics, significance tests, latency, runs and a report."""
     from evaluation.datasets import load_dataset
-    from evaluation.indexes import cache_dir_for, needed_backends, prepare_index
+    from evaluation.indexes import needed_backends, prepare_index
     from evaluation.report import metrics_markdown, summary_json, write_report
     from evaluation.runner import check_options, evaluate
+    from indexing.backends.configs import build_config, search_config
     from search.searcher import Searcher
 
     settings = make_settings(corpus_dir=corpus, index_dir=index_dir, model=model)
@@ -59,7 +60,7 @@ def run(
     say(f"dataset {data.name}: {len(data.queries)} queries ({data.kind}, {data.level} level)")
     encoder = common.get_encoder(settings, model)
     prepared = prepare_index(
-        data, settings, encoder, needed_backends(method_list, backend), cache_dir_for(settings),
+        data, build_config(settings), encoder, needed_backends(method_list, backend), settings.resolved_eval_cache_dir,
         show_progress=True, progress=say,
     )
     if tune:
@@ -69,7 +70,7 @@ def run(
         tuned = run_tune(settings, prepared.index_dir, backend, 300, 0, 0.005, model, say, encoder)
         write_tuning(prepared.index_dir, tuned, keep=settings.keep_versions)
         say(f"tuned: fusion {tuned.fusion.label()}; document scoring {tuned.doc_scoring.label()}")
-    searcher = Searcher.open(prepared.index_dir, settings, encoder=encoder)
+    searcher = Searcher.open(prepared.index_dir, search_config(settings), encoder=encoder)
     try:
         result = evaluate(searcher, data, method_list, k=k, backend=backend, id_map=prepared.id_map,
                           show_progress=True)

@@ -60,12 +60,14 @@ def finetune(
     from finetune.pipeline import FinetuneOptions, run_finetune
     from finetune.split import UNITS
     from finetune.train import TrainingConfig
+    from indexing.backends.configs import build_config, search_config
     from search.searcher import Searcher
 
     if split_unit not in ("auto", *UNITS):
         raise typer.BadParameter(f"choose auto, {', '.join(UNITS)}", param_hint="--split-unit")
     settings = make_settings(index_dir=index_dir)
-    current = Searcher.open(settings.index_dir, settings, loader=common.model_loader(settings))
+    search = search_config(settings)
+    current = Searcher.open(settings.index_dir, search, loader=common.model_loader(settings))
     manifest = current.manifest
     options = FinetuneOptions(
         out=out or Path("models") / f"finetuned-{datetime.now():%Y%m%d-%H%M%S}",
@@ -79,7 +81,7 @@ def finetune(
     )
     champion = current.encoder
     result = run_finetune(
-        settings, champion, options, show_progress=not as_json,
+        build_config(settings), search, champion, options, show_progress=not as_json,
         progress=None if as_json else (lambda message: typer.echo(message, err=True)),
     )
     if as_json:

@@ -11,6 +11,7 @@ import typer
 
 from cli.commands import common
 from cli.commands.common import cli_errors, make_settings, print_json
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from indexing.documents import corpus_files, document_id_for
 from indexing.embedding import Encoder, check_device
@@ -75,7 +76,7 @@ def build(
     encoder = common.get_encoder(settings)
     before = snapshot(settings.corpus_dir) if watch else None  # changes during the build are picked up after it
     summary = build_index(
-        settings, encoder, backends=names, show_progress=not as_json,
+        build_config(settings), encoder, backends=names, show_progress=not as_json,
         progress=None if as_json else (lambda message: typer.echo(message, err=True)),
     )
     if as_json:
@@ -103,7 +104,7 @@ def _updater(settings: Settings, encoder: Encoder | None = None) -> DocumentUpda
             loaded.append(common.get_encoder(settings, model=manifest.model.name))
         return loaded[0]
 
-    return DocumentUpdater(settings, model, coalesce_s=0)
+    return DocumentUpdater(build_config(settings), model, coalesce_s=0)
 
 
 def _report(summary: UpdateSummary | None, as_json: bool = False) -> None:
@@ -205,7 +206,7 @@ def inspect(
     store = ChunkStore(directory / ChunkStore.FILE)
     stats = store.token_stats()
     disk = backend_disk(directory, manifest)
-    ram = backend_memory(directory, manifest, settings) if memory else {}
+    ram = backend_memory(directory, manifest, build_config(settings).backend_configs) if memory else {}
     advice = scale_advice(manifest, int(stats["chunks"]))
     data = {**manifest.model_dump(), **stats, "directory": str(directory), "disk_bytes": disk,
             "memory_bytes": ram if memory else None, "advice": advice}

@@ -36,6 +36,7 @@ def rerank_train(
     """Train a cross-encoder on synthetic queries with hard negatives; the gate promotes it only on a gain."""
     from finetune.gate import GatePolicy
     from finetune.reranker import DEV_SET, RerankerOptions, run_reranker_training
+    from indexing.backends.configs import search_config
     from indexing.layout import current_version_dir
     from indexing.manifest import Manifest
     from search.searcher import Searcher
@@ -49,7 +50,7 @@ def rerank_train(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
         policy=GatePolicy(primary=DEV_SET, min_gain=min_gain),
     )
-    searcher = Searcher.open(settings.index_dir, settings, encoder=encoder)
+    searcher = Searcher.open(settings.index_dir, search_config(settings), encoder=encoder)
     try:
         result = run_reranker_training(searcher, options, show_progress=not as_json,
                                        progress=None if as_json else (lambda m: typer.echo(m, err=True)))

@@ -24,10 +24,12 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search the index and print the results (the model is loaded only when the method needs it)."""
+    from indexing.backends.configs import search_config
     from search.searcher import Searcher
 
     settings = make_settings(index_dir=index_dir)
-    searcher = Searcher.open(settings.index_dir, settings, model=model, loader=common.model_loader(settings))
+    searcher = Searcher.open(settings.index_dir, search_config(settings), model=model,
+                             loader=common.model_loader(settings))
     tag_list = [t.strip() for t in tags.split(",") if t.strip()] if tags else None
     result = searcher.search(query, k=k, method=method, backend=backend, tags=tag_list)
     if as_json:

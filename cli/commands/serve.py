@@ -47,9 +47,8 @@ def serve(
         import torch
 
         torch.set_num_threads(settings.serve_torch_threads)
-        if not settings.encoder_threads:  # OpenVINO / ONNX Runtime get the same number of threads
-            settings = settings.model_copy(update={"encoder_threads": settings.serve_torch_threads})
-    factory = searcher_factory(lambda name: common.get_encoder(settings, name))
+    threads = settings.encoder_threads or settings.serve_torch_threads  # OpenVINO / ONNX Runtime get as many
+    factory = searcher_factory(lambda name: common.get_encoder(settings, name, threads=threads))
     app = create_app(settings, searcher_factory=factory)
     typer.echo(f"serving {settings.index_dir} on http://{settings.host}:{settings.port} (docs at /docs)", err=True)
     uvicorn.run(

@@ -63,14 +63,15 @@ def dataset_index(
 ) -> Path:
     """The evaluation index of a dataset, found or built as ``mlsearch eval`` would (with LSI and BM25)."""
     from evaluation.datasets import load_dataset
-    from evaluation.indexes import cache_dir_for, needed_backends, prepare_index
+    from evaluation.indexes import needed_backends, prepare_index
+    from indexing.backends.configs import build_config
     from mlsearch.catalog import METHOD_NAMES
 
     data = load_dataset(dataset, corpus_dir=settings.corpus_dir)
     encoder = common.get_encoder(settings, model)
     backends = needed_backends(METHOD_NAMES, backend)
-    prepared = prepare_index(data, settings, encoder, backends, cache_dir_for(settings), show_progress=True,
-                             progress=say)
+    prepared = prepare_index(data, build_config(settings), encoder, backends, settings.resolved_eval_cache_dir,
+                             show_progress=True, progress=say)
     return prepared.index_dir
 
 
@@ -80,14 +81,14 @@ def run_tune(
 ) -> TuneResult:
     """Open the index and tune it (with ``encoder``, or the model loaded once)."""
     from finetune.tune import tune as run
+    from indexing.backends.configs import search_config
     from indexing.layout import current_version_dir
     from indexing.manifest import Manifest
     from search.searcher import Searcher
 
-    local = settings.model_copy(update={"index_dir": index_dir})
     manifest = Manifest.load(current_version_dir(index_dir))
-    encoder = encoder or common.get_encoder(local, model or manifest.model.name)
-    searcher = Searcher.open(index_dir, local, encoder=encoder)
+    encoder = encoder or common.get_encoder(settings, model or manifest.model.name)
+    searcher = Searcher.open(index_dir, search_config(settings), encoder=encoder)
     try:
         return run(searcher, backend=backend, size=queries, seed=seed, min_gain=min_gain,
                    show_progress=say is not None, progress=say, keyword=keyword)

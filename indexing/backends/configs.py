@@ -1,4 +1,9 @@
-"""Each backend's typed, frozen options, built from :class:`~mlsearch.settings.Settings` in one place.
+"""The one place below the CLI and the API that reads :class:`~mlsearch.settings.Settings`: it builds each
+component's typed, frozen config (:mod:`mlsearch.configs`) and each backend's own config from them.
+
+The CLI and the API call :func:`build_config`, :func:`search_config`, :func:`encoder_config` and
+:func:`drift_service_config` and hand the results down; no other module of ``indexing``, ``search``,
+``evaluation``, ``finetune`` or ``drift`` imports the settings (``tests/test_layering.py`` checks it).
 
 A backend defines its own config class in its own module: a frozen pydantic dataclass that refuses unknown
 options, named by the backend's ``config_type`` class attribute. :func:`backend_config` is the only code that
@@ -23,6 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from indexing.backends.registry import backend_class
 from mlsearch.catalog import BACKENDS, KEYWORD_BACKEND_NAMES, VECTOR_BACKEND_NAMES
+from mlsearch.configs import BuildConfig, DriftConfig, DriftServiceConfig, EncoderConfig, SearchConfig
 from mlsearch.errors import BackendConfigError, UnknownBackendError
 from mlsearch.settings import ENV_PREFIX, Settings
 
@@ -47,13 +53,29 @@ def config_of(config_type: type[C], settings: Settings | None = None) -> C:
 
     The backend is the one whose module defines ``config_type``.
     """
+    config = backend_config(_backend_of(config_type), settings)
+    assert isinstance(config, config_type)
+    return config
+
+
+def given_config(name: str, configs: Mapping[str, object]) -> object:
+    """Backend ``name``'s config in ``configs`` (a component config's ``backend_configs``), else its defaults."""
+    return configs.get(name) or backend_config(name)
+
+
+def given_config_of(config_type: type[C], configs: Mapping[str, object]) -> C:
+    """:func:`given_config` by the config's type (``given_config_of(Bm25Config, build.backend_configs)``)."""
+    config = given_config(_backend_of(config_type), configs)
+    assert isinstance(config, config_type)
+    return config
+
+
+def _backend_of(config_type: type) -> str:
     module = config_type.__module__
     name = next((n for n, spec in BACKENDS.items() if spec.class_path.partition(":")[0] == module), None)
     if name is None:
         raise UnknownBackendError(f"{config_type.__name__} is no backend's config")
-    config = backend_config(name, settings)
-    assert isinstance(config, config_type)
-    return config
+    return name
 
 
 def backend_configs(settings: Settings) -> dict[str, object]:
@@ -62,6 +84,56 @@ def backend_configs(settings: Settings) -> dict[str, object]:
     Building them checks every given option, so a bad one fails at start-up, not at the first search.
     """
     return {name: backend_config(name, settings) for name in settings.backend_options}
+
+
+def encoder_config(settings: Settings, threads: int | None = None) -> EncoderConfig:
+    """How the settings run the model (``MLSEARCH_DEVICE``, ``MLSEARCH_ENCODER_*``); ``threads`` overrides theirs."""
+    return EncoderConfig(
+        device=settings.device, backend=settings.encoder_backend, int8=settings.encoder_int8,
+        cache_dir=settings.resolved_encoder_cache_dir,
+        threads=settings.encoder_threads if threads is None else threads,
+        processes=settings.encode_processes,
+    )
+
+
+def build_config(settings: Settings) -> BuildConfig:
+    """How the settings build and update an index (paths, backends and their configs, chunks, batches)."""
+    return BuildConfig(
+        corpus_dir=settings.corpus_dir, index_dir=settings.index_dir, state_dir=settings.state_dir,
+        model=settings.model, backends=tuple(settings.backends), backend_configs=backend_configs(settings),
+        batch_size=settings.batch_size, checkpoint_chunks=settings.checkpoint_chunks,
+        chunk_target_tokens=settings.chunk_target_tokens, chunk_overlap_tokens=settings.chunk_overlap_tokens,
+        chunk_max_tokens=settings.chunk_max_tokens, keep_versions=settings.keep_versions,
+        refit_delay_s=settings.update_refit_delay_s,
+    )
+
+
+def search_config(settings: Settings, threads: int | None = None) -> SearchConfig:
+    """How the settings search (fusion, query cache, reranker, the model's device, backend configs).
+
+    ``threads`` overrides the encoder's threads (as in :func:`encoder_config`).
+    """
+    return SearchConfig(
+        rrf_k=settings.rrf_k, query_cache_size=settings.query_cache_size,
+        encoder=encoder_config(settings, threads), reranker=settings.reranker,
+        rerank_top_n=settings.rerank_top_n, backends=backend_configs(settings),
+    )
+
+
+def drift_config(settings: Settings) -> DriftConfig:
+    """The drift monitor's sizes and thresholds: each field from the ``drift_<field>`` setting of its name."""
+    values = {f.name: getattr(settings, f"drift_{f.name}") for f in fields(DriftConfig)
+              if hasattr(settings, f"drift_{f.name}")}
+    return DriftConfig(**values)
+
+
+def drift_service_config(settings: Settings) -> DriftServiceConfig:
+    """A service's drift monitoring as the settings describe it (state directory, query log, reference)."""
+    return DriftServiceConfig(
+        state_dir=settings.resolved_state_dir, monitor=drift_config(settings),
+        reference_file=settings.drift_reference_file, log_max_rows=settings.drift_log_max_rows,
+        log_retention_days=settings.drift_log_retention_days, store_text=settings.drift_store_text,
+    )
 
 
 def vector_config(name: str, settings: Settings | None = None) -> object:

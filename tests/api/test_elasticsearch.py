@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from mlsearch.settings import Settings
 from tests.api.conftest import wait_ready
@@ -32,7 +33,8 @@ def es_index(
         api_settings, elasticsearch_url="http://es.test:9200", elasticsearch_max_retries=0,
         elasticsearch_initial_backoff=0.0, elasticsearch_timeout=1.0,
     )
-    build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi", "bm25", "elasticsearch"])
+    build_index(build_config(settings), fake_encoder, corpus_dir=tiny_corpus,
+                backends=["faiss", "lsi", "bm25", "elasticsearch"])
     return settings
 
 

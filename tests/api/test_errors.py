@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.errors import ERROR_STATUS, NotReadyError, status_for
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from mlsearch.catalog import VECTOR_BACKEND_NAMES
 from mlsearch.errors import BackendUnavailableError, BadQueryError, MlsearchError
@@ -114,7 +115,8 @@ def test_not_ready_until_an_index_appears(
         assert search.status_code == 503 and search.json()["error"] == "not_ready"
         assert client.get("/index").status_code == 503
 
-        summary = build_index(api_settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "bm25"])
+        summary = build_index(build_config(api_settings), fake_encoder, corpus_dir=tiny_corpus,
+                              backends=["faiss", "bm25"])
         wait_ready(client)
         assert client.get("/ready").json()["index_version"] == summary.version
         assert client.post("/search", json={"query": "dropout"}).status_code == 200

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from mlsearch.errors import BackendUnavailableError
 from mlsearch.settings import Settings
@@ -306,7 +307,7 @@ def test_html_in_queries_and_passages_is_shown_as_text(
         "---\ntitle: Markup <em>in</em> titles\ntags: [training]\n---\n# Markup <em>in</em> titles\n\n"
         'Dropout <img src=x onerror="window.pwned = 1"> and <script>window.pwned = 2</script> stay text.\n'
     )
-    build_index(api_settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi", "bm25"])
+    build_index(build_config(api_settings), fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi", "bm25"])
     live = serve(make_app(api_settings))
     page.goto(live.url)
     query = 'dropout <img src=y onerror="window.pwned = 3">'
@@ -424,7 +425,7 @@ def test_locations_markdown_formatting_and_grouping_by_document(
         "# Formatting\n\nSinusoidal **positional** encodings use *sine* and `torch.sin` with _cosine_ "
         "<b>not bold</b>.\n\n```python\nangle = pos / 10000 ** (2 * i / d)\n```\n"
     )
-    build_index(api_settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi", "bm25"])
+    build_index(build_config(api_settings), fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi", "bm25"])
     live = serve(make_app(api_settings))
     page.goto(live.url)
     page.get_by_label("Query").fill("sine cosine positional encodings")

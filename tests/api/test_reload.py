@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.state import searcher_factory
+from indexing.backends.configs import build_config
 from indexing.build import BuildSummary, build_index
 from mlsearch.errors import ModelLoadError
 from mlsearch.settings import Settings
@@ -28,7 +29,7 @@ def rebuild(corpus: Path, settings: Settings, encoder: HashingEncoder, name: str
     (corpus / f"{name}.md").write_text(
         f"---\ntitle: {name}\ntags: [new]\n---\n# {name}\n\nBatch normalization of {name} rescales activations.\n"
     )
-    return build_index(settings, encoder, corpus_dir=corpus, backends=BACKENDS)
+    return build_index(build_config(settings), encoder, corpus_dir=corpus, backends=BACKENDS)
 
 
 def test_reload_needs_the_admin_key(client: TestClient) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.state import searcher_factory
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from mlsearch.errors import BackendUnavailableError
 from mlsearch.settings import Settings
@@ -89,7 +90,7 @@ def test_elasticsearch_not_configured_is_503_naming_it_while_others_answer(clien
 def test_backend_missing_from_the_index_is_503_naming_it(
     tiny_corpus: Path, api_settings: Settings, fake_encoder: HashingEncoder, make_app: Callable[..., FastAPI]
 ) -> None:
-    build_index(api_settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi"])
+    build_index(build_config(api_settings), fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi"])
     with TestClient(make_app(api_settings)) as client:
         wait_ready(client)
         for body, missing in (

@@ -22,7 +22,14 @@ def test_serve_runs_the_app_with_uvicorn(
 ) -> None:
     loads: list[str | None] = []
     runs: list[dict[str, Any]] = []
-    monkeypatch.setattr(common, "get_encoder", lambda settings, model=None: loads.append(model) or fake_encoder)
+    encoder_threads: list[int | None] = []
+
+    def get_encoder(settings: object, model: str | None = None, threads: int | None = None) -> HashingEncoder:
+        loads.append(model)
+        encoder_threads.append(threads)
+        return fake_encoder
+
+    monkeypatch.setattr(common, "get_encoder", get_encoder)
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append({"app": app, **options}))
     threads: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", threads.append)
@@ -43,6 +50,7 @@ def test_serve_runs_the_app_with_uvicorn(
         wait_ready(client)
         assert client.post("/search", json={"query": "dropout"}).status_code == 200
     assert loads == ["fake-hashing"]  # the index's model, loaded once
+    assert encoder_threads == [1]  # OpenVINO / ONNX Runtime get as many threads as torch
 
 
 def test_serve_rejects_a_bad_port(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from drift.features import QueryObservation
-from drift.monitor import DriftConfig
+from mlsearch.configs import DriftConfig
 from mlsearch.settings import Settings
 
 DIMENSION = 16

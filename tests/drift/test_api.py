@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.state import searcher_factory
 from drift.reference import read_queries
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from mlsearch.settings import Settings
 from tests.conftest import CORPUS_DIR, ROOT
@@ -53,7 +54,7 @@ def shipped_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index_dir = tmp_path_factory.mktemp("drift-e2e") / "index"
     settings = Settings(index_dir=index_dir, corpus_dir=CORPUS_DIR, chunk_target_tokens=120,
                         chunk_overlap_tokens=16)
-    build_index(settings, HashingEncoder(), backends=["faiss", "bm25"])
+    build_index(build_config(settings), HashingEncoder(), backends=["faiss", "bm25"])
     return index_dir
 
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from drift.service import DriftService
+from indexing.backends.configs import drift_service_config, search_config
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 from tests.fakes import HashingEncoder
@@ -39,8 +40,8 @@ def runner(monkeypatch: pytest.MonkeyPatch, fake_encoder: HashingEncoder) -> Cli
 @pytest.fixture
 def served(built_index: Path, drift_settings: Settings, fake_encoder: HashingEncoder) -> Path:
     """A state directory whose log holds a reference of in-domain queries, then off-topic ones."""
-    searcher = Searcher.open(built_index, drift_settings, encoder=fake_encoder)
-    service = DriftService(drift_settings).start()
+    searcher = Searcher.open(built_index, search_config(drift_settings), encoder=fake_encoder)
+    service = DriftService(drift_service_config(drift_settings)).start()
     for query in IN_DOMAIN + OFF_TOPIC * 2:  # a 10-query reference needs a longer shift to be sure
         service.record(searcher, query, "dense", 3)
     service.stop()
@@ -136,8 +137,9 @@ def test_export_without_kept_text_says_how_to_keep_it(runner: CliRunner, built_i
                                                       drift_settings: Settings, fake_encoder: HashingEncoder,
                                                       tmp_path: Path) -> None:
     settings = drift_settings.model_copy(update={"drift_store_text": "hashed"})
-    service = DriftService(settings).start()
-    service.record(Searcher.open(built_index, settings, encoder=fake_encoder), "what is dropout", "dense", 1)
+    service = DriftService(drift_service_config(settings)).start()
+    service.record(Searcher.open(built_index, search_config(settings), encoder=fake_encoder), "what is dropout",
+                   "dense", 1)
     service.stop()
     result = runner.invoke(app, ["drift", "export", "--state-dir", str(settings.resolved_state_dir), "--out",
                                  str(tmp_path / "q.txt")], env=env(drift_settings))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from drift.features import FeatureSpace, QueryObservation, describe_feature, observe_queries, observe_query
+from indexing.backends.configs import search_config
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 from tests.fakes import HashingEncoder
@@ -16,7 +17,7 @@ from tests.fakes import HashingEncoder
 
 @pytest.fixture
 def searcher(built_index: Path, settings: Settings, fake_encoder: HashingEncoder) -> Searcher:
-    return Searcher.open(built_index, settings, encoder=fake_encoder)
+    return Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
 
 
 def test_observe_query_measures_the_named_features(searcher: Searcher) -> None:

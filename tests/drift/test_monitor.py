@@ -10,8 +10,10 @@ import pytest
 
 from drift.features import QueryObservation
 from drift.log import QueryLog
-from drift.monitor import DriftConfig, DriftEngine, DriftMonitor
+from drift.monitor import DriftEngine, DriftMonitor
 from drift.reference import Reference, ReferenceStore
+from indexing.backends.configs import drift_config
+from mlsearch.configs import DriftConfig
 
 Make = Callable[..., list[QueryObservation]]
 
@@ -165,6 +167,6 @@ def test_rows_already_seen_are_not_counted_twice(tmp_path: Path, make_observatio
 
 
 def test_config_from_settings(drift_settings) -> None:  # type: ignore[no-untyped-def]
-    config = DriftConfig.from_settings(drift_settings.model_copy(update={"drift_ks_correction": "bh"}))
+    config = drift_config(drift_settings.model_copy(update={"drift_ks_correction": "bh"}))
     assert (config.reference_size, config.window, config.min_window) == (10, 10, 5)
     assert config.ks_correction == "bh" and config.psi_drift == 0.25 and not config.mmd

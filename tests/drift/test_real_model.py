@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.state import searcher_factory
 from drift.reference import read_queries
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from mlsearch.settings import Settings
 from tests.conftest import CORPUS_DIR, ROOT
@@ -48,7 +49,7 @@ def test_real_model_names_top_score_and_centroid_distance(real_encoder, tmp_path
 
     settings = Settings(index_dir=tmp_path / "index", corpus_dir=corpus, state_dir=tmp_path / "state",
                         watch_index=False, drift_reference_size=20, drift_window=20, drift_min_window=10)
-    build_index(settings, real_encoder, backends=["faiss", "bm25"])
+    build_index(build_config(settings), real_encoder, backends=["faiss", "bm25"])
     app = create_app(settings, searcher_factory(lambda name: real_encoder), static_dir=None)
     with TestClient(app) as client:
         deadline = time.monotonic() + 60

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from drift.features import QueryObservation
-from drift.monitor import DriftConfig, DriftEngine, DriftStatus
+from drift.monitor import DriftEngine, DriftStatus
 from drift.reference import Reference
 from drift.report import NEXT_STEPS, render_html, report_data, write_report
+from mlsearch.configs import DriftConfig
 from mlsearch.errors import DriftError
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from drift.service import DriftService
+from indexing.backends.configs import drift_service_config, search_config
 from mlsearch.errors import DriftError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
@@ -21,11 +22,11 @@ IN_DOMAIN = [
 
 @pytest.fixture
 def searcher(built_index: Path, drift_settings: Settings, fake_encoder: HashingEncoder) -> Searcher:
-    return Searcher.open(built_index, drift_settings, encoder=fake_encoder)
+    return Searcher.open(built_index, search_config(drift_settings), encoder=fake_encoder)
 
 
 def test_status_reflects_every_recorded_query(drift_settings: Settings, searcher: Searcher) -> None:
-    service = DriftService(drift_settings).start()
+    service = DriftService(drift_service_config(drift_settings)).start()
     try:
         for query in IN_DOMAIN * 2:
             assert service.record(searcher, query, "dense", 5)
@@ -45,14 +46,14 @@ def test_a_reference_file_is_measured_once_and_reused_after_a_restart(
     reference = tmp_path / "reference.txt"
     reference.write_text("\n".join(IN_DOMAIN) + "\n")
     settings = drift_settings.model_copy(update={"drift_reference_file": reference})
-    service = DriftService(settings, searcher=lambda: searcher).start()
+    service = DriftService(drift_service_config(settings), searcher=lambda: searcher).start()
     service.record(searcher, "adam optimizer", "bm25", 3)  # answered before the reference was measured
     status = service.status()
     assert status.reference_size == len(IN_DOMAIN) and status.window_size == 1
     assert status.reference["source"] == f"file:{reference}"
     service.stop()
 
-    restarted = DriftService(settings, searcher=lambda: searcher)
+    restarted = DriftService(drift_service_config(settings), searcher=lambda: searcher)
     assert restarted.ensure_reference(searcher)
     assert restarted.monitor.reference is not None
     assert restarted.monitor.reference.created_at == pytest.approx(status.reference["created_at"])
@@ -62,7 +63,8 @@ def test_a_reference_file_is_measured_once_and_reused_after_a_restart(
 
 def test_a_missing_reference_file_fails_fast(drift_settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(DriftError, match="not found"):
-        DriftService(drift_settings.model_copy(update={"drift_reference_file": tmp_path / "nope.txt"}))
+        missing = drift_settings.model_copy(update={"drift_reference_file": tmp_path / "nope.txt"})
+        DriftService(drift_service_config(missing))
 
 
 def test_the_report_page_is_drawn_again_only_when_something_changed(
@@ -77,7 +79,7 @@ def test_the_report_page_is_drawn_again_only_when_something_changed(
         return f"page {len(drawn)}"
 
     monkeypatch.setattr(module, "render_html", render)
-    service = DriftService(drift_settings).start()
+    service = DriftService(drift_service_config(drift_settings)).start()
     try:
         service.record(searcher, "adam learning rate", "dense", 5)
         first = service.report_page()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from evaluation.datasets import load_dataset
 from evaluation.indexes import needed_backends, prepare_index, write_beir_corpus
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from indexing.documents import load_corpus
 from indexing.store import ChunkStore
@@ -39,7 +40,7 @@ def test_beir_index_is_built_once_then_cached(
 ) -> None:
     dataset = load_dataset(beir_dir)
     cache = tmp_path / "cache"
-    first = prepare_index(dataset, settings, fake_encoder, ["faiss", "bm25"], cache)
+    first = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "bm25"], cache)
     assert first.origin == "built" and first.id_map is not None
     assert first.index_dir.parent.parent == cache
     store = ChunkStore(first.index_dir / ChunkStore.FILE)
@@ -47,10 +48,10 @@ def test_beir_index_is_built_once_then_cached(
     store.close()
     assert not list(first.index_dir.parent.glob("beir-corpus-*"))  # the temporary corpus is gone
     encoded = fake_encoder.encoded_texts
-    again = prepare_index(dataset, settings, fake_encoder, ["faiss", "bm25"], cache)
+    again = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "bm25"], cache)
     assert (again.origin, again.index_dir, again.id_map) == ("cache", first.index_dir, first.id_map)
     assert fake_encoder.encoded_texts == encoded
-    other = prepare_index(dataset, settings, fake_encoder, ["faiss", "lsi"], cache)
+    other = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "lsi"], cache)
     assert other.origin == "built" and other.index_dir != first.index_dir
 
 
@@ -60,20 +61,20 @@ def test_folder_corpus_reuses_the_default_index_only_when_it_matches(
 ) -> None:
     dataset = load_dataset(qrels_dir, corpus_dir=tiny_corpus)
     cache = tmp_path / "cache"
-    same = prepare_index(dataset, settings, fake_encoder, ["faiss", "lsi", "bm25"], cache)
+    same = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "lsi", "bm25"], cache)
     assert (same.origin, same.index_dir, same.id_map) == ("default", settings.index_dir, None)
     (tiny_corpus / "extra.md").write_text("# Extra\n\nA new article changes the corpus fingerprint.\n")
     changed = load_dataset(qrels_dir, corpus_dir=tiny_corpus)
-    rebuilt = prepare_index(changed, settings, fake_encoder, ["faiss"], cache)
+    rebuilt = prepare_index(changed, build_config(settings), fake_encoder, ["faiss"], cache)
     assert rebuilt.origin == "built" and rebuilt.index_dir.is_relative_to(cache)
     other_model = HashingEncoder(name="another-fake")
-    assert prepare_index(dataset, settings, other_model, ["faiss"], cache).origin == "built"
+    assert prepare_index(dataset, build_config(settings), other_model, ["faiss"], cache).origin == "built"
 
 
 def test_default_index_without_a_backend_is_not_reused(
     qrels_dir: Path, tiny_corpus: Path, settings: Settings, fake_encoder: HashingEncoder, tmp_path: Path
 ) -> None:
-    build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss"])
+    build_index(build_config(settings), fake_encoder, corpus_dir=tiny_corpus, backends=["faiss"])
     dataset = load_dataset(qrels_dir, corpus_dir=tiny_corpus)
-    prepared = prepare_index(dataset, settings, fake_encoder, ["faiss", "bm25"], tmp_path / "cache")
+    prepared = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "bm25"], tmp_path / "cache")
     assert prepared.origin == "built"

@@ -13,6 +13,7 @@ from evaluation.metrics import METRICS
 from evaluation.report import write_report
 from evaluation.runner import LATENCY_KEYS, EvaluationResult, evaluate
 from evaluation.runs import read_trec_run
+from indexing.backends.configs import search_config
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 from tests.evaluation.independent import mean, mrr_at, ndcg_at
@@ -22,7 +23,7 @@ from tests.fakes import HashingEncoder
 @pytest.fixture
 def result(built_index: Path, settings: Settings, fake_encoder: HashingEncoder, qrels_dir: Path,
            tiny_corpus: Path) -> EvaluationResult:
-    searcher = Searcher.open(built_index, settings, encoder=fake_encoder)
+    searcher = Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
     return evaluate(searcher, load_dataset(qrels_dir, corpus_dir=tiny_corpus), ["dense", "lsi", "hybrid"], k=4)
 
 

@@ -9,6 +9,7 @@ import pytest
 from evaluation.datasets import load_dataset
 from evaluation.metrics import METRICS
 from evaluation.runner import LATENCY_KEYS, evaluate
+from indexing.backends.configs import search_config
 from mlsearch.errors import BadQueryError, UnknownBackendError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
@@ -18,7 +19,7 @@ from tests.fakes import HashingEncoder
 
 @pytest.fixture
 def searcher(built_index: Path, settings: Settings, fake_encoder: HashingEncoder) -> Searcher:
-    return Searcher.open(built_index, settings, encoder=fake_encoder)
+    return Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
 
 
 def test_document_level_evaluation_of_every_method(

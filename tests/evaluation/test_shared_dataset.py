@@ -11,6 +11,7 @@ from evaluation.datasets import load_dataset
 from evaluation.indexes import needed_backends, prepare_index
 from evaluation.report import write_report
 from evaluation.runner import evaluate
+from indexing.backends.configs import build_config, search_config
 from mlsearch.settings import Settings
 from search.searcher import Searcher
 from tests.conftest import shared_path
@@ -25,9 +26,10 @@ def test_cranfield_end_to_end(tmp_path: Path) -> None:
     settings = Settings(index_dir=tmp_path / "indexes" / "default", lsi_dimensions=100)
     encoder = HashingEncoder()  # the lexical methods do not depend on the model; keeps the test minutes shorter
     methods = ["bm25", "lsi", "dense", "hybrid"]
-    prepared = prepare_index(dataset, settings, encoder, needed_backends(methods, "faiss"), tmp_path / "cache")
+    prepared = prepare_index(dataset, build_config(settings), encoder, needed_backends(methods, "faiss"),
+                             tmp_path / "cache")
     assert prepared.id_map is not None and len(prepared.id_map) == 1400
-    searcher = Searcher.open(prepared.index_dir, settings, encoder=encoder)
+    searcher = Searcher.open(prepared.index_dir, search_config(settings), encoder=encoder)
     assert searcher.manifest.counts["documents"] == 1398  # two documents have neither title nor text
     result = evaluate(searcher, dataset, methods, k=100, id_map=prepared.id_map)
     table = result.metrics_table()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from indexing.chunks import Chunk
 from indexing.embedding import SentenceTransformerEncoder, load_encoder
@@ -186,7 +187,7 @@ def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_index(finetune_corpus: Path, settings: Settings, tiny_encoder: SentenceTransformerEncoder) -> Path:
     """The corpus built with the tiny BERT (faiss and bm25) into ``settings.index_dir``."""
-    build_index(settings, tiny_encoder, corpus_dir=finetune_corpus, backends=["faiss", "bm25"])
+    build_index(build_config(settings), tiny_encoder, corpus_dir=finetune_corpus, backends=["faiss", "bm25"])
     return settings.index_dir
 
 

@@ -11,6 +11,7 @@ from finetune.filters import apply_filters
 from finetune.gate import GatePolicy, compare, decide
 from finetune.queries import HeuristicGenerator
 from finetune.scoring import GateSet, score_model
+from indexing.backends.configs import build_config, search_config
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.documents import load_corpus
 from indexing.embedding import Encoder, SentenceTransformerEncoder
@@ -73,8 +74,9 @@ def _decide(champion: Encoder, challenger: Encoder, corpus: Path, tmp_path: Path
     settings = Settings(index_dir=tmp_path / "unused", chunk_target_tokens=100, chunk_overlap_tokens=8,
                         chunk_max_tokens=128)
     sets, _ = _gate_sets(corpus)
-    before = score_model(champion, sets, corpus, settings, tmp_path / "champion")
-    after = score_model(challenger, sets, corpus, settings, tmp_path / "challenger")
+    before = score_model(champion, sets, corpus, build_config(settings), search_config(settings), tmp_path / "champion")
+    after = score_model(challenger, sets, corpus, build_config(settings), search_config(settings),
+                        tmp_path / "challenger")
     assert set(before) == set(after) == {"synthetic-dev", "docs"}
     return decide([compare(s.name, s.description, before[s.name], after[s.name]) for s in sets], GatePolicy())
 
@@ -116,7 +118,8 @@ def test_scoring_the_current_index_equals_scoring_a_fresh_build(
     dev = GateSet("synthetic-dev", "chunk-judged", queries={f"q{i}": c.text[:60] for i, c in enumerate(chunks)},
                   qrels={f"q{i}": {c.id: 1} for i, c in enumerate(chunks)})
     local = settings.model_copy(update={"chunk_max_tokens": manifest.chunking["max_tokens"]})
-    reused = score_model(tiny_encoder, [dev], finetune_corpus, local, tmp_path / "a", existing=tiny_index)
-    built = score_model(tiny_encoder, [dev], finetune_corpus, local, tmp_path / "b")
+    reused = score_model(tiny_encoder, [dev], finetune_corpus, build_config(local), search_config(local),
+                         tmp_path / "a", existing=tiny_index)
+    built = score_model(tiny_encoder, [dev], finetune_corpus, build_config(local), search_config(local), tmp_path / "b")
     assert not (tmp_path / "a" / "index").exists() and (tmp_path / "b" / "index").exists()
     assert reused == built

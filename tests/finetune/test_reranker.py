@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from finetune.gate import GatePolicy
 from finetune.reranker import RerankerOptions, run_reranker_training
+from indexing.backends.configs import search_config
 from indexing.embedding import SentenceTransformerEncoder
 from indexing.manifest import Manifest
 from mlsearch.errors import BadQueryError, ModelLoadError
@@ -67,11 +68,11 @@ def test_a_blend_file_sets_the_cross_encoders_share(tiny_cross_encoder: Path, tm
 def test_search_with_rerank_uses_the_configured_cross_encoder(
     tiny_index: Path, settings: Settings, tiny_encoder: SentenceTransformerEncoder, tiny_cross_encoder: Path
 ) -> None:
-    plain = Searcher.open(tiny_index, settings, encoder=tiny_encoder)
+    plain = Searcher.open(tiny_index, search_config(settings), encoder=tiny_encoder)
     with pytest.raises(BadQueryError, match="no reranker"):
         plain.search("adam running averages", k=3, rerank=True)
     local = settings.model_copy(update={"reranker": tiny_cross_encoder, "rerank_top_n": 5})
-    searcher = Searcher.open(tiny_index, local, encoder=tiny_encoder)
+    searcher = Searcher.open(tiny_index, search_config(local), encoder=tiny_encoder)
     reranked = searcher.search("adam running averages", k=3, method="hybrid", rerank=True)
     head = {p for p, _ in searcher.retrieve("adam running averages", 5, "hybrid")}
     assert len(reranked.hits) == 3 and {h.position for h in reranked.hits} <= head
@@ -81,7 +82,7 @@ def test_search_with_rerank_uses_the_configured_cross_encoder(
 def test_training_is_gated_and_a_promoted_reranker_is_named_in_the_manifest(
     tiny_index: Path, settings: Settings, tiny_encoder: SentenceTransformerEncoder, tmp_path: Path
 ) -> None:
-    searcher = Searcher.open(tiny_index, settings, encoder=tiny_encoder)
+    searcher = Searcher.open(tiny_index, search_config(settings), encoder=tiny_encoder)
     base = Path(tiny_encoder.name).parent / "raw"
     options = RerankerOptions(out=tmp_path / "rr", base_model=base, max_steps=2, batch_size=4, max_length=64,
                               top_n=5, max_train_queries=12, max_dev_queries=8,
@@ -91,7 +92,8 @@ def test_training_is_gated_and_a_promoted_reranker_is_named_in_the_manifest(
     assert result.training_queries > 0 and result.split["dev_queries"] > 0
     manifest = Manifest.load(searcher.directory)
     assert manifest.tuning is not None and manifest.tuning["reranker"]["path"] == str((tmp_path / "rr").resolve())
-    assert Searcher.open(tiny_index, settings, encoder=tiny_encoder).reranker.name == str((tmp_path / "rr").resolve())
+    assert Searcher.open(tiny_index, search_config(settings),
+                         encoder=tiny_encoder).reranker.name == str((tmp_path / "rr").resolve())
 
     strict = RerankerOptions(out=tmp_path / "rr2", base_model=base, max_steps=1, batch_size=4, max_length=64,
                              top_n=5, max_train_queries=8, max_dev_queries=8, policy=GatePolicy(min_gain=2.0))

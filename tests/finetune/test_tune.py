@@ -13,6 +13,7 @@ import finetune.tune as tune_module
 from cli.app import app
 from finetune.tune import Trial, choose, dev_queries, fusion_grid, imbalance, ndcg_at_10, tune, write_tuning
 from indexing.backends.bm25 import Bm25Config, Bm25Index
+from indexing.backends.configs import search_config
 from indexing.integrity import verify_checksums
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
@@ -24,7 +25,7 @@ from tests.fakes import HashingEncoder
 
 @pytest.fixture
 def searcher(built_index: Path, settings: Settings, fake_encoder: HashingEncoder) -> Searcher:
-    return Searcher.open(built_index, settings, encoder=fake_encoder)
+    return Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
 
 
 def test_ndcg_with_one_relevant_item() -> None:
@@ -98,7 +99,7 @@ def test_tune_scores_every_variant_and_the_searcher_uses_the_written_choice(
     manifest = Manifest.load(current_version_dir(built_index))
     assert manifest.tuning is not None and manifest.tuning["fusion"] == result.fusion.to_dict()
     assert manifest.tuning["bm25"] == asdict(result.bm25)
-    reopened = Searcher.open(built_index, settings, encoder=fake_encoder)
+    reopened = Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
     assert reopened.fusion == result.fusion
     bm25 = reopened.backend("bm25")
     assert isinstance(bm25, Bm25Index) and bm25.config == result.bm25
@@ -122,7 +123,8 @@ def test_a_tuned_fusion_over_a_missing_backend_falls_back_to_rrf(
     manifest = Manifest.load(directory)
     manifest.tuning = {"fusion": FusionConfig(methods=("dense", "splade"), weights=(1, 1)).to_dict()}
     manifest.save(directory)
-    assert Searcher.open(built_index, settings, encoder=fake_encoder).fusion == FusionConfig(rrf_k=settings.rrf_k)
+    assert Searcher.open(built_index, search_config(settings),
+                         encoder=fake_encoder).fusion == FusionConfig(rrf_k=settings.rrf_k)
 
 
 def test_tune_command_writes_the_manifest(built_index: Path, cli_fake_model: HashingEncoder) -> None:

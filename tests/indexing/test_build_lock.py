@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import indexing.build
+from indexing.backends.configs import build_config, search_config
 from indexing.build import BuildSummary, build_index
 from indexing.layout import VersionLease, current_version_dir, prune, versions_dir
 from indexing.loaders.markdown import load_markdown_text
@@ -37,10 +38,10 @@ def test_an_update_during_a_build_waits_and_both_publish(
     (tiny_corpus / "boosting.md").write_text("# Boosting\n\nGradient boosting fits trees to the residuals.\n")
     built: list[BuildSummary] = []
     builder = threading.Thread(target=lambda: built.append(
-        build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=BACKENDS)))
+        build_index(build_config(settings), fake_encoder, corpus_dir=tiny_corpus, backends=BACKENDS)))
     builder.start()
     assert embedding.wait(timeout=60)
-    updater = DocumentUpdater(settings, lambda: fake_encoder, coalesce_s=0.01)
+    updater = DocumentUpdater(build_config(settings), lambda: fake_encoder, coalesce_s=0.01)
     document = load_markdown_text("# Xgboost\n\nXGBoost adds shrinkage and column subsampling.", "api/x", "x").document
     receipt = updater.put(document)
     updated: UpdateSummary | None = updater.run_pending()
@@ -51,7 +52,7 @@ def test_an_update_during_a_build_waits_and_both_publish(
     assert updated.previous_version == built[0].version  # the update waited for the build and applied on top
     current = current_version_dir(built_index)
     assert Manifest.load(current).version == updated.version == receipt.visible_in_version
-    searcher = Searcher.open(built_index, settings, encoder=fake_encoder)
+    searcher = Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
     found = {hit.doc_id for query in ("xgboost shrinkage subsampling", "gradient boosting residuals")
              for hit in searcher.search(query, k=1, method="bm25").hits}
     assert {"x", "boosting"} <= found
@@ -65,8 +66,8 @@ def test_prune_spares_a_leased_version(
     lease = VersionLease(served)
     for name in ("a", "b", "c"):
         (tiny_corpus / f"{name}.md").write_text(f"# {name}\n\nBatch normalisation {name}.\n")
-        build_index(settings.model_copy(update={"keep_versions": 2}), fake_encoder, corpus_dir=tiny_corpus,
-                    backends=BACKENDS)
+        build_index(build_config(settings.model_copy(update={"keep_versions": 2})), fake_encoder,
+                    corpus_dir=tiny_corpus, backends=BACKENDS)
     assert served.is_dir()  # three builds later, still there while served
     lease.release()
     prune(built_index, keep=2)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexing.backends.configs import backend_config
+from indexing.backends.configs import backend_config, build_config, search_config
 from indexing.backends.elasticsearch_index import ElasticsearchIndex, make_client
 from indexing.build import build_index
 from indexing.layout import current_version_dir
@@ -77,8 +77,8 @@ def test_build_search_rebuild_swap_and_prune(
     es_settings: Settings, tiny_corpus: Path, fake_encoder: HashingEncoder
 ) -> None:
     backends = ["faiss", "bm25", "elasticsearch"]
-    build_index(es_settings, fake_encoder, corpus_dir=tiny_corpus, backends=backends)
-    first = Searcher.open(es_settings.index_dir, es_settings, encoder=fake_encoder)
+    build_index(build_config(es_settings), fake_encoder, corpus_dir=tiny_corpus, backends=backends)
+    first = Searcher.open(es_settings.index_dir, search_config(es_settings), encoder=fake_encoder)
     es_first = first.backend("elasticsearch")
     assert aliased(es_first) == {es_first.index} and es_first.similarity == "dot_product"
 
@@ -95,8 +95,8 @@ def test_build_search_rebuild_swap_and_prune(
 
     # rebuild with a new article: the alias moves at once, the previous version stays readable
     (tiny_corpus / "bagging.md").write_text("# Bagging\n\nBootstrap aggregating trains trees on resampled data.")
-    build_index(es_settings, fake_encoder, corpus_dir=tiny_corpus, backends=backends)
-    second = Searcher.open(es_settings.index_dir, es_settings, encoder=fake_encoder)
+    build_index(build_config(es_settings), fake_encoder, corpus_dir=tiny_corpus, backends=backends)
+    second = Searcher.open(es_settings.index_dir, search_config(es_settings), encoder=fake_encoder)
     es_second = second.backend("elasticsearch")
     assert es_second.index != es_first.index and aliased(es_second) == {es_second.index}
     assert second.search("bootstrap aggregating", k=1, method="bm25", backend="elasticsearch").hits[0].doc_id == (
@@ -105,7 +105,7 @@ def test_build_search_rebuild_swap_and_prune(
     assert first.search(query, k=1, method="bm25", backend="elasticsearch").hits[0].doc_id == "drift"
 
     # a third build (keep 2) deletes the first physical index; its local version is gone too
-    build_index(es_settings, fake_encoder, corpus_dir=tiny_corpus, backends=backends)
+    build_index(build_config(es_settings), fake_encoder, corpus_dir=tiny_corpus, backends=backends)
     third = ElasticsearchIndex.load(
         current_version_dir(es_settings.index_dir) / "elasticsearch", backend_config("elasticsearch", es_settings)
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from indexing import embedding
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.embedding import load_encoder, resolve_model
 from mlsearch.errors import ModelLoadError
@@ -51,8 +52,8 @@ def test_dot_product_model_is_never_normalized(tmp_path: Path, tiny_corpus: Path
     assert not np.allclose(norms, 1.0, atol=1e-3)
 
     settings = Settings(index_dir=tmp_path / "idx", chunk_target_tokens=40, chunk_overlap_tokens=4, model=str(path))
-    build_index(settings, encoder, corpus_dir=tiny_corpus, backends=["faiss", "annoy"])
-    searcher = Searcher.open(settings.index_dir, settings, model=str(path))
+    build_index(build_config(settings), encoder, corpus_dir=tiny_corpus, backends=["faiss", "annoy"])
+    searcher = Searcher.open(settings.index_dir, search_config(settings), model=str(path))
     assert searcher.manifest.model.normalized is False
     for backend in ("faiss", "annoy"):
         hit = searcher.search("dropout rate", k=1, backend=backend).hits[0]

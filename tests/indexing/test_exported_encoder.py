@@ -12,10 +12,12 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from indexing import export
+from indexing.backends.configs import build_config, encoder_config, search_config
 from indexing.build import build_index
-from indexing.embedding import EncoderConfig, check_device, load_encoder, open_encoder
+from indexing.embedding import check_device, load_encoder, open_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
+from mlsearch.configs import EncoderConfig
 from mlsearch.errors import ModelLoadError, ModelMismatchError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
@@ -150,19 +152,20 @@ def test_manifest_records_backend_and_int8_must_agree(
 ) -> None:
     settings = Settings(index_dir=tmp_path / "idx", chunk_target_tokens=24, chunk_overlap_tokens=4,
                         model=str(tiny_model), encoder_backend="onnx", encoder_cache_dir=cache_dir)
-    encoder = open_encoder(str(tiny_model), EncoderConfig.from_settings(settings))
-    build_index(settings, encoder, corpus_dir=tiny_corpus, backends=["faiss"])
+    encoder = open_encoder(str(tiny_model), encoder_config(settings))
+    build_index(build_config(settings), encoder, corpus_dir=tiny_corpus, backends=["faiss"])
     manifest = Manifest.load(current_version_dir(settings.index_dir))
     assert (manifest.model.backend, manifest.model.quantization, manifest.model.device) == ("onnx", None, "cpu")
 
-    torch_searcher = Searcher.open(settings.index_dir, settings.model_copy(update={"encoder_backend": "torch"}))
-    onnx_searcher = Searcher.open(settings.index_dir, settings, encoder=encoder)
+    torch_searcher = Searcher.open(settings.index_dir,
+                                   search_config(settings.model_copy(update={"encoder_backend": "torch"})))
+    onnx_searcher = Searcher.open(settings.index_dir, search_config(settings), encoder=encoder)
     assert [h.id for h in torch_searcher.search("dropout rate", k=3).hits] == [
         h.id for h in onnx_searcher.search("dropout rate", k=3).hits
     ]
     int8 = open_encoder(str(tiny_model), EncoderConfig(backend="onnx", int8=True, cache_dir=cache_dir))
     with pytest.raises(ModelMismatchError, match="MLSEARCH_ENCODER_INT8=false"):
-        Searcher.open(settings.index_dir, settings, encoder=int8)
+        Searcher.open(settings.index_dir, search_config(settings), encoder=int8)
 
 
 def test_build_on_a_missing_gpu_fails_and_keeps_the_index(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.integrity import CHECKSUMS_FILE, verify_checksums
 from indexing.layout import current_version_dir, versions_dir
@@ -50,10 +51,10 @@ def test_a_full_disk_during_a_build_is_a_clear_error_and_the_old_index_is_intact
               "checksums": "indexing.layout.write_checksums"}[where]  # while publishing
     monkeypatch.setattr(target, full)
     with pytest.raises(StorageError, match="the disk is full") as raised:
-        build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=BACKENDS)
+        build_index(build_config(settings), fake_encoder, corpus_dir=tiny_corpus, backends=BACKENDS)
     assert "partial build was removed" in str(raised.value)
     assert current_version_dir(built_index) == before
     assert sorted(p.name for p in versions_dir(built_index).iterdir()) == versions  # no partial build left
-    searcher = Searcher.open(built_index, settings, encoder=fake_encoder)
+    searcher = Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
     assert verify_checksums(before) > 0
     assert searcher.search("dropout", k=3, method="hybrid").hits

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.documents import load_corpus
@@ -107,8 +108,8 @@ def test_mixed_folder_indexes_and_is_found_with_page_cell_and_url(
     (corpus / "note.md").write_text("# Note\n\nBagging trains models on bootstrap samples and averages them.")
     loaded = load_corpus(corpus)
     assert [n.reason for n in loaded.notes] == ["page 2 has no text layer (a scanned image?); not indexed"]
-    build_index(settings, fake_encoder, corpus_dir=corpus, backends=["faiss", "bm25"])
-    searcher = Searcher.open(settings.index_dir, settings, encoder=fake_encoder)
+    build_index(build_config(settings), fake_encoder, corpus_dir=corpus, backends=["faiss", "bm25"])
+    searcher = Searcher.open(settings.index_dir, search_config(settings), encoder=fake_encoder)
     top = searcher.search("sine cosine positional encodings", k=1, method="bm25").hits[0]
     assert (top.doc_id, top.source_type, top.page) == ("paper", "pdf", 3)
     top = searcher.search("elbow method inertia clusters", k=1, method="bm25").hits[0]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.layout import current_version_dir
 from indexing.store import ChunkStore
@@ -24,7 +25,7 @@ def test_shipped_corpus_is_indexed_within_the_model_limit(real_corpus_index: Pat
     lengths = real_encoder.count_tokens([c.embedding_text for c in store])
     assert max(lengths) <= 256  # measured again with the model's own tokenizer
 
-    searcher = Searcher.open(real_corpus_index, Settings(), encoder=real_encoder)
+    searcher = Searcher.open(real_corpus_index, search_config(Settings()), encoder=real_encoder)
     hits = searcher.search("my validation loss goes up while training loss keeps falling", k=5).hits
     assert {"overfitting-underfitting-bias-variance", "early-stopping-and-callbacks", "regularization"} & {
         h.doc_id for h in hits
@@ -34,7 +35,7 @@ def test_shipped_corpus_is_indexed_within_the_model_limit(real_corpus_index: Pat
 def test_messy_notes_are_indexed_within_the_model_limit(tmp_path: Path, real_encoder) -> None:  # type: ignore[no-untyped-def]
     notes = shared_path("notes")
     settings = Settings(index_dir=tmp_path / "notes")
-    summary = build_index(settings, real_encoder, corpus_dir=notes, backends=["faiss", "bm25"])
+    summary = build_index(build_config(settings), real_encoder, corpus_dir=notes, backends=["faiss", "bm25"])
     assert summary.chunks > 50 and summary.skipped == []
     assert summary.max_tokens <= real_encoder.max_seq_length
     store = ChunkStore(current_version_dir(settings.index_dir) / ChunkStore.FILE)

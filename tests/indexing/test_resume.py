@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.layout import current_version_dir, versions_dir
 from indexing.store import ChunkStore
@@ -73,12 +74,12 @@ def test_a_stopped_build_resumes_and_re_embeds_at_most_one_checkpoint(
 ) -> None:
     stopping = StoppingEncoder(fail_on=4)
     with pytest.raises(KeyboardInterrupt):
-        build_index(resumable, stopping, corpus_dir=corpus, backends=BACKENDS)
+        build_index(build_config(resumable), stopping, corpus_dir=corpus, backends=BACKENDS)
     assert not resumable.index_dir.exists()  # nothing published
     assert len(_checkpoints(resumable.index_dir)) == 1
 
     encoder = HashingEncoder()
-    summary = build_index(resumable, encoder, corpus_dir=corpus, backends=BACKENDS)
+    summary = build_index(build_config(resumable), encoder, corpus_dir=corpus, backends=BACKENDS)
     assert summary.resumed == 3 * CHECKPOINT  # the three committed batches
     assert summary.reused == summary.resumed
     assert summary.embedded == summary.chunks - summary.resumed
@@ -87,26 +88,28 @@ def test_a_stopped_build_resumes_and_re_embeds_at_most_one_checkpoint(
 
     # the result is the same index as one built in one go
     fresh = resumable.model_copy(update={"index_dir": resumable.index_dir.parent / "fresh"})
-    straight = build_index(fresh, HashingEncoder(), corpus_dir=corpus, backends=BACKENDS)
+    straight = build_index(build_config(fresh), HashingEncoder(), corpus_dir=corpus, backends=BACKENDS)
     assert straight.chunks == summary.chunks
     resumed_store = ChunkStore(current_version_dir(resumable.index_dir) / ChunkStore.FILE)
     straight_store = ChunkStore(current_version_dir(fresh.index_dir) / ChunkStore.FILE)
     np.testing.assert_allclose(resumed_store.embeddings(), straight_store.embeddings(), atol=1e-6)
     for method in ("dense", "bm25", "lsi"):
-        a = Searcher.open(resumable.index_dir, resumable, encoder=encoder).search("gradient descent", method=method)
-        b = Searcher.open(fresh.index_dir, fresh, encoder=encoder).search("gradient descent", method=method)
+        a = Searcher.open(resumable.index_dir, search_config(resumable), encoder=encoder)
+        b = Searcher.open(fresh.index_dir, search_config(fresh), encoder=encoder)
+        a, b = a.search("gradient descent", method=method), b.search("gradient descent", method=method)
         assert [h.id for h in a.hits] == [h.id for h in b.hits]
 
 
 def test_the_published_index_is_served_while_a_build_stops(corpus: Path, resumable: Settings) -> None:
-    first = build_index(resumable, HashingEncoder(), corpus_dir=corpus, backends=["faiss", "bm25"])
+    first = build_index(build_config(resumable), HashingEncoder(), corpus_dir=corpus, backends=["faiss", "bm25"])
     (corpus / "doc00.md").write_text("---\ntitle: Doc 0\n---\n# Doc 0\n\n" + "\n\n".join(
         f"## New {s}\n\nBrand new words about regularisation{s} and weight decay." for s in range(30)))
     with pytest.raises(KeyboardInterrupt):
-        build_index(resumable, StoppingEncoder(fail_on=2), corpus_dir=corpus, backends=["faiss", "bm25"])
-    assert Searcher.open(resumable.index_dir, resumable, encoder=HashingEncoder()).version == first.version
+        build_index(build_config(resumable), StoppingEncoder(fail_on=2), corpus_dir=corpus, backends=["faiss", "bm25"])
+    assert Searcher.open(resumable.index_dir, search_config(resumable),
+                         encoder=HashingEncoder()).version == first.version
 
-    again = build_index(resumable, HashingEncoder(), corpus_dir=corpus, backends=["faiss", "bm25"])
+    again = build_index(build_config(resumable), HashingEncoder(), corpus_dir=corpus, backends=["faiss", "bm25"])
     new_chunks = again.chunks - (first.chunks - 5)  # doc00 had five chunks, all replaced
     assert again.resumed == CHECKPOINT
     assert again.embedded == new_chunks - CHECKPOINT
@@ -117,7 +120,7 @@ def test_a_damaged_checkpoint_is_discarded_and_logged(
     corpus: Path, resumable: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     with pytest.raises(KeyboardInterrupt):
-        build_index(resumable, StoppingEncoder(fail_on=3), corpus_dir=corpus, backends=["bm25"])
+        build_index(build_config(resumable), StoppingEncoder(fail_on=3), corpus_dir=corpus, backends=["bm25"])
     [checkpoint] = _checkpoints(resumable.index_dir)
     store = checkpoint / ChunkStore.FILE
     data = bytearray(store.read_bytes())
@@ -126,7 +129,7 @@ def test_a_damaged_checkpoint_is_discarded_and_logged(
 
     encoder = HashingEncoder()
     with caplog.at_level(logging.WARNING):
-        summary = build_index(resumable, encoder, corpus_dir=corpus, backends=["bm25"])
+        summary = build_index(build_config(resumable), encoder, corpus_dir=corpus, backends=["bm25"])
     assert summary.resumed == 0 and summary.embedded == summary.chunks
     assert "discarding the checkpoint" in caplog.text
     assert _checkpoints(resumable.index_dir) == []
@@ -134,27 +137,28 @@ def test_a_damaged_checkpoint_is_discarded_and_logged(
 
 def test_a_checkpoint_of_another_model_is_not_trusted(corpus: Path, resumable: Settings) -> None:
     with pytest.raises(KeyboardInterrupt):
-        build_index(resumable, StoppingEncoder(fail_on=3), corpus_dir=corpus, backends=["bm25"])
+        build_index(build_config(resumable), StoppingEncoder(fail_on=3), corpus_dir=corpus, backends=["bm25"])
     other = HashingEncoder(name="other-model")
-    summary = build_index(resumable, other, corpus_dir=corpus, backends=["bm25"])
+    summary = build_index(build_config(resumable), other, corpus_dir=corpus, backends=["bm25"])
     assert summary.resumed == 0 and summary.embedded == summary.chunks
 
 
 def test_checkpoint_rows_of_a_wrong_size_are_not_taken(corpus: Path, resumable: Settings) -> None:
     with pytest.raises(KeyboardInterrupt):
-        build_index(resumable, StoppingEncoder(fail_on=3), corpus_dir=corpus, backends=["bm25"])
+        build_index(build_config(resumable), StoppingEncoder(fail_on=3), corpus_dir=corpus, backends=["bm25"])
     [checkpoint] = _checkpoints(resumable.index_dir)
     connection = sqlite3.connect(checkpoint / ChunkStore.FILE)
     connection.execute("UPDATE chunks SET embedding = x'00' WHERE position = 0")
     connection.commit()
     connection.close()
-    summary = build_index(resumable, HashingEncoder(), corpus_dir=corpus, backends=["bm25"])
+    summary = build_index(build_config(resumable), HashingEncoder(), corpus_dir=corpus, backends=["bm25"])
     assert summary.resumed == 2 * CHECKPOINT - 1
 
 
 _KILLABLE = """
 import sys, time
 from pathlib import Path
+from indexing.backends.configs import build_config
 from indexing.build import build_index
 from mlsearch.settings import Settings
 from tests.fakes import HashingEncoder
@@ -165,7 +169,7 @@ class Slow(HashingEncoder):
         return super().encode(texts, batch_size, show_progress)
 
 settings = Settings(index_dir=Path(sys.argv[2]), chunk_target_tokens=48, chunk_overlap_tokens=8, checkpoint_chunks=7)
-build_index(settings, Slow(), corpus_dir=Path(sys.argv[1]), backends=["bm25"])
+build_index(build_config(settings), Slow(), corpus_dir=Path(sys.argv[1]), backends=["bm25"])
 """
 
 
@@ -196,7 +200,7 @@ def test_a_build_killed_with_sigkill_resumes(corpus: Path, resumable: Settings) 
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    summary = build_index(resumable, HashingEncoder(), corpus_dir=corpus, backends=["bm25"])
+    summary = build_index(build_config(resumable), HashingEncoder(), corpus_dir=corpus, backends=["bm25"])
     assert summary.resumed >= seen
     assert summary.embedded <= summary.chunks - seen
     assert summary.resumed + summary.embedded == summary.chunks

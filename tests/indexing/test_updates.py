@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from indexing import updates
+from indexing.backends.configs import build_config, keyword_config, search_config
 from indexing.build import build_index
 from indexing.docstore import DocumentStore
 from indexing.layout import current_version_dir
@@ -35,7 +36,7 @@ def _doc(doc_id: str, body: str, title: str | None = None, tags: str = ""):  # t
 
 
 def _updater(settings: Settings, encoder: HashingEncoder) -> DocumentUpdater:
-    return DocumentUpdater(settings, lambda: encoder, coalesce_s=0.01)
+    return DocumentUpdater(build_config(settings), lambda: encoder, coalesce_s=0.01)
 
 
 def test_a_new_document_is_searchable_and_only_its_chunks_are_embedded(
@@ -49,7 +50,7 @@ def test_a_new_document_is_searchable_and_only_its_chunks_are_embedded(
     assert summary is not None and summary.version == receipt.visible_in_version
     assert fake_encoder.encoded_texts - encoded == summary.embedded == 1
     assert summary.chunks == before + 1 and summary.reused == before
-    searcher = Searcher.open(built_index, settings, encoder=fake_encoder)
+    searcher = Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
     assert searcher.version == receipt.visible_in_version
     assert searcher.search("xgboost shrinkage subsampling", k=1, method="bm25").hits[0].doc_id == "notes/xgboost"
     assert updater.indexed_seq() == receipt.seq
@@ -114,7 +115,7 @@ def test_writes_survive_a_restart_and_are_applied_by_the_next_updater(
 
 
 def _results(index_dir: Path, settings: Settings, encoder: HashingEncoder) -> dict[str, list[tuple[str, float]]]:
-    searcher = Searcher.open(index_dir, settings, encoder=encoder)
+    searcher = Searcher.open(index_dir, search_config(settings), encoder=encoder)
     out = {}
     for query in ("gradient boosting learning rate", "attention transformer token", "dropout", "drift window"):
         for method, backend in (("dense", "faiss"), ("dense", "annoy"), ("lsi", "faiss"), ("bm25", "faiss"),
@@ -153,7 +154,7 @@ def test_many_writes_then_equal_to_a_clean_rebuild(
     updated = current_version_dir(built_index)
     assert set(Manifest.load(updated).counts) >= {"chunks"}
     clean = settings.model_copy(update={"index_dir": tmp_path / "clean" / "default"})
-    build_index(clean, fake_encoder, corpus_dir=tiny_corpus, backends=BACKENDS)
+    build_index(build_config(clean), fake_encoder, corpus_dir=tiny_corpus, backends=BACKENDS)
     a = ChunkStore(updated / ChunkStore.FILE)
     b = ChunkStore(current_version_dir(clean.index_dir) / ChunkStore.FILE)
     assert {c.doc_id for c in a} == alive
@@ -171,15 +172,15 @@ def test_the_background_refit_follows_updates_and_a_stale_refit_is_discarded(
     built_index: Path, settings: Settings, fake_encoder: HashingEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     published: list[updates.UpdateSummary] = []
-    updater = DocumentUpdater(settings, lambda: fake_encoder, coalesce_s=0.01, on_published=published.append,
-                              refit_delay_s=0.05)
+    updater = DocumentUpdater(build_config(settings), lambda: fake_encoder, coalesce_s=0.01,
+                              on_published=published.append, refit_delay_s=0.05)
     receipt = updater.put(_doc("refit", "kernel margin outlier drift window"))
     update = updater.run_pending()
     assert update is not None and updater.refit_due()
     assert set(updates.pending_refits(Manifest.load(current_version_dir(built_index)))) == {"lsi", "annoy"}
 
     # a newer version is published while a refit fits: the refit is thrown away
-    real_build = type(updates.keyword_backend("lsi")(updates.keyword_config("lsi", settings))).build
+    real_build = type(updates.keyword_backend("lsi")(keyword_config("lsi", settings))).build
 
     def build_then_update(self: object, texts: object) -> None:
         real_build(self, texts)  # type: ignore[arg-type]
@@ -187,7 +188,7 @@ def test_the_background_refit_follows_updates_and_a_stale_refit_is_discarded(
         updater.put(_doc("meanwhile", "written while the refit ran"))
         updater.run_pending()
 
-    monkeypatch.setattr(type(updates.keyword_backend("lsi")(updates.keyword_config("lsi", settings))), "build",
+    monkeypatch.setattr(type(updates.keyword_backend("lsi")(keyword_config("lsi", settings))), "build",
                         build_then_update)
     assert updater.refit() is None
     assert updater.refit_due()

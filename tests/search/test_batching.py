@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexing.backends.configs import search_config
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
 from search.searcher import Searcher
@@ -96,8 +97,10 @@ def test_a_lone_query_is_not_held_back_and_errors_reach_the_caller() -> None:
 
 def test_searcher_with_a_batcher_answers_as_without(built_index: Path, settings: Settings) -> None:
     encoder = HashingEncoder()
-    plain = Searcher.open(built_index, settings.model_copy(update={"query_cache_size": 0}), encoder=encoder)
-    batched = Searcher.open(built_index, settings.model_copy(update={"query_cache_size": 0}), encoder=encoder)
+    plain = Searcher.open(built_index, search_config(settings.model_copy(update={"query_cache_size": 0})),
+                          encoder=encoder)
+    batched = Searcher.open(built_index, search_config(settings.model_copy(update={"query_cache_size": 0})),
+                            encoder=encoder)
     batched.batcher = QueryBatcher(encoder.encode, max_wait_ms=5, workers=2)
     queries = ["dropout", "population stability index", "faiss vectors", "learning rate"] * 4
     with ThreadPoolExecutor(max_workers=16) as pool:

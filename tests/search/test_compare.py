@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config, search_config
 from mlsearch.errors import BackendUnavailableError, BadQueryError
 from mlsearch.settings import Settings
 from search.compare import compare, jaccard, overlap, required_backends, run_search
@@ -64,7 +65,7 @@ def test_required_backends() -> None:
 
 @pytest.fixture
 def searcher(built_index: Path, settings: Settings, fake_encoder: HashingEncoder) -> Searcher:
-    return Searcher.open(built_index, settings, encoder=fake_encoder)
+    return Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
 
 
 def test_compare_runs_every_method_and_measures_their_overlap(searcher: Searcher) -> None:
@@ -89,8 +90,8 @@ def test_missing_backends_are_named_before_anything_runs(
 ) -> None:
     from indexing.build import build_index
 
-    build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi"])
-    searcher = Searcher.open(settings.index_dir, settings, encoder=fake_encoder)
+    build_index(build_config(settings), fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi"])
+    searcher = Searcher.open(settings.index_dir, search_config(settings), encoder=fake_encoder)
     before = fake_encoder.encoded_texts
     with pytest.raises(BackendUnavailableError) as error:
         compare(searcher, "adam", k=3, methods=["dense", "hybrid"])

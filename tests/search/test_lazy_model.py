@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import search_config
 from mlsearch.errors import ModelMismatchError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
@@ -23,7 +24,7 @@ def test_keyword_methods_never_load_the_model(built_index: Path, settings: Setti
         loads.append(name)
         return HashingEncoder()
 
-    searcher = Searcher.open(built_index, settings, loader=load)
+    searcher = Searcher.open(built_index, search_config(settings), loader=load)
     assert searcher.loaded_encoder is None and searcher._backends == {}
     assert searcher.search("dropout", k=3, method="bm25").hits
     assert searcher.search("dropout", k=3, method="lsi", tags=["training"]).hits
@@ -34,7 +35,8 @@ def test_keyword_methods_never_load_the_model(built_index: Path, settings: Setti
 
 
 def test_a_lazily_loaded_model_is_checked_against_the_manifest(built_index: Path, settings: Settings) -> None:
-    searcher = Searcher.open(built_index, settings, model="other", loader=lambda name: HashingEncoder(name=name))
+    searcher = Searcher.open(built_index, search_config(settings), model="other",
+                             loader=lambda name: HashingEncoder(name=name))
     assert searcher.search("dropout", method="bm25").hits
     with pytest.raises(ModelMismatchError, match="built with model fake-hashing"):
         searcher.search("dropout", method="dense")
@@ -43,9 +45,10 @@ def test_a_lazily_loaded_model_is_checked_against_the_manifest(built_index: Path
 def test_keyword_search_does_not_import_torch(built_index: Path, settings: Settings) -> None:
     script = f"""
 import json, sys
+from indexing.backends.configs import search_config
 from mlsearch.settings import Settings
 from search.searcher import Searcher
-searcher = Searcher.open({str(built_index)!r}, Settings(), loader=lambda name: 1 / 0)
+searcher = Searcher.open({str(built_index)!r}, search_config(Settings()), loader=lambda name: 1 / 0)
 hits = [len(searcher.search("dropout rate", k=3, method=m).hits) for m in ("bm25", "lsi")]
 print(json.dumps({{"hits": hits, "loaded": sorted(m for m in ("torch", "sentence_transformers", "transformers")
                                                  if m in sys.modules)}}))

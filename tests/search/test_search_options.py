@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.filters import ChunkFilter
 from mlsearch.errors import BadQueryError
@@ -30,8 +31,9 @@ def mixed_corpus(tiny_corpus: Path) -> Path:
 
 @pytest.fixture
 def searcher(mixed_corpus: Path, settings: Settings, fake_encoder: HashingEncoder) -> Searcher:
-    build_index(settings, fake_encoder, corpus_dir=mixed_corpus, backends=["faiss", "annoy", "lsi", "bm25"])
-    return Searcher.open(settings.index_dir, settings, encoder=fake_encoder)
+    build_index(build_config(settings), fake_encoder, corpus_dir=mixed_corpus,
+                backends=["faiss", "annoy", "lsi", "bm25"])
+    return Searcher.open(settings.index_dir, search_config(settings), encoder=fake_encoder)
 
 
 @pytest.mark.parametrize(("method", "backend"), METHODS)
@@ -98,8 +100,9 @@ def test_elasticsearch_filters_inside_its_queries(
 ) -> None:
     cluster = es_fake.install(monkeypatch)
     es_settings = updated_settings(settings, elasticsearch_url="http://es.test:9200")
-    build_index(es_settings, fake_encoder, corpus_dir=mixed_corpus, backends=["faiss", "bm25", "elasticsearch"])
-    searcher = Searcher.open(es_settings.index_dir, es_settings, encoder=fake_encoder)
+    build_index(build_config(es_settings), fake_encoder, corpus_dir=mixed_corpus,
+                backends=["faiss", "bm25", "elasticsearch"])
+    searcher = Searcher.open(es_settings.index_dir, search_config(es_settings), encoder=fake_encoder)
 
     def docs(filters: ChunkFilter) -> set[str]:
         hits = searcher.search(QUERY, k=50, method=method, backend="elasticsearch", tags=filters).hits

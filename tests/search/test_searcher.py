@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config, search_config
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, UnknownBackendError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
@@ -14,7 +15,7 @@ from tests.fakes import HashingEncoder
 
 @pytest.fixture
 def searcher(built_index: Path, settings: Settings, fake_encoder: HashingEncoder) -> Searcher:
-    return Searcher.open(built_index, settings, encoder=fake_encoder)
+    return Searcher.open(built_index, search_config(settings), encoder=fake_encoder)
 
 
 @pytest.mark.parametrize(
@@ -77,8 +78,8 @@ def test_a_backend_that_was_not_built_is_named(
 ) -> None:
     from indexing.build import build_index
 
-    build_index(settings, fake_encoder, corpus_dir=tiny_corpus, backends=["bm25"])
-    searcher = Searcher.open(settings.index_dir, settings, encoder=fake_encoder)
+    build_index(build_config(settings), fake_encoder, corpus_dir=tiny_corpus, backends=["bm25"])
+    searcher = Searcher.open(settings.index_dir, search_config(settings), encoder=fake_encoder)
     assert searcher.search("dropout", method="bm25").hits
     with pytest.raises(IndexNotBuiltError, match="'faiss'"):
         searcher.search("dropout", method="dense")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from mlsearch.errors import BackendUnavailableError
 from mlsearch.settings import Settings
@@ -35,8 +36,9 @@ def es_settings(settings: Settings) -> Settings:
 def searcher(
     cluster: es_fake.FakeCluster, tiny_corpus: Path, es_settings: Settings, fake_encoder: HashingEncoder
 ) -> Searcher:
-    build_index(es_settings, fake_encoder, corpus_dir=tiny_corpus, backends=["faiss", "lsi", "bm25", "elasticsearch"])
-    return Searcher.open(es_settings.index_dir, es_settings, encoder=fake_encoder)
+    build_index(build_config(es_settings), fake_encoder, corpus_dir=tiny_corpus,
+                backends=["faiss", "lsi", "bm25", "elasticsearch"])
+    return Searcher.open(es_settings.index_dir, search_config(es_settings), encoder=fake_encoder)
 
 
 def last_search(cluster: es_fake.FakeCluster) -> list[dict]:
@@ -106,7 +108,7 @@ def test_unreachable_cluster_fails_elasticsearch_while_faiss_answers(
     down = updated_settings(
         es_settings, elasticsearch_url="http://127.0.0.1:9", elasticsearch_timeout=1.0, elasticsearch_max_retries=0
     )
-    offline = Searcher.open(down.index_dir, down, encoder=fake_encoder)
+    offline = Searcher.open(down.index_dir, search_config(down), encoder=fake_encoder)
     for method in ("dense", "bm25", "hybrid"):
         with pytest.raises(BackendUnavailableError) as caught:
             offline.search(QUERY, k=3, method=method, backend="elasticsearch")

@@ -1,0 +1,148 @@
+"""The typed, frozen config of each component: what indexing, search and drift take instead of the settings.
+
+Plain values, no behaviour. :mod:`indexing.backends.configs` builds each of them from
+:class:`~mlsearch.settings.Settings`: it is the one module below the CLI and the API that reads the settings.
+The configs live here, at the bottom, so that every package can take them and that one module can build them
+without importing a package above it. Each backend's own config is defined in that backend's module; the
+configs below carry those as ``backend_configs`` (backend name → config; a backend not named takes its
+defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mlsearch.catalog import DEFAULT_BUILD_BACKENDS
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+Correction = Literal["holm", "bh"]
+"""A multiple-testing correction: Holm (family-wise error) or Benjamini-Hochberg (false discovery rate)."""
+StoreText = Literal["off", "hashed", "full"]
+"""What the query log keeps of a query's text."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How to run an embedding model.
+
+    Attributes:
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (a GPU with the torch backend only).
+        backend: ``torch`` (sentence-transformers), or ``openvino`` / ``onnx`` (the model exported once and
+            cached in ``cache_dir``; see :mod:`indexing.export`).
+        int8: Quantize the exported model to int8 (``openvino`` and ``onnx`` only).
+        cache_dir: Where exports are cached (``~/.cache/mlsearch/encoders`` when None).
+        threads: Intra-op threads of OpenVINO or ONNX Runtime (0: the library's default, every core).
+        processes: Torch backend: encode large batches in this many processes (0 or 1: in this process).
+    """
+
+    device: str = "cpu"
+    backend: str = "torch"
+    int8: bool = False
+    cache_dir: Path | None = None
+    threads: int = 0
+    processes: int = 0
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How an index is built and updated: where, with which backends, in what chunks and batches.
+
+    Attributes:
+        corpus_dir: The corpus folder.
+        index_dir: The index directory (a link to its current version).
+        state_dir: The document store's folder (``<index>-state`` beside the index when None).
+        model: The model name or path the settings give (its fine-tuning lineage goes into the manifest).
+        backends: The backends built.
+        backend_configs: Backend name → its config (a backend not here takes its defaults).
+        batch_size: Texts per encoding batch.
+        checkpoint_chunks: Chunks embedded between two checkpoints of a build.
+        chunk_target_tokens: Target chunk length in model tokens.
+        chunk_overlap_tokens: Tokens repeated from the previous chunk.
+        chunk_max_tokens: Hard cap on a chunk (the model's ``max_seq_length`` when None; never above it).
+        keep_versions: Index versions kept on disk after a swap.
+        refit_delay_s: Quiet time after the last document write before backends that updates spliced
+            approximately are fitted again.
+    """
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("indexes/default")
+    state_dir: Path | None = None
+    model: str = DEFAULT_MODEL
+    backends: tuple[str, ...] = DEFAULT_BUILD_BACKENDS
+    backend_configs: Mapping[str, object] = field(default_factory=dict)
+    batch_size: int = 32
+    checkpoint_chunks: int = 1000
+    chunk_target_tokens: int = 200
+    chunk_overlap_tokens: int = 32
+    chunk_max_tokens: int | None = None
+    keep_versions: int = 2
+    refit_delay_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """What a searcher needs to know: fusion, the query cache, the model's device and each backend's config.
+
+    Attributes:
+        rrf_k: Reciprocal rank fusion constant.
+        query_cache_size: Query embeddings kept in the LRU cache (0: none).
+        encoder: How a lazily loaded model runs (device, torch or an exported model, threads).
+        reranker: The cross-encoder of ``rerank`` (the manifest's when None).
+        rerank_top_n: Results the reranker rescores.
+        backends: Backend name → its config (used when that backend is loaded; defaults for one not here).
+    """
+
+    rrf_k: int = 60
+    query_cache_size: int = 1024
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    reranker: Path | None = None
+    rerank_top_n: int = 20
+    backends: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Sizes and thresholds of drift monitoring (see :class:`mlsearch.settings.Settings` ``drift_*``)."""
+
+    reference_size: int = 200
+    window: int = 200
+    min_window: int = 30
+    psi_warning: float = 0.1
+    psi_drift: float = 0.25
+    psi_bins: int = 10
+    ks_alpha: float = 0.01
+    ks_correction: Correction = "holm"
+    components: int = 2
+    sequential_alpha: float = 0.01
+    warning_alpha: float = 0.05
+    cusum_slack: float = 0.5
+    adwin_delta: float = 0.002
+    psi_confirms: bool = False
+    ks_warns: bool = False
+    mmd: bool = False
+    mmd_permutations: int = 200
+    replay: int = 2000
+
+
+@dataclass(frozen=True)
+class DriftServiceConfig:
+    """A service's drift monitoring: where its log lives, what the log keeps, the reference and the monitor.
+
+    Attributes:
+        state_dir: The service's state directory (the drift log goes in its ``drift/`` folder).
+        monitor: The monitor's sizes and thresholds.
+        reference_file: Reference queries (one a line); the first answered queries when None.
+        log_max_rows: Rows the query log keeps.
+        log_retention_days: Logged queries older than this are deleted (0: kept until ``log_max_rows``).
+        store_text: What the log keeps of a query's text.
+    """
+
+    state_dir: Path
+    monitor: DriftConfig = field(default_factory=DriftConfig)
+    reference_file: Path | None = None
+    log_max_rows: int = 100_000
+    log_retention_days: float = 30.0
+    store_text: StoreText = "off"
