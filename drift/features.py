@@ -1,8 +1,9 @@
 """What drift monitoring measures about each answered query, and the named features derived from it.
 
 Per query (logged): the embedding, the token count, the share of its terms that the keyword index does not know,
-how much of the query the best keyword match covers, the top dense score and the result count. Per comparison (derived against a reference): the distance to the
-reference centroid and the projection on the reference's principal components.
+how much of the query the best keyword match covers, the top dense score and the result count. Per comparison
+(derived against a reference): the distance to the reference centroid and the projection on the reference's
+principal components.
 """
 
 from __future__ import annotations

@@ -185,20 +185,42 @@ class DriftEngine:
                 tracker.update(float(value) if np.isfinite(column[position - 1]) else math.nan, position)
             self.adwins[name] = tracker
         self.cusums: dict[str, OneSidedCusum] = {}
+        """Every CUSUM chart by name: a stream feature's or ``combined`` for the first slack, ``<name>@<slack>``
+        for the large one."""
+        self.charts_of: dict[str, list[str]] = {}
         self.scale: ScoreScale | None = None
         if self.stream_features:
             matrix = np.column_stack([self.reference_columns[name] for name in self.stream_features])
             directions = [STREAM_DIRECTIONS[name] for name in self.stream_features]
             self.scale = ScoreScale.fit(matrix, directions)
+            slacks = self.slacks
             warning, drift = calibrate_joint_cusum(
-                matrix, directions, config.cusum_slack, (max(config.warning_alpha, config.sequential_alpha),
-                                                         config.sequential_alpha), horizon)
-            for name in [*self.stream_features, COMBINED]:
-                self.cusums[name] = OneSidedCusum(config.cusum_slack, threshold=drift, warning_threshold=warning)
+                matrix, directions, slacks, (max(config.warning_alpha, config.sequential_alpha),
+                                             config.sequential_alpha), horizon)
+            chart = 0
+            for slack in slacks:
+                for name in [*self.stream_features, COMBINED]:
+                    label = name if slack == slacks[0] else f"{name}@{slack:g}"
+                    self.cusums[label] = OneSidedCusum(slack, threshold=float(drift[chart]),
+                                                       warning_threshold=float(warning[chart]))
+                    self.charts_of.setdefault(name, []).append(label)
+                    chart += 1
         for position in range(reference.size):
             self.trace.append(
                 (position + 1, {name: float(self.reference_columns[name][position]) for name in STREAM_FEATURES})
             )
+
+    @property
+    def slacks(self) -> tuple[float, ...]:
+        """The CUSUMs' slacks: the small one, and the large one unless it is off (0) or not larger."""
+        small, large = self.config.cusum_slack, self.config.cusum_fast_slack
+        return (small, large) if large > small else (small,)
+
+    def leading(self, name: str) -> OneSidedCusum | None:
+        """Of a stream feature's (or ``combined``'s) charts, the one nearest to or furthest over its thresholds."""
+        charts = [self.cusums[label] for label in self.charts_of.get(name, [])]
+        return max(charts, key=lambda c: (c.alarm, c.warning, c.statistic / c.threshold if c.threshold > 0 else 0.0),
+                   default=None)
 
     @property
     def position(self) -> int:
@@ -229,7 +251,8 @@ class DriftEngine:
             if self.scale is not None:
                 scores = self.scale.scores(np.array([[row[name] for name in self.stream_features]]))[0]
                 for name, score in zip([*self.stream_features, COMBINED], scores, strict=True):
-                    self.cusums[name].update(float(score))
+                    for label in self.charts_of[name]:
+                        self.cusums[label].update(float(score))
             for name, tracker in self.adwins.items():
                 value = row[name]
                 share = float(percentiles(self._sorted[name], np.array([value]))[0])
@@ -279,13 +302,16 @@ class DriftEngine:
         if mmd_alarm:
             levels.append(LEVELS.index("warning"))
         status.reasons = [reason for f in features.values() if f.level != "ok" for reason in f.why]
-        combined = self.cusums.get(COMBINED)
+        combined = self.leading(COMBINED)
         if combined is not None:
             status.sequential = {
                 "features": list(self.stream_features), "combined": combined.statistic,
                 "warning_threshold": combined.warning_threshold, "drift_threshold": combined.threshold,
-                "slack": config.cusum_slack, "warning_alpha": max(config.warning_alpha, config.sequential_alpha),
+                "slack": combined.slack, "slacks": list(self.slacks),
+                "warning_alpha": max(config.warning_alpha, config.sequential_alpha),
                 "drift_alpha": config.sequential_alpha, "horizon": 10 * config.window,
+                "charts": {label: {"statistic": c.statistic, "slack": c.slack, "warning_threshold": c.warning_threshold,
+                                   "drift_threshold": c.threshold} for label, c in self.cusums.items()},
             }
             if combined.warning:
                 level = "drift" if combined.alarm else "warning"
@@ -321,8 +347,8 @@ class DriftEngine:
         stability = psi(reference, values, bins=self.config.psi_bins)
         if stability is not None:
             feature.psi, feature.psi_bins = stability.value, len(stability.reference_share)
-        if name in self.cusums:
-            cusum = self.cusums[name]
+        cusum = self.leading(name)
+        if cusum is not None:
             feature.cusum, feature.cusum_threshold, feature.cusum_alarm = cusum.statistic, cusum.threshold, cusum.alarm
             feature.cusum_warning_threshold, feature.cusum_warning = cusum.warning_threshold, cusum.warning
         if name in self.adwins:

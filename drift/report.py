@@ -17,7 +17,7 @@ import numpy as np
 
 from drift import plots
 from drift.detectors import Cut
-from drift.monitor import COMBINED, STREAM_FEATURES, DriftEngine, DriftStatus
+from drift.monitor import DriftEngine, DriftStatus
 from mlsearch.configs import DriftConfig
 from mlsearch.errors import DriftError
 from mlsearch.reporting import (
@@ -121,8 +121,7 @@ def figures(data: ReportData) -> dict[str, bytes]:
         "psi.png": plots.psi_bars({n: f.psi for n, f in features.items()}, levels, data.config.psi_warning,
                                   data.config.psi_drift),
         "stream.png": plots.stream(data.positions, data.trace, data.status.reference_size, cuts,
-                                   {n: data.thresholds[n] for n in (*STREAM_FEATURES, COMBINED)
-                                    if n in data.thresholds},
+                                   dict(data.thresholds),
                                    data.window_start),
     }
 
