@@ -346,7 +346,7 @@ def write_example_report(measured: dict[str, list[QueryObservation]], config: Dr
 
 
 def _means(measured: dict[str, list[QueryObservation]]) -> None:
-    names = ("top_score", "unknown_share", "token_count")
+    names = ("top_score", "unknown_share", "keyword_match", "token_count")
     print(f"  {'source':12} " + " ".join(f"{n:>14}" for n in names))
     for source, observations in measured.items():
         cells = []
