@@ -38,10 +38,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from scipy import stats
 from tqdm import tqdm
 
 from drift.features import QueryObservation, observe_queries
-from drift.monitor import DriftEngine
+from drift.monitor import STREAM_DIRECTIONS, DriftEngine
 from drift.reference import Reference, read_queries
 from drift.simulate import DETECTORS, fired, replay
 from indexing.backends.configs import build_config, drift_config, search_config
@@ -346,14 +347,26 @@ def write_example_report(measured: dict[str, list[QueryObservation]], config: Dr
 
 
 def _means(measured: dict[str, list[QueryObservation]]) -> None:
+    """Each per-query feature's mean ± standard deviation by source, and how well one query tells the sources
+    apart: the AUC (the chance that a new question lies further the watched way than an in-domain one, ties
+    counting half; 0.5 is no signal)."""
     names = ("top_score", "unknown_share", "keyword_match", "token_count")
     print(f"  {'source':12} " + " ".join(f"{n:>14}" for n in names))
-    for source, observations in measured.items():
+    columns = {source: {name: np.array([o.scalar(name) for o in observations]) for name in names}
+               for source, observations in measured.items()}
+    for source, values in columns.items():
+        cells = [f"{np.nanmean(values[name]):7.3f}±{np.nanstd(values[name]):.3f}" for name in names]
+        print(f"  {source:12} " + " ".join(f"{c:>14}" for c in cells))
+    for source in (s for s in columns if s != "in-domain"):
         cells = []
         for name in names:
-            values = np.array([o.scalar(name) for o in observations])
-            cells.append(f"{np.nanmean(values):7.3f}±{np.nanstd(values):.3f}")
-        print(f"  {source:12} " + " ".join(f"{c:>14}" for c in cells))
+            sign = STREAM_DIRECTIONS.get(name, 1)
+            inside, new = columns["in-domain"][name], columns[source][name]
+            inside, new = sign * inside[np.isfinite(inside)], sign * new[np.isfinite(new)]
+            auc = stats.mannwhitneyu(new, inside).statistic / (new.size * inside.size) if new.size and inside.size \
+                else float("nan")
+            cells.append(f"{auc:.3f}")
+        print(f"  {'AUC ' + source:12} " + " ".join(f"{c:>14}" for c in cells))
 
 
 def _build(folder: Path, encoder: object) -> Path:

@@ -8,15 +8,16 @@ and replays recent log rows after a restart.
 How a status is decided (per feature, then the worst feature wins):
 
 - ``drift``: a sequential test is above its drift threshold. Each stream feature (top score, unknown-term
-  share, distance to the reference centroid) becomes a per-query score, its reference standard score signed
-  so that leaving the corpus is positive (clipped to ±4); one one-sided CUSUM watches each feature and one
-  their combined score (the sum over its reference spread). The family shares two thresholds, calibrated by
-  a bootstrap on the reference (features resampled together, so the correction for watching several
-  features allows for their correlation) for a false-alarm probability ``sequential_alpha`` (drift) and
-  ``warning_alpha`` (warning) over ten windows of in-domain traffic. These are the detectors built to be
-  re-run after every query. With ``psi_confirms`` set, a feature whose KS test is significant and whose PSI
-  is at least ``psi_drift`` also counts as drift (the textbook rule, which a sliding window tested after
-  every query raises now and then by chance, see ``bench/drift.py``);
+  share, keyword match, distance to the reference centroid) becomes a per-query score, its reference standard
+  score signed so that leaving the corpus is positive (clipped to ±4); one-sided CUSUMs watch each feature and
+  their combined score (the sum over its reference spread), each with the small slack ``cusum_slack`` (a mild,
+  gradual shift) and the large ``cusum_fast_slack`` (a clear one). Each chart has its own two thresholds,
+  calibrated together by a bootstrap on the reference (features resampled together, so the correction for
+  watching several charts allows for their correlation) for a false-alarm probability ``sequential_alpha``
+  (drift) and ``warning_alpha`` (warning) of the whole family over ten windows of in-domain traffic. These are
+  the detectors built to be re-run after every query. With ``psi_confirms`` set, a feature whose KS test is
+  significant and whose PSI is at least ``psi_drift`` also counts as drift (the textbook rule, which a sliding
+  window tested after every query raises now and then by chance, see ``bench/drift.py``);
 - ``warning``: a CUSUM above its warning threshold, or ADWIN cut the stream inside the window and the newer
   part moved away from the reference, or (when enabled) the MMD test on the embeddings is significant, or
   (with ``ks_warns``) the KS test after the multiple-testing correction;
