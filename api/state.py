@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio.to_thread
-from fastapi import BackgroundTasks
 
 from api.errors import NotReadyError
 from api.verify import verify_searcher
@@ -41,7 +40,7 @@ SearcherFactory = Callable[[Settings, "Searcher | None"], Searcher]
 
 @dataclass(frozen=True)
 class AnswerEvent:
-    """What a search or compare request answered; passed to the ``on_answer`` hooks after the response.
+    """What a search or compare request answered; passed to the ``on_answer`` hooks before the response goes out.
 
     Attributes:
         endpoint: ``"search"`` or ``"compare"``.
@@ -335,13 +334,15 @@ class ServiceState:
             return ReloadOutcome(True, searcher.version, previous.version if previous else None)
 
     def after_answer(
-        self, background: BackgroundTasks, endpoint: str, request: AnsweredRequest, methods: Sequence[str],
-        result: Any, searcher: Searcher,
+        self, endpoint: str, request: AnsweredRequest, methods: Sequence[str], result: Any, searcher: Searcher,
     ) -> None:
-        """Queue the ``on_answer`` hooks to run once the response is sent (nothing when there are none).
+        """Call the ``on_answer`` hooks with what the request answered (nothing when there are none).
+
+        They run right here, on the event loop, before the response goes out: a hook must return at once (the
+        drift log's only puts the query on its writer's queue). Run as a background task instead, each answer
+        cost a hop to a worker thread and back.
 
         Args:
-            background: The request's background tasks.
             endpoint: ``"search"`` or ``"compare"``.
             request: The request body (query, k, backend, tags).
             methods: The method or methods that ran.
@@ -349,7 +350,7 @@ class ServiceState:
             searcher: The searcher that answered.
         """
         if self.on_answer:
-            background.add_task(self.notify_answer, AnswerEvent(
+            self.notify_answer(AnswerEvent(
                 endpoint=endpoint, query=request.query, k=request.k, methods=tuple(methods),
                 backend=request.backend, tags=tuple(request.tags) if request.tags else None, result=result,
                 searcher=searcher,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -84,6 +85,8 @@ class SearcherLike(Protocol):
     def backend(self, name: str) -> Any: ...
 
     def embed_query(self, query: str) -> np.ndarray: ...
+
+    def embed_queries(self, queries: Sequence[str]) -> Sequence[np.ndarray]: ...
 
 
 def observe_query(

@@ -6,6 +6,8 @@ keeps the query text only as the text mode allows (``off``, ``hashed``, ``full``
 is moved aside (``queries.sqlite.corrupt-<time>``) and reported, never emptied in place.
 
 :class:`LogWriter` measures and inserts queries on a background thread: a request only puts an item on a queue.
+It measures a batch of queries at a time, their embeddings taken from the query cache (a dense or hybrid search
+left its own there) or, for the rest (keyword searches), encoded together in one batch.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -442,9 +444,12 @@ class LogWriter:
         observations = []
         try:
             with self._lent(batch) as lent:
-                for item in batch:
+                embeddings = _batch_embeddings(batch, lent)
+                for item, embedding in zip(batch, embeddings, strict=True):
                     try:
-                        observations.append(item if isinstance(item, QueryObservation) else _measure(item, lent))
+                        observations.append(
+                            item if isinstance(item, QueryObservation) else _measure(item, lent, embedding)
+                        )
                     except Exception as exc:  # a query that cannot be measured must not stop the writer
                         self._fail(f"measuring a query failed: {exc}")
         except Exception as exc:  # no searcher to lend (none loaded): the measured rows are still written
@@ -474,8 +479,36 @@ class LogWriter:
         return self.borrow()
 
 
-def _measure(item: PendingQuery, lent: SearcherLike | None) -> QueryObservation:
+def _batch_embeddings(
+    batch: Sequence[PendingQuery | QueryObservation], lent: SearcherLike | None
+) -> list[np.ndarray | None]:
+    """Each pending query's embedding, the queries of one searcher encoded together (None: measure it alone).
+
+    One batched encode of a whole batch costs a fraction of one encode per query, and holds the GIL and a core
+    far less. Should it fail (one query the model cannot take), each query is measured on its own, so that only
+    the bad one fails.
+    """
+    embeddings: list[np.ndarray | None] = [None] * len(batch)
+    groups: dict[int, tuple[SearcherLike, list[int]]] = {}
+    for i, item in enumerate(batch):
+        if isinstance(item, PendingQuery):
+            searcher = item.searcher if item.searcher is not None else lent
+            if searcher is not None:
+                groups.setdefault(id(searcher), (searcher, []))[1].append(i)
+    for searcher, indexes in groups.values():
+        queries = [cast(PendingQuery, batch[i]).query for i in indexes]
+        try:
+            vectors = searcher.embed_queries(queries)
+        except Exception as exc:  # measured one by one below
+            logger.debug("encoding %d queries together failed (%s); measuring them one by one", len(queries), exc)
+            continue
+        for i, vector in zip(indexes, vectors, strict=True):
+            embeddings[i] = vector
+    return embeddings
+
+
+def _measure(item: PendingQuery, lent: SearcherLike | None, embedding: np.ndarray | None = None) -> QueryObservation:
     searcher = item.searcher if item.searcher is not None else lent
     if searcher is None:
         raise DriftError("no searcher to measure the query with")
-    return observe_query(searcher, item.query, item.method, item.result_count, item.time)
+    return observe_query(searcher, item.query, item.method, item.result_count, item.time, embedding=embedding)

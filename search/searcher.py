@@ -121,6 +121,36 @@ class QueryEmbeddingCache:
                 self._items.popitem(last=False)
         return vector
 
+    def get_or_compute_many(
+        self, queries: Sequence[str], compute: Callable[[list[str]], np.ndarray]
+    ) -> list[np.ndarray]:
+        """The embeddings of ``queries``, in order: cached ones reused, the distinct others computed in one call.
+
+        Args:
+            queries: The query texts (repeats are computed once).
+            compute: Embeds a list of queries, shape ``(n, d)``.
+        """
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for query in queries:
+                if self.size > 0 and query in self._items and query not in found:
+                    self._items.move_to_end(query)
+                    self.hits += 1
+                    found[query] = self._items[query]
+        missing = list(dict.fromkeys(q for q in queries if q not in found))
+        if missing:
+            vectors = compute(missing)
+            found.update(zip(missing, vectors, strict=True))
+            if self.size > 0:
+                with self._lock:
+                    self.misses += len(missing)
+                    for query in missing:
+                        self._items[query] = found[query]
+                        self._items.move_to_end(query)
+                    while len(self._items) > self.size:
+                        self._items.popitem(last=False)
+        return [found[q] for q in queries]
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -257,6 +287,16 @@ class Searcher:
     def embed_query(self, query: str) -> np.ndarray:
         """The query's embedding (LRU-cached)."""
         return self.cache.get_or_compute(query, self._encode_query)
+
+    def embed_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
+        """The embeddings of many queries (LRU-cached): the uncached ones encoded together in one batch.
+
+        Not through the micro-batcher: this is for background work (the drift log), which must not hold a
+        request's encoding back.
+        """
+        return self.cache.get_or_compute_many(
+            queries, lambda missing: self.encoder.encode(missing, batch_size=len(missing))
+        )
 
     def _encode_query(self, query: str) -> np.ndarray:
         if self.batcher is not None:

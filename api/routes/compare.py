@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter
 
 from api.deps import MetricsDep, SearcherDep, StateDep
 from api.errors import SEARCH_ERROR_RESPONSES
@@ -15,7 +15,7 @@ router = APIRouter(tags=["search"])
 
 @router.post("/compare", response_model=CompareResponse, responses=SEARCH_ERROR_RESPONSES)
 async def compare(
-    body: CompareRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep, background: BackgroundTasks
+    body: CompareRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep
 ) -> CompareResponse:
     """Run the query with two or more methods (lsi and dense by default) and measure their overlap."""
     comparison = await run_with_timeout(
@@ -24,5 +24,5 @@ async def compare(
     )
     for method, run in comparison.runs.items():
         metrics.observe_search("/compare", method, run.backend, run.took_ms)
-    state.after_answer(background, "compare", body, body.methods, comparison, searcher)
+    state.after_answer("compare", body, body.methods, comparison, searcher)
     return CompareResponse.of(comparison, searcher.version)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter
 
 from api.deps import MetricsDep, SearcherDep, StateDep
 from api.errors import SEARCH_ERROR_RESPONSES
@@ -15,7 +15,7 @@ router = APIRouter(tags=["search"])
 
 @router.post("/search", response_model=SearchResponse, responses=SEARCH_ERROR_RESPONSES)
 async def search(
-    body: SearchRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep, background: BackgroundTasks
+    body: SearchRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep
 ) -> SearchResponse:
     """Search the index with one method: dense (FAISS, Annoy or Elasticsearch), lsi, bm25 or hybrid."""
     result = await run_with_timeout(
@@ -24,5 +24,5 @@ async def search(
         body.group_by, body.rerank,
     )
     metrics.observe_search("/search", body.method, result.backend, result.took_ms)
-    state.after_answer(background, "search", body, (body.method,), result, searcher)
+    state.after_answer("search", body, (body.method,), result, searcher)
     return SearchResponse.of(result, searcher.version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,6 +114,14 @@ def test_answer_hooks_get_every_answer_and_a_failing_hook_is_harmless(client: Te
     assert len(events[0].result.hits) <= 2
     assert events[1].result.overlap.jaccard_at_k >= 0
     assert events[0].searcher.version == client.get("/index").json()["version"]
+
+
+def test_answer_hooks_run_on_the_event_loop_with_no_hop_to_a_worker_thread(client: TestClient, app: FastAPI) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+    service_state(app).on_answer.append(lambda event: loops.append(asyncio.get_running_loop()))  # raises off it
+    for method in ("bm25", "dense"):
+        assert client.post("/search", json={"query": "dropout", "method": method}).status_code == 200
+    assert len(loops) == 2
 
 
 def test_static_folder_is_served_with_its_page_at_the_root(

@@ -7,16 +7,20 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from drift.features import QueryObservation
+from drift.features import QueryObservation, observe_query
 from drift.log import LogWriter, QueryLog
+from indexing.backends.configs import search_config
 from mlsearch.errors import DriftError
+from mlsearch.settings import Settings
+from search.searcher import Searcher
+from tests.fakes import HashingEncoder
 
 Make = Callable[..., list[QueryObservation]]
 
@@ -201,6 +205,9 @@ class _BareSearcher:
             raise ValueError("the model is gone")
         return np.ones(4, np.float32) / 2
 
+    def embed_queries(self, queries: list[str]) -> list[np.ndarray]:
+        return [self.embed_query(q) for q in queries]
+
 
 def test_a_borrowing_writer_measures_each_batch_with_the_searcher_lent_then_and_keeps_none(tmp_path: Path) -> None:
     log = QueryLog(tmp_path / "q.sqlite")
@@ -239,3 +246,67 @@ def test_a_writer_with_nothing_to_borrow_counts_the_queries_as_failed(tmp_path: 
     assert writer.flush(timeout=10)
     assert writer.failed == 1 and log.count() == 0 and writer.running
     writer.stop()
+
+
+class _CountingEncoder(HashingEncoder):
+    """The fake model, recording the texts of each ``encode`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        self.calls.append(list(texts))
+        return super().encode(texts, batch_size, show_progress)
+
+
+def test_keyword_queries_are_encoded_together_in_one_batch_and_measured_as_alone(
+    tmp_path: Path, built_index: Path, settings: Settings
+) -> None:
+    encoder = _CountingEncoder()
+    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
+    log = QueryLog(tmp_path / "q.sqlite")
+    writer = LogWriter(log, batch_size=64)
+    queries = [f"adam learning rate {i}" for i in range(20)] + ["adam learning rate 3"]  # one asked twice
+    for query in queries:
+        assert writer.submit_query(searcher, query, "bm25", 10)  # a keyword search left no embedding
+    writer.start()
+    assert writer.flush(timeout=10)
+    writer.stop()
+    assert encoder.calls == [list(dict.fromkeys(queries))]  # one encode for the batch, each query once
+    rows = log.rows()
+    assert [r.text for r in rows] == [None] * len(queries) and writer.failed == 0
+    alone = Searcher.open(built_index, search_config(settings), encoder=HashingEncoder())
+    for row, query in zip(rows, queries, strict=True):  # the same features as a query measured on its own
+        expected = observe_query(alone, query, "bm25", 10)
+        assert np.allclose(row.embedding, expected.embedding)
+        assert row.top_score == pytest.approx(expected.top_score, abs=1e-6)
+        assert row.token_count == expected.token_count
+        assert row.unknown_share == pytest.approx(expected.unknown_share)
+
+
+def test_a_dense_query_s_own_embedding_is_reused_not_encoded_again(
+    tmp_path: Path, built_index: Path, settings: Settings
+) -> None:
+    encoder = _CountingEncoder()
+    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
+    searcher.search("dropout rate", k=3, method="dense")
+    writer = LogWriter(QueryLog(tmp_path / "q.sqlite"))
+    writer.submit_query(searcher, "dropout rate", "dense", 3)
+    writer.submit_query(searcher, "bm25 only query", "bm25", 3)
+    writer.start()
+    assert writer.flush(timeout=10)
+    writer.stop()
+    assert encoder.calls == [["dropout rate"], ["bm25 only query"]]
+
+
+def test_one_query_the_model_cannot_take_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+    writer = LogWriter(log, batch_size=8)
+    searcher = _BareSearcher()
+    for query in ("one", "unmeasurable", "two"):
+        writer.submit_query(searcher, query, "bm25", 1)  # type: ignore[arg-type]
+    writer.start()
+    assert writer.flush(timeout=10)
+    writer.stop()
+    assert log.count() == 2 and writer.failed == 1
