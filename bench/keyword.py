@@ -32,7 +32,7 @@ from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.settings import Settings
 from search.doc_scoring import document_scores
-from search.fusion import FusionConfig, fuse
+from search.fusion import fuse, untuned_fusion
 from search.searcher import Searcher
 
 VARIANTS: dict[str, Bm25Config] = {
@@ -77,7 +77,7 @@ def main() -> None:
     fixed = {"labelled": collect_candidates(searcher, labelled, others, args.k),
              "dev": collect_candidates(searcher, dev, others, args.k)}
     texts = list(searcher.store.embedding_texts())
-    default_fusion = FusionConfig(rrf_k=searcher.config.rrf_k)
+    default_fusion = untuned_fusion(searcher.config.fusion, searcher.config.rrf_k)
     reference = Bm25Index(Bm25Config())
     reference.build(texts)
     shared_fusion = choose_fusion(default_fusion, methods, {

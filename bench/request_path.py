@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import statistics
 import tempfile
@@ -133,7 +134,7 @@ async def measure_app(app: Any, methods: list[str], queries: list[str], requests
                            "post_search_wall_ms": served[0], "post_search_cpu_ms": served[1]}
         if profiler:
             print(f"-- cProfile of POST /search, {method}, {len(bodies)} requests (cumulative) --")
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profiler).sort_stats(os.environ.get("H16_SORT", "cumulative")).print_stats(int(os.environ.get("H16_N", "45")))
     walls = []
     cpu_start = time.process_time()
     for _ in range(requests):

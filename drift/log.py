@@ -7,7 +7,7 @@ is moved aside (``queries.sqlite.corrupt-<time>``) and reported, never emptied i
 
 :class:`LogWriter` measures and inserts queries on a background thread: a request only puts an item on a queue.
 It measures a batch of queries at a time, their embeddings taken from the query cache (a dense or hybrid search
-left its own there) or, for the rest (keyword searches), encoded together in one batch.
+left its own there) or, for the rest (keyword searches), encoded together in one batch, at the lowest CPU priority.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import queue
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -326,6 +328,8 @@ class PendingQuery:
 
 
 Borrow = Callable[[], AbstractContextManager[SearcherLike]]
+WRITER_NICE = 19
+"""The writer thread's nice value above the process's (19: the lowest priority)."""
 
 
 class LogWriter:
@@ -346,11 +350,16 @@ class LogWriter:
             service passes it, so that queued queries keep no searcher alive: when the writer lags behind
             under load, the versions that answered them (replaced since, with their files and memory) would
             otherwise stay open, or be opened again, to measure them.
+        nice: How much lower than the process the writer thread's CPU priority is (Linux; 0 leaves it). Measuring
+            a keyword query means encoding it, a few milliseconds of CPU that would otherwise compete with the
+            requests: at the lowest priority the writer gets only the CPU the requests leave, and falls behind
+            (then drops, counted, once ``max_queue`` queries wait) rather than slowing them down.
     """
 
     def __init__(
         self, log: QueryLog, on_written: Callable[[list[QueryObservation]], None] | None = None,
         batch_size: int = 64, max_queue: int = 10_000, linger: float = 1.0, borrow: Borrow | None = None,
+        nice: int = WRITER_NICE,
     ) -> None:
         self.log = log
         self.borrow = borrow
@@ -367,6 +376,8 @@ class LogWriter:
         self.linger = linger
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.nice = nice
+        self.native_id: int | None = None  # the writer thread's id for the OS, once it runs
 
     @property
     def running(self) -> bool:
@@ -418,6 +429,9 @@ class LogWriter:
         self._thread = None
 
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
+        if self.nice:
+            lower_thread_priority(self.native_id, self.nice)
         while True:
             item = self._queue.get()
             if item is None:
@@ -477,6 +491,19 @@ class LogWriter:
         if self.borrow is None or not any(isinstance(item, PendingQuery) for item in batch):
             return nullcontext()
         return self.borrow()
+
+
+def lower_thread_priority(native_id: int, nice: int) -> bool:
+    """Raise the nice value of one thread by ``nice`` (Linux, where a thread has its own); False where it cannot."""
+    if not sys.platform.startswith("linux"):
+        return False  # elsewhere setpriority would lower the whole process, the requests' threads included
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, native_id)
+        os.setpriority(os.PRIO_PROCESS, native_id, min(19, current + nice))
+    except OSError as exc:
+        logger.info("cannot lower the drift log writer's priority: %s", exc)
+        return False
+    return True
 
 
 def _batch_embeddings(

@@ -16,7 +16,7 @@ Document-level scoring: for a dataset judged per document, a document's score is
 sum of its top-n chunk scores when the index was tuned so (:mod:`search.doc_scoring`). To rank ``k`` documents
 the searcher retrieves ``k × depth_factor`` chunks (at most 1000) and scores each document from them.
 
-Besides ``hybrid`` (the index's own fusion: tuned by ``mlsearch tune``, else equal-weight RRF), the fixed
+Besides ``hybrid`` (the index's own fusion: tuned by ``mlsearch tune``, else the untuned default), the fixed
 fusion variants of :data:`search.fusion.FUSION_VARIANTS` (``hybrid-rrf``, ``hybrid-convex``,
 ``hybrid-zscore``) can be evaluated side by side, and any of them reranked: ``<method>+rerank`` (for example
 ``hybrid+rerank``) reorders the method's top ``rerank_top_n`` chunks with the cross-encoder the searcher is

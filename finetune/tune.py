@@ -6,9 +6,10 @@ No human judgement is used. Synthetic queries are made from the index's own chun
 retrieved once per query; each fusion variant is then scored on those lists, so a grid of variants costs
 seconds.
 
-The choice is a champion/challenger decision, as for fine-tuning: the champion is equal-weight RRF (k = 60) of
-dense and BM25, and a variant replaces it only when its nDCG@10, averaged over the query kinds (each kind
-counts the same), is at least ``min_gain`` higher and no kind falls by more than ``tolerance``.
+The choice is a champion/challenger decision, as for fine-tuning: the champion is the untuned default
+(:func:`search.fusion.untuned_fusion`, the equal-weight z-score combination of dense and BM25 unless
+``MLSEARCH_FUSION`` says otherwise), and a variant replaces it only when its nDCG@10, averaged over the query
+kinds (each kind counts the same), is at least ``min_gain`` higher and no kind falls by more than ``tolerance``.
 
 Synthetic queries are extractive (key phrases and sentences of the chunk), so they favour BM25 more than people's
 questions do: chosen freely, the weights drift to BM25 (on Cranfield the freely chosen 0.2 / 0.8 scored below
@@ -378,7 +379,7 @@ def tune(
     candidates = collect_candidates(searcher, queries, methods, DEPTH, backend, show_progress)
 
     default = index_fusion(Manifest.model_validate({**searcher.manifest.model_dump(), "tuning": None}),
-                           searcher.config.rrf_k)
+                           searcher.config.rrf_k, searcher.config.fusion)
     bm25: Bm25Config | None = None
     bm25_trials: list[Trial] = []
     bm25_index: Bm25Index | None = None

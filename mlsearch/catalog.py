@@ -1,7 +1,7 @@
 """The catalog of retrieval methods and index backends: the one place that says which backend serves what.
 
 A *method* is what a caller asks for (``dense``, ``lsi``, ``bm25``, ``hybrid``). A base method is one ranking;
-``hybrid`` fuses the rankings of its parts with reciprocal rank fusion. A *backend* is an index that can be
+``hybrid`` fuses the rankings of its parts (:mod:`search.fusion`). A *backend* is an index that can be
 built into an index directory; it serves one or more base methods. The searcher, compare, evaluation, drift,
 the CLI and the API's enums all read this table; the registry imports a backend's class from its
 ``class_path`` only when it is used.

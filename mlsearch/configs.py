@@ -22,6 +22,8 @@ Correction = Literal["holm", "bh"]
 """A multiple-testing correction: Holm (family-wise error) or Benjamini-Hochberg (false discovery rate)."""
 StoreText = Literal["off", "hashed", "full"]
 """What the query log keeps of a query's text."""
+UntunedFusion = Literal["zscore", "minmax", "rrf"]
+"""How hybrid fuses dense and BM25 (equal weights) on an index ``mlsearch tune`` has not tuned."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class SearchConfig:
 
     Attributes:
         rrf_k: Reciprocal rank fusion constant.
+        fusion: Hybrid's fusion on an index without a tuned one (see :func:`search.fusion.untuned_fusion`).
         query_cache_size: Query embeddings kept in the LRU cache (0: none).
         encoder: How a lazily loaded model runs (device, torch or an exported model, threads).
         reranker: The cross-encoder of ``rerank`` (the manifest's when None).
@@ -96,6 +99,7 @@ class SearchConfig:
     """
 
     rrf_k: int = 60
+    fusion: UntunedFusion = "zscore"
     query_cache_size: int = 1024
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     reranker: Path | None = None

@@ -13,7 +13,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mlsearch.catalog import BACKEND_NAMES, DEFAULT_BUILD_BACKENDS
-from mlsearch.configs import DEFAULT_MODEL, Correction, StoreText
+from mlsearch.configs import DEFAULT_MODEL, Correction, StoreText, UntunedFusion
 
 ENV_PREFIX = "MLSEARCH_"
 _BACKEND_KEY = re.compile(rf"({'|'.join(sorted(map(re.escape, BACKEND_NAMES), key=len, reverse=True))})_(\w+)")
@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         "MLSEARCH_BACKEND_OPTIONS; Settings(faiss_factory=...) works too.",
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    fusion: UntunedFusion = Field(
+        default="zscore", description="Hybrid's fusion of dense and BM25 (equal weights) on an index `mlsearch "
+        "tune` has not tuned: zscore or minmax (normalised-score convex combination) or rrf (reciprocal rank fusion).",
+    )
     reranker: Path | None = Field(
         default=None, description="A local cross-encoder folder for `rerank`; else the one the index's manifest "
         "names (`mlsearch rerank-train`).",

@@ -35,7 +35,7 @@ from mlsearch.catalog import (
 from mlsearch.configs import SearchConfig
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
 from search.batching import QueryBatcher
-from search.fusion import FusionConfig, fuse
+from search.fusion import DEFAULT_UNTUNED_FUSION, FusionConfig, fuse, untuned_fusion
 from search.grouping import GROUP_DEPTH, group_by_document
 from search.rerank import Reranker
 from search.snippets import make_snippet
@@ -177,7 +177,7 @@ class Searcher:
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
         self.batcher: QueryBatcher | None = None  # set by the service: concurrent queries encoded in batches
-        self.fusion = index_fusion(manifest, config.rrf_k)
+        self.fusion = index_fusion(manifest, config.rrf_k, config.fusion)
         self._reranker: Reranker | None = None
 
     @classmethod
@@ -313,7 +313,7 @@ class Searcher:
 
         Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`).
         A fused method fuses the candidate lists of ``fusion`` (the index's own, :attr:`fusion`, when omitted:
-        the one ``mlsearch tune`` chose, else equal-weight RRF of dense and BM25). ``tags`` is a
+        the one ``mlsearch tune`` chose, else :func:`~search.fusion.untuned_fusion`). ``tags`` is a
         :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
         With ``rerank``, the first ``config.rerank_top_n`` are reordered by the cross-encoder (:attr:`reranker`).
 
@@ -481,10 +481,11 @@ class Searcher:
         self._backends.clear()
 
 
-def index_fusion(manifest: Manifest, rrf_k: int) -> FusionConfig:
-    """The fusion hybrid search uses on an index: the one ``mlsearch tune`` chose, else equal-weight RRF.
+def index_fusion(manifest: Manifest, rrf_k: int, untuned: str = DEFAULT_UNTUNED_FUSION) -> FusionConfig:
+    """The fusion hybrid search uses on an index: the one ``mlsearch tune`` chose, else the untuned default.
 
-    A tuned fusion that fuses a method whose backend this index lacks is ignored (with a warning).
+    The untuned default is :func:`~search.fusion.untuned_fusion` of ``untuned`` (``zscore``, ``minmax`` or
+    ``rrf``). A tuned fusion that fuses a method whose backend this index lacks is ignored (with a warning).
     """
     tuned = (manifest.tuning or {}).get("fusion")
     if tuned:
@@ -492,5 +493,6 @@ def index_fusion(manifest: Manifest, rrf_k: int) -> FusionConfig:
         if all(m in METHODS and (METHODS[m].needs_model or METHODS[m].default_backend in manifest.backends)
                for m in config.methods):
             return config
-        logger.warning("tuned fusion %s needs backends this index lacks; using RRF", config.label())
-    return FusionConfig(rrf_k=rrf_k, depth=HYBRID_CANDIDATES)
+        logger.warning("tuned fusion %s needs backends this index lacks; using the untuned default",
+                       config.label())
+    return untuned_fusion(untuned, rrf_k, HYBRID_CANDIDATES)

@@ -50,6 +50,19 @@ class HashingEncoder:
         return out
 
 
+class CountingEncoder(HashingEncoder):
+    """The hashing encoder, recording the texts of each ``encode`` call in ``calls``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        """Record the texts, then encode them."""
+        self.calls.append(list(texts))
+        return super().encode(texts, batch_size, show_progress)
+
+
 TINY_VOCAB = (
     ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     + list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-()")

@@ -114,7 +114,7 @@ def search_config(settings: Settings, threads: int | None = None) -> SearchConfi
     ``threads`` overrides the encoder's threads (as in :func:`encoder_config`).
     """
     return SearchConfig(
-        rrf_k=settings.rrf_k, query_cache_size=settings.query_cache_size,
+        rrf_k=settings.rrf_k, fusion=settings.fusion, query_cache_size=settings.query_cache_size,
         encoder=encoder_config(settings, threads), reranker=settings.reranker,
         rerank_top_n=settings.rerank_top_n, backends=backend_configs(settings),
     )

@@ -204,7 +204,7 @@ def hybrid_searches(
 ) -> list[dict[str, Any]]:
     """The ``msearch`` lines of a hybrid search: a kNN and a BM25 search sent in one request.
 
-    The two rankings are fused on the client by reciprocal rank fusion (server-side RRF needs a paid licence).
+    The two rankings are fused on the client by :mod:`search.fusion` (server-side RRF needs a paid licence).
     """
     return [{}, knn_body(vector, k, candidates, tags), {}, match_body(query, k, tags)]
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -14,7 +17,7 @@ from api.app import create_app
 from api.state import AnswerEvent, searcher_factory
 from mlsearch.settings import Settings
 from tests.api.conftest import service_state, wait_ready
-from tests.fakes import HashingEncoder
+from tests.fakes import CountingEncoder, HashingEncoder
 
 
 def test_health_and_ready(client: TestClient) -> None:
@@ -122,6 +125,32 @@ def test_answer_hooks_run_on_the_event_loop_with_no_hop_to_a_worker_thread(clien
     for method in ("bm25", "dense"):
         assert client.post("/search", json={"query": "dropout", "method": method}).status_code == 200
     assert len(loops) == 2
+
+
+def test_a_keyword_search_answers_before_the_drift_log_encodes_its_query_once_in_the_background(
+    built_index: Path, api_settings: Settings
+) -> None:
+    encoder = CountingEncoder()
+    app = create_app(api_settings, searcher_factory(lambda name: encoder))
+    with TestClient(app) as client:
+        wait_ready(client)
+        writer = service_state(app).require_drift().writer
+        lend, gate = writer.borrow, threading.Event()
+        assert lend is not None
+
+        @contextmanager
+        def held() -> Iterator[Any]:  # the writer waits here until the test lets it measure
+            assert gate.wait(30)
+            with lend() as searcher:
+                yield searcher
+
+        writer.borrow = held
+        query = "adam optimizer momentum"
+        assert client.post("/search", json={"query": query, "method": "bm25"}).status_code == 200
+        assert not any(query in call for call in encoder.calls)  # answered with no encode of the query
+        gate.set()
+        assert writer.flush(timeout=30)
+        assert sum(call.count(query) for call in encoder.calls) == 1 and writer.written >= 1
 
 
 def test_static_folder_is_served_with_its_page_at_the_root(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from indexing.backends.configs import search_config
 from mlsearch.errors import DriftError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
-from tests.fakes import HashingEncoder
+from tests.fakes import CountingEncoder, HashingEncoder
 
 Make = Callable[..., list[QueryObservation]]
 
@@ -248,22 +249,10 @@ def test_a_writer_with_nothing_to_borrow_counts_the_queries_as_failed(tmp_path: 
     writer.stop()
 
 
-class _CountingEncoder(HashingEncoder):
-    """The fake model, recording the texts of each ``encode`` call."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[list[str]] = []
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
-        self.calls.append(list(texts))
-        return super().encode(texts, batch_size, show_progress)
-
-
 def test_keyword_queries_are_encoded_together_in_one_batch_and_measured_as_alone(
     tmp_path: Path, built_index: Path, settings: Settings
 ) -> None:
-    encoder = _CountingEncoder()
+    encoder = CountingEncoder()
     searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
     log = QueryLog(tmp_path / "q.sqlite")
     writer = LogWriter(log, batch_size=64)
@@ -288,7 +277,7 @@ def test_keyword_queries_are_encoded_together_in_one_batch_and_measured_as_alone
 def test_a_dense_query_s_own_embedding_is_reused_not_encoded_again(
     tmp_path: Path, built_index: Path, settings: Settings
 ) -> None:
-    encoder = _CountingEncoder()
+    encoder = CountingEncoder()
     searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
     searcher.search("dropout rate", k=3, method="dense")
     writer = LogWriter(QueryLog(tmp_path / "q.sqlite"))
@@ -310,3 +299,18 @@ def test_one_query_the_model_cannot_take_fails_alone_in_its_batch(tmp_path: Path
     assert writer.flush(timeout=10)
     writer.stop()
     assert log.count() == 2 and writer.failed == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread has its own priority on Linux only")
+def test_the_writer_thread_runs_at_the_lowest_priority_and_the_process_keeps_its_own(tmp_path: Path) -> None:
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    writer = LogWriter(QueryLog(tmp_path / "q.sqlite")).start()
+    try:
+        wait = time.monotonic() + 10
+        while writer.native_id is None and time.monotonic() < wait:
+            time.sleep(0.01)
+        assert writer.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == 19
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the requests' threads keep theirs
+    finally:
+        writer.stop()

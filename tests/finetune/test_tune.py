@@ -18,7 +18,7 @@ from indexing.integrity import verify_checksums
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.settings import Settings
-from search.fusion import FusionConfig
+from search.fusion import FusionConfig, untuned_fusion
 from search.searcher import Searcher
 from tests.fakes import HashingEncoder
 
@@ -116,7 +116,7 @@ def test_choose_bm25_keeps_the_index_options_when_no_change_gains(
     assert result.reasons[0].startswith("BM25: kept bm25 as built")
 
 
-def test_a_tuned_fusion_over_a_missing_backend_falls_back_to_rrf(
+def test_a_tuned_fusion_over_a_missing_backend_falls_back_to_the_untuned_default(
     searcher: Searcher, built_index: Path, settings: Settings, fake_encoder: HashingEncoder
 ) -> None:
     directory = current_version_dir(built_index)
@@ -124,7 +124,7 @@ def test_a_tuned_fusion_over_a_missing_backend_falls_back_to_rrf(
     manifest.tuning = {"fusion": FusionConfig(methods=("dense", "splade"), weights=(1, 1)).to_dict()}
     manifest.save(directory)
     assert Searcher.open(built_index, search_config(settings),
-                         encoder=fake_encoder).fusion == FusionConfig(rrf_k=settings.rrf_k)
+                         encoder=fake_encoder).fusion == untuned_fusion(settings.fusion, settings.rrf_k)
 
 
 def test_tune_command_writes_the_manifest(built_index: Path, cli_fake_model: HashingEncoder) -> None:

@@ -20,7 +20,7 @@ def _settings(tmp_path: Path) -> Settings:
         corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "indexes" / "main", model="some/model",
         backends=["faiss", "bm25"], faiss_factory="HNSW32", batch_size=7, checkpoint_chunks=11,
         chunk_target_tokens=90, chunk_overlap_tokens=9, chunk_max_tokens=120, keep_versions=3,
-        update_refit_delay_s=0.5, rrf_k=17, query_cache_size=5, rerank_top_n=4, reranker=tmp_path / "rr",
+        update_refit_delay_s=0.5, rrf_k=17, fusion="rrf", query_cache_size=5, rerank_top_n=4, reranker=tmp_path / "rr",
         encoder_threads=3, encode_processes=2, drift_window=50, drift_log_max_rows=500, drift_store_text="hashed",
         drift_log_retention_days=2.0, drift_reference_file=tmp_path / "reference.txt",
     )
@@ -40,8 +40,8 @@ def test_the_search_config_carries_fusion_cache_reranker_and_encoder(tmp_path: P
     settings = _settings(tmp_path)
     search = search_config(settings)
     assert search == SearchConfig(
-        rrf_k=17, query_cache_size=5, encoder=encoder_config(settings), reranker=tmp_path / "rr", rerank_top_n=4,
-        backends={"faiss": FaissConfig(factory="HNSW32")},
+        rrf_k=17, fusion="rrf", query_cache_size=5, encoder=encoder_config(settings), reranker=tmp_path / "rr",
+        rerank_top_n=4, backends={"faiss": FaissConfig(factory="HNSW32")},
     )
     assert (search.encoder.threads, search.encoder.processes) == (3, 2)
     assert search.encoder.cache_dir == tmp_path / "indexes" / "encoders"  # beside the index by default

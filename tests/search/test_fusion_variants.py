@@ -13,6 +13,7 @@ from search.fusion import (
     fuse,
     normalize_scores,
     reciprocal_rank_fusion,
+    untuned_fusion,
 )
 
 
@@ -98,3 +99,16 @@ def test_document_scores_are_strictly_decreasing() -> None:
     out = document_scores([(0, 0.5), (1, 0.5), (2, 0.5)], ["a", "b", "c"], 10)
     values = list(out.values())
     assert all(x > y for x, y in zip(values, values[1:], strict=False))
+
+
+def test_the_untuned_default_is_equal_weight_zscore_and_rrf_stays_available() -> None:
+    default = untuned_fusion()
+    assert (default.kind, default.normalization, default.methods) == ("convex", "zscore", ("dense", "bm25"))
+    assert default.weights[0] == default.weights[1] and default.source.startswith("default")
+    rrf = untuned_fusion("rrf", rrf_k=17, depth=50)
+    assert (rrf.kind, rrf.rrf_k, rrf.depth, rrf.weights) == ("rrf", 17, 50, (1.0, 1.0))
+    assert untuned_fusion("minmax").normalization == "minmax"
+    lists = [[("a", 0.9), ("b", 0.8), ("c", 0.1)], [("c", 9.0), ("b", 1.0)]]
+    assert fuse(default, lists) == convex_combination(lists, [1.0, 1.0], "zscore")
+    with pytest.raises(ValueError, match="untuned fusion"):
+        untuned_fusion("borda")

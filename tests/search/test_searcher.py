@@ -9,8 +9,9 @@ import pytest
 from indexing.backends.configs import build_config, search_config
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, UnknownBackendError
 from mlsearch.settings import Settings
-from search.searcher import Searcher
-from tests.fakes import HashingEncoder
+from search.fusion import convex_combination, reciprocal_rank_fusion
+from search.searcher import HYBRID_CANDIDATES, Searcher
+from tests.fakes import HashingEncoder, updated_settings
 
 
 @pytest.fixture
@@ -49,12 +50,25 @@ def test_tag_filters_keep_only_tagged_chunks(searcher: Searcher) -> None:
     assert searcher.search("dropout", k=5, tags=["no-such-tag"]).hits == []
 
 
-def test_hybrid_fuses_dense_and_bm25(searcher: Searcher) -> None:
-    dense = [p for p, _ in searcher.retrieve("adam learning rate", 10, "dense")]
-    bm25 = [p for p, _ in searcher.retrieve("adam learning rate", 10, "bm25")]
-    hybrid = searcher.retrieve("adam learning rate", 10, "hybrid")
-    assert {p for p, _ in hybrid} <= set(dense) | set(bm25)
-    assert hybrid[0][1] == pytest.approx(1 / 61 + 1 / 61) or hybrid[0][0] in (dense[0], bm25[0])
+def test_untuned_hybrid_is_the_equal_weight_zscore_fusion_of_dense_and_bm25(searcher: Searcher) -> None:
+    query = "adam learning rate"
+    dense = searcher.retrieve(query, HYBRID_CANDIDATES, "dense")
+    bm25 = searcher.retrieve(query, HYBRID_CANDIDATES, "bm25")
+    hybrid = searcher.retrieve(query, 10, "hybrid")
+    assert (searcher.fusion.kind, searcher.fusion.normalization) == ("convex", "zscore")
+    assert searcher.fusion.weights[0] == searcher.fusion.weights[1]
+    assert hybrid == convex_combination([dense, bm25], [1.0, 1.0], "zscore")[:10]
+
+
+def test_the_fusion_setting_brings_back_rrf(
+    built_index: Path, settings: Settings, fake_encoder: HashingEncoder
+) -> None:
+    rrf = Searcher.open(built_index, search_config(updated_settings(settings, fusion="rrf")), encoder=fake_encoder)
+    query = "adam learning rate"
+    dense = [p for p, _ in rrf.retrieve(query, HYBRID_CANDIDATES, "dense")]
+    bm25 = [p for p, _ in rrf.retrieve(query, HYBRID_CANDIDATES, "bm25")]
+    assert rrf.fusion.kind == "rrf"
+    assert rrf.retrieve(query, 10, "hybrid") == reciprocal_rank_fusion([dense, bm25], k=settings.rrf_k)[:10]
 
 
 def test_snippet_shows_the_query_terms(searcher: Searcher) -> None:

@@ -14,7 +14,7 @@ from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from mlsearch.errors import BackendUnavailableError
 from mlsearch.settings import Settings
-from search.fusion import reciprocal_rank_fusion
+from search.fusion import fuse
 from search.searcher import HYBRID_CANDIDATES, Searcher
 from tests.fakes import HashingEncoder, updated_settings
 from tests.indexing import es_fake
@@ -80,8 +80,8 @@ def test_hybrid_fuses_the_two_elasticsearch_rankings(searcher: Searcher, cluster
     index = searcher.backend("elasticsearch")
     dense, lexical = index.knn_and_match(searcher.embed_query("adam learning rate"), "adam learning rate",
                                          HYBRID_CANDIDATES)
-    expected = reciprocal_rank_fusion([[p for p, _ in dense], [p for p, _ in lexical]], k=searcher.config.rrf_k)
-    assert fused == expected[:4]
+    expected = fuse(searcher.fusion, [dense, lexical])  # the index's fusion, client side, on the two lists
+    assert searcher.fusion.methods == ("dense", "bm25") and fused == expected[:4]
 
 
 @pytest.mark.parametrize("method", ["dense", "bm25", "hybrid"])
