@@ -48,9 +48,20 @@ class MultivariateOut(BaseModel):
     alarm: bool | None = None
 
 
+class ChartOut(BaseModel):
+    """One CUSUM chart of the family: its statistic, slack and thresholds."""
+
+    model_config = _OPEN
+
+    statistic: float | None = None
+    slack: float | None = None
+    warning_threshold: float | None = None
+    drift_threshold: float | None = None
+
+
 class SequentialOut(BaseModel):
-    """The CUSUM on the combined per-query score and the thresholds the family of CUSUMs shares (empty before
-    the reference is complete)."""
+    """The CUSUM on the combined per-query score (the chart of the two slacks nearest its thresholds) and every
+    chart of the family (empty before the reference is complete)."""
 
     model_config = _OPEN
 
@@ -59,6 +70,10 @@ class SequentialOut(BaseModel):
     warning_threshold: float | None = None
     drift_threshold: float | None = None
     slack: float | None = Field(default=None, description="Allowance per query, in standard deviations.")
+    slacks: list[float] = Field(default_factory=list, description="The slacks of the family's chart sets.")
+    charts: dict[str, ChartOut] = Field(
+        default_factory=dict, description="Every chart: a feature or `combined`, `@<slack>` for the large slack."
+    )
     warning_alpha: float | None = Field(default=None, description="In-domain warning probability over horizon.")
     drift_alpha: float | None = Field(default=None, description="In-domain drift probability over horizon.")
     horizon: int | None = Field(default=None, description="Queries the probabilities cover (ten windows).")

@@ -17,7 +17,9 @@ is given). Every query is embedded and measured once; the orderings reuse the me
 Goals, with reference and window of 100 and 20 random orderings: no false ``drift`` and ``warning`` in at most 5%
 of the in-domain orderings; a sudden switch caught (status ``drift``) within 10 queries; a switch ramped over 30
 queries caught within 15 (off-topic) and 30 (near-domain) queries after it starts; logging adds under 2% to p50.
-The last table sets the median delays of the status beside these goals.
+The delay goals hold for the median ordering (the issue states them so); the last table sets the median (and
+slowest) delays of the status beside them, and where the first new query arrived: in a ramp the slowest
+ordering's first new query can come after the goal, so no detector could meet it there.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from scipy import stats
 from tqdm import tqdm
 
 from drift.features import QueryObservation, observe_queries
-from drift.monitor import DriftEngine
+from drift.monitor import STREAM_DIRECTIONS, DriftEngine
 from drift.reference import Reference, read_queries
 from drift.simulate import DETECTORS, fired, replay
 from indexing.backends.configs import build_config, drift_config, search_config
@@ -100,9 +103,15 @@ def delays(
     pool: list[QueryObservation], new: list[QueryObservation], config: DriftConfig, orderings: int, ramp: int,
     seed: int, mmd_every: int,
 ) -> dict[str, dict[str, float | int | None]]:
-    """Per detector: detection delays (queries after the switch) over random orderings."""
+    """Per detector: detection delays (queries after the switch) over random orderings.
+
+    The row ``arrival`` is where the first new query arrived in each ordering: no detector can fire before it,
+    so in a ramp it bounds the delay from below.
+    """
     rng = np.random.default_rng(seed)
     found: dict[str, list[int]] = {name: [] for name in DETECTORS}
+    arrivals: list[int] = []
+    newcomers = {id(o) for o in new}
     early = dict.fromkeys(DETECTORS, 0)
     for _ in tqdm(range(orderings), desc=f"switch (ramp {ramp})", leave=False):
         order = rng.permutation(len(pool))
@@ -113,8 +122,9 @@ def delays(
         before = engine.evaluate(with_mmd=bool(mmd_every))
         already = fired(before)
         rest = [pool[i] for i in order[size + window:]]
-        result = replay(engine, switch_stream(rng, rest, new, ramp), mmd_every=mmd_every,
-                        stop_when_all_fired=True)
+        stream = switch_stream(rng, rest, new, ramp)
+        arrivals.append(next(i for i, o in enumerate(stream, start=1) if id(o) in newcomers))
+        result = replay(engine, stream, mmd_every=mmd_every, stop_when_all_fired=True)
         for name, first in result.first_fire.items():
             if already.get(name):
                 early[name] += 1
@@ -124,15 +134,19 @@ def delays(
     for name in DETECTORS:
         if name == "mmd" and not mmd_every:
             continue
-        values = found[name]
-        summary[name] = {
-            "detected": len(values) / orderings,
-            "median": statistics.median(values) if values else None,
-            "p90": float(np.percentile(values, 90)) if values else None,
-            "max": max(values) if values else None,
-            "firing_before_switch": early[name] / orderings,
-        }
+        summary[name] = _spread(found[name], orderings, early[name])
+    summary["arrival"] = _spread(arrivals, orderings, 0)
     return summary
+
+
+def _spread(values: list[int], orderings: int, early: int) -> dict[str, float | int | None]:
+    return {
+        "detected": len(values) / orderings,
+        "median": statistics.median(values) if values else None,
+        "p90": float(np.percentile(values, 90)) if values else None,
+        "max": max(values) if values else None,
+        "firing_before_switch": early / orderings,
+    }
 
 
 @contextmanager
@@ -213,7 +227,7 @@ def print_table(title: str, rows: dict[str, dict[str, float | int | None]], goal
     print(f"  {'detector':9} {'detected':>9} {'median':>7} {'p90':>6} {'max':>5} {'fired before':>13}")
     for name, row in rows.items():
         def cell(value: float | int | None, width: int) -> str:
-            return f"{'-':>{width}}" if value is None else f"{value:>{width}.0f}"
+            return f"{'-':>{width}}" if value is None else f"{round(float(value), 1):>{width}g}"
 
         print(f"  {name:9} {row['detected']:>9.0%} {cell(row['median'], 7)} {cell(row['p90'], 6)} "
               f"{cell(row['max'], 5)} {row['firing_before_switch']:>13.0%}")
@@ -223,22 +237,23 @@ def print_goals(
     rates: dict[str, float], scenarios: dict[tuple[str, int], dict[str, dict[str, float | int | None]]],
     args: argparse.Namespace,
 ) -> None:
-    """The service's status (``warning`` or worse, and ``drift``) beside the goals."""
+    """The service's status (``warning`` or worse, and ``drift``) beside the goals, which hold for the median
+    ordering; ``1st new`` is where the first new query arrived (no detector can fire before it)."""
     print(f"\nstatus against the goals (reference {args.reference}, window {args.window}; {args.orderings} "
           f"in-domain orderings, {args.switch_orderings} per switch; median (max) queries after the switch)")
-    print(f"  {'':34} {'warning':>12} {'drift':>12}   goal")
-    print(f"  {'in-domain orderings that fire':34} {rates.get('warning', 0):>12.0%} {rates.get('drift', 0):>12.0%}   "
-          f"warning <= {WARNING_GOAL:.0%}, drift 0%")
+    print(f"  {'':34} {'warning':>12} {'drift':>12} {'1st new':>10}   goal")
+    print(f"  {'in-domain orderings that fire':34} {rates.get('warning', 0):>12.0%} {rates.get('drift', 0):>12.0%} "
+          f"{'':>10}   warning <= {WARNING_GOAL:.0%}, drift 0%")
     for (source, ramp), rows in scenarios.items():
         goal = GOALS[source] if ramp else SUDDEN_GOAL
         cells = []
-        for name in ("warning", "drift"):
+        for name in ("warning", "drift", "arrival"):
             row = rows.get(name, {})
             missed = 1 - float(row.get("detected") or 0) - float(row.get("firing_before_switch") or 0)
-            text = "-" if row.get("median") is None else f"{row['median']:.0f} ({row['max']:.0f})"
+            text = "-" if row.get("median") is None else f"{row['median']:g} ({row['max']:.0f})"
             cells.append(text + (f" {missed:.0%} missed" if missed > 0 else ""))
         label = f"{source} {'sudden' if not ramp else f'ramp over {ramp}'}"
-        print(f"  {label:34} {cells[0]:>12} {cells[1]:>12}   drift within {goal}")
+        print(f"  {label:34} {cells[0]:>12} {cells[1]:>12} {cells[2]:>10}   median drift within {goal}")
 
 
 def main() -> None:
@@ -332,14 +347,26 @@ def write_example_report(measured: dict[str, list[QueryObservation]], config: Dr
 
 
 def _means(measured: dict[str, list[QueryObservation]]) -> None:
-    names = ("top_score", "unknown_share", "token_count")
+    """Each per-query feature's mean ± standard deviation by source, and how well one query tells the sources
+    apart: the AUC (the chance that a new question lies further the watched way than an in-domain one, ties
+    counting half; 0.5 is no signal)."""
+    names = ("top_score", "unknown_share", "keyword_match", "token_count")
     print(f"  {'source':12} " + " ".join(f"{n:>14}" for n in names))
-    for source, observations in measured.items():
+    columns = {source: {name: np.array([o.scalar(name) for o in observations]) for name in names}
+               for source, observations in measured.items()}
+    for source, values in columns.items():
+        cells = [f"{np.nanmean(values[name]):7.3f}±{np.nanstd(values[name]):.3f}" for name in names]
+        print(f"  {source:12} " + " ".join(f"{c:>14}" for c in cells))
+    for source in (s for s in columns if s != "in-domain"):
         cells = []
         for name in names:
-            values = np.array([o.scalar(name) for o in observations])
-            cells.append(f"{np.nanmean(values):7.3f}±{np.nanstd(values):.3f}")
-        print(f"  {source:12} " + " ".join(f"{c:>14}" for c in cells))
+            sign = STREAM_DIRECTIONS.get(name, 1)
+            inside, new = columns["in-domain"][name], columns[source][name]
+            inside, new = sign * inside[np.isfinite(inside)], sign * new[np.isfinite(new)]
+            auc = stats.mannwhitneyu(new, inside).statistic / (new.size * inside.size) if new.size and inside.size \
+                else float("nan")
+            cells.append(f"{auc:.3f}")
+        print(f"  {'AUC ' + source:12} " + " ".join(f"{c:>14}" for c in cells))
 
 
 def _build(folder: Path, encoder: object) -> Path:

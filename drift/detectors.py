@@ -4,7 +4,8 @@ Window tests compare the reference sample with the current window: the Kolmogoro
 (with a Holm or Benjamini–Hochberg correction across features), the Population Stability Index, and an MMD
 permutation test on the embeddings. Stream detectors see the queries one at a time: ADWIN (river) reports where
 it cut the stream; one-sided CUSUMs on per-query scores of several features and on their combination,
-calibrated together by a bootstrap on the reference, fire within a few queries of a clear shift.
+with a small and a large slack, calibrated together by a bootstrap on the reference, fire within a few queries of a
+clear shift and accumulate the evidence of a gradual one.
 """
 
 from __future__ import annotations
@@ -327,49 +328,57 @@ class OneSidedCusum:
 
 @lru_cache(maxsize=16)
 def _calibrated(
-    data: bytes, shape: tuple[int, int], directions: tuple[int, ...], slack: float, alphas: tuple[float, ...],
-    horizon: int, simulations: int, seed: int,
-) -> tuple[float, ...]:
+    data: bytes, shape: tuple[int, int], directions: tuple[int, ...], slacks: tuple[float, ...],
+    alphas: tuple[float, ...], horizon: int, simulations: int, seed: int,
+) -> tuple[tuple[float, ...], ...]:
     columns = np.frombuffer(data, dtype=np.float64).reshape(shape)
-    return tuple(_calibrate(columns, directions, slack, alphas, horizon, simulations, seed))
+    return tuple(tuple(t) for t in _calibrate(columns, directions, slacks, alphas, horizon, simulations, seed))
 
 
 def calibrate_joint_cusum(
-    columns: np.ndarray, directions: Sequence[int], slack: float, alphas: Sequence[float], horizon: int,
-    simulations: int = 2000, seed: int = 0,
-) -> list[float]:
-    """Thresholds for a family of one-sided CUSUMs watched together (one per feature and one on their combined
-    score, :class:`ScoreScale`), one threshold per false-alarm probability.
+    columns: np.ndarray, directions: Sequence[int], slacks: float | Sequence[float], alphas: Sequence[float],
+    horizon: int, simulations: int = 2000, seed: int = 0,
+) -> list[np.ndarray]:
+    """Thresholds for a family of one-sided CUSUMs watched together: for each slack, one chart per feature and
+    one on their combined score (:class:`ScoreScale`); one threshold per chart for each false-alarm probability.
 
-    A threshold is the ``1 − alpha`` quantile of the highest of all the family's statistics over ``horizon``
-    in-control queries, so the family as a whole raises a false alarm with probability ``alpha``: the
-    correction for watching several features takes their correlation into account (it is never more
-    conservative than Bonferroni). In-control traffic is simulated by the bootstrap of Gandy & Kvaløy (2013),
-    "Guaranteed conditional performance of control charts via bootstrap methods": each run draws a
-    pseudo-reference from the reference rows (features kept together), fits the scores on it, and scores
-    reference rows drawn at random, so the reference's own sampling error is included.
+    A small slack accumulates weak evidence over many queries (a gradual shift); a large one ignores ordinary
+    traffic and so can fire after two or three clearly odd queries (a sudden one): watching both is the
+    multi-chart CUSUM for a shift of unknown size (Han, Tsung, Hu & Wang, 2007). The charts would cross a
+    common level at very different rates, so each chart's threshold is its own in-control quantile scaled by one
+    factor, chosen so that the family as a whole raises a false alarm with probability ``alpha`` over
+    ``horizon`` in-control queries: every chart gets the same share of the risk, and the correction for
+    watching several charts takes their correlation into account (it is never more conservative than
+    Bonferroni). In-control traffic is simulated by the bootstrap of Gandy & Kvaløy (2013), "Guaranteed
+    conditional performance of control charts via bootstrap methods": each run draws a pseudo-reference from
+    the reference rows (features kept together), fits the scores on it, and scores reference rows drawn at
+    random, so the reference's own sampling error is included.
 
     Args:
         columns: ``(n, features)`` reference values (NaN: missing).
         directions: +1 or −1 per feature (the side that is watched).
-        slack: Allowance per query.
+        slacks: Allowance per query of each set of charts.
         alphas: False-alarm probabilities over ``horizon`` queries (e.g. warning and drift).
         horizon: Queries per simulated run.
         simulations: Simulated runs.
         seed: Seed of the simulation.
 
     Returns:
-        One threshold per ``alphas`` entry (the same reference and settings are calibrated once per process).
+        For each ``alphas`` entry, the thresholds of the charts, slack by slack, each slack's features then its
+        combined score (the same reference and settings are calibrated once per process).
     """
     columns = np.ascontiguousarray(np.atleast_2d(np.asarray(columns, dtype=np.float64)))
-    return list(_calibrated(columns.tobytes(), columns.shape, tuple(int(d) for d in directions), float(slack),
-                            tuple(float(a) for a in alphas), int(horizon), int(simulations), int(seed)))
+    slacks = (slacks,) if isinstance(slacks, int | float) else tuple(slacks)
+    found = _calibrated(columns.tobytes(), columns.shape, tuple(int(d) for d in directions),
+                        tuple(float(k) for k in slacks), tuple(float(a) for a in alphas), int(horizon),
+                        int(simulations), int(seed))
+    return [np.asarray(thresholds) for thresholds in found]
 
 
 def _calibrate(
-    columns: np.ndarray, directions: Sequence[int], slack: float, alphas: Sequence[float], horizon: int,
+    columns: np.ndarray, directions: Sequence[int], slacks: Sequence[float], alphas: Sequence[float], horizon: int,
     simulations: int, seed: int,
-) -> list[float]:
+) -> list[np.ndarray]:
     n, count = columns.shape
     rng = np.random.default_rng(seed)
     signs = np.asarray(directions, dtype=np.float64)
@@ -384,19 +393,27 @@ def _calibrate(
     combined_spread = np.std(np.take_along_axis(sums, draws, axis=1), axis=1, ddof=1)[:, None]
     combined_spread[~(combined_spread > 0)] = 1.0
     table = np.concatenate([features, (sums / combined_spread)[:, :, None]], axis=2)
-    # a missing score leaves a CUSUM as it is: the same as a step of exactly ``slack`` (the statistic is ≥ 0)
-    steps = (np.nan_to_num(table, nan=slack) - slack).reshape(simulations * n, count + 1)
+    # a missing score leaves a CUSUM as it is: the same as a step of exactly its slack (the statistic is ≥ 0)
+    steps = np.concatenate([np.nan_to_num(table, nan=slack) - slack for slack in slacks], axis=2)
+    charts = steps.shape[2]
+    steps = steps.reshape(simulations * n, charts)
     offsets = np.arange(simulations) * n
-    state = np.zeros((simulations, count + 1))
-    highest = np.zeros((simulations, count + 1))
-    step = np.empty((simulations, count + 1))
+    state = np.zeros((simulations, charts))
+    highest = np.zeros((simulations, charts))
+    step = np.empty((simulations, charts))
     for _ in range(horizon):
         np.take(steps, offsets + rng.integers(0, n, size=simulations), axis=0, out=step)
         state += step
         np.maximum(state, 0.0, out=state)
         np.maximum(highest, state, out=highest)
-    peak = highest.max(axis=1)
-    return [float(np.quantile(peak, 1.0 - alpha)) for alpha in alphas]
+    thresholds = []
+    for alpha in alphas:
+        own = np.quantile(highest, 1.0 - alpha, axis=0)
+        # a chart that never rose in control (a feature the reference never varied) is scaled like the widest
+        own = np.where(own > 0, own, own.max() if own.max() > 0 else 1.0)
+        factor = float(np.quantile((highest / own).max(axis=1), 1.0 - alpha))
+        thresholds.append(factor * own)
+    return thresholds
 
 
 # -- MMD -------------------------------------------------------------------------------------------------------

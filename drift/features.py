@@ -1,8 +1,9 @@
 """What drift monitoring measures about each answered query, and the named features derived from it.
 
 Per query (logged): the embedding, the token count, the share of its terms that the keyword index does not know,
-the top dense score and the result count. Per comparison (derived against a reference): the distance to the
-reference centroid and the projection on the reference's principal components.
+how much of the query the best keyword match covers, the top dense score and the result count. Per comparison
+(derived against a reference): the distance to the reference centroid and the projection on the reference's
+principal components.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,13 +21,14 @@ from mlsearch.catalog import DEFAULT_METHOD, KEYWORD_PREFERENCE, LOCAL_VECTOR_BA
 
 logger = logging.getLogger(__name__)
 
-SCALAR_FEATURES: tuple[str, ...] = ("top_score", "token_count", "unknown_share")
+SCALAR_FEATURES: tuple[str, ...] = ("top_score", "token_count", "unknown_share", "keyword_match")
 """Features measured per query and stored in the log."""
 
 FEATURE_DESCRIPTIONS: dict[str, str] = {
     "top_score": "top dense score (similarity of the best passage)",
     "token_count": "query length in model tokens",
     "unknown_share": "share of query terms unknown to the keyword index",
+    "keyword_match": "best BM25 score as a share of the query terms' IDF (how much of the query one passage covers)",
     "centroid_distance": "cosine distance of the query embedding to the reference centroid",
 }
 
@@ -47,6 +49,7 @@ class QueryObservation:
         token_count: Tokens of the query for the model's tokenizer.
         unknown_share: Share of analysed query terms missing from the keyword index (NaN without one).
         top_score: Best dense score over the whole index (NaN without a vector backend).
+        keyword_match: The best BM25 score as a share of the most the query could score (NaN without BM25).
         result_count: Hits returned to the caller.
         method: Search method the caller asked for.
         time: Unix time the query was answered.
@@ -58,6 +61,7 @@ class QueryObservation:
     token_count: int
     unknown_share: float
     top_score: float
+    keyword_match: float = math.nan
     result_count: int = 0
     method: str = DEFAULT_METHOD
     time: float = field(default_factory=time.time)
@@ -92,7 +96,8 @@ def observe_query(
     """Measure one query against the index that answered it.
 
     The embedding comes from the searcher's query cache (a hit for dense and hybrid searches), the top dense
-    score from a local vector backend (FAISS, else Annoy), the unknown-term share from BM25 (else LSI).
+    score from a local vector backend (FAISS, else Annoy), the unknown-term share from BM25 (else LSI), the
+    keyword match from BM25.
 
     Args:
         searcher: The searcher that answered the query.
@@ -112,6 +117,7 @@ def observe_query(
         token_count=token_count,
         unknown_share=unknown_share(searcher, query),
         top_score=top_dense_score(searcher, embedding),
+        keyword_match=keyword_match(searcher, query),
         result_count=int(result_count),
         method=method,
         time=time.time() if when is None else when,
@@ -133,6 +139,24 @@ def unknown_share(searcher: SearcherLike, query: str) -> float:
     for name in KEYWORD_PREFERENCE:
         if name in searcher.built_backends:
             return 1.0 - float(searcher.backend(name).vocabulary_share(query))
+    return math.nan
+
+
+@runtime_checkable
+class MatchCoverage(Protocol):
+    """A keyword index that says how much of a query its best-matching text covers (BM25 does)."""
+
+    def best_match_share(self, query: str) -> float: ...
+
+
+def keyword_match(searcher: SearcherLike, query: str) -> float:
+    """The keyword index's ``best_match_share`` of the query (the first built backend that offers it; NaN
+    without one)."""
+    for name in KEYWORD_PREFERENCE:
+        if name in searcher.built_backends:
+            backend = searcher.backend(name)
+            if isinstance(backend, MatchCoverage):
+                return float(backend.best_match_share(query))
     return math.nan
 
 

@@ -50,12 +50,16 @@ CREATE TABLE IF NOT EXISTS queries (
     top_score REAL,
     result_count INTEGER NOT NULL,
     text TEXT,
-    text_hash TEXT
+    text_hash TEXT,
+    keyword_match REAL
 );
 CREATE INDEX IF NOT EXISTS queries_time ON queries (time);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_COLUMNS = "id, time, method, embedding, token_count, unknown_share, top_score, result_count, text, text_hash"
+_COLUMNS = ("id, time, method, embedding, token_count, unknown_share, top_score, result_count, text, text_hash, "
+            "keyword_match")
+_ADDED_COLUMNS = {"keyword_match": "REAL"}
+"""Columns added since the first schema: a log written before them gains them (NULL in the old rows)."""
 
 
 def drift_dir(state_dir: Path) -> Path:
@@ -126,6 +130,7 @@ class QueryLog:
                     db.close()
                     raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
             db.executescript(_SCHEMA)
+            _add_columns(db)
             db.commit()
             return db
         except sqlite3.DatabaseError as exc:
@@ -179,6 +184,7 @@ class QueryLog:
         return (
             float(o.time), o.method, np.asarray(o.embedding, dtype=np.float32).tobytes(), int(o.token_count),
             _nullable(o.unknown_share), _nullable(o.top_score), int(o.result_count), text, digest,
+            _nullable(o.keyword_match),
         )
 
     def append(self, observations: Sequence[QueryObservation]) -> list[int]:
@@ -200,7 +206,7 @@ class QueryLog:
                 for row in rows:
                     cursor.execute(
                         "INSERT INTO queries (time, method, embedding, token_count, unknown_share, top_score, "
-                        "result_count, text, text_hash) VALUES (?,?,?,?,?,?,?,?,?)", row,
+                        "result_count, text, text_hash, keyword_match) VALUES (?,?,?,?,?,?,?,?,?,?)", row,
                     )
                     ids.append(int(cursor.lastrowid or 0))
                 cursor.execute(
@@ -278,17 +284,26 @@ class QueryLog:
             self._db.close()
 
 
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Add the columns of :data:`_ADDED_COLUMNS` that a log from an older version lacks."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(queries)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE queries ADD COLUMN {name} {kind}")
+
+
 def _nullable(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
 def _observation(row: Sequence[Any]) -> QueryObservation:
-    row_id, when, method, blob, tokens, unknown, top, results, text, _digest = row
+    row_id, when, method, blob, tokens, unknown, top, results, text, _digest, match = row
     return QueryObservation(
         embedding=np.frombuffer(blob, dtype=np.float32).copy(),
         token_count=int(tokens),
         unknown_share=math.nan if unknown is None else float(unknown),
         top_score=math.nan if top is None else float(top),
+        keyword_match=math.nan if match is None else float(match),
         result_count=int(results),
         method=method,
         time=float(when),

@@ -8,15 +8,16 @@ and replays recent log rows after a restart.
 How a status is decided (per feature, then the worst feature wins):
 
 - ``drift``: a sequential test is above its drift threshold. Each stream feature (top score, unknown-term
-  share, distance to the reference centroid) becomes a per-query score, its reference standard score signed
-  so that leaving the corpus is positive (clipped to ±4); one one-sided CUSUM watches each feature and one
-  their combined score (the sum over its reference spread). The family shares two thresholds, calibrated by
-  a bootstrap on the reference (features resampled together, so the correction for watching several
-  features allows for their correlation) for a false-alarm probability ``sequential_alpha`` (drift) and
-  ``warning_alpha`` (warning) over ten windows of in-domain traffic. These are the detectors built to be
-  re-run after every query. With ``psi_confirms`` set, a feature whose KS test is significant and whose PSI
-  is at least ``psi_drift`` also counts as drift (the textbook rule, which a sliding window tested after
-  every query raises now and then by chance, see ``bench/drift.py``);
+  share, keyword match, distance to the reference centroid) becomes a per-query score, its reference standard
+  score signed so that leaving the corpus is positive (clipped to ±4); one-sided CUSUMs watch each feature and
+  their combined score (the sum over its reference spread), each with the small slack ``cusum_slack`` (a mild,
+  gradual shift) and the large ``cusum_fast_slack`` (a clear one). Each chart has its own two thresholds,
+  calibrated together by a bootstrap on the reference (features resampled together, so the correction for
+  watching several charts allows for their correlation) for a false-alarm probability ``sequential_alpha``
+  (drift) and ``warning_alpha`` (warning) of the whole family over ten windows of in-domain traffic. These are
+  the detectors built to be re-run after every query. With ``psi_confirms`` set, a feature whose KS test is
+  significant and whose PSI is at least ``psi_drift`` also counts as drift (the textbook rule, which a sliding
+  window tested after every query raises now and then by chance, see ``bench/drift.py``);
 - ``warning``: a CUSUM above its warning threshold, or ADWIN cut the stream inside the window and the newer
   part moved away from the reference, or (when enabled) the MMD test on the embeddings is significant, or
   (with ``ks_warns``) the KS test after the multiple-testing correction;
@@ -57,13 +58,14 @@ from mlsearch.configs import DriftConfig
 
 logger = logging.getLogger(__name__)
 
-STREAM_FEATURES: tuple[str, ...] = ("top_score", "unknown_share", "centroid_distance")
+STREAM_FEATURES: tuple[str, ...] = ("top_score", "unknown_share", "keyword_match", "centroid_distance")
 """Features watched query by query: one-sided CUSUMs on their reference standard scores (and on the combined
 score), ADWIN on their reference percentiles (a value in (0, 1), the range ADWIN's bound assumes, that an
 in-reference stream keeps near ½)."""
-STREAM_DIRECTIONS: dict[str, int] = {"top_score": -1, "unknown_share": 1, "centroid_distance": 1}
+STREAM_DIRECTIONS: dict[str, int] = {"top_score": -1, "unknown_share": 1, "keyword_match": -1, "centroid_distance": 1}
 """The side each stream feature moves to when queries leave the corpus: the best passage scores lower, more
-words are unknown to the index, the query is further from the reference's centroid."""
+words are unknown to the index, no passage covers as much of the query's words, the query is further from the
+reference's centroid."""
 COMBINED = "combined"
 """The name of the CUSUM on the combined score of the stream features."""
 LEVELS: tuple[str, ...] = ("ok", "warning", "drift")
@@ -184,20 +186,42 @@ class DriftEngine:
                 tracker.update(float(value) if np.isfinite(column[position - 1]) else math.nan, position)
             self.adwins[name] = tracker
         self.cusums: dict[str, OneSidedCusum] = {}
+        """Every CUSUM chart by name: a stream feature's or ``combined`` for the first slack, ``<name>@<slack>``
+        for the large one."""
+        self.charts_of: dict[str, list[str]] = {}
         self.scale: ScoreScale | None = None
         if self.stream_features:
             matrix = np.column_stack([self.reference_columns[name] for name in self.stream_features])
             directions = [STREAM_DIRECTIONS[name] for name in self.stream_features]
             self.scale = ScoreScale.fit(matrix, directions)
+            slacks = self.slacks
             warning, drift = calibrate_joint_cusum(
-                matrix, directions, config.cusum_slack, (max(config.warning_alpha, config.sequential_alpha),
-                                                         config.sequential_alpha), horizon)
-            for name in [*self.stream_features, COMBINED]:
-                self.cusums[name] = OneSidedCusum(config.cusum_slack, threshold=drift, warning_threshold=warning)
+                matrix, directions, slacks, (max(config.warning_alpha, config.sequential_alpha),
+                                             config.sequential_alpha), horizon)
+            chart = 0
+            for slack in slacks:
+                for name in [*self.stream_features, COMBINED]:
+                    label = name if slack == slacks[0] else f"{name}@{slack:g}"
+                    self.cusums[label] = OneSidedCusum(slack, threshold=float(drift[chart]),
+                                                       warning_threshold=float(warning[chart]))
+                    self.charts_of.setdefault(name, []).append(label)
+                    chart += 1
         for position in range(reference.size):
             self.trace.append(
                 (position + 1, {name: float(self.reference_columns[name][position]) for name in STREAM_FEATURES})
             )
+
+    @property
+    def slacks(self) -> tuple[float, ...]:
+        """The CUSUMs' slacks: the small one, and the large one unless it is off (0) or not larger."""
+        small, large = self.config.cusum_slack, self.config.cusum_fast_slack
+        return (small, large) if large > small else (small,)
+
+    def leading(self, name: str) -> OneSidedCusum | None:
+        """Of a stream feature's (or ``combined``'s) charts, the one nearest to or furthest over its thresholds."""
+        charts = [self.cusums[label] for label in self.charts_of.get(name, [])]
+        return max(charts, key=lambda c: (c.alarm, c.warning, c.statistic / c.threshold if c.threshold > 0 else 0.0),
+                   default=None)
 
     @property
     def position(self) -> int:
@@ -228,7 +252,8 @@ class DriftEngine:
             if self.scale is not None:
                 scores = self.scale.scores(np.array([[row[name] for name in self.stream_features]]))[0]
                 for name, score in zip([*self.stream_features, COMBINED], scores, strict=True):
-                    self.cusums[name].update(float(score))
+                    for label in self.charts_of[name]:
+                        self.cusums[label].update(float(score))
             for name, tracker in self.adwins.items():
                 value = row[name]
                 share = float(percentiles(self._sorted[name], np.array([value]))[0])
@@ -278,13 +303,16 @@ class DriftEngine:
         if mmd_alarm:
             levels.append(LEVELS.index("warning"))
         status.reasons = [reason for f in features.values() if f.level != "ok" for reason in f.why]
-        combined = self.cusums.get(COMBINED)
+        combined = self.leading(COMBINED)
         if combined is not None:
             status.sequential = {
                 "features": list(self.stream_features), "combined": combined.statistic,
                 "warning_threshold": combined.warning_threshold, "drift_threshold": combined.threshold,
-                "slack": config.cusum_slack, "warning_alpha": max(config.warning_alpha, config.sequential_alpha),
+                "slack": combined.slack, "slacks": list(self.slacks),
+                "warning_alpha": max(config.warning_alpha, config.sequential_alpha),
                 "drift_alpha": config.sequential_alpha, "horizon": 10 * config.window,
+                "charts": {label: {"statistic": c.statistic, "slack": c.slack, "warning_threshold": c.warning_threshold,
+                                   "drift_threshold": c.threshold} for label, c in self.cusums.items()},
             }
             if combined.warning:
                 level = "drift" if combined.alarm else "warning"
@@ -320,8 +348,8 @@ class DriftEngine:
         stability = psi(reference, values, bins=self.config.psi_bins)
         if stability is not None:
             feature.psi, feature.psi_bins = stability.value, len(stability.reference_share)
-        if name in self.cusums:
-            cusum = self.cusums[name]
+        cusum = self.leading(name)
+        if cusum is not None:
             feature.cusum, feature.cusum_threshold, feature.cusum_alarm = cusum.statistic, cusum.threshold, cusum.alarm
             feature.cusum_warning_threshold, feature.cusum_warning = cusum.warning_threshold, cusum.warning
         if name in self.adwins:

@@ -130,6 +130,7 @@ class ReferenceStore:
             "token_count": np.array([o.token_count for o in obs], dtype=np.int64),
             "unknown_share": np.array([o.unknown_share for o in obs], dtype=np.float64),
             "top_score": np.array([o.top_score for o in obs], dtype=np.float64),
+            "keyword_match": np.array([o.keyword_match for o in obs], dtype=np.float64),
             "result_count": np.array([o.result_count for o in obs], dtype=np.int64),
             "time": np.array([o.time for o in obs], dtype=np.float64),
         }
@@ -152,6 +153,8 @@ class ReferenceStore:
             meta = json.loads(meta_path.read_text())
             with np.load(arrays_path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
+            if "keyword_match" not in arrays:  # a reference saved before the feature existed
+                arrays["keyword_match"] = np.full(len(arrays["embeddings"]), np.nan)
         except (OSError, ValueError, KeyError) as exc:
             logger.error("drift reference in %s is unreadable (%s); collecting a new one", self.directory, exc)
             return None
@@ -159,6 +162,7 @@ class ReferenceStore:
             QueryObservation(
                 embedding=arrays["embeddings"][i], token_count=int(arrays["token_count"][i]),
                 unknown_share=float(arrays["unknown_share"][i]), top_score=float(arrays["top_score"][i]),
+                keyword_match=float(arrays["keyword_match"][i]),
                 result_count=int(arrays["result_count"][i]), method="reference", time=float(arrays["time"][i]),
             )
             for i in range(len(arrays["embeddings"]))

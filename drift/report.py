@@ -17,7 +17,7 @@ import numpy as np
 
 from drift import plots
 from drift.detectors import Cut
-from drift.monitor import COMBINED, STREAM_FEATURES, DriftEngine, DriftStatus
+from drift.monitor import DriftEngine, DriftStatus
 from mlsearch.configs import DriftConfig
 from mlsearch.errors import DriftError
 from mlsearch.reporting import (
@@ -121,8 +121,7 @@ def figures(data: ReportData) -> dict[str, bytes]:
         "psi.png": plots.psi_bars({n: f.psi for n, f in features.items()}, levels, data.config.psi_warning,
                                   data.config.psi_drift),
         "stream.png": plots.stream(data.positions, data.trace, data.status.reference_size, cuts,
-                                   {n: data.thresholds[n] for n in (*STREAM_FEATURES, COMBINED)
-                                    if n in data.thresholds},
+                                   dict(data.thresholds),
                                    data.window_start),
     }
 
@@ -148,20 +147,21 @@ HEADERS = ["feature", "level", "reference mean", "window mean", "KS p", "KS p ad
            "CUSUM / threshold"]
 READING = [
     "**status** is the worst level over the features. `drift`: a one-sided sequential test (CUSUM) on a "
-    "feature's per-query score, or on the combined score of the top score, unknown terms and centroid "
-    "distance, is above the drift threshold; the thresholds are calibrated together on the reference for one "
-    "false alarm in a hundred runs of ten windows of in-domain traffic (with "
+    "feature's per-query score, or on the combined score of the top score, unknown terms, keyword match and "
+    "centroid distance, is above its drift threshold; each score has a chart for mild shifts (slack 0.5) and "
+    "one for clear shifts (slack 1.5, named `@1.5`), and their thresholds are calibrated together on the "
+    "reference for one false alarm in a hundred runs of ten windows of in-domain traffic (with "
     "`MLSEARCH_DRIFT_PSI_CONFIRMS=true`, also a significant KS test with PSI at least the drift threshold). "
-    "`warning`: a CUSUM above the warning threshold (five in a hundred runs), or an ADWIN cut inside the "
+    "`warning`: a CUSUM above its warning threshold (five in a hundred runs), or an ADWIN cut inside the "
     "window away from the reference. KS p-values are shown but warn only with `MLSEARCH_DRIFT_KS_WARNS=true`. "
     "`warming_up`: the reference is not complete, or the window holds too few queries.",
     "**Distributions**: grey bars are the reference, the blue line the current window. Questions the corpus "
-    "does not answer have a lower top score, more unknown terms and a larger distance to the reference "
-    "centroid.",
+    "does not answer have a lower top score, more unknown terms, a lower keyword match (no passage covers "
+    "their words) and a larger distance to the reference centroid.",
     "**PSI** sizes each shift (0.1 warning, 0.25 drift by convention), but with windows of a hundred queries "
     "it reaches 0.1–0.3 by chance, so it raises no level on its own; trust it where KS agrees.",
     "**Stream**: the top score query by query (grey: the reference); red lines are where ADWIN cut a stream. "
-    "Below, each CUSUM (and the combined one) divided by the drift threshold: drift while a line is above 1.",
+    "Below, each CUSUM (and the combined one) divided by its drift threshold: drift while a line is above 1.",
 ]
 
 

@@ -123,6 +123,7 @@ class DriftConfig:
     sequential_alpha: float = 0.01
     warning_alpha: float = 0.05
     cusum_slack: float = 0.5
+    cusum_fast_slack: float = 1.5
     adwin_delta: float = 0.002
     psi_confirms: bool = False
     ks_warns: bool = False

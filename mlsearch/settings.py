@@ -157,7 +157,13 @@ class Settings(BaseSettings):
     drift_warning_alpha: float = Field(
         default=0.05, gt=0, lt=1, description="CUSUM warning probability over 10 windows of in-domain queries."
     )
-    drift_cusum_slack: float = Field(default=0.5, gt=0)
+    drift_cusum_slack: float = Field(
+        default=0.5, gt=0, description="CUSUM allowance per query, in standard scores (tuned to a shift of twice it)."
+    )
+    drift_cusum_fast_slack: float = Field(
+        default=1.5, ge=0,
+        description="Slack of a second set of CUSUMs, tuned to large shifts (0: none); calibrated with the first.",
+    )
     drift_ks_warns: bool = Field(
         default=False, description="Also warn when a KS test (repeated after every query) is significant."
     )

@@ -236,6 +236,35 @@ class Bm25Index:
                 self._term_names[i] = term
         return self._by_document
 
+    def best_match_share(self, query: str) -> float:
+        """How much of the query the best-matching text covers, in [0, 1].
+
+        The best text's BM25 score (without RM3) over the most any text could score: Lucene's BM25 scores a
+        term at most its IDF, so the ceiling is the sum of the query terms' IDFs, where a term the corpus lacks
+        counts with the IDF of a term in no text. A query that one text answers term for term scores near its
+        share of saturated terms; a query whose words are rare here, scattered, or unknown scores low.
+
+        Returns:
+            The share, or NaN for a query without terms or an empty index.
+        """
+        terms = self._terms(query)
+        if self._retriever is None or not terms or self._count == 0:
+            return float("nan")
+        known = [t for t in terms if t in self._vocabulary]
+        best = float(np.max(self._retriever.get_scores(known))) if known else 0.0
+        frequencies = np.array([self._frequency(t) for t in terms], dtype=np.float64)
+        ceiling = float(np.sum(np.log(1 + (self._count - frequencies + 0.5) / (frequencies + 0.5))))
+        return min(1.0, best / ceiling) if ceiling > 0 else float("nan")
+
+    def _frequency(self, term: str) -> int:
+        """How many texts hold the term (0 when the corpus lacks it)."""
+        assert self._retriever is not None
+        column = self._vocabulary.get(term)
+        if column is None:
+            return 0
+        indptr = self._retriever.scores["indptr"]
+        return int(indptr[column + 1] - indptr[column])
+
     def vocabulary_share(self, query: str) -> float:
         """Share of the query's analysed terms that occur in the corpus."""
         terms = self._terms(query)

@@ -19,8 +19,8 @@ DIMENSION = 16
 def make_observations() -> Callable[..., list[QueryObservation]]:
     """Synthetic observations: embeddings around a fixed direction, top scores around ``score``.
 
-    ``shift`` moves the embeddings away from the direction (off-topic traffic: lower top scores, more unknown
-    terms).
+    ``shift`` moves the embeddings away from the direction (off-topic traffic: lower top scores and keyword
+    matches, more unknown terms).
     """
 
     def make(count: int, seed: int = 0, shift: float = 0.0, score: float = 0.6) -> list[QueryObservation]:
@@ -33,7 +33,8 @@ def make_observations() -> Callable[..., list[QueryObservation]]:
             out.append(QueryObservation(
                 embedding=vector.astype(np.float32), token_count=int(rng.integers(6, 16)),
                 unknown_share=float(rng.random() < 0.1 + shift) * 0.5,
-                top_score=float(score - shift * 0.3 + 0.05 * rng.standard_normal()), result_count=10,
+                top_score=float(score - shift * 0.3 + 0.05 * rng.standard_normal()),
+                keyword_match=float(np.clip(0.5 - shift * 0.3 + 0.1 * rng.standard_normal(), 0, 1)), result_count=10,
                 text=f"query {seed}-{len(out)}",
             ))
         return out

@@ -120,10 +120,19 @@ def correlated(seed: int, size: int, rho: float = 0.5, features: int = 3) -> np.
     return np.random.default_rng(seed).multivariate_normal(np.zeros(features), covariance, size)
 
 
-def first_alarm(scale: ScoreScale, stream: np.ndarray, slack: float, threshold: float) -> int | None:
-    cusums = [OneSidedCusum(slack, threshold, threshold) for _ in range(stream.shape[1] + 1)]
+def first_alarm(
+    scale: ScoreScale, stream: np.ndarray, slacks: float | tuple[float, ...], thresholds: np.ndarray | float
+) -> int | None:
+    """The first query after which any chart (each slack: every feature, then the combined score) is over its
+    threshold."""
+    slacks = (slacks,) if isinstance(slacks, float) else slacks
+    width = stream.shape[1] + 1
+    limits = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(slacks) * width,))
+    cusums = [OneSidedCusum(slack, float(limit), float(limit))
+              for slack, limit in zip(np.repeat(slacks, width), limits, strict=True)]
     for index, row in enumerate(scale.scores(stream), start=1):
-        if any(cusum.update(float(z)) > threshold for cusum, z in zip(cusums, row, strict=True)):
+        if any(cusum.update(float(z)) > cusum.threshold for cusum, z in zip(cusums, np.tile(row, len(slacks)),
+                                                                              strict=True)):
             return index
     return None
 
@@ -145,29 +154,46 @@ def test_score_scale_signs_clips_and_combines_correlated_features() -> None:
 def test_joint_calibration_bounds_the_false_alarm_rate_of_the_whole_family() -> None:
     reference = correlated(0, 100)
     warning, drift = calibrate_joint_cusum(reference, [1, 1, 1], 0.5, (0.2, 0.02), horizon=200, simulations=400)
-    assert 0 < warning < drift
+    assert warning.shape == (4,) and np.all(0 < warning) and np.all(warning < drift)
     scale = ScoreScale.fit(reference, [1, 1, 1])
     streams = [correlated(seed, 200) for seed in range(1, 121)]  # fresh in-control traffic, not the reference
     rate = np.mean([first_alarm(scale, stream, 0.5, warning) is not None for stream in streams])
     assert rate <= 0.3  # calibrated for 0.2, with the reference's own sampling error included
     longer = calibrate_joint_cusum(reference, [1, 1, 1], 0.5, (0.2,), horizon=800, simulations=400)[0]
-    assert longer > warning
-    # three copies of one feature need a lower threshold than three unrelated features (no Bonferroni penalty)
+    assert np.all(longer > warning)
+    # three copies of one feature need lower thresholds than three unrelated features (no Bonferroni penalty)
     copies = np.repeat(reference[:, :1], 3, axis=1)
-    assert calibrate_joint_cusum(copies, [1, 1, 1], 0.5, (0.2,), 200, simulations=400)[0] < warning
+    assert np.all(calibrate_joint_cusum(copies, [1, 1, 1], 0.5, (0.2,), 200, simulations=400)[0][:3] < warning[:3])
+
+
+def test_small_and_large_slack_charts_share_the_risk_and_the_large_one_catches_a_jump_sooner() -> None:
+    reference = correlated(0, 100)
+    slacks = (0.5, 1.5)
+    warning, drift = calibrate_joint_cusum(reference, [1, 1, 1], slacks, (0.2, 0.01), horizon=200, simulations=400)
+    assert warning.shape == (8,)
+    assert np.all(drift[4:] < drift[:4])  # the large slack's charts rise less in control: lower thresholds
+    scale = ScoreScale.fit(reference, [1, 1, 1])
+    streams = [correlated(seed, 200) for seed in range(1, 121)]
+    assert np.mean([first_alarm(scale, stream, slacks, warning) is not None for stream in streams]) <= 0.3
+    only_small = calibrate_joint_cusum(reference, [1, 1, 1], 0.5, (0.01,), horizon=200, simulations=400)[0]
+    jumps = [correlated(seed, 40) + 3.0 for seed in range(200, 220)]  # every query three σ off, the watched way
+    both = [first_alarm(scale, jump, slacks, drift) for jump in jumps]
+    small = [first_alarm(scale, jump, 0.5, only_small) for jump in jumps]
+    assert None not in both and None not in small
+    assert np.mean(both) < np.mean(small)
 
 
 def test_a_gradual_shift_the_watched_way_is_caught_and_the_other_way_is_ignored() -> None:
     reference = correlated(0, 100)
-    threshold = calibrate_joint_cusum(reference, [-1, 1, 1], 0.5, (0.01,), horizon=500, simulations=400)[0]
+    thresholds = calibrate_joint_cusum(reference, [-1, 1, 1], (0.5, 1.5), (0.01,), horizon=500, simulations=400)[0]
     scale = ScoreScale.fit(reference, [-1, 1, 1])
     ramp = np.minimum(np.arange(1, 101) / 30, 1.0)[:, None]  # the shift grows to 1.5 σ over 30 queries
     drifting = correlated(5, 100) + 1.5 * ramp * np.array([-1.0, 1.0, 1.0])
-    caught = first_alarm(scale, drifting, 0.5, threshold)
+    caught = first_alarm(scale, drifting, (0.5, 1.5), thresholds)
     assert caught is not None and caught <= 30
     harmless = correlated(5, 100) + 1.5 * ramp * np.array([1.0, -1.0, -1.0])  # better scores, fewer unknowns
-    assert first_alarm(scale, harmless, 0.5, threshold) is None
-    quiet = OneSidedCusum(0.5, threshold, threshold)
+    assert first_alarm(scale, harmless, (0.5, 1.5), thresholds) is None
+    quiet = OneSidedCusum(0.5, 1.0, 1.0)
     assert quiet.update(float("nan")) == 0.0 and not quiet.alarm and not quiet.warning
 
 

@@ -27,6 +27,7 @@ def test_observe_query_measures_the_named_features(searcher: Searcher) -> None:
     assert np.allclose(observation.embedding, searcher.embed_query(query))
     assert observation.token_count == searcher.encoder.count_tokens([query])[0]
     assert observation.unknown_share == pytest.approx(1 - searcher.backend("bm25").vocabulary_share(query))
+    assert observation.keyword_match == pytest.approx(searcher.backend("bm25").best_match_share(query))
     best = searcher.retrieve(query, k=1, method="dense", backend="faiss")[0][1]
     assert observation.top_score == pytest.approx(best, abs=1e-5)
 
@@ -35,6 +36,7 @@ def test_off_topic_queries_score_lower_and_use_unknown_words(searcher: Searcher)
     inside, outside = observe_queries(searcher, ["dropout during training", "best sourdough bread recipe"])
     assert inside.top_score > outside.top_score
     assert inside.unknown_share == 0.0 and outside.unknown_share == 1.0
+    assert inside.keyword_match > 0.0 and outside.keyword_match == 0.0
 
 
 def test_missing_backends_give_missing_features(searcher: Searcher) -> None:
@@ -46,6 +48,7 @@ def test_missing_backends_give_missing_features(searcher: Searcher) -> None:
 
     observation = observe_query(KeywordOnly(), "adam optimizer")  # type: ignore[arg-type]
     assert math.isnan(observation.top_score)
+    assert math.isnan(observation.keyword_match)  # only BM25 measures it
     assert observation.unknown_share == pytest.approx(1 - searcher.backend("lsi").vocabulary_share("adam optimizer"))
 
 
@@ -72,5 +75,6 @@ def test_reference_columns_are_out_of_sample() -> None:
     # components fitted on the reference spread it wider than new queries; cross-fitting removes most of that
     assert abs(np.var(out_of_sample["pc1"]) - np.var(fresh["pc1"])) < abs(np.var(in_sample["pc1"]) - np.var(
         fresh["pc1"]))
-    assert space.names == ["top_score", "token_count", "unknown_share", "centroid_distance", "pc1", "pc2"]
+    assert space.names == ["top_score", "token_count", "unknown_share", "keyword_match", "centroid_distance", "pc1",
+                           "pc2"]
     assert "principal component 2" in describe_feature("pc2")

@@ -41,10 +41,30 @@ def test_rows_round_trip_and_survive_a_restart(tmp_path: Path, make_observations
     assert np.allclose(rows[2].embedding, observations[2].embedding)
     assert rows[2].token_count == observations[2].token_count
     assert rows[2].top_score == pytest.approx(observations[2].top_score)
+    assert rows[2].keyword_match == pytest.approx(observations[2].keyword_match)
     assert math.isnan(rows[0].unknown_share)
     assert [r.id for r in reopened.tail(2)] == [4, 5]
     assert [r.id for r in reopened.rows(after_id=3)] == [4, 5]
     assert reopened.max_id() == 5
+
+
+def test_a_log_written_before_the_keyword_match_gains_the_column(tmp_path: Path, make_observations: Make) -> None:
+    path = tmp_path / "queries.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE queries (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, method TEXT NOT NULL, "
+        "embedding BLOB NOT NULL, token_count INTEGER NOT NULL, unknown_share REAL, top_score REAL, "
+        "result_count INTEGER NOT NULL, text TEXT, text_hash TEXT);"
+    )
+    old.execute("INSERT INTO queries (time, method, embedding, token_count, unknown_share, top_score, result_count) "
+                "VALUES (1.0, 'dense', ?, 3, 0.0, 0.5, 10)", (np.ones(4, np.float32).tobytes(),))
+    old.commit()
+    old.close()
+    log = QueryLog(path)
+    log.append(make_observations(1))
+    before, after = log.rows()
+    assert math.isnan(before.keyword_match) and before.top_score == pytest.approx(0.5)
+    assert math.isfinite(after.keyword_match)
 
 
 def test_the_log_is_bounded_and_never_reuses_ids(tmp_path: Path, make_observations: Make) -> None:

@@ -28,7 +28,8 @@ def test_one_distribution_stays_ok(make_observations: Make, small_config: DriftC
     assert statuses[-1] == "ok"
     status = engine.evaluate()
     assert status.window_size == 40 and status.queries_since_reference == 80
-    assert set(status.features) == {"top_score", "token_count", "unknown_share", "centroid_distance", "pc1", "pc2"}
+    assert set(status.features) == {"top_score", "token_count", "unknown_share", "keyword_match", "centroid_distance",
+                                    "pc1", "pc2"}
     top = status.features["top_score"]
     assert top.ks_p is not None and top.psi is not None and top.cusum_threshold and not top.cusum_alarm
 
@@ -72,9 +73,15 @@ def test_a_gradual_shift_warns_before_it_is_drift_and_the_combined_score_is_repo
     assert "drift" in first and first["warning"] <= first["drift"] <= 30
     body = engine.evaluate().to_dict()
     sequential = body["sequential"]
-    assert sequential["features"] == ["top_score", "unknown_share", "centroid_distance"]
+    assert sequential["features"] == ["top_score", "unknown_share", "keyword_match", "centroid_distance"]
     assert 0 < sequential["warning_threshold"] < sequential["drift_threshold"]
-    assert body["features"]["top_score"]["cusum_warning_threshold"] == sequential["warning_threshold"]
+    charts = sequential["charts"]  # each feature and the combined score, with the small and the large slack
+    names = [*sequential["features"], "combined"]
+    assert set(charts) == {f"{name}{suffix}" for name in names for suffix in ("", "@1.5")}
+    assert sequential["slacks"] == [0.5, 1.5]
+    top = body["features"]["top_score"]
+    assert top["cusum_warning_threshold"] in (charts["top_score"]["warning_threshold"],
+                                              charts["top_score@1.5"]["warning_threshold"])
     assert body["detectors"]["cusum_warning"]
 
 
@@ -92,7 +99,8 @@ def test_warm_up_never_reports_drift(make_observations: Make) -> None:
 
 
 def test_psi_confirms_switches_on_the_textbook_rule(make_observations: Make) -> None:
-    config = DriftConfig(reference_size=40, window=40, min_window=10, psi_confirms=True, sequential_alpha=1e-9)
+    config = DriftConfig(reference_size=40, window=40, min_window=10, psi_confirms=True, sequential_alpha=1e-9,
+                         cusum_fast_slack=0)
     engine = DriftEngine(Reference(make_observations(40, seed=1)), config)
     engine.observe(make_observations(40, seed=3, shift=0.8))
     status = engine.evaluate()

@@ -50,6 +50,8 @@ def test_store_round_trip_and_reset(tmp_path: Path, make_observations: Callable[
     assert loaded.meta() == reference.meta()
     assert np.allclose(loaded.observations[3].embedding, reference.observations[3].embedding)
     assert [o.top_score for o in loaded.observations] == pytest.approx([o.top_score for o in reference.observations])
+    assert [o.keyword_match for o in loaded.observations] == pytest.approx(
+        [o.keyword_match for o in reference.observations])
     store.reset(after_id=42)
     assert store.load() is None and store.collecting_after() == 42
 

@@ -64,3 +64,15 @@ def test_lsi_handles_a_single_document(tmp_path: Path) -> None:
     index = keyword_backend("lsi")(LsiConfig())
     index.build(["only one document about dropout"])
     assert index.search("dropout", 5)[1][0].tolist() == [0]
+
+
+def test_bm25_best_match_share_is_high_when_one_text_covers_the_query() -> None:
+    index = keyword_backend("bm25")(backend_config("bm25", Settings()))
+    index.build(TEXTS)
+    covered = index.best_match_share("learning rate schedules warmup")
+    scattered = index.best_match_share("dropout faiss kolmogorov")  # every term known, each in another text
+    unknown = index.best_match_share("zebra giraffe")
+    assert 0.0 < scattered < covered <= 1.0
+    assert unknown == 0.0
+    assert 0.0 < index.best_match_share("dropout zebra") < index.best_match_share("dropout")
+    assert np.isnan(index.best_match_share("the of and"))  # nothing but stop words
