@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from indexing.backends.faiss_index import FaissConfig, FaissIndex, hnsw_factory
+from indexing.backends.faiss_index import LARGE_GRAPH, FaissConfig, FaissIndex, default_ef_search, hnsw_factory
 from tests.indexing.conformance import clustered_vectors
 
 
@@ -34,3 +34,17 @@ def test_graph_is_built_with_the_configured_m_and_ef_construction_and_keeps_them
     assert graph.hnsw.efConstruction == 77
     assert np.min(np.diff(faiss.vector_to_array(graph.hnsw.offsets))) == 2 * 12  # level 0 alone: 2·M edges
     assert loaded.describe()["hnsw_ef_construction"] == 77
+
+
+def test_ef_search_default_widens_past_half_a_million_vectors_and_a_set_value_wins() -> None:
+    assert default_ef_search(100_000) == 128
+    assert default_ef_search(LARGE_GRAPH) == 128
+    assert default_ef_search(LARGE_GRAPH + 1) == 256
+    unset = FaissIndex(16, FaissConfig(factory="HNSW", hnsw_m=8))
+    unset.add(clustered_vectors(200, 16))
+    assert faiss.downcast_index(unset._index).hnsw.efSearch == 128
+    assert unset.describe()["hnsw_ef_search"] == 128
+    given = FaissIndex(16, FaissConfig(factory="HNSW", hnsw_m=8, hnsw_ef_search=300))
+    given.add(clustered_vectors(200, 16))
+    assert faiss.downcast_index(given._index).hnsw.efSearch == 300
+    assert given.describe()["hnsw_ef_search"] == 300
