@@ -105,30 +105,16 @@ class QueryEmbeddingCache:
 
     def get_or_compute(self, query: str, compute: Callable[[str], np.ndarray]) -> np.ndarray:
         """The cached embedding of ``query``, computing (and caching) it when absent."""
-        if self.size <= 0:
-            return compute(query)
-        with self._lock:
-            if query in self._items:
-                self._items.move_to_end(query)
-                self.hits += 1
-                return self._items[query]
-        vector = compute(query)
-        with self._lock:
-            self.misses += 1
-            self._items[query] = vector
-            self._items.move_to_end(query)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return vector
+        return self.get_or_compute_many([query], lambda missing: [compute(missing[0])])[0]
 
     def get_or_compute_many(
-        self, queries: Sequence[str], compute: Callable[[list[str]], np.ndarray]
+        self, queries: Sequence[str], compute: Callable[[list[str]], np.ndarray | Sequence[np.ndarray]]
     ) -> list[np.ndarray]:
         """The embeddings of ``queries``, in order: cached ones reused, the distinct others computed in one call.
 
         Args:
             queries: The query texts (repeats are computed once).
-            compute: Embeds a list of queries, shape ``(n, d)``.
+            compute: Embeds a list of queries, one vector each (an ``(n, d)`` array or a list).
         """
         found: dict[str, np.ndarray] = {}
         with self._lock:
