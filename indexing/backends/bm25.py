@@ -56,6 +56,11 @@ class Bm25Config:
     rm3_weight: float = Field(default=0.5, ge=0, le=1, description="RM3: the original query's weight.")
 
 
+def lucene_idf(texts: int, frequencies: np.ndarray) -> np.ndarray:
+    """Lucene's BM25 IDF of terms held by ``frequencies`` of ``texts`` texts (a term in no text scores highest)."""
+    return np.log(1 + (texts - frequencies + 0.5) / (frequencies + 0.5))
+
+
 class Bm25Index:
     """Okapi BM25 (Lucene's) over analysed terms, with optional RM3 query expansion; everything from its config."""
 
@@ -163,7 +168,7 @@ class Bm25Index:
             frequencies = np.bincount(terms, minlength=size)
             idf = np.zeros(size, np.float32)
             seen = frequencies > 0
-            idf[seen] = np.log(1 + (self._count - frequencies[seen] + 0.5) / (frequencies[seen] + 0.5))
+            idf[seen] = lucene_idf(self._count, frequencies[seen])
             norm = self.k1 * ((1 - self.b) + self.b * lengths.astype(np.float64) / lengths.mean())
             tf = counts.astype(np.float32).astype(np.float64)
             scores = (idf[terms].astype(np.float64) * (tf / (norm[docs] + tf))).astype(np.float32)
@@ -253,7 +258,7 @@ class Bm25Index:
         known = [t for t in terms if t in self._vocabulary]
         best = float(np.max(self._retriever.get_scores(known))) if known else 0.0
         frequencies = np.array([self._frequency(t) for t in terms], dtype=np.float64)
-        ceiling = float(np.sum(np.log(1 + (self._count - frequencies + 0.5) / (frequencies + 0.5))))
+        ceiling = float(np.sum(lucene_idf(self._count, frequencies)))
         return min(1.0, best / ceiling) if ceiling > 0 else float("nan")
 
     def _frequency(self, term: str) -> int:
