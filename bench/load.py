@@ -12,8 +12,8 @@ from ``corpus/`` into a temporary folder, waits for ``/ready``, and sends ``POST
 client (``--client lean``, the default: a keep-alive HTTP/1.1 client that costs the least; ``--client httpx``:
 httpx's, about 1 ms more a request here) with 1, 4 and 16 requests in flight, for each method. Each cell is
 bounded by a request count and a time limit, and only loopback traffic is sent. Beside the figures it prints the
-bare query-encoding time of the same model (``encode([query])`` in this process), measured in the same run while the server is
-idle, in a worker thread as the service encodes (torch's threading differs between the main thread and
+bare query-encoding time of the same model (``encode([query])`` in this process), measured in the same run while
+the server is idle, in a worker thread as the service encodes (torch's threading differs between the main thread and
 others, and under CPU contention the main thread can be several times slower; that figure is printed too).
 Unless ``--cache`` is given, the server's query-embedding cache holds only ``LOG_HANDOFF_CACHE`` (64) queries,
 fewer than the distinct queries cycled (200), and each cell goes on where the last one stopped, so every dense
