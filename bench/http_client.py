@@ -41,6 +41,10 @@ class HttpClientError(Exception):
     """The server closed the connection or sent something this client does not read."""
 
 
+class _NoReply(Exception):
+    """The connection closed before any byte of a reply."""
+
+
 class LeanClient:
     """A keep-alive HTTP/1.1 client for ``POST`` of JSON bodies: one connection per request in flight."""
 
@@ -56,15 +60,34 @@ class LeanClient:
     async def post_json(self, path: str, payload: dict[str, Any]) -> Reply:
         """``POST`` ``payload`` as JSON to ``path`` and read the whole reply.
 
+        A kept connection that the server has closed meanwhile (uvicorn closes one idle for 5 s) is dropped, and a
+        request that fails on a kept connection before any reply is sent once more on a new one, as httpx does.
+
         Raises:
             HttpClientError: The connection closed early or the reply has no ``Content-Length``.
         """
         body = json.dumps(payload).encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
-        reader, writer = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
+        request = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if reader.at_eof():
+                writer.close()
+                continue
+            try:
+                return await self._exchange(reader, writer, request)
+            except (_NoReply, ConnectionError):
+                break  # the server closed it as we sent: once more on a new connection
+        reader, writer = await asyncio.open_connection(self.host, self.port)
         try:
-            writer.write(head + body)
+            return await self._exchange(reader, writer, request)
+        except _NoReply as exc:
+            raise HttpClientError("the server closed the connection without a reply") from exc
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> Reply:
+        """Send one request and read its reply; the connection is kept for the next request unless closed."""
+        try:
+            writer.write(request)
             reply = await asyncio.wait_for(self._read(reader), self.timeout)
         except BaseException:
             writer.close()
@@ -79,7 +102,11 @@ class LeanClient:
     async def _read(reader: asyncio.StreamReader) -> Reply:
         try:
             raw = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                raise _NoReply from exc
+            raise HttpClientError(f"an incomplete response head: {exc}") from exc
+        except asyncio.LimitOverrunError as exc:
             raise HttpClientError(f"no complete response head: {exc}") from exc
         status_line, *lines = raw.decode("latin-1").split("\r\n")
         headers: dict[str, str] = {}
