@@ -143,17 +143,23 @@ def test_token_buckets_refill_and_stay_bounded() -> None:
     assert len(buckets._buckets) == 3
 
 
+def slow_down_searches(monkeypatch: pytest.MonkeyPatch, seconds: float) -> Callable[..., Any]:
+    """Make every search of ``POST /search`` take ``seconds`` longer; returns the real search function."""
+    real = search_route.run_search
+
+    def slow(*args: Any) -> Any:
+        time.sleep(seconds)
+        return real(*args)
+
+    monkeypatch.setattr(search_route, "run_search", slow)
+    return real
+
+
 def test_a_search_over_the_timeout_is_a_clear_503(
     started: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = started(request_timeout_s=0.2)
-    real = search_route.run_search
-
-    def slow(*args: Any) -> Any:
-        time.sleep(1.0)
-        return real(*args)
-
-    monkeypatch.setattr(search_route, "run_search", slow)
+    real = slow_down_searches(monkeypatch, 1.0)
     response = client.post("/search", json={"query": "dropout"})
     assert response.status_code == 503
     assert response.json()["error"] == "search_timeout" and "MLSEARCH_REQUEST_TIMEOUT_S" in response.json()["detail"]
@@ -168,20 +174,13 @@ def test_the_search_responses_declare_429_and_the_protected_ones_401_and_403(cli
     assert {"401", "403"} <= set(paths["/drift/report"]["get"]["responses"])
 
 
-
 def test_every_response_says_the_apps_own_time_in_server_timing(
     started: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = started()
     quick = server_time_ms(client.get("/health").headers["Server-Timing"])
     assert 0 <= quick < 1000
-    real = search_route.run_search
-
-    def slow(*args: Any) -> Any:
-        time.sleep(0.3)
-        return real(*args)
-
-    monkeypatch.setattr(search_route, "run_search", slow)
+    slow_down_searches(monkeypatch, 0.3)
     response = client.post("/search", json={"query": "dropout"})
     assert response.status_code == 200 and response.headers["Server-Timing"].startswith("app;dur=")
     assert 300 <= server_time_ms(response.headers["Server-Timing"]) < 30_000
