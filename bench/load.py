@@ -1,7 +1,7 @@
 """Load benchmark of ``mlsearch serve``: latency and throughput per method at concurrency 1, 4 and 16.
 
 Run: ``.venv/bin/python -m bench.load [--index-dir DIR] [--requests 200] [--max-seconds 20] [--cache]
-[--encoder-backends torch,openvino] [--micro-batch both|on|off]``
+[--encoder-backends torch,openvino] [--micro-batch both|on|off] [--client lean|httpx]``
 
 Each encoder backend is served with micro-batching of query encoding off and on (``MLSEARCH_MICRO_BATCH``),
 one server after the other: the first serves every method, the others dense only (keyword methods do not
@@ -9,16 +9,22 @@ encode). Exports of the model are read from (or made once into) ``~/.cache/mlsea
 
 It starts a real ``mlsearch serve`` on 127.0.0.1 (a free port) over the given index, or over one it builds
 from ``corpus/`` into a temporary folder, waits for ``/ready``, and sends ``POST /search`` from an asyncio
-httpx client with 1, 4 and 16 requests in flight, for each method. Each cell is bounded by a request count
-and a time limit, and only loopback traffic is sent. Beside the figures it prints the bare query-encoding
-time of the same model (``encode([query])`` in this process), measured in the same run while the server is
-idle, in a worker thread as the service encodes (torch's threading differs between the main thread and
+client (``--client lean``, the default: a keep-alive HTTP/1.1 client that costs the least; ``--client httpx``:
+httpx's, about 1 ms more a request here) with 1, 4 and 16 requests in flight, for each method. Each cell is
+bounded by a request count and a time limit, and only loopback traffic is sent. Beside the figures it prints the
+bare query-encoding time of the same model (``encode([query])`` in this process), measured in the same run while
+the server is idle, in a worker thread as the service encodes (torch's threading differs between the main thread and
 others, and under CPU contention the main thread can be several times slower; that figure is printed too).
 Unless ``--cache`` is given, the server's query-embedding cache holds only ``LOG_HANDOFF_CACHE`` (64) queries,
 fewer than the distinct queries cycled (200), and each cell goes on where the last one stopped, so every dense
 request encodes its query while the drift log, which measures each answered query on a background thread, still
 finds that embedding in the cache, as it does in production. (With the cache off, every dense query was encoded a
 second time for the log, competing with the requests: two encodes per request, a benchmark artefact.)
+
+Beside each cell's round trip it prints two medians the server reports: ``app p50``, the app's own time from its
+``Server-Timing: app;dur=`` header (from the request reaching the app to its response starting: no HTTP parsing,
+network or client), and ``search``, the search's own ``took_ms`` (encoding included). Round trip minus app is
+the HTTP and client share; app minus search is the request path's.
 
 Goals: dense p50 at concurrency 1 at most 2 ms above the bare encoding p50 (and within 1.5x); keyword
 p50 at concurrency 1 at most 1.5 ms; dense throughput at concurrency 16 at least 3x torch's without
@@ -44,6 +50,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from bench.http_client import CLIENT_ERRORS, LeanClient, PostJson, httpx_poster
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES_FILE = ROOT / "evaluation" / "builtin" / "indomain_queries.txt"
@@ -73,6 +81,10 @@ class Cell:
     p99_ms: float
     throughput_rps: float
     first_error: str = ""
+    app_p50_ms: float = float("nan")
+    """Median of the server's own time (its ``Server-Timing: app;dur=``): the app, without HTTP or client."""
+    search_p50_ms: float = float("nan")
+    """Median of the search's own ``took_ms`` (encoding included): what the searcher did."""
 
 
 def load_queries(limit: int) -> list[str]:
@@ -154,11 +166,13 @@ def bare_encoding_in_worker_ms(encoder: Any, queries: list[str], repeat: int) ->
 
 
 async def run_cell(
-    client: httpx.AsyncClient, method: str, concurrency: int, queries: list[str], total: int, max_seconds: float,
+    post: PostJson, method: str, concurrency: int, queries: list[str], total: int, max_seconds: float,
     k: int, offset: int,
 ) -> Cell:
     """Send up to ``total`` searches with ``concurrency`` in flight, stopping at ``max_seconds``."""
     latencies: list[float] = []
+    app_ms: list[float] = []
+    took_ms: list[float] = []
     errors: list[str] = []
     issued = 0
     deadline = time.perf_counter() + max_seconds
@@ -170,14 +184,16 @@ async def run_cell(
             issued += 1
             started = time.perf_counter()
             try:
-                response = await client.post("/search", json={"query": query, "k": k, "method": method})
-                if response.status_code != 200:
-                    errors.append(f"{response.status_code} {response.text[:200]}")
+                response = await post("/search", {"query": query, "k": k, "method": method})
+                if response.status != 200:
+                    errors.append(f"{response.status} {response.body[:200]!r}")
                     continue
-            except httpx.HTTPError as exc:
+            except CLIENT_ERRORS as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 continue
             latencies.append((time.perf_counter() - started) * 1000)
+            app_ms.append(server_time_ms(response.headers.get("server-timing", "")))
+            took_ms.append(float(response.json().get("took_ms", "nan")))
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -185,26 +201,46 @@ async def run_cell(
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if latencies else (float("nan"),) * 3
     return Cell(method=method, concurrency=concurrency, requests=issued, errors=len(errors), p50_ms=round(p50, 2),
                 p95_ms=round(p95, 2), p99_ms=round(p99, 2), throughput_rps=round(len(latencies) / elapsed, 1),
-                first_error=errors[0] if errors else "")
+                first_error=errors[0] if errors else "", app_p50_ms=_median(app_ms), search_p50_ms=_median(took_ms))
+
+
+def server_time_ms(header: str) -> float:
+    """The ``app`` duration of a ``Server-Timing`` header in milliseconds (NaN when there is none)."""
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name == "app" and "dur=" in params:
+            return float(params.split("dur=", 1)[1].split(";", 1)[0])
+    return float("nan")
+
+
+def _median(values: list[float]) -> float:
+    """The rounded median of the values that are numbers (NaN when none is)."""
+    numbers = [v for v in values if v == v]
+    return round(statistics.median(numbers), 3) if numbers else float("nan")
 
 
 async def run_load(
     base: str, methods: list[str], levels: list[int], queries: list[str], total: int, max_seconds: float, k: int,
+    client: str = "lean",
 ) -> list[Cell]:
-    """Every method at every concurrency, after a short warm-up per method."""
+    """Every method at every concurrency, after a short warm-up per method, sent with ``client`` (lean or httpx)."""
     cells = []
     sent = 0  # each cell goes on through the queries where the last one stopped: no query is asked twice in a row
     limits = httpx.Limits(max_connections=max(levels) + 4, max_keepalive_connections=max(levels) + 4)
-    async with httpx.AsyncClient(base_url=base, timeout=60.0, limits=limits) as client:
+    lean = LeanClient(base)
+    async with httpx.AsyncClient(base_url=base, timeout=60.0, limits=limits) as httpx_client:
+        post = lean.post_json if client == "lean" else httpx_poster(httpx_client)
         for method in methods:
-            await run_cell(client, method, 2, queries, 10, 10.0, k, offset=sent)
+            await run_cell(post, method, 2, queries, 10, 10.0, k, offset=sent)
             sent += 10
             for level in levels:
-                cell = await run_cell(client, method, level, queries, total, max_seconds, k, offset=sent)
+                cell = await run_cell(post, method, level, queries, total, max_seconds, k, offset=sent)
                 sent += cell.requests
-                print(f"  {method:7} c={level:<3} {cell.requests:5} requests  p50 {cell.p50_ms:7.2f} ms  "
+                print(f"  {method:7} c={level:<3} {cell.requests:5} requests  p50 {cell.p50_ms:7.2f} ms "
+                      f"(app {cell.app_p50_ms:.2f}, search {cell.search_p50_ms:.2f})  "
                       f"{cell.throughput_rps:7.1f} req/s  errors {cell.errors}", flush=True)
                 cells.append(cell)
+    await lean.aclose()
     return cells
 
 
@@ -244,11 +280,11 @@ def report(variants: list[Variant], cache: bool) -> bool:
               f"p50 {bare_p50:.2f} ms, p95 {bare_p95:.2f} ms; p50 {float(np.percentile(variant.bare_after, 50)):.2f}"
               f" ms again after the load; p50 {statistics.median(variant.bare_main):.2f} ms in the main thread")
         print(f"{'method':8} {'conc':>4} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-              f"{'req/s':>8} {'p50-bare':>8}")
+              f"{'req/s':>8} {'p50-bare':>8} {'app p50':>8} {'search':>8}")
         for c in variant.cells:
             over = f"{c.p50_ms - bare_p50:8.2f}" if c.method in ("dense", "hybrid") else f"{'':8}"
             print(f"{c.method:8} {c.concurrency:4} {c.requests:8} {c.errors:6} {c.p50_ms:8.2f} {c.p95_ms:8.2f} "
-                  f"{c.p99_ms:8.2f} {c.throughput_rps:8.1f} {over}")
+                  f"{c.p99_ms:8.2f} {c.throughput_rps:8.1f} {over} {c.app_p50_ms:8.2f} {c.search_p50_ms:8.2f}")
             if c.first_error:
                 print(f"         first error: {c.first_error}")
     print()
@@ -322,7 +358,7 @@ def serve_variant(
         variant.bare_main = bare_encoding_ms(encoder, queries, repeat=50)
         variant.bare = bare_encoding_in_worker_ms(encoder, queries, repeat=min(200, max(50, len(queries))))
         variant.cells = asyncio.run(
-            run_load(base, variant.methods, levels, queries, args.requests, args.max_seconds, args.k)
+            run_load(base, variant.methods, levels, queries, args.requests, args.max_seconds, args.k, args.client)
         )
         variant.bare_after = bare_encoding_in_worker_ms(encoder, queries, repeat=50)
     finally:
@@ -386,6 +422,8 @@ def main() -> None:
                         help="Keep the server's full query-embedding cache (cycled queries hit it).")
     parser.add_argument("--encoder-backends", default="torch,openvino", help="Served one after the other.")
     parser.add_argument("--micro-batch", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--client", choices=("lean", "httpx"), default="lean",
+                        help="lean: a keep-alive HTTP/1.1 client (bench/http_client.py); httpx: httpx's asyncio one.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     parser.add_argument("--rerank", type=Path, help="Also time hybrid search reranked by this cross-encoder folder.")
     parser.add_argument("--rerank-top-n", type=int, default=20)
@@ -400,7 +438,7 @@ def main() -> None:
                 for i, (backend, mb) in enumerate((b, m) for b in backends for m in batching)]
     queries = load_queries(args.queries)
     print(f"{len(queries)} queries from {QUERIES_FILE if QUERIES_FILE.is_file() else 'the built-in list'}; "
-          f"variants {', '.join(v.label for v in variants)}")
+          f"variants {', '.join(v.label for v in variants)}; client {args.client}")
     with tempfile.TemporaryDirectory(prefix="mlsearch-load-") as tmp:
         folder = Path(tmp)
         index_dir = args.index_dir or build_temporary_index(args.corpus, folder)
@@ -415,7 +453,7 @@ def main() -> None:
                               "bare_encoding_p50_ms": statistics.median(v.bare),
                               "bare_encoding_main_thread_p50_ms": statistics.median(v.bare_main),
                               "cells": [asdict(c) for c in v.cells]} for v in variants],
-                "goals_hold": bool(ok),
+                "client": args.client, "goals_hold": bool(ok),
             }, indent=2))
 
 

@@ -1,9 +1,11 @@
 """The index a dataset is evaluated on: the default index when it holds the same corpus, else a cached one.
 
-A BEIR ``corpus.jsonl`` is written out as a temporary folder of Markdown files (the title in the front matter,
-the text as the body) and built with :func:`indexing.build.build_index`, unchanged: the same loader, chunker,
-model and backends as the service. File names are safe versions of the ``_id``; ``ids.json`` in the cache maps
-them back. A document with an empty text is indexed by its title; one with neither is skipped by the loader.
+A BEIR ``corpus.jsonl`` is written out as a folder of Markdown files (the title in the front matter, the text as
+the body) and built with :func:`indexing.build.build_index`, unchanged: the same loader, chunker, model and
+backends as the service. The folder is kept as ``corpus/`` in the cache entry, the corpus the index's manifest
+names, so that commands that read an index's corpus (``mlsearch finetune``) work on an evaluation index too.
+File names are safe versions of the ``_id``; ``ids.json`` in the cache maps them back. A document with an empty
+text is indexed by its title; one with neither is skipped by the loader.
 
 Built indexes are cached under ``<cache_dir>/<dataset>-<key>``, where the key hashes the corpus, the model's
 weights, the chunking and the backend settings, so a second evaluation of the same dataset is fast.
@@ -16,6 +18,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -38,6 +41,7 @@ from mlsearch.errors import DatasetError, IndexNotBuiltError
 
 logger = logging.getLogger(__name__)
 IDS_FILE = "ids.json"
+CORPUS_FOLDER = "corpus"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 _MD_LINE_START = re.compile(r"^(#{1,6}\s)", re.MULTILINE)
 
@@ -50,11 +54,13 @@ class PreparedIndex:
         index_dir: The index directory to open with :meth:`search.searcher.Searcher.open`.
         origin: ``default`` (the service's index, same corpus), ``cache`` (built before) or ``built`` (now).
         id_map: Index document id → dataset document id (``None`` when they are the same).
+        corpus_dir: The folder of documents the index holds (for a BEIR set, the Markdown copy in the cache).
     """
 
     index_dir: Path
     origin: str
     id_map: dict[str, str] | None = None
+    corpus_dir: Path | None = None
 
 
 def needed_backends(methods: Sequence[str], vector_backend: str) -> list[str]:
@@ -143,27 +149,58 @@ def prepare_index(
         content = corpus_fingerprint(load_corpus(dataset.corpus_dir).documents)
         if _usable(default_dir, encoder, backends, content):
             say(f"using the index at {default_dir} (same corpus and model)")
-            return PreparedIndex(default_dir, "default")
+            return PreparedIndex(default_dir, "default", corpus_dir=dataset.corpus_dir)
     entry = Path(cache_dir) / f"{_safe_name(dataset.name)}-{cache_key(content, chunks, encoder, resolved)}"
     target = entry / "index"
     ids_path = entry / IDS_FILE
     id_map_ready = dataset.kind != "beir" or ids_path.is_file()
     if id_map_ready and _usable(target, encoder, backends, None):
         say(f"using the cached evaluation index at {target}")
-        return PreparedIndex(target, "cache", _read_ids(ids_path) if dataset.kind == "beir" else None)
+        if dataset.kind != "beir":
+            return PreparedIndex(target, "cache", corpus_dir=dataset.corpus_dir)
+        corpus = _kept_beir_corpus(dataset.corpus_file, entry)  # type: ignore[arg-type]
+        return PreparedIndex(target, "cache", _read_ids(ids_path), corpus_dir=corpus)
     entry.mkdir(parents=True, exist_ok=True)
     if dataset.kind != "beir":
+        assert dataset.corpus_dir is not None
         say(f"building an evaluation index over {dataset.corpus_dir} in {target}")
         build(dataset.corpus_dir)
-        return PreparedIndex(target, "built")
-    with tempfile.TemporaryDirectory(prefix="beir-corpus-", dir=entry) as folder:
-        id_map = write_beir_corpus(dataset.corpus_file, Path(folder))  # type: ignore[arg-type]
-        say(f"building an evaluation index over {len(id_map)} documents of {dataset.name} in {target}")
-        build(Path(folder))
+        return PreparedIndex(target, "built", corpus_dir=dataset.corpus_dir)
+    corpus, id_map = _write_kept_corpus(dataset.corpus_file, entry)  # type: ignore[arg-type]
+    say(f"building an evaluation index over {len(id_map)} documents of {dataset.name} in {target}")
+    build(corpus)
     tmp = ids_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(id_map))
     os.replace(tmp, ids_path)
-    return PreparedIndex(target, "built", id_map)
+    return PreparedIndex(target, "built", id_map, corpus_dir=corpus)
+
+
+def _kept_beir_corpus(corpus_file: Path, entry: Path) -> Path:
+    """The Markdown copy of a BEIR corpus in a cache entry, written again when it is missing (an entry cached
+    before the copy was kept). The documents are the same whenever the entry's key is, and the corpus fingerprint
+    ignores the folder's path, so the copy matches the index's manifest."""
+    corpus = entry / CORPUS_FOLDER
+    return corpus if corpus.is_dir() else _write_kept_corpus(corpus_file, entry)[0]
+
+
+def _write_kept_corpus(corpus_file: Path, entry: Path) -> tuple[Path, dict[str, str]]:
+    """Write a BEIR corpus as ``<entry>/corpus`` whole: into a hidden temporary folder, then renamed over it.
+
+    Returns:
+        The folder and its file id → ``_id`` map.
+    """
+    corpus = entry / CORPUS_FOLDER
+    entry.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".beir-corpus-", dir=entry))
+    try:
+        id_map = write_beir_corpus(corpus_file, folder)
+        if corpus.exists():
+            shutil.rmtree(corpus)
+        os.replace(folder, corpus)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return corpus, id_map
 
 
 def write_beir_corpus(corpus_file: Path, folder: Path) -> dict[str, str]:

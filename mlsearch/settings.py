@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         default=2.0, ge=0, le=100, description="Longest wait for more queries once concurrent queries are seen."
     )
     micro_batch_max: int = Field(default=32, ge=1, le=1024, description="Most queries encoded in one batch.")
-    micro_batch_workers: int = Field(default=2, ge=1, le=64, description="Threads encoding query batches.")
+    micro_batch_workers: int = Field(default=2, ge=1, le=64, description="Most query batches encoded at once.")
     read_api_key: SecretStr | None = Field(
         default=None,
         description="When set, /drift, /drift/report and /metrics need it (or the admin key) in X-API-Key.",

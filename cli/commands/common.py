@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -15,6 +15,9 @@ from indexing.backends.configs import encoder_config
 from indexing.embedding import Encoder, open_encoder
 from mlsearch.errors import MlsearchError
 from mlsearch.settings import Settings
+
+if TYPE_CHECKING:
+    from evaluation.indexes import PreparedIndex
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +73,23 @@ def get_encoder(settings: Settings, model: str | None = None, threads: int | Non
 def model_loader(settings: Settings) -> Callable[[str], Encoder]:
     """A model loader for :meth:`search.searcher.Searcher.open` that goes through :func:`get_encoder`."""
     return lambda name: get_encoder(settings, name)
+
+
+def dataset_index(
+    settings: Settings, dataset: str, backend: str, model: str | None, say: Callable[[str], None]
+) -> PreparedIndex:
+    """The evaluation index of a dataset, found or built as ``mlsearch eval`` would (with LSI and BM25), and the
+    corpus folder it holds (for a BEIR set, the Markdown copy kept in the cache). Judgements are never read."""
+    from evaluation.datasets import load_dataset
+    from evaluation.indexes import needed_backends, prepare_index
+    from indexing.backends.configs import build_config
+    from mlsearch.catalog import METHOD_NAMES
+
+    data = load_dataset(dataset, corpus_dir=settings.corpus_dir)
+    encoder = get_encoder(settings, model)
+    backends = needed_backends(METHOD_NAMES, backend)
+    return prepare_index(data, build_config(settings), encoder, backends, settings.resolved_eval_cache_dir,
+                         show_progress=True, progress=say)
 
 
 def print_json(data: Any) -> None:

@@ -10,11 +10,17 @@ import typer
 
 from cli.commands import common
 from cli.commands.common import cli_errors, make_settings, print_json
+from mlsearch.catalog import DEFAULT_VECTOR_BACKEND
 
 
 @cli_errors
 def finetune(
     index_dir: Annotated[Path | None, typer.Option("--index-dir", help="The current index.")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", help="Fine-tune on the evaluation index of this dataset instead (as `mlsearch "
+                                       "eval` finds or builds it); its judgements are never read."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder of the promoted model (default: models/finetuned-<time>).")
     ] = None,
@@ -65,7 +71,14 @@ def finetune(
 
     if split_unit not in ("auto", *UNITS):
         raise typer.BadParameter(f"choose auto, {', '.join(UNITS)}", param_hint="--split-unit")
+    if dataset and index_dir:
+        raise typer.BadParameter("give --index-dir or --dataset, not both", param_hint="--dataset")
     settings = make_settings(index_dir=index_dir)
+    if dataset:
+        prepared = common.dataset_index(settings, dataset, DEFAULT_VECTOR_BACKEND, None,
+                                        lambda message: typer.echo(message, err=True))
+        settings = make_settings(index_dir=prepared.index_dir)
+        corpus = corpus or prepared.corpus_dir
     search = search_config(settings)
     current = Searcher.open(settings.index_dir, search, loader=common.model_loader(settings))
     manifest = current.manifest

@@ -46,7 +46,8 @@ def tune(
 
     settings = make_settings(index_dir=index_dir, model=model)
     say = functools.partial(typer.echo, err=True)
-    target = dataset_index(settings, dataset, backend, model, say) if dataset else settings.index_dir
+    target = (common.dataset_index(settings, dataset, backend, model, say).index_dir if dataset
+              else settings.index_dir)
     result = run_tune(settings, target, backend, queries, seed, min_gain, model, say if not as_json else None,
                       keyword=keyword)
     if not dry_run:
@@ -56,23 +57,6 @@ def tune(
         return
     print_result(result)
     typer.echo(f"{'not written (--dry-run)' if dry_run else 'written to the manifest of'} {target}")
-
-
-def dataset_index(
-    settings: Settings, dataset: str, backend: str, model: str | None, say: Callable[[str], None]
-) -> Path:
-    """The evaluation index of a dataset, found or built as ``mlsearch eval`` would (with LSI and BM25)."""
-    from evaluation.datasets import load_dataset
-    from evaluation.indexes import needed_backends, prepare_index
-    from indexing.backends.configs import build_config
-    from mlsearch.catalog import METHOD_NAMES
-
-    data = load_dataset(dataset, corpus_dir=settings.corpus_dir)
-    encoder = common.get_encoder(settings, model)
-    backends = needed_backends(METHOD_NAMES, backend)
-    prepared = prepare_index(data, build_config(settings), encoder, backends, settings.resolved_eval_cache_dir,
-                             show_progress=True, progress=say)
-    return prepared.index_dir
 
 
 def run_tune(

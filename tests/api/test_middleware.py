@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from api.middleware import TokenBuckets
 from api.routes import search as search_route
+from bench.load import server_time_ms
 from mlsearch.settings import Settings
 from tests.api.conftest import ADMIN_KEY, wait_ready
 
@@ -142,17 +143,23 @@ def test_token_buckets_refill_and_stay_bounded() -> None:
     assert len(buckets._buckets) == 3
 
 
+def slow_down_searches(monkeypatch: pytest.MonkeyPatch, seconds: float) -> Callable[..., Any]:
+    """Make every search of ``POST /search`` take ``seconds`` longer; returns the real search function."""
+    real = search_route.run_search
+
+    def slow(*args: Any) -> Any:
+        time.sleep(seconds)
+        return real(*args)
+
+    monkeypatch.setattr(search_route, "run_search", slow)
+    return real
+
+
 def test_a_search_over_the_timeout_is_a_clear_503(
     started: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = started(request_timeout_s=0.2)
-    real = search_route.run_search
-
-    def slow(*args: Any) -> Any:
-        time.sleep(1.0)
-        return real(*args)
-
-    monkeypatch.setattr(search_route, "run_search", slow)
+    real = slow_down_searches(monkeypatch, 1.0)
     response = client.post("/search", json={"query": "dropout"})
     assert response.status_code == 503
     assert response.json()["error"] == "search_timeout" and "MLSEARCH_REQUEST_TIMEOUT_S" in response.json()["detail"]
@@ -166,3 +173,23 @@ def test_the_search_responses_declare_429_and_the_protected_ones_401_and_403(cli
     assert {"401", "403"} <= set(paths["/metrics"]["get"]["responses"])
     assert {"401", "403"} <= set(paths["/drift/report"]["get"]["responses"])
 
+
+def test_every_response_says_the_apps_own_time_in_server_timing(
+    started: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = started()
+    quick = server_time_ms(client.get("/health").headers["Server-Timing"])
+    assert 0 <= quick < 1000
+    slow_down_searches(monkeypatch, 0.3)
+    response = client.post("/search", json={"query": "dropout"})
+    assert response.status_code == 200 and response.headers["Server-Timing"].startswith("app;dur=")
+    assert 300 <= server_time_ms(response.headers["Server-Timing"]) < 30_000
+    error = client.post("/search", json={"query": ""})
+    assert error.status_code == 422 and server_time_ms(error.headers["Server-Timing"]) >= 0
+
+
+def test_the_load_bench_reads_the_app_time_among_other_server_timing_entries() -> None:
+    assert server_time_ms("db;dur=2.5, app;dur=1.25;desc=\"app\"") == 1.25
+    assert server_time_ms("app;dur=0.400") == 0.4
+    assert server_time_ms("") != server_time_ms("")  # NaN: the server sent no figure
+    assert server_time_ms("cache;desc=hit") != server_time_ms("cache;desc=hit")

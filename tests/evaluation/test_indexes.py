@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from evaluation.datasets import load_dataset
 from evaluation.indexes import needed_backends, prepare_index, write_beir_corpus
 from indexing.backends.configs import build_config
-from indexing.build import build_index
+from indexing.build import build_index, corpus_fingerprint
 from indexing.documents import load_corpus
+from indexing.layout import current_version_dir
+from indexing.manifest import Manifest
 from indexing.store import ChunkStore
 from mlsearch.settings import Settings
 from tests.fakes import HashingEncoder
@@ -46,13 +49,35 @@ def test_beir_index_is_built_once_then_cached(
     store = ChunkStore(first.index_dir / ChunkStore.FILE)
     assert {first.id_map[c.doc_id] for c in store} == {"d1", "d2", "doc/3", "d4", "d5", "d6"}
     store.close()
-    assert not list(first.index_dir.parent.glob("beir-corpus-*"))  # the temporary corpus is gone
+    # the Markdown copy is kept beside the index, and it is the corpus the manifest names (finetune reads it)
+    assert first.corpus_dir == first.index_dir.parent / "corpus"
+    manifest = Manifest.load(current_version_dir(first.index_dir))
+    assert Path(manifest.corpus["path"]) == first.corpus_dir
+    assert corpus_fingerprint(load_corpus(first.corpus_dir).documents) == manifest.corpus["fingerprint"]
+    assert not list(first.index_dir.parent.glob(".beir-corpus-*"))  # no half-written copy left
     encoded = fake_encoder.encoded_texts
     again = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "bm25"], cache)
     assert (again.origin, again.index_dir, again.id_map) == ("cache", first.index_dir, first.id_map)
     assert fake_encoder.encoded_texts == encoded
     other = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "lsi"], cache)
     assert other.origin == "built" and other.index_dir != first.index_dir
+
+
+def test_cached_beir_index_without_its_corpus_copy_gets_it_back(
+    beir_dir: Path, settings: Settings, fake_encoder: HashingEncoder, tmp_path: Path
+) -> None:
+    """An entry cached before the copy was kept: the copy is written again, the index is not rebuilt."""
+    dataset = load_dataset(beir_dir)
+    cache = tmp_path / "cache"
+    first = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "bm25"], cache)
+    assert first.corpus_dir is not None
+    shutil.rmtree(first.corpus_dir)
+    encoded = fake_encoder.encoded_texts
+    again = prepare_index(dataset, build_config(settings), fake_encoder, ["faiss", "bm25"], cache)
+    assert again.origin == "cache" and fake_encoder.encoded_texts == encoded
+    assert again.corpus_dir == first.corpus_dir and again.corpus_dir.is_dir()
+    manifest = Manifest.load(current_version_dir(again.index_dir))
+    assert corpus_fingerprint(load_corpus(again.corpus_dir).documents) == manifest.corpus["fingerprint"]
 
 
 def test_folder_corpus_reuses_the_default_index_only_when_it_matches(

@@ -215,3 +215,43 @@ def test_finetune_needs_a_sentence_transformers_model(
     monkeypatch.setattr(common, "get_encoder", lambda settings, model=None: HashingEncoder())
     code, _, err = invoke("finetune", "--index-dir", built_index, "--out", tmp_path / "x")
     assert code == 1 and "cannot be fine-tuned" in err
+
+
+def _beir_of_articles(folder: Path) -> Path:
+    """The fine-tuning articles as a BEIR folder (title and body per article); the qrels judge one query."""
+    from tests.finetune.conftest import ARTICLES
+
+    (folder / "qrels").mkdir(parents=True)
+    lines = []
+    for name, text in ARTICLES.items():
+        title = re.search(r"^title: (.+)$", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        body = re.sub(r"(?s)^---.*?---\n", "", text)
+        lines.append(json.dumps({"_id": name.removesuffix(".md"), "title": title, "text": body}) + "\n")
+    (folder / "corpus.jsonl").write_text("".join(lines))
+    (folder / "queries.jsonl").write_text('{"_id": "1", "text": "dropout activations"}\n')
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\tdropout\t1\n")
+    return folder
+
+
+def test_finetune_on_a_beir_evaluation_index(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`finetune --dataset` adapts the model to a BEIR set's own corpus (its cached evaluation index, whose
+    Markdown copy of the corpus is kept); the set's judgements are not a gate set."""
+    monkeypatch.setenv("MLSEARCH_MODEL", str(tiny_bert_dir))
+    monkeypatch.setenv("MLSEARCH_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLSEARCH_INDEX_DIR", str(tmp_path / "indexes" / "default"))
+    beir = _beir_of_articles(tmp_path / "beir")
+    out = tmp_path / "models" / "beir"
+    code, stdout, err = invoke("finetune", "--dataset", beir, "--out", out, *FAST, "--min-gain", "-1",
+                               "--tolerance", "1")
+    assert code == 0, err
+    assert f"promoted: {out}" in stdout
+    lineage = json.loads((out / LINEAGE_FILE).read_text())
+    corpus = Path(lineage["data"]["corpus"])
+    assert corpus.parent.parent == tmp_path / "cache" and corpus.name == "corpus"
+    assert Path(lineage["data"]["index_dir"]) == corpus.parent / "index"
+    assert lineage["split"]["unit"] == "document" and lineage["data"]["documents"] == 6
+    assert set(lineage["gate"]["sets"]) == {"synthetic-dev"}
+    code, _, err = invoke("finetune", "--dataset", beir, "--index-dir", tmp_path / "x", "--out", tmp_path / "y")
+    assert code != 0 and "not both" in err

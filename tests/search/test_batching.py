@@ -38,11 +38,11 @@ def test_concurrent_queries_are_encoded_in_batches_with_the_same_results() -> No
     encoder = SlowEncoder()
     batcher = QueryBatcher(encoder.encode, max_wait_ms=50, max_batch=32, workers=1)
     with ThreadPoolExecutor(max_workers=len(QUERIES)) as pool:
-        first = pool.submit(batcher.encode_one, QUERIES[0])  # holds the encoding thread
+        first = pool.submit(batcher.encode_one, QUERIES[0])  # its thread leads, and holds the only leader's place
         while not encoder.calls:
             threading.Event().wait(0.001)
         rest = [pool.submit(batcher.encode_one, q) for q in QUERIES[1:]]
-        while batcher._queue.qsize() < len(rest):  # every other query is queued behind the first
+        while batcher.pending() < len(rest):  # every other query is queued behind the first
             threading.Event().wait(0.001)
         encoder.release.set()
         vectors = [first.result(5)] + [f.result(5) for f in rest]
@@ -64,7 +64,7 @@ def test_max_batch_bounds_a_batch_and_duplicates_are_encoded_once() -> None:
             threading.Event().wait(0.001)
         asked = ["same query"] * 4 + QUERIES[:8]
         futures = [pool.submit(batcher.encode_one, q) for q in asked]
-        while batcher._queue.qsize() < len(asked):
+        while batcher.pending() < len(asked):
             threading.Event().wait(0.001)
         encoder.release.set()
         results = [f.result(5) for f in futures]
@@ -110,3 +110,47 @@ def test_searcher_with_a_batcher_answers_as_without(built_index: Path, settings:
         assert [(h.id, h.score) for h in result.hits] == [(h.id, h.score) for h in want.hits]
     assert batched.batcher.queries == len(queries)
     batched.batcher.close()
+
+
+def test_a_lone_query_is_encoded_in_the_callers_own_thread() -> None:
+    threads: list[str] = []
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return HashingEncoder().encode(texts)
+
+    batcher = QueryBatcher(encode, max_wait_ms=5)
+    batcher.encode_one("dropout")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="request") as pool:
+        pool.submit(batcher.encode_one, "learning rate").result(5)
+    assert threads == [threading.current_thread().name, "request_0"]
+    assert batcher.stats() == {"batches": 2, "queries": 2, "largest": 1, "mean": 1.0}
+
+
+def test_workers_bound_the_batches_encoded_at_once_and_every_waiting_query_is_answered() -> None:
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        gate.wait(5)
+        with lock:
+            running -= 1
+        return HashingEncoder().encode(texts)
+
+    batcher = QueryBatcher(encode, max_wait_ms=1, max_batch=4, workers=2)
+    with ThreadPoolExecutor(max_workers=len(QUERIES)) as pool:
+        futures = [pool.submit(batcher.encode_one, q) for q in QUERIES]
+        while running < 2:  # two leaders encode; every other request waits for a place or its embedding
+            threading.Event().wait(0.001)
+        threading.Event().wait(0.05)
+        assert running == 2
+        gate.set()
+        results = [f.result(5) for f in futures]
+    assert most == 2 and batcher.largest <= 4 and batcher.queries == len(QUERIES)
+    np.testing.assert_allclose(np.stack(results), HashingEncoder().encode(QUERIES), atol=1e-6)
