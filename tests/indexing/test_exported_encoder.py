@@ -200,3 +200,13 @@ def test_multi_process_encoding_equals_one_process(tiny_model: Path) -> None:
     finally:
         pooled.close()
     assert pooled._pool is None
+
+
+def test_int8_calibration_is_reproducible_and_holds_long_passages() -> None:
+    texts = export.calibration_texts()
+    assert texts == export.calibration_texts()  # seeded: the same export every time
+    assert len(texts) == export.CALIBRATION_SAMPLES and texts[: len(export.CALIBRATION_TEXTS)] == list(
+        export.CALIBRATION_TEXTS
+    )
+    longest_sentence = max(len(t) for t in export.CALIBRATION_TEXTS)
+    assert sum(len(t) > 2 * longest_sentence for t in texts) >= 100  # passages of several sentences
