@@ -5,13 +5,13 @@ Run: ``.venv/bin/python -m bench.encoders [--backends torch,openvino,openvino-in
 
 Every backend runs the same model (all-MiniLM-L6-v2 by default) with the same number of threads
 (``torch.set_num_threads``, OpenVINO's ``INFERENCE_NUM_THREADS``, ONNX Runtime's ``intra_op_num_threads``).
-For each it prints: query-encoding p50 and p95 (``encode([query])``, batch 1, over the built-in queries),
-passage throughput (the chunks of ``corpus/``, batch 32: torch sorts them by characters, the exported backends by
-tokens with at most ``MLSEARCH_ENCODER_BATCH_TOKENS`` padded tokens a call; the share of padding each order
-leaves is printed), the seconds
-``build_index`` takes over ``corpus/`` (load, chunk, embed, FAISS, Annoy, LSI, BM25, store, swap; model
-loading and export excluded), and dense nDCG@10 on each dataset through the evaluation runner, each backend
-over an index it built itself. Exports are made once and cached (``--cache-dir``); their time is printed.
+For each it prints: query-encoding p50 and p95 (``encode([query])``, batch 1, over the built-in queries), passage
+throughput (the chunks of ``corpus/``, batch 32: torch sorts them by characters, the exported backends by tokens
+with at most ``MLSEARCH_ENCODER_BATCH_TOKENS`` padded tokens a call; the share of padding each order leaves is
+printed), the seconds the cosine of its passage embeddings to torch's (mean and least), the seconds ``build_index``
+takes over ``corpus/`` (load, chunk, embed, FAISS, Annoy, LSI, BM25, store, swap; model loading and export
+excluded), and dense nDCG@10 on each dataset through the evaluation runner, each backend over an index it built
+itself. Exports are made once and cached (``--cache-dir``); their time is printed.
 
 Goals: the best backend's query p50 <= 0.3x torch, throughput >= 4x torch, nDCG@10 within 0.005 of torch.
 """
@@ -89,8 +89,10 @@ def padding_share(lengths: list[int], order: list[int], batch_size: int) -> floa
     return 1 - sum(lengths) / padded
 
 
-def measure(name: str, args: argparse.Namespace, queries: list[str], passages: list[str]) -> dict[str, Any]:
-    """Every figure of one backend."""
+def measure(
+    name: str, args: argparse.Namespace, queries: list[str], passages: list[str], reference: np.ndarray
+) -> dict[str, Any]:
+    """Every figure of one backend; ``reference`` holds torch's embeddings of ``passages``."""
     backend, int8 = VARIANTS[name]
     config = EncoderConfig(backend=backend, int8=int8, cache_dir=args.cache_dir, threads=args.threads)
     started = time.perf_counter()
@@ -100,6 +102,9 @@ def measure(name: str, args: argparse.Namespace, queries: list[str], passages: l
     row["query_p50_ms"] = round(statistics.median(timings), 2)
     row["query_p95_ms"] = round(float(np.percentile(timings, 95)), 2)
     row["passages_per_s"] = round(throughput(encoder, passages, 32), 1)
+    vectors = encoder.encode(passages, batch_size=32)
+    cosine = (vectors * reference).sum(1) / np.linalg.norm(vectors, axis=1) / np.linalg.norm(reference, axis=1)
+    row["cosine_mean"], row["cosine_min"] = round(float(cosine.mean()), 5), round(float(cosine.min()), 5)
     with tempfile.TemporaryDirectory(prefix=f"bench-encoders-{name}-") as tmp:
         settings = Settings(model=args.model, index_dir=Path(tmp) / "corpus-index")
         if not args.skip_build:
@@ -174,7 +179,8 @@ def main() -> None:
     print(f"{args.model}, {args.threads} thread(s); {len(queries)} queries, {len(passages)} passages "
           f"(mean {statistics.mean(c.tokens for c in chunks[:len(passages)]):.0f} tokens); datasets "
           f"{', '.join(args.datasets)}", flush=True)
-    rows = [measure(name, args, queries, passages) for name in names]
+    reference = first.encode(passages, batch_size=32)  # torch, for each backend's cosine
+    rows = [measure(name, args, queries, passages, reference) for name in names]
     report(rows, args.threads)
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=2))
