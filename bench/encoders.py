@@ -8,7 +8,7 @@ Every backend runs the same model (all-MiniLM-L6-v2 by default) with the same nu
 For each it prints: query-encoding p50 and p95 (``encode([query])``, batch 1, over the built-in queries), passage
 throughput (the chunks of ``corpus/``, batch 32: torch sorts them by characters, the exported backends by tokens
 with at most ``MLSEARCH_ENCODER_BATCH_TOKENS`` padded tokens a call; the share of padding each order leaves is
-printed), the seconds the cosine of its passage embeddings to torch's (mean and least), the seconds ``build_index``
+printed), the cosine of its passage embeddings to torch's (mean and least), the seconds ``build_index``
 takes over ``corpus/`` (load, chunk, embed, FAISS, Annoy, LSI, BM25, store, swap; model loading and export
 excluded), and dense nDCG@10 on each dataset through the evaluation runner, each backend over an index it built
 itself. Exports are made once and cached (``--cache-dir``); their time is printed.
