@@ -6,7 +6,9 @@ Run: ``.venv/bin/python -m bench.encoders [--backends torch,openvino,openvino-in
 Every backend runs the same model (all-MiniLM-L6-v2 by default) with the same number of threads
 (``torch.set_num_threads``, OpenVINO's ``INFERENCE_NUM_THREADS``, ONNX Runtime's ``intra_op_num_threads``).
 For each it prints: query-encoding p50 and p95 (``encode([query])``, batch 1, over the built-in queries),
-passage throughput (the chunks of ``corpus/``, batch 32, longest first as every backend sorts), the seconds
+passage throughput (the chunks of ``corpus/``, batch 32: torch sorts them by characters, the exported backends by
+tokens with at most ``MLSEARCH_ENCODER_BATCH_TOKENS`` padded tokens a call; the share of padding each order
+leaves is printed), the seconds
 ``build_index`` takes over ``corpus/`` (load, chunk, embed, FAISS, Annoy, LSI, BM25, store, swap; model
 loading and export excluded), and dense nDCG@10 on each dataset through the evaluation runner, each backend
 over an index it built itself. Exports are made once and cached (``--cache-dir``); their time is printed.
@@ -76,6 +78,15 @@ def ndcg(encoder: Encoder, dataset_name: str, settings: Settings, folder: Path) 
     searcher = Searcher.open(prepared.index_dir, search_config(settings), encoder=encoder)
     result = evaluate(searcher, dataset, methods=["dense"], k=10, id_map=prepared.id_map)
     return float(result.metrics_table()["dense"]["ndcg@10"])
+
+
+def padding_share(lengths: list[int], order: list[int], batch_size: int) -> float:
+    """The share of padding tokens when texts of these token ``lengths`` run in ``order``, ``batch_size`` a batch."""
+    padded = sum(
+        len(rows) * max(lengths[i] for i in rows)
+        for rows in (order[s:s + batch_size] for s in range(0, len(order), batch_size))
+    )
+    return 1 - sum(lengths) / padded
 
 
 def measure(name: str, args: argparse.Namespace, queries: list[str], passages: list[str]) -> dict[str, Any]:
@@ -154,6 +165,12 @@ def main() -> None:
     chunks = Chunker(first.count_tokens, chunking_config(build_config(settings), first)).chunk_documents(documents)
     passages = [c.embedding_text for c in chunks][: args.passages]
     queries = load_queries(200)
+    lengths = [min(c.tokens, first.max_seq_length) for c in chunks]
+    by_chars = sorted(range(len(chunks)), key=lambda i: -len(chunks[i].embedding_text))
+    by_tokens = sorted(range(len(chunks)), key=lambda i: -lengths[i])
+    print(f"padding at batch 32 over the {len(chunks)} chunks of corpus/: "
+          f"{padding_share(lengths, by_chars, 32):.1%} sorted by characters, "
+          f"{padding_share(lengths, by_tokens, 32):.1%} sorted by tokens", flush=True)
     print(f"{args.model}, {args.threads} thread(s); {len(queries)} queries, {len(passages)} passages "
           f"(mean {statistics.mean(c.tokens for c in chunks[:len(passages)]):.0f} tokens); datasets "
           f"{', '.join(args.datasets)}", flush=True)

@@ -274,7 +274,8 @@ def open_encoder(name_or_path: str, config: EncoderConfig | None = None) -> Enco
     from indexing.exported import export_encoder
 
     return export_encoder(
-        encoder, config.backend, config.int8, config.cache_dir or DEFAULT_EXPORT_CACHE, threads=config.threads
+        encoder, config.backend, config.int8, config.cache_dir or DEFAULT_EXPORT_CACHE, threads=config.threads,
+        batch_tokens=config.batch_tokens,
     )
 
 

@@ -2,7 +2,8 @@
 
 It keeps the torch model's name and weights hash (indexes stay compatible: the exported graph computes the
 same embeddings, cosine >= 0.9999 for fp32 exports, measured in the tests), its tokenizer and
-``max_seq_length``. Like ``SentenceTransformer.encode`` it sorts the texts by length before batching.
+``max_seq_length``. A batch is tokenized once, sorted by token count and run in batches capped in texts and in
+padded tokens (:mod:`indexing.token_batches`); one text (a query) is tokenized and run directly.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from tqdm import tqdm
 
 from indexing.embedding import count_tokens_untruncated
 from indexing.export import MODEL_FILES, require, tokenize
+from indexing.token_batches import length_batches, pad_batch, pad_values
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_TOKENS = 4096  # padded tokens per inference call: measured fastest on this CPU (see README)
 
 
 class Runner(Protocol):
@@ -49,11 +53,12 @@ class OpenVINORunner:
         self._local = threading.local()
 
     def run(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        """Infer on this thread's request; the output is copied out of the request's buffer."""
+        """Infer on this thread's request; the inputs are shared, not copied, and the output is copied out of
+        the request's buffer (by OpenVINO: ``share_outputs=False``)."""
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        return np.array(request.infer(features)[0], dtype=np.float32, copy=True)
+        return np.asarray(request.infer(features, share_inputs=True)[0], dtype=np.float32)
 
 
 class OnnxRunner:
@@ -95,6 +100,7 @@ class ExportedEncoder:
         normalized: Whether the model ends in a Normalize module.
         backend: ``openvino`` or ``onnx``.
         quantization: ``int8`` or None.
+        batch_tokens: Most padded tokens per inference call (0: only ``batch_size`` bounds a batch).
     """
 
     device = "cpu"
@@ -102,6 +108,7 @@ class ExportedEncoder:
     def __init__(
         self, runner: Runner, tokenizer: Any, input_names: Sequence[str], name: str, weights_hash: str,
         dimension: int, max_seq_length: int, normalized: bool, backend: str, quantization: str | None = None,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
     ) -> None:
         self.runner = runner
         self.tokenizer = tokenizer
@@ -113,6 +120,7 @@ class ExportedEncoder:
         self.normalized = normalized
         self.backend = backend
         self.quantization = quantization
+        self.batch_tokens = batch_tokens
 
     @property
     def weights_hash(self) -> str:
@@ -129,27 +137,39 @@ class ExportedEncoder:
         """Length of each text in model tokens, special tokens included, without truncation."""
         return count_tokens_untruncated(self._counting_tokenizer, texts)
 
+    @cached_property
+    def _batch_tokenizer(self) -> Any:
+        """A copy of the tokenizer for unpadded batch tokenization (the call sets the tokenizer's padding state,
+        which must not change under a query tokenized with padding in another thread)."""
+        return copy.deepcopy(self.tokenizer)
+
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
-        """Embed texts as float32, longest first in batches of ``batch_size`` (returned in input order)."""
+        """Embed texts as float32, returned in input order.
+
+        The texts are tokenized once, sorted by token count (longest first) and run in batches of at most
+        ``batch_size`` texts and ``batch_tokens`` padded tokens, each padded to its own longest text (see
+        :mod:`indexing.token_batches`).
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if len(texts) == 1:
-            return self._run(texts)
-        order = np.argsort([-len(text) for text in texts], kind="stable")
+            return self.runner.run(tokenize(self.tokenizer, texts, self.max_seq_length, self.input_names))
+        encoded = self._batch_tokenizer(
+            list(texts), padding=False, truncation="longest_first", max_length=self.max_seq_length, verbose=False
+        )
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        pads = pad_values(self.tokenizer)
+        side = getattr(self.tokenizer, "padding_side", "right")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc="Batches", disable=not show_progress):
-            rows = order[start:start + batch_size]
-            out[rows] = self._run([texts[i] for i in rows])
+        batches = list(length_batches(lengths, batch_size, self.batch_tokens))
+        for rows in tqdm(batches, desc="Batches", disable=not show_progress):
+            out[rows] = self.runner.run(pad_batch(encoded, rows, self.input_names, pads, side))
         return out
-
-    def _run(self, texts: Sequence[str]) -> np.ndarray:
-        features = tokenize(self.tokenizer, texts, self.max_seq_length, self.input_names)
-        return self.runner.run(features)
 
 
 def export_encoder(
-    torch_encoder: Any, backend: str, int8: bool, cache_dir: Path, threads: int = 0
+    torch_encoder: Any, backend: str, int8: bool, cache_dir: Path, threads: int = 0,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
 ) -> ExportedEncoder:
     """The exported twin of a loaded :class:`~indexing.embedding.SentenceTransformerEncoder`.
 
@@ -168,5 +188,5 @@ def export_encoder(
         runner, model.tokenizer, meta["input_names"], name=torch_encoder.name,
         weights_hash=torch_encoder.weights_hash, dimension=torch_encoder.dimension,
         max_seq_length=torch_encoder.max_seq_length, normalized=torch_encoder.normalized, backend=backend,
-        quantization="int8" if int8 else None,
+        quantization="int8" if int8 else None, batch_tokens=batch_tokens,
     )

@@ -38,6 +38,8 @@ class EncoderConfig:
         cache_dir: Where exports are cached (``~/.cache/mlsearch/encoders`` when None).
         threads: Intra-op threads of OpenVINO or ONNX Runtime (0: the library's default, every core).
         processes: Torch backend: encode large batches in this many processes (0 or 1: in this process).
+        batch_tokens: OpenVINO / ONNX Runtime: most padded tokens per inference call (0: only the batch size
+            bounds a batch).
     """
 
     device: str = "cpu"
@@ -46,6 +48,7 @@ class EncoderConfig:
     cache_dir: Path | None = None
     threads: int = 0
     processes: int = 0
+    batch_tokens: int = 4096
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     encoder_int8: bool = Field(default=False, description="Quantize the exported model to int8 (openvino, onnx).")
     encoder_threads: int = Field(default=0, ge=0, description="OpenVINO / ONNX Runtime threads (0: every core).")
+    encoder_batch_tokens: int = Field(
+        default=4096, ge=0, description="OpenVINO / ONNX Runtime: most padded tokens per inference call (0: no cap)."
+    )
     encode_processes: int = Field(
         default=0, ge=0, description="Torch: encode large batches in this many processes (0 or 1: one process)."
     )

@@ -92,7 +92,7 @@ def encoder_config(settings: Settings, threads: int | None = None) -> EncoderCon
         device=settings.device, backend=settings.encoder_backend, int8=settings.encoder_int8,
         cache_dir=settings.resolved_encoder_cache_dir,
         threads=settings.encoder_threads if threads is None else threads,
-        processes=settings.encode_processes,
+        processes=settings.encode_processes, batch_tokens=settings.encoder_batch_tokens,
     )
 
 
