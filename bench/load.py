@@ -24,7 +24,10 @@ second time for the log, competing with the requests: two encodes per request, a
 Beside each cell's round trip it prints two medians the server reports: ``app p50``, the app's own time from its
 ``Server-Timing: app;dur=`` header (from the request reaching the app to its response starting: no HTTP parsing,
 network or client), and ``search``, the search's own ``took_ms`` (encoding included). Round trip minus app is
-the HTTP and client share; app minus search is the request path's.
+the HTTP and client share; app minus search is the request path's. The dense and hybrid cells at concurrency 1
+also encode each query here, in a worker thread, just before sending it (``paired bare``), and the dense goal is
+read against that: on a shared machine the speed of the CPU drifts between a bare encoding measured before the
+load and the requests themselves by more than the 2 ms the goal is about.
 
 Goals: dense p50 at concurrency 1 at most 2 ms above the bare encoding p50 (and within 1.5x); keyword
 p50 at concurrency 1 at most 1.5 ms; dense throughput at concurrency 16 at least 3x torch's without
@@ -43,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +57,8 @@ import numpy as np
 
 from bench.http_client import CLIENT_ERRORS, LeanClient, PostJson, httpx_poster
 
+BareEncode = Callable[[str], Awaitable[float]]
+
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES_FILE = ROOT / "evaluation" / "builtin" / "indomain_queries.txt"
 FALLBACK_QUERIES = [
@@ -62,6 +68,7 @@ FALLBACK_QUERIES = [
     "how does a convolutional layer work", "canary release of a model", "how to detect concept drift",
 ]
 METHODS = ("dense", "lsi", "bm25", "hybrid")
+ENCODING_METHODS = ("dense", "hybrid")
 LEVELS = (1, 4, 16)
 EXPORT_CACHE = Path.home() / ".cache" / "mlsearch" / "encoders"
 LOG_HANDOFF_CACHE = 64
@@ -85,6 +92,8 @@ class Cell:
     """Median of the server's own time (its ``Server-Timing: app;dur=``): the app, without HTTP or client."""
     search_p50_ms: float = float("nan")
     """Median of the search's own ``took_ms`` (encoding included): what the searcher did."""
+    paired_bare_p50_ms: float = float("nan")
+    """Dense methods at concurrency 1: median bare encoding of the same queries, each just before its request."""
 
 
 def load_queries(limit: int) -> list[str]:
@@ -159,6 +168,17 @@ def bare_encoding_ms(encoder: Any, queries: list[str], repeat: int) -> list[floa
     return timings
 
 
+def bare_in(pool: ThreadPoolExecutor, encoder: Any) -> BareEncode:
+    """A :data:`BareEncode` that encodes in ``pool``'s worker thread, as :func:`bare_encoding_in_worker_ms` does."""
+
+    async def bare(query: str) -> float:
+        started = time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(pool, encoder.encode, [query])
+        return (time.perf_counter() - started) * 1000
+
+    return bare
+
+
 def bare_encoding_in_worker_ms(encoder: Any, queries: list[str], repeat: int) -> list[float]:
     """:func:`bare_encoding_ms` in a worker thread, as the service encodes (torch threads differ per thread)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -167,9 +187,14 @@ def bare_encoding_in_worker_ms(encoder: Any, queries: list[str], repeat: int) ->
 
 async def run_cell(
     post: PostJson, method: str, concurrency: int, queries: list[str], total: int, max_seconds: float,
-    k: int, offset: int,
+    k: int, offset: int, bare: BareEncode | None = None,
 ) -> Cell:
-    """Send up to ``total`` searches with ``concurrency`` in flight, stopping at ``max_seconds``."""
+    """Send up to ``total`` searches with ``concurrency`` in flight, stopping at ``max_seconds``.
+
+    With ``bare`` (concurrency 1 only), each query is also encoded here just before its request, so that bare
+    encoding and the service's answers are measured on the same machine state, query by query.
+    """
+    bare_ms: list[float] = []
     latencies: list[float] = []
     app_ms: list[float] = []
     took_ms: list[float] = []
@@ -182,6 +207,8 @@ async def run_cell(
         while issued < total and time.perf_counter() < deadline:
             query = queries[(offset + issued) % len(queries)]
             issued += 1
+            if bare is not None and concurrency == 1:
+                bare_ms.append(await bare(query))
             started = time.perf_counter()
             try:
                 response = await post("/search", {"query": query, "k": k, "method": method})
@@ -201,7 +228,8 @@ async def run_cell(
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if latencies else (float("nan"),) * 3
     return Cell(method=method, concurrency=concurrency, requests=issued, errors=len(errors), p50_ms=round(p50, 2),
                 p95_ms=round(p95, 2), p99_ms=round(p99, 2), throughput_rps=round(len(latencies) / elapsed, 1),
-                first_error=errors[0] if errors else "", app_p50_ms=_median(app_ms), search_p50_ms=_median(took_ms))
+                first_error=errors[0] if errors else "", app_p50_ms=_median(app_ms), search_p50_ms=_median(took_ms),
+                paired_bare_p50_ms=_median(bare_ms))
 
 
 def server_time_ms(header: str) -> float:
@@ -221,9 +249,13 @@ def _median(values: list[float]) -> float:
 
 async def run_load(
     base: str, methods: list[str], levels: list[int], queries: list[str], total: int, max_seconds: float, k: int,
-    client: str = "lean",
+    client: str = "lean", bare: BareEncode | None = None,
 ) -> list[Cell]:
-    """Every method at every concurrency, after a short warm-up per method, sent with ``client`` (lean or httpx)."""
+    """Every method at every concurrency, after a short warm-up per method, sent with ``client`` (lean or httpx).
+
+    ``bare`` encodes one query in this process and returns its milliseconds: given, the dense and hybrid cells at
+    concurrency 1 measure it before each request (see :func:`run_cell`).
+    """
     cells = []
     sent = 0  # each cell goes on through the queries where the last one stopped: no query is asked twice in a row
     limits = httpx.Limits(max_connections=max(levels) + 4, max_keepalive_connections=max(levels) + 4)
@@ -234,7 +266,8 @@ async def run_load(
             await run_cell(post, method, 2, queries, 10, 10.0, k, offset=sent)
             sent += 10
             for level in levels:
-                cell = await run_cell(post, method, level, queries, total, max_seconds, k, offset=sent)
+                paired = bare if method in ENCODING_METHODS else None
+                cell = await run_cell(post, method, level, queries, total, max_seconds, k, offset=sent, bare=paired)
                 sent += cell.requests
                 print(f"  {method:7} c={level:<3} {cell.requests:5} requests  p50 {cell.p50_ms:7.2f} ms "
                       f"(app {cell.app_p50_ms:.2f}, search {cell.search_p50_ms:.2f})  "
@@ -280,11 +313,13 @@ def report(variants: list[Variant], cache: bool) -> bool:
               f"p50 {bare_p50:.2f} ms, p95 {bare_p95:.2f} ms; p50 {float(np.percentile(variant.bare_after, 50)):.2f}"
               f" ms again after the load; p50 {statistics.median(variant.bare_main):.2f} ms in the main thread")
         print(f"{'method':8} {'conc':>4} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-              f"{'req/s':>8} {'p50-bare':>8} {'app p50':>8} {'search':>8}")
+              f"{'req/s':>8} {'p50-bare':>8} {'app p50':>8} {'search':>8} {'paired bare':>11}")
         for c in variant.cells:
-            over = f"{c.p50_ms - bare_p50:8.2f}" if c.method in ("dense", "hybrid") else f"{'':8}"
+            base = c.paired_bare_p50_ms if c.paired_bare_p50_ms == c.paired_bare_p50_ms else bare_p50
+            over = f"{c.p50_ms - base:8.2f}" if c.method in ENCODING_METHODS else f"{'':8}"
             print(f"{c.method:8} {c.concurrency:4} {c.requests:8} {c.errors:6} {c.p50_ms:8.2f} {c.p95_ms:8.2f} "
-                  f"{c.p99_ms:8.2f} {c.throughput_rps:8.1f} {over} {c.app_p50_ms:8.2f} {c.search_p50_ms:8.2f}")
+                  f"{c.p99_ms:8.2f} {c.throughput_rps:8.1f} {over} {c.app_p50_ms:8.2f} {c.search_p50_ms:8.2f} "
+                  f"{c.paired_bare_p50_ms:11.2f}")
             if c.first_error:
                 print(f"         first error: {c.first_error}")
     print()
@@ -292,11 +327,14 @@ def report(variants: list[Variant], cache: bool) -> bool:
         bare_p50 = float(np.percentile(variant.bare, 50))
         dense_c1 = _cell(variant, "dense", 1)
         if dense_c1 is not None:
-            gap = dense_c1.p50_ms - bare_p50
+            paired = dense_c1.paired_bare_p50_ms == dense_c1.paired_bare_p50_ms
+            bare_c1 = dense_c1.paired_bare_p50_ms if paired else bare_p50
+            gap = dense_c1.p50_ms - bare_c1
             holds = bool(gap <= 2.0)
             ok = ok and holds
-            print(f"goal ({variant.label}): dense p50 at c=1 - bare encoding <= 2 ms: {dense_c1.p50_ms:.2f} - "
-                  f"{bare_p50:.2f} = {gap:.2f} ms ({dense_c1.p50_ms / bare_p50:.2f}x) -> "
+            which = "measured between its requests" if paired else "measured before the load"
+            print(f"goal ({variant.label}): dense p50 at c=1 - bare encoding ({which}) <= 2 ms: "
+                  f"{dense_c1.p50_ms:.2f} - {bare_c1:.2f} = {gap:.2f} ms ({dense_c1.p50_ms / bare_c1:.2f}x) -> "
                   f"{'HOLDS' if holds else 'MISSED'}")
         for method in ("bm25", "lsi"):
             cell = _cell(variant, method, 1)
@@ -357,9 +395,11 @@ def serve_variant(
             variant.env()["MLSEARCH_ENCODER_CACHE_DIR"]), threads=threads))
         variant.bare_main = bare_encoding_ms(encoder, queries, repeat=50)
         variant.bare = bare_encoding_in_worker_ms(encoder, queries, repeat=min(200, max(50, len(queries))))
-        variant.cells = asyncio.run(
-            run_load(base, variant.methods, levels, queries, args.requests, args.max_seconds, args.k, args.client)
-        )
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            variant.cells = asyncio.run(run_load(
+                base, variant.methods, levels, queries, args.requests, args.max_seconds, args.k, args.client,
+                bare=bare_in(pool, encoder),
+            ))
         variant.bare_after = bare_encoding_in_worker_ms(encoder, queries, repeat=50)
     finally:
         server.terminate()
