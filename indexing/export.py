@@ -221,13 +221,16 @@ def ensure_export(
     return folder, meta
 
 
-def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int, input_names: Sequence[str]) -> dict[str, Any]:
-    """The model inputs of ``texts`` as int64 NumPy arrays, padded to the longest and truncated as
-    sentence-transformers does."""
+def tokenize(
+    tokenizer: Any, texts: Sequence[str], max_length: int, input_names: Sequence[str], multiple_of: int | None = None
+) -> dict[str, Any]:
+    """The model inputs of ``texts`` as int64 NumPy arrays, padded to the longest (rounded up to a multiple of
+    ``multiple_of`` when given) and truncated as sentence-transformers does."""
     import numpy as np
 
     encoded = tokenizer(
-        list(texts), padding=True, truncation="longest_first", max_length=max_length, return_tensors="np"
+        list(texts), padding=True, truncation="longest_first", max_length=max_length, return_tensors="np",
+        pad_to_multiple_of=multiple_of,
     )
     return {key: np.asarray(encoded[key], dtype=np.int64) for key in input_names}
 

@@ -106,3 +106,13 @@ def test_encode_returns_rows_in_input_order(tokenizer: Any, batch_size: int, bat
         assert all(rows * width <= batch_tokens or rows == 1 for rows, width in batched)
     assert max(width for _, width in runner.shapes) == 16  # truncated to max_seq_length
     assert model.encode([]).shape == (0, 4)
+
+
+def test_one_text_is_padded_to_a_multiple_of_the_query_pad(tokenizer: Any) -> None:
+    from indexing.exported import QUERY_PAD
+
+    model, runner = encoder(tokenizer, 4096)
+    vector = model.encode(["adam"])
+    rows, width = runner.shapes[-1]
+    assert rows == 1 and width % QUERY_PAD == 0
+    np.testing.assert_array_equal(vector, model.encode(["adam", "adam"])[:1])  # padding changes nothing
