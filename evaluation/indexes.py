@@ -38,6 +38,7 @@ from indexing.manifest import Manifest
 from mlsearch.catalog import METHODS, required_backends, runs_as
 from mlsearch.configs import BuildConfig
 from mlsearch.errors import DatasetError, IndexNotBuiltError
+from mlsearch.folders import replace_folder
 
 logger = logging.getLogger(__name__)
 IDS_FILE = "ids.json"
@@ -194,9 +195,7 @@ def _write_kept_corpus(corpus_file: Path, entry: Path) -> tuple[Path, dict[str, 
     folder = Path(tempfile.mkdtemp(prefix=".beir-corpus-", dir=entry))
     try:
         id_map = write_beir_corpus(corpus_file, folder)
-        if corpus.exists():
-            shutil.rmtree(corpus)
-        os.replace(folder, corpus)
+        replace_folder(folder, corpus)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -20,6 +20,7 @@ from evaluation.metrics import METRICS, PRIMARY_METRIC
 from evaluation.plots import LABELS, all_plots
 from evaluation.runner import LATENCY_KEYS, EvaluationResult
 from evaluation.runs import write_trec_run
+from mlsearch.folders import replace_folder
 from mlsearch.reporting import (
     Cell,
     html_facts,
@@ -62,13 +63,7 @@ def write_report(result: EvaluationResult, out_dir: Path) -> dict[str, Path]:
     staging.mkdir()
     try:
         _write_all(result, staging)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
+        replace_folder(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -45,6 +45,7 @@ from indexing.manifest import Manifest
 from indexing.store import ChunkStore
 from mlsearch.configs import BuildConfig, SearchConfig
 from mlsearch.errors import DatasetError, FinetuneError
+from mlsearch.folders import replace_folder
 from search.query_file import read_query_file
 
 logger = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def run_finetune(
         write_lineage(staging, lineage)
         final = out if decision.promoted else out.with_name(out.name + REJECTED_SUFFIX)
         paths = write_report(staging, lineage, decision, _samples(queries), model_dir=final)
-        _move_into_place(staging, final)
+        replace_folder(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -445,17 +446,6 @@ def _samples(queries: Sequence[SyntheticQuery], per_kind: int = 3) -> list[Synth
             picked.append(query)
             counts[query.kind] += 1
     return picked
-
-
-def _move_into_place(staging: Path, final: Path) -> None:
-    """Rename the finished staging folder to ``final``, replacing what is there only once the new one is whole."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(staging, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def rebuild_command(context: _Context, model_dir: Path) -> str:

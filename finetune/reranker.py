@@ -44,6 +44,7 @@ from finetune.tune import ndcg_at_10
 from indexing.embedding import bundled_model_path
 from indexing.manifest import Manifest
 from mlsearch.catalog import FUSED_METHOD
+from mlsearch.folders import replace_folder
 from search.rerank import BLEND_FILE, Reranker, blend
 from search.searcher import Searcher
 
@@ -314,9 +315,7 @@ def run_reranker_training(
         model.save(str(staging))
         (staging / BLEND_FILE).write_text(json.dumps({"weight": weight, "top_n": options.top_n,
                                                       "tuning_ndcg": {str(w): v for w, v in curve.items()}}))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        replace_folder(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
