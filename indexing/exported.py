@@ -22,11 +22,11 @@ from tqdm import tqdm
 from indexing.embedding import count_tokens_untruncated
 from indexing.export import MODEL_FILES, require, tokenize
 from indexing.token_batches import length_batches, pad_batch, pad_values
+from mlsearch.configs import DEFAULT_BATCH_TOKENS
 
 logger = logging.getLogger(__name__)
 
 QUERY_PAD = 16  # one text is padded to a multiple of this many tokens: a shape seen before runs faster
-DEFAULT_BATCH_TOKENS = 4096  # padded tokens per inference call: measured fastest on this CPU (see README)
 
 
 class Runner(Protocol):

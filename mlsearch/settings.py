@@ -13,7 +13,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mlsearch.catalog import BACKEND_NAMES, DEFAULT_BUILD_BACKENDS
-from mlsearch.configs import DEFAULT_MODEL, Correction, StoreText, UntunedFusion
+from mlsearch.configs import DEFAULT_BATCH_TOKENS, DEFAULT_MODEL, Correction, StoreText, UntunedFusion
 
 ENV_PREFIX = "MLSEARCH_"
 _BACKEND_KEY = re.compile(rf"({'|'.join(sorted(map(re.escape, BACKEND_NAMES), key=len, reverse=True))})_(\w+)")
@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     encoder_int8: bool = Field(default=False, description="Quantize the exported model to int8 (openvino, onnx).")
     encoder_threads: int = Field(default=0, ge=0, description="OpenVINO / ONNX Runtime threads (0: every core).")
     encoder_batch_tokens: int = Field(
-        default=4096, ge=0, description="OpenVINO / ONNX Runtime: most padded tokens per inference call (0: no cap)."
+        default=DEFAULT_BATCH_TOKENS, ge=0,
+        description="OpenVINO / ONNX Runtime: most padded tokens per inference call (0: no cap).",
     )
     encode_processes: int = Field(
         default=0, ge=0, description="Torch: encode large batches in this many processes (0 or 1: one process)."
