@@ -519,7 +519,7 @@ def _batch_embeddings(
     groups: dict[int, tuple[SearcherLike, list[int]]] = {}
     for i, item in enumerate(batch):
         if isinstance(item, PendingQuery):
-            searcher = item.searcher if item.searcher is not None else lent
+            searcher = _searcher_for(item, lent)
             if searcher is not None:
                 groups.setdefault(id(searcher), (searcher, []))[1].append(i)
     for searcher, indexes in groups.values():
@@ -534,8 +534,13 @@ def _batch_embeddings(
     return embeddings
 
 
+def _searcher_for(item: PendingQuery, lent: SearcherLike | None) -> SearcherLike | None:
+    """The searcher that measures a query: the one that answered it when it was kept, else the one lent now."""
+    return item.searcher if item.searcher is not None else lent
+
+
 def _measure(item: PendingQuery, lent: SearcherLike | None, embedding: np.ndarray | None = None) -> QueryObservation:
-    searcher = item.searcher if item.searcher is not None else lent
+    searcher = _searcher_for(item, lent)
     if searcher is None:
         raise DriftError("no searcher to measure the query with")
     return observe_query(searcher, item.query, item.method, item.result_count, item.time, embedding=embedding)
