@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import socket
 import statistics
@@ -243,7 +244,7 @@ def server_time_ms(header: str) -> float:
 
 def _median(values: list[float]) -> float:
     """The rounded median of the values that are numbers (NaN when none is)."""
-    numbers = [v for v in values if v == v]
+    numbers = [v for v in values if not math.isnan(v)]
     return round(statistics.median(numbers), 3) if numbers else float("nan")
 
 
@@ -301,6 +302,14 @@ class Variant:
                 "MLSEARCH_ENCODER_CACHE_DIR": os.environ.get("MLSEARCH_ENCODER_CACHE_DIR", str(EXPORT_CACHE))}
 
 
+def bare_for(cell: Cell, before_load_p50: float) -> tuple[float, bool]:
+    """The bare encoding p50 a cell is read against: its paired one when it has one (True), else the one measured
+    before the load (False)."""
+    if math.isnan(cell.paired_bare_p50_ms):
+        return before_load_p50, False
+    return cell.paired_bare_p50_ms, True
+
+
 def report(variants: list[Variant], cache: bool) -> bool:
     """Print each variant's table and the goals; True when every goal holds."""
     ok = True
@@ -315,8 +324,7 @@ def report(variants: list[Variant], cache: bool) -> bool:
         print(f"{'method':8} {'conc':>4} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
               f"{'req/s':>8} {'p50-bare':>8} {'app p50':>8} {'search':>8} {'paired bare':>11}")
         for c in variant.cells:
-            base = c.paired_bare_p50_ms if c.paired_bare_p50_ms == c.paired_bare_p50_ms else bare_p50
-            over = f"{c.p50_ms - base:8.2f}" if c.method in ENCODING_METHODS else f"{'':8}"
+            over = f"{c.p50_ms - bare_for(c, bare_p50)[0]:8.2f}" if c.method in ENCODING_METHODS else f"{'':8}"
             print(f"{c.method:8} {c.concurrency:4} {c.requests:8} {c.errors:6} {c.p50_ms:8.2f} {c.p95_ms:8.2f} "
                   f"{c.p99_ms:8.2f} {c.throughput_rps:8.1f} {over} {c.app_p50_ms:8.2f} {c.search_p50_ms:8.2f} "
                   f"{c.paired_bare_p50_ms:11.2f}")
@@ -327,8 +335,7 @@ def report(variants: list[Variant], cache: bool) -> bool:
         bare_p50 = float(np.percentile(variant.bare, 50))
         dense_c1 = _cell(variant, "dense", 1)
         if dense_c1 is not None:
-            paired = dense_c1.paired_bare_p50_ms == dense_c1.paired_bare_p50_ms
-            bare_c1 = dense_c1.paired_bare_p50_ms if paired else bare_p50
+            bare_c1, paired = bare_for(dense_c1, bare_p50)
             gap = dense_c1.p50_ms - bare_c1
             holds = bool(gap <= 2.0)
             ok = ok and holds
