@@ -14,24 +14,23 @@ from indexing.backends.configs import search_config
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
 from search.searcher import Searcher
-from tests.fakes import HashingEncoder
+from tests.fakes import CountingEncoder, HashingEncoder
 
 QUERIES = [f"query number {i} about dropout and learning rate {i % 3}" for i in range(24)]
 
 
-class SlowEncoder(HashingEncoder):
-    """The fake encoder, recording each call's batch and blocking the first call until released."""
+class SlowEncoder(CountingEncoder):
+    """The counting fake encoder (each call's batch in ``calls``), blocking the first call until released."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[list[str]] = []
         self.release = threading.Event()
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
-        self.calls.append(list(texts))
+        vectors = super().encode(texts, batch_size, show_progress)  # recorded first: the test waits to see it
         if len(self.calls) == 1:
             self.release.wait(5)
-        return super().encode(texts, batch_size, show_progress)
+        return vectors
 
 
 def test_concurrent_queries_are_encoded_in_batches_with_the_same_results() -> None:
