@@ -95,8 +95,8 @@ async def measure_app(app: Any, methods: list[str], queries: list[str], requests
     figures: dict[str, dict[str, float]] = {}
     # warm: the drift writer's model loaded, and its reference (the first answered queries) frozen, a one-off cost
     for i in range(state.settings.drift_reference_size + 5 if state.drift is not None else 5):
-        body = {"query": f"warm {queries[i % len(queries)]} {i}", "method": "bm25"}
-        await call("POST", "/search", json.dumps(body).encode())
+        warm = {"query": f"warm {queries[i % len(queries)]} {i}", "method": "bm25"}
+        await call("POST", "/search", json.dumps(warm).encode())
     await _drain(state)
     await asyncio.sleep(2.0)  # let the start-up's background work (loading, warm-up threads) finish first
     for method in methods:
