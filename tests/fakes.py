@@ -86,7 +86,7 @@ def build_tiny_sentence_transformer(directory: Path, normalize: bool = False, ma
     raw = directory / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     (raw / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab=str(raw / "vocab.txt"), do_lower_case=True)  # transformers 5 ignores vocab_file
     config = BertConfig(
         vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=128,
