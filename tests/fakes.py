@@ -80,7 +80,7 @@ def build_tiny_sentence_transformer(directory: Path, normalize: bool = False, ma
     """
     import torch
     from sentence_transformers import SentenceTransformer, models
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
     torch.manual_seed(0)
     raw = directory / "raw"
@@ -94,7 +94,7 @@ def build_tiny_sentence_transformer(directory: Path, normalize: bool = False, ma
     BertModel(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
     transformer = models.Transformer(str(raw), max_seq_length=max_seq_length)
-    modules: list[object] = [transformer, models.Pooling(transformer.get_embedding_dimension(), "mean")]
+    modules: list[torch.nn.Module] = [transformer, models.Pooling(transformer.get_embedding_dimension(), "mean")]
     if normalize:
         modules.append(models.Normalize())
     model = SentenceTransformer(modules=modules, device="cpu")
