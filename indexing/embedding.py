@@ -333,7 +333,7 @@ def library_versions() -> dict[str, str]:
     out = {}
     backends = dict.fromkeys(re.split(r"[<>=!~\[ ]", spec.install)[0] for spec in BACKENDS.values() if spec.install)
     for dist in (
-        "mlsearch", "sentence-transformers", "transformers", "torch", *backends, "numpy", "haystack-ai",
+        "mlsearch", "sentence-transformers", "transformers", "torch", *backends, "numpy",
         BUNDLED_DISTRIBUTION,
     ):
         try:

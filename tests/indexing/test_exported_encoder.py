@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -306,17 +307,24 @@ def test_a_folder_whose_files_disagree_is_not_opened_from_them(
     )
 
 
-def test_opening_a_cached_export_imports_no_torch(tiny_model: Path, cache_dir: Path) -> None:
-    open_encoder(str(tiny_model), EncoderConfig(backend="onnx", cache_dir=cache_dir))
-    script = (
+def test_a_build_with_a_cached_export_imports_no_torch(
+    tiny_model: Path, cache_dir: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    open_encoder(str(tiny_model), EncoderConfig(backend="onnx", cache_dir=cache_dir))  # exported once
+    args = ["index", "build", "--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "idx"), "--model",
+            str(tiny_model), "--encoder-backend", "onnx", "--json"]
+    script = (  # the whole `mlsearch index build` command in a fresh interpreter, then what it imported
         "import json, sys\n"
-        "from indexing.embedding import open_encoder\n"
-        "from mlsearch.configs import EncoderConfig\n"
-        f"encoder = open_encoder({str(tiny_model)!r}, EncoderConfig(backend='onnx', cache_dir={str(cache_dir)!r}))\n"
-        "assert encoder.encode(['dropout rate', 'adam']).shape[0] == 2\n"
-        "heavy = ('torch', 'transformers', 'sentence_transformers')\n"
+        "from cli.app import main\n"
+        f"sys.argv = ['mlsearch', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = ('torch', 'transformers', 'sentence_transformers', 'haystack')\n"
         "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+    env = {**os.environ, "MLSEARCH_ENCODER_CACHE_DIR": str(cache_dir), "MLSEARCH_CHUNK_TARGET_TOKENS": "24",
+           "MLSEARCH_CHUNK_OVERLAP_TOKENS": "4"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                             cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert Manifest.load(current_version_dir(tmp_path / "idx")).model.backend == "onnx"
