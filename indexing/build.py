@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from haystack import Document
 from tqdm.auto import tqdm
 
 from indexing.backends.configs import given_config
@@ -26,6 +25,7 @@ from indexing.checkpoint import CHECKPOINT_FILE, usable_checkpoints, write_check
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
+from indexing.document import Document
 from indexing.documents import CorpusFile, SkippedFile, iter_corpus
 from indexing.embedding import Encoder, encoder_info, library_versions
 from indexing.integrity import storage_error

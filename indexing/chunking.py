@@ -14,9 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from haystack import Document
-
 from indexing.chunks import HEADING_SEPARATOR, Chunk, chunk_id, embedding_text
+from indexing.document import Document
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts the model tokens of each text, special tokens included."""

@@ -18,8 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from haystack import Document
-
+from indexing.document import Document
 from mlsearch.errors import InvalidDocumentIdError
 
 MAX_DOC_ID_CHARS = 200

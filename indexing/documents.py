@@ -1,4 +1,4 @@
-"""Load the supported files of a folder (Markdown, text, PDF, HTML, notebooks) into Haystack documents."""
+"""Load the supported files of a folder (Markdown, text, PDF, HTML, notebooks) into documents."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from haystack import Document
-
+from indexing.document import Document
 from indexing.loaders.base import clean_text, normalise_tags
 from indexing.loaders.dispatch import SUPPORTED_SUFFIXES, load_bytes, source_type_for
 from mlsearch.errors import CorpusError, DocumentError
@@ -39,7 +38,7 @@ class LoadedCorpus:
 
 
 def load_file(path: Path, doc_id: str) -> Document:
-    """Read one supported file into a Haystack document.
+    """Read one supported file into a document.
 
     Args:
         path: The file.

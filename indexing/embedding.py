@@ -111,6 +111,17 @@ def resolve_model(name_or_path: str) -> tuple[str, Path | None]:
     return name_or_path, None
 
 
+def weights_file_hash(name_or_path: str, path: Path) -> str | None:
+    """The sha256 of a local model's weights file (the bundled model's checked one), or None without one.
+
+    Call it after :func:`resolve_model`, which checks the bundled weights against their official hash.
+    """
+    if name_or_path in BUNDLED_NAMES:
+        return BUNDLED_SHA256
+    weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
+    return sha256_file(weights) if weights else None
+
+
 def count_tokens_untruncated(tokenizer: Any, texts: Sequence[str]) -> list[int]:
     """Length of each text in ``tokenizer``'s tokens, special tokens included, without truncation.
 
@@ -268,15 +279,11 @@ def open_encoder(name_or_path: str, config: EncoderConfig | None = None) -> Enco
     check_device(config.device, config.backend)
     if config.int8 and config.backend == "torch":
         raise ModelLoadError("int8 encoding needs the openvino or onnx encoder backend (--encoder-backend)")
-    encoder = load_encoder(name_or_path, device=config.device, processes=config.processes)
     if config.backend == "torch":
-        return encoder
-    from indexing.exported import export_encoder
+        return load_encoder(name_or_path, device=config.device, processes=config.processes)
+    from indexing.exported import open_exported
 
-    return export_encoder(
-        encoder, config.backend, config.int8, config.cache_dir or DEFAULT_EXPORT_CACHE, threads=config.threads,
-        batch_tokens=config.batch_tokens,
-    )
+    return open_exported(name_or_path, config)
 
 
 def load_encoder(name_or_path: str, device: str = "cpu", processes: int = 0) -> SentenceTransformerEncoder:
@@ -307,12 +314,7 @@ def load_encoder(name_or_path: str, device: str = "cpu", processes: int = 0) -> 
         raise ModelLoadError(
             f"cannot load model {name_or_path!r} offline ({type(exc).__name__}: {str(exc).splitlines()[0]})"
         ) from exc
-    file_hash = None
-    if path is not None:
-        weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
-        file_hash = BUNDLED_SHA256 if name_or_path in BUNDLED_NAMES else (
-            sha256_file(weights) if weights else None
-        )
+    file_hash = weights_file_hash(name_or_path, path) if path is not None else None
     logger.info("loaded model %s from %s", name, path or "the local cache")
     return SentenceTransformerEncoder(model, name=name, weights_hash=file_hash, device=device, processes=processes)
 
@@ -331,7 +333,7 @@ def library_versions() -> dict[str, str]:
     out = {}
     backends = dict.fromkeys(re.split(r"[<>=!~\[ ]", spec.install)[0] for spec in BACKENDS.values() if spec.install)
     for dist in (
-        "mlsearch", "sentence-transformers", "transformers", "torch", *backends, "numpy", "haystack-ai",
+        "mlsearch", "sentence-transformers", "transformers", "torch", *backends, "numpy",
         BUNDLED_DISTRIBUTION,
     ):
         try:

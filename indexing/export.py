@@ -14,7 +14,10 @@ so an export is reproducible; each feed-forward output projection stays in full 
 ``onnxruntime.quantization.quantize_dynamic``.
 
 An export lives in ``<cache>/<model>-<hash>/<backend>[-int8]/`` with ``export.json``; it is written to a
-temporary folder and renamed into place, so a killed export leaves nothing half-written.
+temporary folder and renamed into place, so a killed export leaves nothing half-written. ``export.json`` lists
+under ``model_files`` the fingerprints (:func:`indexing.model_folder.files_fingerprint`) of the model folders it
+is known to belong to, so that :func:`find_export` finds it from the folder's files alone, without loading the
+model (the structure hash of the folder name needs the loaded modules).
 """
 
 from __future__ import annotations
@@ -147,6 +150,37 @@ def read_export(folder: Path, weights_hash: str) -> dict[str, Any] | None:
     return dict(meta)
 
 
+def find_export(
+    cache_dir: Path, name: str, weights_hash: str, backend: str, int8: bool, fingerprint: str
+) -> tuple[Path, dict[str, Any]] | None:
+    """The complete export of these weights that lists the model folder's ``fingerprint``, if one is cached.
+
+    Returns:
+        The export folder and its metadata, or None (the model is loaded and :func:`ensure_export` called).
+    """
+    base = export_dir(cache_dir, name, weights_hash, backend, int8)
+    for folder in sorted(base.parent.parent.glob(f"{base.parent.name}*/{base.name}")):
+        meta = read_export(folder, weights_hash)
+        if meta is not None and fingerprint in meta.get("model_files", []):
+            return folder, meta
+    return None
+
+
+def _record_model_files(folder: Path, meta: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    """Add a model folder's fingerprint to the export's ``export.json`` (written whole, then renamed)."""
+    if fingerprint in meta.get("model_files", []):
+        return meta
+    meta = {**meta, "model_files": [*meta.get("model_files", []), fingerprint]}
+    staging = folder / f".export.json.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.write_text(json.dumps(meta, indent=2))
+        staging.replace(folder / "export.json")
+    except OSError as exc:  # a read-only cache still serves; the next start loads the model again
+        logger.warning("cannot record the model folder in %s (%s)", folder / "export.json", exc)
+        staging.unlink(missing_ok=True)
+    return meta
+
+
 def require(module: str) -> Any:
     """Import an optional package, or fail with one line that names how to install it.
 
@@ -164,6 +198,7 @@ def require(module: str) -> Any:
 
 def ensure_export(
     model: Any, name: str, weights_hash: str, backend: str, int8: bool, cache_dir: Path,
+    fingerprint: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The cached export of ``model``, made now when absent.
 
@@ -174,6 +209,8 @@ def ensure_export(
         backend: ``openvino`` or ``onnx``.
         int8: Quantize to int8.
         cache_dir: The export cache's root folder.
+        fingerprint: The fingerprint of the folder the model was loaded from, recorded in ``export.json``
+            (see :func:`find_export`); None records nothing.
 
     Returns:
         The export folder and its metadata (``input_names``, ``dimension``, …).
@@ -186,7 +223,7 @@ def ensure_export(
     folder = export_dir(cache_dir, name, weights_hash, backend, int8, structure_hash(model))
     meta = read_export(folder, weights_hash)
     if meta is not None:
-        return folder, meta
+        return folder, _record_model_files(folder, meta, fingerprint) if fingerprint else meta
     require("openvino" if backend == "openvino" else "onnx")
     if int8:
         require("nncf" if backend == "openvino" else "onnxruntime.quantization")
@@ -199,7 +236,7 @@ def ensure_export(
         meta = {
             "format": EXPORT_FORMAT, "name": name, "weights_hash": weights_hash, "backend": backend,
             "int8": int8, "input_names": input_names, "dimension": _dimension(model),
-            "versions": _versions(backend, int8),
+            "versions": _versions(backend, int8), "model_files": [fingerprint] if fingerprint else [],
         }
         (staging / "export.json").write_text(json.dumps(meta, indent=2))
         if folder.exists():  # an incomplete or stale export

@@ -4,25 +4,33 @@ It keeps the torch model's name and weights hash (indexes stay compatible: the e
 same embeddings, cosine >= 0.9999 for fp32 exports, measured in the tests), its tokenizer and
 ``max_seq_length``. A batch is tokenized once, sorted by token count and run in batches capped in texts and in
 padded tokens (:mod:`indexing.token_batches`); one text (a query) is tokenized and run directly.
+
+:func:`open_exported` opens a cached export without importing sentence-transformers, transformers or torch
+(about 7 s of a CLI command's start): the model folder's files are read directly (:mod:`indexing.model_folder`),
+the weights are checked by sha256 as always, the export is found by weights hash and by the fingerprint of the
+folder's configuration files (recorded when the export was made or first opened through sentence-transformers),
+and texts are tokenized from ``tokenizer.json`` (:class:`~indexing.text_tokenizer.FastTokenizer`). Only the
+first use of a model (to export it) or a folder those files do not describe loads the model with
+sentence-transformers.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from indexing.embedding import count_tokens_untruncated
-from indexing.export import MODEL_FILES, require, tokenize
-from indexing.token_batches import length_batches, pad_batch, pad_values
-from mlsearch.configs import DEFAULT_BATCH_TOKENS
+from indexing.embedding import DEFAULT_EXPORT_CACHE, load_encoder, resolve_model, weights_file_hash
+from indexing.export import MODEL_FILES, ensure_export, find_export, require
+from indexing.model_folder import ModelFolder, files_fingerprint, read_model_folder
+from indexing.text_tokenizer import FastTokenizer, HuggingFaceTokenizer, TextTokenizer, same_tokens
+from indexing.token_batches import length_batches, pad_batch
+from mlsearch.configs import DEFAULT_BATCH_TOKENS, EncoderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +100,7 @@ class ExportedEncoder:
 
     Args:
         runner: Runs the exported graph.
-        tokenizer: The model's Hugging Face tokenizer.
+        tokenizer: The model's tokenizer (truncating to ``max_seq_length``).
         input_names: The graph's inputs, in the tokenizer's names.
         name: The model name (as the torch encoder's).
         weights_hash: The torch model's weights hash.
@@ -107,7 +115,7 @@ class ExportedEncoder:
     device = "cpu"
 
     def __init__(
-        self, runner: Runner, tokenizer: Any, input_names: Sequence[str], name: str, weights_hash: str,
+        self, runner: Runner, tokenizer: TextTokenizer, input_names: Sequence[str], name: str, weights_hash: str,
         dimension: int, max_seq_length: int, normalized: bool, backend: str, quantization: str | None = None,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
     ) -> None:
@@ -122,73 +130,100 @@ class ExportedEncoder:
         self.backend = backend
         self.quantization = quantization
         self.batch_tokens = batch_tokens
+        self._pads = tokenizer.pad_values()
 
     @property
     def weights_hash(self) -> str:
         """The torch model's weights hash: an index built with either backend opens with the other."""
         return self._weights_hash
 
-    @cached_property
-    def _counting_tokenizer(self) -> Any:
-        """A copy of the tokenizer for counting: a call sets padding and truncation on the tokenizer it uses,
-        which broke a query encode running at the same time in another thread (the query log counts tokens)."""
-        return copy.deepcopy(self.tokenizer)
-
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Length of each text in model tokens, special tokens included, without truncation."""
-        return count_tokens_untruncated(self._counting_tokenizer, texts)
-
-    @cached_property
-    def _batch_tokenizer(self) -> Any:
-        """A copy of the tokenizer for unpadded batch tokenization (the call sets the tokenizer's padding state,
-        which must not change under a query tokenized with padding in another thread)."""
-        return copy.deepcopy(self.tokenizer)
+        if not texts:
+            return []
+        return [len(ids) for ids in self.tokenizer.tokenize(texts, truncate=False)["input_ids"]]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         """Embed texts as float32, returned in input order.
 
         The texts are tokenized once, sorted by token count (longest first) and run in batches of at most
         ``batch_size`` texts and ``batch_tokens`` padded tokens, each padded to its own longest text (see
-        :mod:`indexing.token_batches`).
+        :mod:`indexing.token_batches`). One text (a query) is padded to a multiple of ``QUERY_PAD`` tokens, so
+        that few shapes recur.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if len(texts) == 1:  # a query: padded to a multiple of QUERY_PAD tokens, so that few shapes recur
-            features = tokenize(self.tokenizer, texts, self.max_seq_length, self.input_names, QUERY_PAD)
-            return self.runner.run(features)
-        encoded = self._batch_tokenizer(
-            list(texts), padding=False, truncation="longest_first", max_length=self.max_seq_length, verbose=False
-        )
+        encoded = self.tokenizer.tokenize(texts)
+        side = self.tokenizer.padding_side
+        if len(texts) == 1:
+            return self.runner.run(pad_batch(encoded, [0], self.input_names, self._pads, side, QUERY_PAD))
         lengths = [len(ids) for ids in encoded["input_ids"]]
-        pads = pad_values(self.tokenizer)
-        side = getattr(self.tokenizer, "padding_side", "right")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         batches = list(length_batches(lengths, batch_size, self.batch_tokens))
         for rows in tqdm(batches, desc="Batches", disable=not show_progress):
-            out[rows] = self.runner.run(pad_batch(encoded, rows, self.input_names, pads, side))
+            out[rows] = self.runner.run(pad_batch(encoded, rows, self.input_names, self._pads, side))
         return out
 
 
-def export_encoder(
-    torch_encoder: Any, backend: str, int8: bool, cache_dir: Path, threads: int = 0,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
-) -> ExportedEncoder:
-    """The exported twin of a loaded :class:`~indexing.embedding.SentenceTransformerEncoder`.
+def open_exported(name_or_path: str, config: EncoderConfig) -> ExportedEncoder:
+    """The model run by ``config.backend`` (``openvino`` or ``onnx``, int8 when asked) from its cached export.
 
-    The export is made once and cached (see :func:`indexing.export.ensure_export`).
+    A cached export of a local folder (the bundled model included) opens without sentence-transformers,
+    transformers or torch (see the module docstring); otherwise the model is loaded with sentence-transformers,
+    exported once (:func:`indexing.export.ensure_export`), and the folder's fingerprint is recorded beside the
+    export when its files describe the loaded model (weights, max_seq_length, Normalize, token ids), so that the
+    next start takes the fast path.
 
     Raises:
-        ModelLoadError: A missing package or a failed export.
+        ModelLoadError: The model cannot be loaded offline, its weights fail their check, a package is missing,
+            or the export fails.
     """
-    from indexing.export import ensure_export
+    cache_dir = config.cache_dir or DEFAULT_EXPORT_CACHE
+    name, path = resolve_model(name_or_path)  # checks the bundled weights' sha256
+    source = read_model_folder(path) if path is not None else None
+    weights_hash = weights_file_hash(name_or_path, path) if source is not None and path is not None else None
+    fingerprint = files_fingerprint(source.path) if source is not None and weights_hash else None
+    if source is not None and weights_hash and fingerprint:
+        found = find_export(cache_dir, name, weights_hash, config.backend, config.int8, fingerprint)
+        if found is not None:
+            folder, meta = found
+            return _exported(folder, meta, FastTokenizer(source), name, weights_hash, source.max_seq_length,
+                             source.normalized, config)
+    torch_encoder = load_encoder(name_or_path)
+    reference = HuggingFaceTokenizer(torch_encoder.model.tokenizer, torch_encoder.max_seq_length)
+    fast = _verified_fast_tokenizer(source, torch_encoder, weights_hash, reference) if source is not None else None
+    folder, meta = ensure_export(
+        torch_encoder.model, torch_encoder.name, torch_encoder.weights_hash, config.backend, config.int8, cache_dir,
+        fingerprint if fast is not None else None,
+    )
+    return _exported(folder, meta, fast or reference, torch_encoder.name, torch_encoder.weights_hash,
+                     torch_encoder.max_seq_length, torch_encoder.normalized, config)
 
-    model = torch_encoder.model
-    folder, meta = ensure_export(model, torch_encoder.name, torch_encoder.weights_hash, backend, int8, cache_dir)
-    runner = RUNNERS[backend](folder, threads)
-    logger.info("encoding with %s from %s", backend + ("-int8" if int8 else ""), folder)
+
+def _verified_fast_tokenizer(
+    source: ModelFolder, torch_encoder: Any, weights_hash: str | None, reference: TextTokenizer
+) -> FastTokenizer | None:
+    """The folder's FastTokenizer when the folder's files agree with the model sentence-transformers loaded from
+    it (weights hash, max_seq_length, Normalize, and the token ids of :data:`PROBE_TEXTS`), else None."""
+    ours = (weights_hash, source.max_seq_length, source.normalized)
+    theirs = (torch_encoder.weights_hash, torch_encoder.max_seq_length, torch_encoder.normalized)
+    fast = FastTokenizer(source)
+    if ours == theirs and same_tokens(fast, reference):
+        return fast
+    logger.warning("%s: its files do not describe the model as sentence-transformers loads it (weights, "
+                   "max_seq_length, normalized: %s against %s, or other token ids); its export opens through "
+                   "sentence-transformers", source.path, ours, theirs)
+    return None
+
+
+def _exported(
+    folder: Path, meta: dict[str, Any], tokenizer: TextTokenizer, name: str, weights_hash: str,
+    max_seq_length: int, normalized: bool, config: EncoderConfig,
+) -> ExportedEncoder:
+    runner = RUNNERS[config.backend](folder, config.threads)
+    logger.info("encoding with %s from %s", config.backend + ("-int8" if config.int8 else ""), folder)
     return ExportedEncoder(
-        runner, model.tokenizer, meta["input_names"], name=torch_encoder.name,
-        weights_hash=torch_encoder.weights_hash, dimension=torch_encoder.dimension,
-        max_seq_length=torch_encoder.max_seq_length, normalized=torch_encoder.normalized, backend=backend,
-        quantization="int8" if int8 else None, batch_tokens=batch_tokens,
+        runner, tokenizer, meta["input_names"], name=name, weights_hash=weights_hash,
+        dimension=int(meta["dimension"]), max_seq_length=max_seq_length, normalized=normalized,
+        backend=config.backend, quantization="int8" if config.int8 else None, batch_tokens=config.batch_tokens,
     )

@@ -10,7 +10,7 @@ and keep a batch's activations in the CPU's cache.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,8 @@ def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int = 0)
 
 
 def pad_batch(
-    encoded: dict[str, Sequence[Sequence[int]]], rows: Sequence[int], input_names: Sequence[str],
-    pad_values: dict[str, int], padding_side: str = "right",
+    encoded: Mapping[str, Sequence[Sequence[int]]], rows: Sequence[int], input_names: Sequence[str],
+    pad_values: dict[str, int], padding_side: str = "right", multiple_of: int = 1,
 ) -> dict[str, np.ndarray]:
     """The int64 model inputs of ``rows`` of an unpadded tokenizer output, padded to the rows' longest.
 
@@ -54,11 +54,13 @@ def pad_batch(
         input_names: The inputs to return.
         pad_values: The padding value of each input (``input_ids``: the pad token id; 0 for the others).
         padding_side: ``right`` or ``left``, as the tokenizer pads.
+        multiple_of: Pad to the longest rounded up to a multiple of this (the tokenizer's ``pad_to_multiple_of``).
 
     Returns:
         ``{name: array of shape (len(rows), longest)}``, as the tokenizer pads with ``padding=True``.
     """
     longest = max(len(encoded["input_ids"][i]) for i in rows)
+    longest = -(-longest // multiple_of) * multiple_of
     out: dict[str, np.ndarray] = {}
     for name in input_names:
         array = np.full((len(rows), longest), pad_values.get(name, 0), dtype=np.int64)

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from haystack import Document
 from threadpoolctl import threadpool_limits
 
 from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
@@ -37,6 +36,7 @@ from indexing.build import Laps, embed_chunks
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
+from indexing.document import Document
 from indexing.embedding import Encoder, library_versions
 from indexing.integrity import storage_error
 from indexing.layout import (

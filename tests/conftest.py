@@ -99,8 +99,7 @@ def settings(tmp_path: Path) -> Settings:
         corpus_dir=tmp_path / "corpus",
         chunk_target_tokens=48,
         chunk_overlap_tokens=8,
-        annoy_trees=10,
-        lsi_dimensions=16,
+        backend_options={"annoy": {"trees": 10}, "lsi": {"dimensions": 16}},
         state_dir=tmp_path / "state",
     )
 

@@ -80,13 +80,13 @@ def build_tiny_sentence_transformer(directory: Path, normalize: bool = False, ma
     """
     import torch
     from sentence_transformers import SentenceTransformer, models
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
     torch.manual_seed(0)
     raw = directory / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     (raw / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab=str(raw / "vocab.txt"), do_lower_case=True)  # transformers 5 ignores vocab_file
     config = BertConfig(
         vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=128,
@@ -94,7 +94,7 @@ def build_tiny_sentence_transformer(directory: Path, normalize: bool = False, ma
     BertModel(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
     transformer = models.Transformer(str(raw), max_seq_length=max_seq_length)
-    modules: list[object] = [transformer, models.Pooling(transformer.get_embedding_dimension(), "mean")]
+    modules: list[torch.nn.Module] = [transformer, models.Pooling(transformer.get_embedding_dimension(), "mean")]
     if normalize:
         modules.append(models.Normalize())
     model = SentenceTransformer(modules=modules, device="cpu")

@@ -1,6 +1,6 @@
 """What every loader returns, and the pieces loaders share (cleaning, tags, titles, locations).
 
-A loader turns one file's bytes into a Haystack :class:`~haystack.Document` whose ``meta`` holds ``doc_id``,
+A loader turns one file's bytes into a :class:`~indexing.document.Document` whose ``meta`` holds ``doc_id``,
 ``title``, ``tags``, ``path``, ``format`` (``markdown`` or ``text``: how chunking reads the content) and
 ``source_type`` (``markdown``, ``text``, ``pdf``, ``html``, ``notebook``). Loaders of paged or celled files
 also set ``location_kind`` (``page`` or ``cell``) and ``locations``: ``[[first_line, number], ...]``, the line
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from haystack import Document
+from indexing.document import Document
 
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>])")
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)

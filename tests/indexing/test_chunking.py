@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from haystack import Document
 
 from indexing.chunking import Chunker, ChunkingConfig, parse_blocks
+from indexing.document import Document
 from tests.fakes import HashingEncoder
 
 ENCODER = HashingEncoder(max_seq_length=64)

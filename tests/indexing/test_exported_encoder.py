@@ -4,6 +4,11 @@ device and backend checks, and what the manifest records."""
 from __future__ import annotations
 
 import builtins
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +16,14 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from indexing import export
+from indexing import export, exported
 from indexing.backends.configs import build_config, encoder_config, search_config
 from indexing.build import build_index
 from indexing.embedding import check_device, load_encoder, open_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
+from indexing.model_folder import files_fingerprint
+from indexing.text_tokenizer import PROBE_TEXTS, FastTokenizer, HuggingFaceTokenizer
 from mlsearch.configs import EncoderConfig
 from mlsearch.errors import ModelLoadError, ModelMismatchError
 from mlsearch.settings import Settings
@@ -210,3 +217,114 @@ def test_int8_calibration_is_reproducible_and_holds_long_passages() -> None:
     )
     longest_sentence = max(len(t) for t in export.CALIBRATION_TEXTS)
     assert sum(len(t) > 2 * longest_sentence for t in texts) >= 100  # passages of several sentences
+
+
+VARIED = [*PROBE_TEXTS, "Dropout DROPOUT dropout", "adam"]
+
+
+def fail_to_load(*args: object, **kwargs: object) -> None:
+    raise AssertionError("loaded the model with sentence-transformers")
+
+
+def test_cached_export_opens_from_the_folder_files_alone(
+    tiny_model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = EncoderConfig(backend="onnx", cache_dir=cache_dir)
+    first = open_encoder(str(tiny_model), config)  # exported or found through sentence-transformers
+    torch_encoder = load_encoder(str(tiny_model))
+    monkeypatch.setattr(exported, "load_encoder", fail_to_load)
+    fast = open_encoder(str(tiny_model), config)
+    assert isinstance(fast, exported.ExportedEncoder) and isinstance(fast.tokenizer, FastTokenizer)
+    assert (fast.name, fast.weights_hash, fast.dimension, fast.max_seq_length, fast.normalized) == (
+        torch_encoder.name, torch_encoder.weights_hash, torch_encoder.dimension, torch_encoder.max_seq_length,
+        torch_encoder.normalized,
+    )
+    # the same graph fed the Hugging Face tokenizer's ids (the path before): the very same embeddings
+    before = exported.ExportedEncoder(
+        fast.runner, HuggingFaceTokenizer(torch_encoder.model.tokenizer, torch_encoder.max_seq_length),
+        fast.input_names, fast.name, fast.weights_hash, fast.dimension, fast.max_seq_length, fast.normalized, "onnx",
+    )
+    np.testing.assert_array_equal(fast.encode(VARIED, batch_size=3), before.encode(VARIED, batch_size=3))
+    for text in ("", VARIED[5], VARIED[-3]):
+        np.testing.assert_array_equal(fast.encode([text]), before.encode([text]))
+    np.testing.assert_allclose(fast.encode(VARIED), first.encode(VARIED), atol=1e-6)
+    assert fast.count_tokens(VARIED) == torch_encoder.count_tokens(VARIED)
+
+
+def test_an_export_made_before_fingerprints_gains_one(tiny_model: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    config = EncoderConfig(backend="onnx", cache_dir=tmp_path / "cache")
+    encoder = open_encoder(str(tiny_model), config)
+    meta_file = next((tmp_path / "cache").glob("*/onnx/export.json"))
+    meta = json.loads(meta_file.read_text())
+    assert meta["model_files"] == [files_fingerprint(tiny_model)]
+    meta_file.write_text(json.dumps({k: v for k, v in meta.items() if k != "model_files"}))  # an older export
+    monkeypatch.setattr(export, "_export", no_export)
+    open_encoder(str(tiny_model), config)  # through sentence-transformers, which finds the export and records
+    assert json.loads(meta_file.read_text())["model_files"] == [files_fingerprint(tiny_model)]
+    monkeypatch.setattr(exported, "load_encoder", fail_to_load)
+    np.testing.assert_array_equal(open_encoder(str(tiny_model), config).encode(TEXTS), encoder.encode(TEXTS))
+
+
+def no_export(*args: object, **kwargs: object) -> None:
+    raise AssertionError("exported again")
+
+
+def test_a_folder_without_tokenizer_json_uses_the_hugging_face_tokenizer(
+    tiny_model: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = EncoderConfig(backend="onnx", cache_dir=cache_dir)
+    reference = open_encoder(str(tiny_model), config)
+    slow = tmp_path / "slow"
+    shutil.copytree(tiny_model, slow)
+    (slow / "tokenizer.json").unlink()
+    shutil.copy(tiny_model.parent / "raw" / "vocab.txt", slow / "vocab.txt")  # a slow tokenizer's files
+    for _ in range(2):
+        encoder = open_encoder(str(slow), config)
+        assert isinstance(encoder, exported.ExportedEncoder)
+        assert isinstance(encoder.tokenizer, HuggingFaceTokenizer)
+        np.testing.assert_allclose(encoder.encode(VARIED), reference.encode(VARIED), atol=1e-5)
+        assert encoder.count_tokens(VARIED) == reference.count_tokens(VARIED)
+        monkeypatch.setattr(export, "_export", no_export)  # the second time, the cached export serves
+
+
+def test_a_folder_whose_files_disagree_is_not_opened_from_them(
+    tiny_model: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "cased"
+    shutil.copytree(tiny_model, folder)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    tokenizer["normalizer"]["lowercase"] = False  # tokenizer_config.json still says do_lower_case: transformers
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))  # lowercases, tokenizer.json alone would not
+    config = EncoderConfig(backend="onnx", cache_dir=cache_dir)
+    for _ in range(2):
+        encoder = open_encoder(str(folder), config)
+        assert isinstance(encoder, exported.ExportedEncoder)
+        assert isinstance(encoder.tokenizer, HuggingFaceTokenizer)
+    assert not any(
+        files_fingerprint(folder) in json.loads(f.read_text()).get("model_files", [])
+        for f in cache_dir.glob("*/*/export.json")
+    )
+
+
+def test_a_build_with_a_cached_export_imports_no_torch(
+    tiny_model: Path, cache_dir: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    open_encoder(str(tiny_model), EncoderConfig(backend="onnx", cache_dir=cache_dir))  # exported once
+    args = ["index", "build", "--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "idx"), "--model",
+            str(tiny_model), "--encoder-backend", "onnx", "--json"]
+    script = (  # the whole `mlsearch index build` command in a fresh interpreter, then what it imported
+        "import json, sys\n"
+        "from cli.app import main\n"
+        f"sys.argv = ['mlsearch', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = ('torch', 'transformers', 'sentence_transformers', 'haystack')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    env = {**os.environ, "MLSEARCH_ENCODER_CACHE_DIR": str(cache_dir), "MLSEARCH_CHUNK_TARGET_TOKENS": "24",
+           "MLSEARCH_CHUNK_OVERLAP_TOKENS": "4"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert Manifest.load(current_version_dir(tmp_path / "idx")).model.backend == "onnx"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from indexing.exported import ExportedEncoder
+from indexing.text_tokenizer import HuggingFaceTokenizer
 from indexing.token_batches import length_batches, pad_batch, pad_values
 from tests.fakes import TINY_VOCAB
 
@@ -26,11 +27,11 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A tiny BERT fast tokenizer (no download)."""
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
     vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
     vocab.write_text("\n".join(TINY_VOCAB) + "\n")
-    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    return BertTokenizerFast(vocab=str(vocab), do_lower_case=True)  # transformers 5 ignores vocab_file
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 32])
@@ -88,8 +89,8 @@ class RecordingRunner:
 def encoder(tokenizer: Any, batch_tokens: int) -> tuple[ExportedEncoder, RecordingRunner]:
     runner = RecordingRunner()
     return ExportedEncoder(
-        runner, tokenizer, NAMES, name="tiny", weights_hash="0" * 64, dimension=4, max_seq_length=16,
-        normalized=False, backend="openvino", batch_tokens=batch_tokens,
+        runner, HuggingFaceTokenizer(tokenizer, 16), NAMES, name="tiny", weights_hash="0" * 64, dimension=4,
+        max_seq_length=16, normalized=False, backend="openvino", batch_tokens=batch_tokens,
     ), runner
 
 
