@@ -16,9 +16,11 @@ Document-level scoring: for a dataset judged per document, a document's score is
 sum of its top-n chunk scores when the index was tuned so (:mod:`search.doc_scoring`). To rank ``k`` documents
 the searcher retrieves ``k × depth_factor`` chunks (at most 1000) and scores each document from them.
 
-Besides ``hybrid`` (the index's own fusion: tuned by ``mlsearch tune``, else the untuned default), the fixed
-fusion variants of :data:`search.fusion.FUSION_VARIANTS` (``hybrid-rrf``, ``hybrid-convex``,
-``hybrid-zscore``) can be evaluated side by side, and any of them reranked: ``<method>+rerank`` (for example
+Besides ``hybrid`` (the index's own fusion: tuned by ``mlsearch tune``, else the untuned default; with the
+configured pseudo-relevance feedback, ``MLSEARCH_PRF_*``), the fixed fusion variants of
+:data:`search.fusion.FUSION_VARIANTS` (``hybrid-rrf``, ``hybrid-convex``, ``hybrid-zscore``; without feedback)
+and the feedback variants of :data:`search.feedback.FEEDBACK_VARIANTS` (``hybrid-prf``: the index's fusion with
+the fixed feedback setting) can be evaluated side by side, and any of them reranked: ``<method>+rerank`` (for example
 ``hybrid+rerank``) reorders the method's top ``rerank_top_n`` chunks with the cross-encoder the searcher is
 configured with (``MLSEARCH_RERANKER``, else the one ``mlsearch rerank-train`` named in the index manifest).
 
@@ -42,8 +44,10 @@ from evaluation.datasets import EvalDataset, span_qrels
 from evaluation.metrics import METRICS, PRIMARY_METRIC, RECALL_CUTOFFS, per_query
 from evaluation.significance import PairedComparison, all_pairs
 from mlsearch.catalog import DEFAULT_VECTOR_BACKEND, FUSED_METHOD, METHOD_NAMES, VECTOR_BACKEND_NAMES
+from mlsearch.configs import FeedbackConfig
 from mlsearch.errors import BadQueryError, DatasetError, UnknownBackendError
 from search.doc_scoring import DocScoring, document_scores
+from search.feedback import FEEDBACK_VARIANTS
 from search.fusion import FUSION_VARIANTS
 from search.searcher import MAX_K, QueryEmbeddingCache, Searcher
 
@@ -51,8 +55,9 @@ logger = logging.getLogger(__name__)
 DEPTH_FACTOR = 5
 RERANK_SUFFIX = "+rerank"
 """Appended to a method's name: the same method with its head reordered by the cross-encoder reranker."""
-EVAL_METHODS: tuple[str, ...] = (*METHOD_NAMES, *FUSION_VARIANTS,
-                                 *(f"{m}{RERANK_SUFFIX}" for m in (*METHOD_NAMES, *FUSION_VARIANTS)))
+VARIANTS: tuple[str, ...] = (*FUSION_VARIANTS, *FEEDBACK_VARIANTS)
+EVAL_METHODS: tuple[str, ...] = (*METHOD_NAMES, *VARIANTS,
+                                 *(f"{m}{RERANK_SUFFIX}" for m in (*METHOD_NAMES, *VARIANTS)))
 LATENCY_KEYS = ("latency_ms_p50", "latency_ms_p95")
 
 
@@ -241,15 +246,17 @@ def _run_method(
     rerank = method.endswith(RERANK_SUFFIX)
     base = method.removesuffix(RERANK_SUFFIX)
     fusion = FUSION_VARIANTS.get(base)
-    method_name = FUSED_METHOD if fusion else base
+    feedback = FEEDBACK_VARIANTS.get(base, FeedbackConfig() if fusion else None)  # fixed fusions: no feedback
+    method_name = FUSED_METHOD if base in VARIANTS else base
     if rerank:  # a cross-encoder's scores are no chunk scores to add up: a document counts by its best chunk
         scoring = DocScoring()
-    searcher.retrieve("warm up", 1, method_name, backend, fusion=fusion, rerank=rerank)
+    searcher.retrieve("warm up", 1, method_name, backend, fusion=fusion, rerank=rerank, feedback=feedback)
     run: dict[str, dict[str, float]] = {}
     latency: dict[str, float] = {}
     for qid, text in tqdm(queries.items(), desc=method, unit="query", disable=not show_progress):
         t = time.perf_counter()
-        ranked = searcher.retrieve(text, depth, method_name, backend, fusion=fusion, rerank=rerank)
+        ranked = searcher.retrieve(text, depth, method_name, backend, fusion=fusion, rerank=rerank,
+                                   feedback=feedback)
         latency[qid] = (time.perf_counter() - t) * 1000
         run[qid] = document_scores(ranked, labels, k, scoring)
     cutoffs = [f"recall@{c}" for c in RECALL_CUTOFFS]

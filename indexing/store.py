@@ -131,6 +131,18 @@ class ChunkStore:
             blob = row[-1]
             yield self._chunk(row[:-1]), None if blob is None else np.frombuffer(blob, np.float32)
 
+    def embeddings_at(self, positions: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored embeddings of the chunks at these positions, keyed by position (chunks without one, and
+        unknown positions, are left out)."""
+        wanted = sorted({int(p) for p in positions if int(p) >= 0})
+        if not wanted:
+            return {}
+        rows = self._db.execute(
+            f"SELECT position, embedding FROM chunks WHERE position IN ({','.join('?' * len(wanted))}) "
+            "AND embedding IS NOT NULL", wanted,
+        ).fetchall()
+        return {int(p): np.frombuffer(b, np.float32) for p, b in rows}
+
     def document_spans(self) -> dict[str, tuple[int, int]]:
         """``doc_id → (first position, chunk count)`` of every document."""
         rows = self._db.execute("SELECT doc_id, MIN(position), COUNT(*) FROM chunks GROUP BY doc_id").fetchall()

@@ -11,9 +11,9 @@ defaults).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from mlsearch.catalog import DEFAULT_BUILD_BACKENDS
 
@@ -96,6 +96,53 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class FeedbackConfig:
+    """One pseudo-relevance feedback setting of hybrid search (``MLSEARCH_PRF_*``).
+
+    Attributes:
+        docs: Feedback chunks: the top of the first fused list (0: feedback off).
+        query_weight: Dense side: the original query vector's weight ``w`` against the feedback centroid's
+            ``1 − w``.
+        terms: BM25 side: expansion terms taken from the feedback chunks (0: the BM25 list is not refined).
+        term_weight: BM25 side: the original query terms' share of the expanded query.
+        keep_first_pass: Fuse the first-pass lists again beside the refined ones (each method twice, same
+            weights), so that feedback re-ranks rather than replaces; otherwise only the refined lists are fused.
+
+    Raises:
+        ValueError: A negative count or a weight outside [0, 1].
+    """
+
+    docs: int = 0
+    query_weight: float = 0.7
+    terms: int = 10
+    term_weight: float = 0.5
+    keep_first_pass: bool = True
+
+    def __post_init__(self) -> None:
+        if self.docs < 0 or self.terms < 0:
+            raise ValueError(f"feedback docs and terms must be >= 0, got {self.docs} and {self.terms}")
+        if not (0.0 <= self.query_weight <= 1.0 and 0.0 <= self.term_weight <= 1.0):
+            raise ValueError(f"feedback weights must lie in [0, 1], got {self.query_weight} and {self.term_weight}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether feedback changes anything (at least one feedback chunk)."""
+        return self.docs > 0
+
+    def label(self) -> str:
+        """A short name, e.g. ``prf(5 chunks, dense 0.7, bm25 10 terms 0.5)``."""
+        if not self.enabled:
+            return "prf off"
+        keyword = f"bm25 {self.terms} terms {self.term_weight:g}" if self.terms else "bm25 unchanged"
+        kept = ", first pass kept" if self.keep_first_pass else ""
+        return f"prf({self.docs} chunks, dense {self.query_weight:g}, {keyword}{kept})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """What a searcher needs to know: fusion, the query cache, the model's device and each backend's config.
 
@@ -107,6 +154,7 @@ class SearchConfig:
         reranker: The cross-encoder of ``rerank`` (the manifest's when None).
         rerank_top_n: Results the reranker rescores.
         backends: Backend name → its config (used when that backend is loaded; defaults for one not here).
+        feedback: Pseudo-relevance feedback of hybrid search (:mod:`search.feedback`; off when ``docs`` is 0).
     """
 
     rrf_k: int = 60
@@ -116,6 +164,7 @@ class SearchConfig:
     reranker: Path | None = None
     rerank_top_n: int = 20
     backends: Mapping[str, object] = field(default_factory=dict)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,15 @@ from typing import Any, cast
 
 import numpy as np
 
-from indexing.backends.base import FilteringIndex, Hits, KeywordIndex, Ranked, VectorIndex
+from indexing.backends.base import (
+    ExpandingKeywordIndex,
+    FilteringIndex,
+    Hits,
+    KeywordIndex,
+    Ranked,
+    VectorIndex,
+    VectorSource,
+)
 from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, vector_backend
 from indexing.embedding import Encoder, follow_index, open_encoder
@@ -32,9 +40,10 @@ from mlsearch.catalog import (
     answering_backend,
     plan,
 )
-from mlsearch.configs import SearchConfig
+from mlsearch.configs import FeedbackConfig, SearchConfig
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
 from search.batching import QueryBatcher
+from search.feedback import rocchio, with_first_pass
 from search.fusion import DEFAULT_UNTUNED_FUSION, FusionConfig, fuse, untuned_fusion
 from search.grouping import GROUP_DEPTH, group_by_document
 from search.rerank import Reranker
@@ -293,13 +302,15 @@ class Searcher:
     def retrieve(
         self, query: str, k: int = 10, method: str = DEFAULT_METHOD, backend: str = DEFAULT_VECTOR_BACKEND,
         tags: ChunkFilter | Sequence[str] | None = None, fusion: FusionConfig | None = None,
-        rerank: bool = False,
+        rerank: bool = False, feedback: FeedbackConfig | None = None,
     ) -> list[tuple[int, float]]:
         """Ranked ``(position, score)`` pairs, without fetching the chunks.
 
         Each part of the method runs on the backend the catalog plans for it (:func:`mlsearch.catalog.plan`).
         A fused method fuses the candidate lists of ``fusion`` (the index's own, :attr:`fusion`, when omitted:
-        the one ``mlsearch tune`` chose, else :func:`~search.fusion.untuned_fusion`). ``tags`` is a
+        the one ``mlsearch tune`` chose, else :func:`~search.fusion.untuned_fusion`); with pseudo-relevance
+        ``feedback`` (``config.feedback`` when omitted; see :mod:`search.feedback`), the top of that fused list
+        refines its parts, which are then fused again. ``tags`` is a
         :class:`~indexing.filters.ChunkFilter` (tags, document ids, source types, path prefix) or a list of tags.
         With ``rerank``, the first ``config.rerank_top_n`` are reordered by the cross-encoder (:attr:`reranker`).
 
@@ -317,14 +328,81 @@ class Searcher:
             raise UnknownBackendError(f"unknown vector backend {backend!r}; valid: {', '.join(VECTOR_BACKEND_NAMES)}")
         if rerank:
             top_n = self.config.rerank_top_n
-            ranked = self.retrieve(query, max(k, top_n), method, backend, tags, fusion)
+            ranked = self.retrieve(query, max(k, top_n), method, backend, tags, fusion, feedback=feedback)
             texts = {p: c.embedding_text for p, c in self.store.get(p for p, _ in ranked[:top_n]).items()}
             return self.reranker.rerank(query, ranked, texts, top_n)[:k]
         if not METHODS[method].fused:
             return self._rankings(query, plan(method, backend), k, tags)[0][:k]
         config = fusion or self.fusion
         steps = [step for part in config.methods for step in plan(part, backend)]
-        return fuse(config, self._rankings(query, steps, max(k, config.depth), tags))[:k]
+        depth = max(k, config.depth)
+        lists = self._rankings(query, steps, depth, tags)
+        fused = fuse(config, lists)
+        prf = self.config.feedback if feedback is None else feedback
+        if prf.enabled and fused:
+            chosen = [position for position, _ in fused[: prf.docs]]
+            refined = self.feedback_lists(query, steps, lists, chosen, prf, depth, tags)
+            fused = (fuse(with_first_pass(config), [*lists, *refined]) if prf.keep_first_pass
+                     else fuse(config, refined))
+        return fused[:k]
+
+    def feedback_lists(
+        self, query: str, steps: list[tuple[str, str]], lists: list[Ranked], chosen: list[int],
+        prf: FeedbackConfig, depth: int, tags: ChunkFilter | Sequence[str] | None,
+    ) -> list[Ranked]:
+        """The fused method's lists refined by the ``chosen`` feedback chunks (the top of the first fused list).
+
+        A list ranked by the query's embedding is searched again with the Rocchio query (:func:`rocchio` of the
+        chunks' stored vectors, :meth:`feedback_vectors`); a list of a keyword backend that expands queries
+        (:class:`~indexing.backends.base.ExpandingKeywordIndex`, BM25) with the chunks' heaviest terms; any other
+        list is kept as it is.
+        """
+        filters = as_filter(tags)
+        allowed = None if filters.is_empty else self.store.positions_matching(filters)
+        out: list[Ranked] = []
+        for (part, name), ranked in zip(steps, lists, strict=True):
+            index = self.backend(name)
+            if METHODS[part].needs_model:
+                vector = rocchio(self.embed_query(query), self.feedback_vectors(name, chosen), prf.query_weight)
+                if BACKENDS[name].native_filtering:
+                    out.append(cast(FilteringIndex, index).rank(query, vector, [part], depth, filters)[0])
+                    continue
+                dense = cast(VectorIndex, index)
+                out.append(self._over_fetch(lambda n: dense.search(vector[None, :], n), depth, allowed))  # noqa: B023
+            elif prf.terms and isinstance(index, ExpandingKeywordIndex):
+                keyword = index
+                out.append(self._over_fetch(
+                    lambda n: keyword.feedback_search(query, chosen, n, prf.terms, prf.term_weight),  # noqa: B023
+                    depth, allowed))
+            else:
+                out.append(ranked)
+        return out
+
+    def feedback_vectors(self, name: str, positions: Sequence[int]) -> np.ndarray:
+        """The vectors of the chunks at ``positions`` (in order), as vector backend ``name`` holds them.
+
+        Read from the chunk store, where every build keeps each chunk's embedding; a chunk stored without one is
+        read back from the backend (a :class:`~indexing.backends.base.VectorSource`, reconstructing it), and
+        failing that its embedded text is encoded again.
+        """
+        wanted = [int(p) for p in positions]
+        found = self.store.embeddings_at(wanted)
+        missing = [p for p in wanted if p not in found]
+        index = self.backend(name) if missing else None
+        if missing and isinstance(index, VectorSource):
+            try:
+                found.update(zip(missing, index.vectors(np.asarray(missing, np.int64)), strict=True))
+            except ValueError as exc:
+                logger.debug("backend %s cannot give vectors back (%s); embedding the chunks again", name, exc)
+        missing = [p for p in wanted if p not in found]
+        if missing:
+            chunks = self.store.get(missing)
+            known = [p for p in missing if p in chunks]
+            if known:
+                texts = [chunks[p].embedding_text for p in known]
+                found.update(zip(known, self.encoder.encode(texts, batch_size=len(texts)), strict=True))
+        rows = [np.asarray(found[p], np.float32) for p in wanted if p in found]
+        return np.vstack(rows) if rows else np.zeros((0, self.manifest.model.dimension), np.float32)
 
     def _rankings(
         self, query: str, steps: list[tuple[str, str]], depth: int, tags: ChunkFilter | Sequence[str] | None
@@ -355,8 +433,6 @@ class Searcher:
         self, query: str, k: int, part: str, name: str, allowed: np.ndarray | None
     ) -> Ranked:
         """The searcher's over-fetch loop for a backend that cannot filter: fetch more until ``k`` pass."""
-        if allowed is not None and allowed.size == 0:
-            return []
         index = self.backend(name)
         run: Callable[[int], Hits]
         if BACKENDS[name].kind == "vector":
@@ -366,6 +442,13 @@ class Searcher:
         else:
             keyword = cast(KeywordIndex, index)
             run = lambda n: keyword.search(query, n)  # noqa: E731
+        return self._over_fetch(run, k, allowed)
+
+    def _over_fetch(self, run: Callable[[int], Hits], k: int, allowed: np.ndarray | None) -> Ranked:
+        """The first ``k`` hits of ``run(n)`` whose positions are ``allowed`` (all when None), asking ``run`` for
+        more until ``k`` pass or the index is exhausted."""
+        if allowed is not None and allowed.size == 0:
+            return []
         total = self.chunk_count if allowed is None else int(allowed.size)
         want = min(k, max(total, 1))
         fetch = want if allowed is None else min(want * 4, self.chunk_count)

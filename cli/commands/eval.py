@@ -21,8 +21,10 @@ def run(
     ] = "builtin",
     methods: Annotated[
         str,
-        typer.Option("--methods", help="Comma-separated: lsi, bm25, dense, hybrid (the index's fusion) and the "
-                                       "fixed variants hybrid-rrf, hybrid-convex, hybrid-zscore; "
+        typer.Option("--methods", help="Comma-separated: lsi, bm25, dense, hybrid (the index's fusion and "
+                                       "feedback) and the fixed variants hybrid-rrf, hybrid-convex, hybrid-zscore "
+                                       "(no feedback) and hybrid-prf (the index's fusion with pseudo-relevance "
+                                       "feedback); "
                                        "METHOD+rerank reranks a method's top results with the cross-encoder "
                                        "(MLSEARCH_RERANKER or the index's own)."),
     ] = "lsi,bm25,dense,hybrid",

@@ -124,6 +124,27 @@ class AnnoyIndex:
             scores[row, : len(found)] = dots[:k]
         return scores, ids
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The float vectors at positions ``ids`` (an overlay's fresh rows from the overlay, others from the forest).
+
+        Raises:
+            ValueError: An id out of range.
+        """
+        ids = np.asarray(ids, np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= self._count):
+            raise ValueError(f"positions out of range 0..{self._count - 1}: {ids.tolist()}")
+        out = np.zeros((ids.size, self.dimension), np.float32)
+        for row, position in enumerate(ids.tolist()):
+            if self._remap is None:
+                out[row] = self._index.get_item_vector(position)
+                continue
+            fresh = np.flatnonzero(self._fresh_positions == position)
+            if fresh.size:
+                out[row] = self._fresh[fresh[0]]
+            else:
+                out[row] = self._index.get_item_vector(int(np.flatnonzero(self._remap == position)[0]))
+        return out
+
     def _overlay(self, query: np.ndarray, found: np.ndarray, dots: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The forest's hits at their new positions (deleted ones dropped) merged with the exact fresh hits."""
         assert self._remap is not None

@@ -57,6 +57,23 @@ class VectorIndex(Protocol):
 
 
 @runtime_checkable
+class VectorSource(Protocol):
+    """A vector backend that gives back the float vectors it holds (pseudo-relevance feedback reads them).
+
+    A backend without it (or one that raises) leaves the searcher to embed the chunks' texts again.
+    """
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The float vectors at positions ``ids``, shape ``(len(ids), dimension)``, in the order of ``ids``.
+
+        Raises:
+            ValueError: It cannot give these vectors back (an id out of range, or a lossy index without
+                float copies).
+        """
+        ...
+
+
+@runtime_checkable
 class KeywordIndex(Protocol):
     """A lexical index over chunk texts. Ids are the chunks' positions in the chunk store."""
 
@@ -95,6 +112,16 @@ class KeywordIndex(Protocol):
 
     def __len__(self) -> int:
         """Number of texts held."""
+        ...
+
+
+@runtime_checkable
+class ExpandingKeywordIndex(Protocol):
+    """A keyword backend that expands a query with terms of given feedback texts (pseudo-relevance feedback)."""
+
+    def feedback_search(self, query: str, feedback: Sequence[int], k: int, terms: int, weight: float) -> Hits:
+        """The ``k`` best texts for the query expanded by the ``terms`` heaviest terms of the ``feedback``
+        texts, the original terms weighing ``weight``; arrays of shape ``(1, <=k)``."""
         ...
 
 

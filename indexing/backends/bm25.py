@@ -196,33 +196,71 @@ class Bm25Index:
             scores = self._expanded_scores(terms, scores)
         return top_k(scores, k, keep=scores > 0)
 
+    def feedback_search(self, query: str, feedback: Sequence[int], k: int, terms: int = 10,
+                        weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 with the query expanded by the heaviest terms of given feedback texts (RM3 fed from outside).
+
+        Unlike the index's own RM3 (:attr:`Bm25Config.rm3_terms`, fed by its own top results), the feedback
+        texts come from the caller, e.g. the top of a fused hybrid list, and weigh equally. The index's own RM3
+        is not applied on top.
+
+        Args:
+            query: The query text.
+            feedback: Positions of the feedback texts (unknown positions are ignored).
+            k: How many results.
+            terms: Expansion terms (0: plain BM25).
+            weight: The original query terms' share of the expanded query.
+
+        Returns:
+            ``(scores, ids)`` of shape ``(1, <=k)``: texts scoring above 0, best first.
+        """
+        known = [t for t in self._terms(query) if t in self._vocabulary]
+        if self._retriever is None or self._count == 0:
+            return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
+        chosen = np.array(list(dict.fromkeys(int(i) for i in feedback if 0 <= int(i) < self._count)), np.int64)
+        if terms > 0 and chosen.size:
+            scores = self._rm3_scores(known, chosen, np.full(chosen.size, 1.0 / chosen.size), terms, weight)
+        elif known:
+            scores = np.asarray(self._retriever.get_scores(known), dtype=np.float32)
+        else:
+            return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
+        return top_k(scores, k, keep=scores > 0)
+
     def _expanded_scores(self, terms: list[str], scores: np.ndarray) -> np.ndarray:
         """RM3: re-score with the query interpolated with a relevance model of the top ``rm3_docs`` results.
 
-        Each feedback text weighs its share of their BM25 scores; a term's weight within a text is its share of
-        the text's BM25 term scores. The ``rm3_terms`` heaviest terms form the expansion, which weighs
-        ``1 - rm3_weight`` against the original terms' ``rm3_weight`` (as Anserini's RM3 interpolates).
+        Each feedback text weighs its share of their BM25 scores (see :meth:`_rm3_scores`).
         """
-        assert self._retriever is not None
         feedback = top_k(scores, self.config.rm3_docs, keep=scores > 0)[1][0]
         if len(feedback) == 0:
             return scores
-        rows = self._document_terms()[feedback]
         doc_weights = scores[feedback] / scores[feedback].sum()
+        return self._rm3_scores(terms, feedback, doc_weights, self.config.rm3_terms, self.config.rm3_weight)
+
+    def _rm3_scores(self, terms: list[str], feedback: np.ndarray, doc_weights: np.ndarray, count: int,
+                    weight: float) -> np.ndarray:
+        """Scores of the query interpolated with the relevance model of the ``feedback`` texts.
+
+        A term's weight within a text is its share of the text's BM25 term scores, and each text weighs
+        ``doc_weights``. The ``count`` heaviest terms form the expansion, which weighs ``1 - weight`` against the
+        original terms' ``weight`` (as Anserini's RM3 interpolates).
+        """
+        assert self._retriever is not None
+        rows = self._document_terms()[feedback]
         totals = np.asarray(rows.sum(axis=1)).ravel()
         model = np.asarray(rows.multiply((doc_weights / np.maximum(totals, 1e-12))[:, None]).sum(axis=0)).ravel()
         model[self._vocabulary[""]] = 0.0
-        heaviest = [int(i) for i in np.argsort(-model)[: self.config.rm3_terms] if model[i] > 0]
+        heaviest = [int(i) for i in np.argsort(-model)[:count] if model[i] > 0]
         weights: dict[str, float] = {}
         for term in terms:
-            weights[term] = weights.get(term, 0.0) + self.config.rm3_weight / len(terms)
+            weights[term] = weights.get(term, 0.0) + weight / len(terms)
         mass = float(model[heaviest].sum()) if heaviest else 0.0
         for i in heaviest:
             term = self._term_names[i]
-            weights[term] = weights.get(term, 0.0) + (1 - self.config.rm3_weight) * float(model[i]) / mass
-        expanded = np.zeros_like(scores)
-        for term, weight in weights.items():
-            expanded += weight * np.asarray(self._retriever.get_scores([term]), dtype=np.float32)
+            weights[term] = weights.get(term, 0.0) + (1 - weight) * float(model[i]) / mass
+        expanded = np.zeros(self._count, np.float32)
+        for term, share in weights.items():
+            expanded += share * np.asarray(self._retriever.get_scores([term]), dtype=np.float32)
         return expanded
 
     def _document_terms(self) -> Any:

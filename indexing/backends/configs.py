@@ -28,7 +28,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from indexing.backends.registry import backend_class
 from mlsearch.catalog import BACKENDS, KEYWORD_BACKEND_NAMES, VECTOR_BACKEND_NAMES
-from mlsearch.configs import BuildConfig, DriftConfig, DriftServiceConfig, EncoderConfig, SearchConfig
+from mlsearch.configs import (
+    BuildConfig,
+    DriftConfig,
+    DriftServiceConfig,
+    EncoderConfig,
+    FeedbackConfig,
+    SearchConfig,
+)
 from mlsearch.errors import BackendConfigError, UnknownBackendError
 from mlsearch.settings import ENV_PREFIX, Settings
 
@@ -117,6 +124,9 @@ def search_config(settings: Settings, threads: int | None = None) -> SearchConfi
         rrf_k=settings.rrf_k, fusion=settings.fusion, query_cache_size=settings.query_cache_size,
         encoder=encoder_config(settings, threads), reranker=settings.reranker,
         rerank_top_n=settings.rerank_top_n, backends=backend_configs(settings),
+        feedback=FeedbackConfig(docs=settings.prf_docs, query_weight=settings.prf_query_weight,
+                                terms=settings.prf_terms, term_weight=settings.prf_term_weight,
+                                keep_first_pass=settings.prf_keep_first_pass),
     )
 
 

@@ -216,6 +216,29 @@ class FaissIndex:
             return np.frombuffer(self._spool.read(), np.float32).reshape(-1, self.dimension)
         return self._floats
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The float vectors at positions ``ids``: the kept float copies of a quantized index, else FAISS's own
+        (an IVF index gets a direct map on first use).
+
+        Raises:
+            ValueError: An id out of range, or an index FAISS cannot reconstruct from.
+        """
+        ids = np.asarray(ids, np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+            raise ValueError(f"positions out of range 0..{len(self) - 1}: {ids.tolist()}")
+        if ids.size == 0:
+            return np.zeros((0, self.dimension), np.float32)
+        if self.quantization != "none":
+            return np.asarray(self._float_vectors()[ids], np.float32)
+        try:
+            return np.asarray(self._index.reconstruct_batch(ids), np.float32).reshape(-1, self.dimension)
+        except RuntimeError:
+            try:
+                faiss.extract_index_ivf(self._index).make_direct_map()
+                return np.asarray(self._index.reconstruct_batch(ids), np.float32).reshape(-1, self.dimension)
+            except RuntimeError as exc:
+                raise ValueError(f"FAISS index {self.factory} cannot give its vectors back: {exc}") from exc
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` highest inner products per query; ids are -1 past the end of the index."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension)

@@ -104,6 +104,22 @@ class UsearchIndex:
             return self._floats[0] if self._floats else np.zeros((0, self.dimension), np.float32)
         return self._floats
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The float vectors at positions ``ids``: the kept float copies of a quantized index, else the graph's.
+
+        Raises:
+            ValueError: An id out of range.
+        """
+        ids = np.asarray(ids, np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+            raise ValueError(f"positions out of range 0..{len(self) - 1}: {ids.tolist()}")
+        if ids.size == 0:
+            return np.zeros((0, self.dimension), np.float32)
+        if self.quantized:
+            return np.asarray(self._float_vectors()[ids], np.float32)
+        found = self._index.get(ids.astype(np.uint64), dtype=np.float32)
+        return np.asarray(found, np.float32).reshape(-1, self.dimension)
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` highest inner products per query (rows padded with id -1 when short)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension)

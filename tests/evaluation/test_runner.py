@@ -104,3 +104,33 @@ def test_a_reranked_method_reorders_its_head_with_the_cross_encoder(
     check_options(["hybrid-rrf+rerank"], 10, "faiss")
     with pytest.raises(BadQueryError, match="unknown method"):
         check_options(["hybrid+rerank+rerank"], 10, "faiss")
+
+
+def test_the_feedback_variant_runs_hybrid_with_the_fixed_feedback_and_fusion_variants_without(
+    searcher: Searcher, qrels_dir: Path, tiny_corpus: Path
+) -> None:
+    from dataclasses import replace
+
+    from evaluation.indexes import needed_backends
+    from search.feedback import FEEDBACK_VARIANTS
+    from search.fusion import FUSION_VARIANTS
+
+    dataset = load_dataset(qrels_dir, corpus_dir=tiny_corpus)
+    asked: list[object] = []
+    retrieve = searcher.retrieve
+
+    def spy(*args: object, **kwargs: object) -> list[tuple[int, float]]:
+        asked.append(kwargs.get("feedback"))
+        return retrieve(*args, **kwargs)  # type: ignore[arg-type]
+
+    searcher.retrieve = spy  # type: ignore[method-assign]
+    searcher.config = replace(searcher.config, feedback=FEEDBACK_VARIANTS["hybrid-prf"])
+    result = evaluate(searcher, dataset, ["hybrid-prf", "hybrid-zscore", "hybrid"], k=3)
+    assert list(result.metrics_table()) == ["hybrid-prf", "hybrid-zscore", "hybrid"]
+    count = len(dataset.queries) + 1  # the warm-up too
+    assert asked[:count] == [FEEDBACK_VARIANTS["hybrid-prf"]] * count
+    assert all(f is not None and not f.enabled for f in asked[count : 2 * count])  # type: ignore[attr-defined]
+    assert asked[2 * count :] == [None] * count  # hybrid: the searcher's own feedback setting
+    assert result.methods["hybrid"].run == result.methods["hybrid-prf"].run
+    assert "hybrid-zscore" in FUSION_VARIANTS
+    assert needed_backends(["hybrid-prf"], "faiss") == needed_backends(["hybrid"], "faiss")
