@@ -98,10 +98,10 @@ class ReloadOutcome:
 def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
     """A factory that opens the version the index directory points to now.
 
-    The previous searcher's encoder is reused when the new manifest names the same model weights; otherwise
-    the manifest's model is loaded with ``load``. Every backend of the index is loaded and the model warmed
-    up before the searcher is returned, so the first request on it pays nothing extra. Every local backend is
-    checked and probed first (:func:`api.verify.verify_searcher`): a damaged version is refused.
+    The previous searcher's encoder is reused when the new manifest names the same model weights and int8
+    flag; otherwise the manifest's model is loaded with ``load``. Every backend of the index is loaded and the
+    model warmed up before the searcher is returned, so the first request on it pays nothing extra. Every local
+    backend is checked and probed first (:func:`api.verify.verify_searcher`): a damaged version is refused.
 
     Args:
         load: Loads a model by name (``indexing.embedding.open_encoder`` as the settings say by default).
@@ -110,7 +110,10 @@ def searcher_factory(load: EncoderLoader | None = None) -> SearcherFactory:
     def open_current(settings: Settings, previous: Searcher | None) -> Searcher:
         searcher = Searcher.open(settings.index_dir, search_config(settings), loader=load)
         kept = previous.loaded_encoder if previous is not None else None
-        reuse = kept is not None and kept.weights_hash == searcher.manifest.model.weights_hash
+        built = searcher.manifest.model
+        reuse = kept is not None and (kept.weights_hash, getattr(kept, "quantization", None)) == (
+            built.weights_hash, built.quantization
+        )  # a version built in int8 or in full precision after the other loads its own encoder
         if reuse and kept is not None:
             searcher.use_encoder(kept)
         verify_searcher(searcher)  # checksums, every local backend, the store, a probe per method

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from importlib import metadata, resources
 from pathlib import Path
@@ -20,8 +21,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from indexing.manifest import ModelInfo
 from mlsearch.catalog import BACKENDS
-from mlsearch.configs import EncoderConfig
+from mlsearch.configs import DEFAULT_ENCODER_BACKEND, DEFAULT_ENCODER_INT8, EncoderConfig
 from mlsearch.errors import ModelLoadError
 
 ENCODER_BACKENDS = ("torch", "openvino", "onnx")
@@ -268,15 +270,42 @@ def check_device(device: str, backend: str = "torch") -> None:
         raise ModelLoadError("device 'mps' asked for, but MPS is not available here; use --device cpu")
 
 
+def follow_index(config: EncoderConfig, index: ModelInfo | None = None) -> EncoderConfig:
+    """``config`` with the encoder backend and int8 flag it leaves unset (None) chosen: the one place that does.
+
+    An index's own choice (its manifest's backend and quantization) comes first, so that an index opens under
+    any default; without an index, ``DEFAULT_ENCODER_BACKEND`` and ``DEFAULT_ENCODER_INT8``. A backend that was
+    set keeps the index's int8 flag when it is the index's backend, else runs in full precision unless int8 was
+    set too; int8 set alone where the choice would be torch runs on OpenVINO. What was set is never changed: a
+    setting that does not fit the index stays a clear :class:`~mlsearch.errors.ModelMismatchError` when the
+    model is checked against the manifest.
+
+    Args:
+        config: The encoder config the settings give.
+        index: The model record of the index about to be searched, updated or rebuilt, if any.
+    """
+    index_int8 = index is not None and index.quantization == "int8"
+    if config.backend is None:
+        backend, int8 = (index.backend, index_int8) if index is not None else (
+            DEFAULT_ENCODER_BACKEND, DEFAULT_ENCODER_INT8
+        )
+        if config.int8 and backend == "torch":  # int8 asked for alone: on the exported backend int8 is made for
+            backend = "openvino"
+    else:
+        backend, int8 = config.backend, index_int8 and index is not None and index.backend == config.backend
+    return replace(config, backend=backend, int8=int8 if config.int8 is None else config.int8)
+
+
 def open_encoder(name_or_path: str, config: EncoderConfig | None = None) -> Encoder:
-    """Load an embedding model offline and run it as ``config`` says (torch, OpenVINO or ONNX Runtime).
+    """Load an embedding model offline and run it as ``config`` says (torch, OpenVINO or ONNX Runtime); what it
+    leaves unset takes the defaults (see :func:`follow_index`).
 
     Raises:
         ModelLoadError: The model is not available offline or cannot be loaded; a bad device or backend;
             a missing optional package.
     """
-    config = config or EncoderConfig()
-    check_device(config.device, config.backend)
+    config = follow_index(config or EncoderConfig())
+    check_device(config.device, str(config.backend))
     if config.int8 and config.backend == "torch":
         raise ModelLoadError("int8 encoding needs the openvino or onnx encoder backend (--encoder-backend)")
     if config.backend == "torch":

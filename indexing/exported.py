@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from indexing.embedding import DEFAULT_EXPORT_CACHE, load_encoder, resolve_model, weights_file_hash
+from indexing.embedding import DEFAULT_EXPORT_CACHE, follow_index, load_encoder, resolve_model, weights_file_hash
 from indexing.export import MODEL_FILES, ensure_export, find_export, require
 from indexing.model_folder import ModelFolder, files_fingerprint, read_model_folder
 from indexing.text_tokenizer import FastTokenizer, HuggingFaceTokenizer, TextTokenizer, same_tokens
@@ -178,13 +178,15 @@ def open_exported(name_or_path: str, config: EncoderConfig) -> ExportedEncoder:
         ModelLoadError: The model cannot be loaded offline, its weights fail their check, a package is missing,
             or the export fails.
     """
+    config = follow_index(config)  # open_encoder resolved it already; a direct call takes the defaults
+    backend, int8 = str(config.backend), bool(config.int8)
     cache_dir = config.cache_dir or DEFAULT_EXPORT_CACHE
     name, path = resolve_model(name_or_path)  # checks the bundled weights' sha256
     source = read_model_folder(path) if path is not None else None
     weights_hash = weights_file_hash(name_or_path, path) if source is not None and path is not None else None
     fingerprint = files_fingerprint(source.path) if source is not None and weights_hash else None
     if source is not None and weights_hash and fingerprint:
-        found = find_export(cache_dir, name, weights_hash, config.backend, config.int8, fingerprint)
+        found = find_export(cache_dir, name, weights_hash, backend, int8, fingerprint)
         if found is not None:
             folder, meta = found
             return _exported(folder, meta, FastTokenizer(source), name, weights_hash, source.max_seq_length,
@@ -193,7 +195,7 @@ def open_exported(name_or_path: str, config: EncoderConfig) -> ExportedEncoder:
     reference = HuggingFaceTokenizer(torch_encoder.model.tokenizer, torch_encoder.max_seq_length)
     fast = _verified_fast_tokenizer(source, torch_encoder, weights_hash, reference) if source is not None else None
     folder, meta = ensure_export(
-        torch_encoder.model, torch_encoder.name, torch_encoder.weights_hash, config.backend, config.int8, cache_dir,
+        torch_encoder.model, torch_encoder.name, torch_encoder.weights_hash, backend, int8, cache_dir,
         fingerprint if fast is not None else None,
     )
     return _exported(folder, meta, fast or reference, torch_encoder.name, torch_encoder.weights_hash,
@@ -220,10 +222,11 @@ def _exported(
     folder: Path, meta: dict[str, Any], tokenizer: TextTokenizer, name: str, weights_hash: str,
     max_seq_length: int, normalized: bool, config: EncoderConfig,
 ) -> ExportedEncoder:
-    runner = RUNNERS[config.backend](folder, config.threads)
-    logger.info("encoding with %s from %s", config.backend + ("-int8" if config.int8 else ""), folder)
+    backend, int8 = str(meta["backend"]), bool(meta["int8"])
+    runner = RUNNERS[backend](folder, config.threads)
+    logger.info("encoding with %s from %s", backend + ("-int8" if int8 else ""), folder)
     return ExportedEncoder(
         runner, tokenizer, meta["input_names"], name=name, weights_hash=weights_hash,
         dimension=int(meta["dimension"]), max_seq_length=max_seq_length, normalized=normalized,
-        backend=config.backend, quantization="int8" if config.int8 else None, batch_tokens=config.batch_tokens,
+        backend=backend, quantization="int8" if int8 else None, batch_tokens=config.batch_tokens,
     )

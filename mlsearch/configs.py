@@ -18,6 +18,9 @@ from typing import Any, Literal
 from mlsearch.catalog import DEFAULT_BUILD_BACKENDS
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_ENCODER_BACKEND = "torch"
+DEFAULT_ENCODER_INT8 = False
+"""The encoder when neither the settings nor an index choose one (``indexing.embedding.follow_index``)."""
 DEFAULT_BATCH_TOKENS = 4096
 """Exported encoders: most padded tokens per inference call (0, 2048, 4096 and 8192 timed alike
 within the noise of a loaded machine)."""
@@ -36,8 +39,10 @@ class EncoderConfig:
     Attributes:
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (a GPU with the torch backend only).
         backend: ``torch`` (sentence-transformers), or ``openvino`` / ``onnx`` (the model exported once and
-            cached in ``cache_dir``; see :mod:`indexing.export`).
-        int8: Quantize the exported model to int8 (``openvino`` and ``onnx`` only).
+            cached in ``cache_dir``; see :mod:`indexing.export`). None: not chosen, the index's own when one is
+            opened, else ``DEFAULT_ENCODER_BACKEND`` (resolved by ``indexing.embedding.follow_index``).
+        int8: Quantize the exported model to int8 (``openvino`` and ``onnx`` only). None: not chosen (as
+            ``backend``).
         cache_dir: Where exports are cached (``~/.cache/mlsearch/encoders`` when None).
         threads: Intra-op threads of OpenVINO or ONNX Runtime (0: the library's default, every core).
         processes: Torch backend: encode large batches in this many processes (0 or 1: in this process).
@@ -46,8 +51,8 @@ class EncoderConfig:
     """
 
     device: str = "cpu"
-    backend: str = "torch"
-    int8: bool = False
+    backend: str | None = None
+    int8: bool | None = None
     cache_dir: Path | None = None
     threads: int = 0
     processes: int = 0

@@ -46,10 +46,16 @@ class Settings(BaseSettings):
     model: str = Field(default=DEFAULT_MODEL, description="Sentence-transformers name or path.")
     device: str = Field(default="cpu", description="cpu, cuda, cuda:N or mps (a GPU with the torch backend only).")
     batch_size: int = Field(default=32, ge=1, le=4096, description="Texts per encoding batch when indexing.")
-    encoder_backend: Literal["torch", "openvino", "onnx"] = Field(
-        default="torch", description="Runs the model: torch, or the model exported to OpenVINO or ONNX Runtime."
+    encoder_backend: Literal["torch", "openvino", "onnx"] | None = Field(
+        default=None,
+        description="Runs the model: torch, or the model exported to OpenVINO or ONNX Runtime. Unset: the index's "
+        "own when one is opened or rebuilt, else the default (see mlsearch.configs.DEFAULT_ENCODER_BACKEND).",
     )
-    encoder_int8: bool = Field(default=False, description="Quantize the exported model to int8 (openvino, onnx).")
+    encoder_int8: bool | None = Field(
+        default=None,
+        description="Quantize the exported model to int8 (openvino, onnx). Unset: the index's own, else int8 with "
+        "the default backend and full precision with a backend that was set.",
+    )
     encoder_threads: int = Field(default=0, ge=0, description="OpenVINO / ONNX Runtime threads (0: every core).")
     encoder_batch_tokens: int = Field(
         default=DEFAULT_BATCH_TOKENS, ge=0,

@@ -25,7 +25,7 @@ from indexing.backends.base import (
 )
 from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, vector_backend
-from indexing.embedding import Encoder, open_encoder
+from indexing.embedding import Encoder, follow_index, open_encoder
 from indexing.filters import ChunkFilter, as_filter
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
@@ -187,8 +187,8 @@ class Searcher:
             config: The search config (``indexing.backends.configs.search_config`` builds one from the settings).
             encoder: An already loaded model (checked against the manifest now).
             model: A model name or path to load when first needed (the manifest's model by default).
-            loader: Loads a model by name (``indexing.embedding.open_encoder`` with the config's encoder settings
-                by default).
+            loader: Loads a model by name (by default ``indexing.embedding.open_encoder`` with the config's encoder
+                settings, what they leave unset taken from the manifest: ``indexing.embedding.follow_index``).
 
         Raises:
             IndexNotBuiltError: No index there.
@@ -200,7 +200,7 @@ class Searcher:
         if encoder is not None:
             manifest.check_model(encoder.name, encoder.weights_hash, getattr(encoder, "quantization", None))
         name = model or manifest.model.name
-        encoder_config = config.encoder
+        encoder_config = follow_index(config.encoder, manifest.model)
         load = loader or (lambda n: open_encoder(n, encoder_config))
         return cls(directory, manifest, config, encoder=encoder, load_model=lambda: load(name))
 

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from indexing.backends.configs import encoder_config
-from indexing.embedding import Encoder, open_encoder
+from indexing.embedding import Encoder, follow_index, open_encoder
+from indexing.layout import current_version_dir
+from indexing.manifest import Manifest
+from mlsearch.configs import EncoderConfig
 from mlsearch.errors import MlsearchError
 from mlsearch.settings import Settings
 
@@ -65,9 +68,20 @@ def make_settings(**overrides: Any) -> Settings:
 def get_encoder(settings: Settings, model: str | None = None, threads: int | None = None) -> Encoder:
     """Load the embedding model (tests replace this function with a fake encoder).
 
-    ``threads`` overrides the settings' OpenVINO / ONNX Runtime threads.
+    ``threads`` overrides the settings' OpenVINO / ONNX Runtime threads. The encoder backend and int8 flag the
+    settings leave unset are the current index's (see :func:`chosen_encoder`).
     """
-    return open_encoder(model or settings.model, encoder_config(settings, threads))
+    return open_encoder(model or settings.model, chosen_encoder(settings, threads))
+
+
+def chosen_encoder(settings: Settings, threads: int | None = None) -> EncoderConfig:
+    """How the settings run the model, with the backend and int8 flag they leave unset taken from the index in
+    ``settings.index_dir`` when there is one (else the defaults): see :func:`indexing.embedding.follow_index`."""
+    try:
+        index = Manifest.load(current_version_dir(settings.index_dir)).model
+    except MlsearchError:  # no index yet (or none readable): the defaults
+        index = None
+    return follow_index(encoder_config(settings, threads), index)
 
 
 def model_loader(settings: Settings) -> Callable[[str], Encoder]:

@@ -72,7 +72,8 @@ def build(
         from mlsearch.errors import CorpusError
 
         raise CorpusError(f"corpus folder not found: {settings.corpus_dir}")
-    check_device(settings.device, settings.encoder_backend)  # before anything is loaded or written
+    chosen = common.chosen_encoder(settings)  # unset: the current index's backend and int8 flag, else the defaults
+    check_device(chosen.device, chosen.backend or "torch")  # before anything is loaded or written
     encoder = common.get_encoder(settings)
     before = snapshot(settings.corpus_dir) if watch else None  # changes during the build are picked up after it
     summary = build_index(

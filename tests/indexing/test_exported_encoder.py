@@ -135,7 +135,7 @@ def test_bad_devices_and_backends_are_one_clear_line(monkeypatch: pytest.MonkeyP
     with pytest.raises(ModelLoadError, match="unknown encoder backend"):
         check_device("cpu", "tensorrt")
     with pytest.raises(ModelLoadError, match="int8 encoding needs"):
-        open_encoder("unused", EncoderConfig(int8=True))
+        open_encoder("unused", EncoderConfig(backend="torch", int8=True))
     with pytest.raises(ValueError, match="unknown device 'gpu'"):
         Settings(device="gpu")
 
