@@ -42,9 +42,9 @@ from mlsearch.catalog import plan
 from mlsearch.configs import FeedbackConfig
 from mlsearch.settings import Settings
 from search.doc_scoring import document_scores
-from search.feedback import with_first_pass
+from search.feedback import FIXED_FEEDBACK, with_first_pass
 from search.fusion import fuse, untuned_fusion
-from search.searcher import QueryEmbeddingCache, Searcher
+from search.searcher import HYBRID_CANDIDATES, QueryEmbeddingCache, Searcher
 
 Lists = dict[str, Ranked]
 
@@ -151,7 +151,26 @@ def main() -> None:
         else:
             ranked = [fuse(fusion, [lists[m] for m in fusion.methods]) for lists in refined]
         row(f"hybrid: {variant.name}", ranked, ms)
+    for chunks in dict.fromkeys((HYBRID_CANDIDATES, depth)):
+        _print_latency(searcher, texts, chunks)
     print(f"took {time.perf_counter() - started:.0f} s")
+
+
+def _print_latency(searcher: Searcher, texts: list[str], depth: int, rounds: int = 3) -> None:
+    """Time ``Searcher.retrieve`` of hybrid without and with the fixed feedback (query embeddings cached), per
+    query, alternating the two so that both see the same machine load; print the p50 and p95 of each."""
+    times: dict[str, list[float]] = {"no feedback": [], "hybrid-prf": []}
+    settings = {"no feedback": FeedbackConfig(), "hybrid-prf": FIXED_FEEDBACK}
+    for _ in range(rounds):
+        for text in texts:
+            for name, feedback in settings.items():
+                start = time.perf_counter()
+                searcher.retrieve(text, depth, "hybrid", feedback=feedback)
+                times[name].append((time.perf_counter() - start) * 1000)
+    cells = [f"{name} p50 {np.percentile(t, 50):.2f} ms, p95 {np.percentile(t, 95):.2f} ms"
+             for name, t in times.items()]
+    print(f"hybrid retrieve of {depth} chunks, query embedding cached ({rounds} x {len(texts)} queries): "
+          + "; ".join(cells))
 
 
 def _refine(searcher: Searcher, variant: Variant, texts: list[str], steps: list[tuple[str, str]],

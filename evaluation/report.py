@@ -20,6 +20,7 @@ from evaluation.metrics import METRICS, PRIMARY_METRIC
 from evaluation.plots import LABELS, all_plots
 from evaluation.runner import LATENCY_KEYS, EvaluationResult
 from evaluation.runs import write_trec_run
+from mlsearch.configs import FeedbackConfig
 from mlsearch.folders import replace_folder
 from mlsearch.reporting import (
     Cell,
@@ -31,6 +32,7 @@ from mlsearch.reporting import (
     markdown_image,
     markdown_table,
 )
+from search.fusion import FusionConfig
 
 logger = logging.getLogger(__name__)
 COLUMNS = [*METRICS, *LATENCY_KEYS]
@@ -120,6 +122,7 @@ def _facts(result: EvaluationResult) -> list[tuple[str, str]]:
         ("Index", f"manifest version {i['version']} at {i['path']} (built {i['built_at']}; "
                   f"{counts.get('documents', '?')} documents, {counts.get('chunks', '?')} chunks{origin})"),
         ("Methods", f"{', '.join(result.methods)}; vector backend {result.backend}; k = {result.k}"),
+        *([("Hybrid", _hybrid(i))] if "fusion" in i else []),
         ("Scoring", result.scoring),
         ("Metrics", f"{_ranx_version()}; nDCG with linear gain; MAP over the top {result.k}; means over queries"),
         ("Latency", "time for the searcher to rank one query (query embedding, index search, fusion), one at a "
@@ -128,6 +131,13 @@ def _facts(result: EvaluationResult) -> list[tuple[str, str]]:
                          f"{LABELS[PRIMARY_METRIC]}; significant when the t-test p < 0.05 (not corrected for "
                          f"{len(result.comparisons)} comparisons)"),
     ]
+
+
+def _hybrid(index: dict[str, Any]) -> str:
+    """How ``hybrid`` searched: the fusion and the pseudo-relevance feedback (reports written before: fusion only)."""
+    fusion = FusionConfig.from_dict(index["fusion"]).label()
+    feedback = index.get("feedback")
+    return f"{fusion}; {FeedbackConfig(**feedback).label() if feedback else 'prf off'}"
 
 
 def _best(result: EvaluationResult) -> dict[str, float]:

@@ -210,13 +210,15 @@ def check_options(methods: Sequence[str], k: int, backend: str) -> None:
 
 
 def describe_index(searcher: Searcher) -> dict[str, Any]:
-    """The facts that identify the index searched: version, path, model, corpus and counts."""
+    """The facts that identify the index searched: version, path, model, corpus and counts, and how ``hybrid``
+    searched it (the index's fusion and the searcher's pseudo-relevance feedback)."""
     manifest = searcher.manifest
     return {
         "version": manifest.version, "path": str(searcher.directory), "built_at": manifest.built_at,
         "model": manifest.model.name, "weights_hash": manifest.model.weights_hash,
         "corpus_fingerprint": manifest.corpus.get("fingerprint"), "counts": dict(manifest.counts),
-        "chunking": dict(manifest.chunking),
+        "chunking": dict(manifest.chunking), "fusion": searcher.fusion.to_dict(),
+        "feedback": searcher.config.feedback.to_dict(),
     }
 
 

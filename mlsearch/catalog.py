@@ -103,7 +103,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("dense", "embedding similarity in a vector backend", True, "faiss", ("dense",)),
         MethodSpec("lsi", "latent semantic indexing (TF-IDF and SVD)", False, "lsi", ("lsi",)),
         MethodSpec("bm25", "BM25 keyword ranking", False, "bm25", ("bm25",)),
-        MethodSpec("hybrid", "reciprocal rank fusion of dense and bm25", True, "faiss", ("dense", "bm25")),
+        MethodSpec("hybrid", "fusion of dense and bm25 with pseudo-relevance feedback", True, "faiss",
+                   ("dense", "bm25")),
     )
 }
 

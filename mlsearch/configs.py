@@ -142,6 +142,12 @@ class FeedbackConfig:
         return asdict(self)
 
 
+DEFAULT_FEEDBACK = FeedbackConfig(docs=10, query_weight=0.7, terms=10, term_weight=0.5, keep_first_pass=True)
+"""Hybrid's pseudo-relevance feedback by default (``MLSEARCH_PRF_*``): the top 10 fused chunks, the query vector
+weighing 0.7, 10 RM3 terms at 0.5, the first-pass lists fused beside the refined ones (chosen on Cranfield,
+``builtin`` and an answer-span set together; see the README). ``FeedbackConfig()`` is feedback off."""
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """What a searcher needs to know: fusion, the query cache, the model's device and each backend's config.
@@ -164,7 +170,7 @@ class SearchConfig:
     reranker: Path | None = None
     rerank_top_n: int = 20
     backends: Mapping[str, object] = field(default_factory=dict)
-    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    feedback: FeedbackConfig = DEFAULT_FEEDBACK
 
 
 @dataclass(frozen=True)

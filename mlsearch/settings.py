@@ -13,7 +13,14 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mlsearch.catalog import BACKEND_NAMES, DEFAULT_BUILD_BACKENDS
-from mlsearch.configs import DEFAULT_BATCH_TOKENS, DEFAULT_MODEL, Correction, StoreText, UntunedFusion
+from mlsearch.configs import (
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_FEEDBACK,
+    DEFAULT_MODEL,
+    Correction,
+    StoreText,
+    UntunedFusion,
+)
 
 ENV_PREFIX = "MLSEARCH_"
 _BACKEND_KEY = re.compile(rf"({'|'.join(sorted(map(re.escape, BACKEND_NAMES), key=len, reverse=True))})_(\w+)")
@@ -93,19 +100,22 @@ class Settings(BaseSettings):
     )
     rerank_top_n: int = Field(default=20, ge=1, le=200, description="Results the reranker rescores.")
     prf_docs: int = Field(
-        default=0, ge=0, le=100, description="Hybrid pseudo-relevance feedback: chunks from the top of the first "
-        "fused list that refine the dense query (Rocchio) and the BM25 query (RM3 terms); 0 turns it off.",
+        default=DEFAULT_FEEDBACK.docs, ge=0, le=100, description="Hybrid pseudo-relevance feedback: chunks from the "
+        "top of the first fused list that refine the dense query (Rocchio) and the BM25 query (RM3 terms); 0 turns "
+        "it off.",
     )
     prf_query_weight: float = Field(
-        default=0.7, ge=0, le=1, description="Feedback: the original query vector's weight against the feedback "
-        "chunks' centroid.",
+        default=DEFAULT_FEEDBACK.query_weight, ge=0, le=1, description="Feedback: the original query vector's "
+        "weight against the feedback chunks' centroid.",
     )
-    prf_terms: int = Field(default=10, ge=0, description="Feedback: BM25 expansion terms (0: BM25 not refined).")
+    prf_terms: int = Field(
+        default=DEFAULT_FEEDBACK.terms, ge=0, description="Feedback: BM25 expansion terms (0: BM25 not refined).")
     prf_term_weight: float = Field(
-        default=0.5, ge=0, le=1, description="Feedback: the original query terms' share of the expanded BM25 query.",
+        default=DEFAULT_FEEDBACK.term_weight, ge=0, le=1,
+        description="Feedback: the original query terms' share of the expanded BM25 query.",
     )
     prf_keep_first_pass: bool = Field(
-        default=True,
+        default=DEFAULT_FEEDBACK.keep_first_pass,
         description="Feedback: fuse the first-pass lists beside the refined ones (else the refined ones only).",
     )
     keep_versions: int = Field(default=2, ge=1, description="Index versions kept on disk after a swap.")

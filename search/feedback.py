@@ -19,16 +19,20 @@ from dataclasses import replace
 import numpy as np
 
 from mlsearch.catalog import FUSED_METHOD
-from mlsearch.configs import FeedbackConfig
+from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 from search.fusion import FusionConfig
 
 __all__ = ["FEEDBACK_VARIANTS", "FIXED_FEEDBACK", "FeedbackConfig", "rocchio", "with_first_pass"]
 
-FIXED_FEEDBACK = FeedbackConfig(docs=10, query_weight=0.7, terms=10, term_weight=0.5, keep_first_pass=True)
-"""The feedback setting measured on every set (``bench.prf``): the top 10 chunks of the fused list, the query
-vector weighing 0.7, 10 RM3 terms at 0.5, and the first-pass lists fused beside the refined ones."""
-FEEDBACK_VARIANTS: dict[str, FeedbackConfig] = {f"{FUSED_METHOD}-prf": FIXED_FEEDBACK}
-"""Feedback variants that ``mlsearch eval`` can report beside ``hybrid`` (the index's fusion, with this feedback)."""
+FIXED_FEEDBACK = DEFAULT_FEEDBACK
+"""The feedback setting measured on every set (``bench.prf``) and used by default: the top 10 chunks of the fused
+list, the query vector weighing 0.7, 10 RM3 terms at 0.5, and the first-pass lists fused beside the refined ones."""
+FEEDBACK_VARIANTS: dict[str, FeedbackConfig] = {
+    f"{FUSED_METHOD}-prf": FIXED_FEEDBACK,
+    f"{FUSED_METHOD}-noprf": FeedbackConfig(),
+}
+"""Feedback variants that ``mlsearch eval`` can report beside ``hybrid``: the index's fusion with the fixed
+feedback setting, and without feedback."""
 
 
 def rocchio(query: np.ndarray, feedback: np.ndarray, query_weight: float) -> np.ndarray:

@@ -336,26 +336,27 @@ class Searcher:
         config = fusion or self.fusion
         steps = [step for part in config.methods for step in plan(part, backend)]
         depth = max(k, config.depth)
-        lists = self._rankings(query, steps, depth, tags)
+        vector = self.embed_query(query) if any(METHODS[part].needs_model for part, _ in steps) else None
+        lists = self._rankings(query, steps, depth, tags, vector)
         fused = fuse(config, lists)
         prf = self.config.feedback if feedback is None else feedback
         if prf.enabled and fused:
             chosen = [position for position, _ in fused[: prf.docs]]
-            refined = self.feedback_lists(query, steps, lists, chosen, prf, depth, tags)
+            refined = self.feedback_lists(query, steps, lists, chosen, prf, depth, tags, vector)
             fused = (fuse(with_first_pass(config), [*lists, *refined]) if prf.keep_first_pass
                      else fuse(config, refined))
         return fused[:k]
 
     def feedback_lists(
         self, query: str, steps: list[tuple[str, str]], lists: list[Ranked], chosen: list[int],
-        prf: FeedbackConfig, depth: int, tags: ChunkFilter | Sequence[str] | None,
+        prf: FeedbackConfig, depth: int, tags: ChunkFilter | Sequence[str] | None, vector: np.ndarray | None = None,
     ) -> list[Ranked]:
         """The fused method's lists refined by the ``chosen`` feedback chunks (the top of the first fused list).
 
         A list ranked by the query's embedding is searched again with the Rocchio query (:func:`rocchio` of the
         chunks' stored vectors, :meth:`feedback_vectors`); a list of a keyword backend that expands queries
         (:class:`~indexing.backends.base.ExpandingKeywordIndex`, BM25) with the chunks' heaviest terms; any other
-        list is kept as it is.
+        list is kept as it is. ``vector`` is the query's embedding when already known (else it is looked up).
         """
         filters = as_filter(tags)
         allowed = None if filters.is_empty else self.store.positions_matching(filters)
@@ -363,12 +364,13 @@ class Searcher:
         for (part, name), ranked in zip(steps, lists, strict=True):
             index = self.backend(name)
             if METHODS[part].needs_model:
-                vector = rocchio(self.embed_query(query), self.feedback_vectors(name, chosen), prf.query_weight)
+                original = self.embed_query(query) if vector is None else vector
+                moved = rocchio(original, self.feedback_vectors(name, chosen), prf.query_weight)
                 if BACKENDS[name].native_filtering:
-                    out.append(cast(FilteringIndex, index).rank(query, vector, [part], depth, filters)[0])
+                    out.append(cast(FilteringIndex, index).rank(query, moved, [part], depth, filters)[0])
                     continue
                 dense = cast(VectorIndex, index)
-                out.append(self._over_fetch(lambda n: dense.search(vector[None, :], n), depth, allowed))  # noqa: B023
+                out.append(self._over_fetch(lambda n: dense.search(moved[None, :], n), depth, allowed))  # noqa: B023
             elif prf.terms and isinstance(index, ExpandingKeywordIndex):
                 keyword = index
                 out.append(self._over_fetch(
@@ -405,9 +407,13 @@ class Searcher:
         return np.vstack(rows) if rows else np.zeros((0, self.manifest.model.dimension), np.float32)
 
     def _rankings(
-        self, query: str, steps: list[tuple[str, str]], depth: int, tags: ChunkFilter | Sequence[str] | None
+        self, query: str, steps: list[tuple[str, str]], depth: int, tags: ChunkFilter | Sequence[str] | None,
+        vector: np.ndarray | None = None,
     ) -> list[Ranked]:
-        """One ranking per planned ``(part, backend)``; each backend is asked once for all its parts."""
+        """One ranking per planned ``(part, backend)``; each backend is asked once for all its parts.
+
+        ``vector`` is the query's embedding when the caller has it already (else it is looked up when needed).
+        """
         parts_of: dict[str, list[str]] = {}
         for part, name in steps:
             parts_of.setdefault(name, []).append(part)
@@ -420,25 +426,26 @@ class Searcher:
                 if not isinstance(index, FilteringIndex):
                     raise TypeError(f"backend {name!r} is catalogued as filtering natively but has no rank()")
                 needs_vector = any(METHODS[p].needs_model for p in parts)
-                vector = self.embed_query(query) if needs_vector else None
+                if needs_vector and vector is None:
+                    vector = self.embed_query(query)
                 found.update(zip(parts, index.rank(query, vector, parts, depth, filters), strict=True))
                 continue
             if not filters.is_empty and allowed is None:
                 allowed = self.store.positions_matching(filters)
             for part in parts:
-                found[part] = self._filtered(query, depth, part, name, allowed)
+                found[part] = self._filtered(query, depth, part, name, allowed, vector)
         return [found[part] for part, _ in steps]
 
     def _filtered(
-        self, query: str, k: int, part: str, name: str, allowed: np.ndarray | None
+        self, query: str, k: int, part: str, name: str, allowed: np.ndarray | None, vector: np.ndarray | None = None
     ) -> Ranked:
         """The searcher's over-fetch loop for a backend that cannot filter: fetch more until ``k`` pass."""
         index = self.backend(name)
         run: Callable[[int], Hits]
         if BACKENDS[name].kind == "vector":
             dense = cast(VectorIndex, index)
-            vector = self.embed_query(query)[None, :]
-            run = lambda n: dense.search(vector, n)  # noqa: E731
+            row = (self.embed_query(query) if vector is None else vector)[None, :]
+            run = lambda n: dense.search(row, n)  # noqa: E731
         else:
             keyword = cast(KeywordIndex, index)
             run = lambda n: keyword.search(query, n)  # noqa: E731

@@ -23,8 +23,8 @@ def run(
         str,
         typer.Option("--methods", help="Comma-separated: lsi, bm25, dense, hybrid (the index's fusion and "
                                        "feedback) and the fixed variants hybrid-rrf, hybrid-convex, hybrid-zscore "
-                                       "(no feedback) and hybrid-prf (the index's fusion with pseudo-relevance "
-                                       "feedback); "
+                                       "(no feedback), hybrid-prf and hybrid-noprf (the index's fusion with the "
+                                       "default pseudo-relevance feedback, and without); "
                                        "METHOD+rerank reranks a method's top results with the cross-encoder "
                                        "(MLSEARCH_RERANKER or the index's own)."),
     ] = "lsi,bm25,dense,hybrid",

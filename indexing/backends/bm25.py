@@ -70,8 +70,9 @@ class Bm25Index:
     def __init__(self, config: Bm25Config) -> None:
         self.config = config
         self.analyzer = Analyzer(config.stemmer, config.stop_words)
-        self._by_document: Any = None  # CSR copy of the score matrix, made on the first RM3 query
+        self._by_document: Any = None  # CSR copy of the score matrix: RM3 on an index saved without its terms
         self._term_names: list[str] = []
+        self._mean_length: float | None = None  # mean analysed length of a text (RM3 from stored terms)
         self._retriever: bm25s.BM25 | None = None
         self._vocabulary: dict[str, int] = {}
         self._count = 0
@@ -185,6 +186,8 @@ class Bm25Index:
         self._retriever = retriever
         self._vocabulary = vocabulary
         self._by_document = None
+        self._term_names = []
+        self._mean_length = None
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Texts that share at least one term with the query (or its RM3 expansion), best BM25 score first."""
@@ -246,25 +249,64 @@ class Bm25Index:
         original terms' ``weight`` (as Anserini's RM3 interpolates).
         """
         assert self._retriever is not None
-        rows = self._document_terms()[feedback]
-        totals = np.asarray(rows.sum(axis=1)).ravel()
-        model = np.asarray(rows.multiply((doc_weights / np.maximum(totals, 1e-12))[:, None]).sum(axis=0)).ravel()
+        model = self._relevance_model(np.asarray(feedback, np.int64), np.asarray(doc_weights, np.float64))
         model[self._vocabulary[""]] = 0.0
         heaviest = [int(i) for i in np.argsort(-model)[:count] if model[i] > 0]
         weights: dict[str, float] = {}
         for term in terms:
             weights[term] = weights.get(term, 0.0) + weight / len(terms)
         mass = float(model[heaviest].sum()) if heaviest else 0.0
+        names = self._names()
         for i in heaviest:
-            term = self._term_names[i]
+            term = names[i]
             weights[term] = weights.get(term, 0.0) + (1 - weight) * float(model[i]) / mass
         expanded = np.zeros(self._count, np.float32)
         for term, share in weights.items():
             expanded += share * np.asarray(self._retriever.get_scores([term]), dtype=np.float32)
         return expanded
 
+    def _relevance_model(self, feedback: np.ndarray, doc_weights: np.ndarray) -> np.ndarray:
+        """Term id → weight: each feedback text's BM25 term scores as shares of their sum, times its weight.
+
+        Read from each text's stored terms and counts (nothing but the feedback texts is touched); an index saved
+        without them transposes the score matrix once instead.
+        """
+        model = np.zeros(len(self._vocabulary), np.float64)
+        if not self._has_terms:
+            rows = self._document_terms()[feedback]
+            totals = np.asarray(rows.sum(axis=1)).ravel()
+            return np.asarray(rows.multiply((doc_weights / np.maximum(totals, 1e-12))[:, None]).sum(axis=0)).ravel()
+        for text, share in zip(feedback.tolist(), doc_weights.tolist(), strict=True):
+            ids, scores = self._text_term_scores(int(text))
+            total = float(scores.sum())
+            if total > 0:
+                np.add.at(model, ids, share * scores / total)
+        return model
+
+    def _text_term_scores(self, text: int) -> tuple[np.ndarray, np.ndarray]:
+        """One text's distinct term ids and their BM25 scores, computed as :meth:`_index` scores them."""
+        assert self._retriever is not None
+        start, stop = int(self._offsets[text]), int(self._offsets[text + 1])
+        ids = np.asarray(self._terms_of[start:stop], np.int64)
+        tf = np.asarray(self._counts[start:stop]).astype(np.float32).astype(np.float64)
+        indptr = self._retriever.scores["indptr"]
+        frequencies = np.asarray(indptr[ids + 1] - indptr[ids])
+        idf = lucene_idf(self._count, frequencies).astype(np.float32).astype(np.float64)
+        if self._mean_length is None:
+            self._mean_length = float(np.sum(self._counts, dtype=np.int64)) / max(self._count, 1)
+        norm = self.k1 * ((1 - self.b) + self.b * float(tf.sum()) / self._mean_length)
+        return ids, (idf * (tf / (norm + tf))).astype(np.float32).astype(np.float64)
+
+    def _names(self) -> list[str]:
+        """Term id → term (built once)."""
+        if len(self._term_names) != len(self._vocabulary):
+            self._term_names = [""] * len(self._vocabulary)
+            for term, i in self._vocabulary.items():
+                self._term_names[i] = term
+        return self._term_names
+
     def _document_terms(self) -> Any:
-        """Text → term BM25 scores (CSR), transposed once from the term-major matrix."""
+        """Text → term BM25 scores (CSR), transposed once from the term-major matrix (indexes without terms)."""
         if self._by_document is None:
             from scipy.sparse import csc_matrix
 
@@ -274,9 +316,6 @@ class Bm25Index:
             self._by_document = csc_matrix(
                 (matrix["data"], matrix["indices"], matrix["indptr"]), shape=shape
             ).tocsr()
-            self._term_names = [""] * len(self._vocabulary)
-            for term, i in self._vocabulary.items():
-                self._term_names[i] = term
         return self._by_document
 
     def best_match_share(self, query: str) -> float:

@@ -125,12 +125,14 @@ def test_the_feedback_variant_runs_hybrid_with_the_fixed_feedback_and_fusion_var
 
     searcher.retrieve = spy  # type: ignore[method-assign]
     searcher.config = replace(searcher.config, feedback=FEEDBACK_VARIANTS["hybrid-prf"])
-    result = evaluate(searcher, dataset, ["hybrid-prf", "hybrid-zscore", "hybrid"], k=3)
-    assert list(result.metrics_table()) == ["hybrid-prf", "hybrid-zscore", "hybrid"]
+    result = evaluate(searcher, dataset, ["hybrid-prf", "hybrid-zscore", "hybrid", "hybrid-noprf"], k=3)
+    assert list(result.metrics_table()) == ["hybrid-prf", "hybrid-zscore", "hybrid", "hybrid-noprf"]
     count = len(dataset.queries) + 1  # the warm-up too
     assert asked[:count] == [FEEDBACK_VARIANTS["hybrid-prf"]] * count
     assert all(f is not None and not f.enabled for f in asked[count : 2 * count])  # type: ignore[attr-defined]
-    assert asked[2 * count :] == [None] * count  # hybrid: the searcher's own feedback setting
+    assert asked[2 * count : 3 * count] == [None] * count  # hybrid: the searcher's own feedback setting
+    assert all(f is not None and not f.enabled for f in asked[3 * count :])  # type: ignore[attr-defined]
     assert result.methods["hybrid"].run == result.methods["hybrid-prf"].run
+    assert result.methods["hybrid-noprf"].run == result.methods["hybrid-zscore"].run  # untuned: the same fusion
     assert "hybrid-zscore" in FUSION_VARIANTS
     assert needed_backends(["hybrid-prf"], "faiss") == needed_backends(["hybrid"], "faiss")

@@ -14,11 +14,11 @@ from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.layout import current_version_dir
 from indexing.store import ChunkStore
-from mlsearch.configs import FeedbackConfig
+from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 from mlsearch.settings import Settings
-from search.feedback import rocchio, with_first_pass
+from search.feedback import FIXED_FEEDBACK, rocchio, with_first_pass
 from search.fusion import FusionConfig, fuse
-from search.searcher import Searcher
+from search.searcher import QueryEmbeddingCache, Searcher
 from tests.fakes import CountingEncoder, HashingEncoder, updated_settings
 
 QUERY = "adam learning rate"
@@ -61,7 +61,8 @@ def test_feedback_config_rejects_bad_values() -> None:
 def test_the_settings_reach_the_search_config(settings: Settings) -> None:
     config = search_config(updated_settings(settings, prf_docs=4, prf_query_weight=0.6, prf_terms=0))
     assert config.feedback == FeedbackConfig(docs=4, query_weight=0.6, terms=0, term_weight=0.5)
-    assert not search_config(settings).feedback.enabled
+    assert search_config(settings).feedback == DEFAULT_FEEDBACK == FIXED_FEEDBACK and DEFAULT_FEEDBACK.enabled
+    assert not search_config(updated_settings(settings, prf_docs=0)).feedback.enabled
 
 
 @pytest.fixture
@@ -70,9 +71,19 @@ def searcher(built_index: Path, settings: Settings, fake_encoder: HashingEncoder
 
 
 def test_zero_feedback_chunks_change_nothing(searcher: Searcher) -> None:
-    plain = searcher.retrieve(QUERY, 10, "hybrid")
+    plain = searcher.retrieve(QUERY, 10, "hybrid", feedback=FeedbackConfig())
+    lists = [searcher.retrieve(QUERY, 100, "dense"), searcher.retrieve(QUERY, 100, "bm25")]
+    assert plain == fuse(searcher.fusion, lists)[:10]
     assert searcher.retrieve(QUERY, 10, "hybrid", feedback=FeedbackConfig(docs=0, query_weight=0.1)) == plain
     assert searcher.retrieve(QUERY, 10, "dense", feedback=ON) == searcher.retrieve(QUERY, 10, "dense")
+
+
+def test_feedback_encodes_the_query_once(built_index: Path, settings: Settings) -> None:
+    encoder = CountingEncoder()
+    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
+    searcher.cache = QueryEmbeddingCache(0)  # as evaluation runs: nothing cached
+    searcher.retrieve(QUERY, 10, "hybrid", feedback=ON)
+    assert encoder.calls == [[QUERY]]
 
 
 def test_feedback_searches_again_with_a_query_nearer_the_fused_top(
@@ -81,7 +92,12 @@ def test_feedback_searches_again_with_a_query_nearer_the_fused_top(
     index = searcher.backend("faiss")
     asked: list[np.ndarray] = []
     search = index.search
-    monkeypatch.setattr(index, "search", lambda queries, k: (asked.append(np.array(queries[0])), search(queries, k))[1])
+
+    def spy(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(np.array(queries[0]))
+        return search(queries, k)
+
+    monkeypatch.setattr(index, "search", spy)
     first = searcher.retrieve(QUERY, 10, "hybrid", feedback=FeedbackConfig())
     assert len(asked) == 1
     refined = searcher.retrieve(QUERY, 10, "hybrid", feedback=ON)
@@ -195,3 +211,21 @@ def test_a_backend_that_cannot_give_vectors_back_has_the_chunks_embedded_again(
     np.testing.assert_allclose(again, expected, atol=1e-5)
     chunks = searcher.store.get(positions)
     assert encoder.calls == [[chunks[p].embedding_text for p in positions]]
+
+
+def test_rm3_reads_the_feedback_texts_terms_without_copying_the_score_matrix(tmp_path: Path) -> None:
+    texts = [f"adam optimizer {'momentum ' * (i % 3)} rate {i % 7} gradient w{i % 11} w{i % 5}" for i in range(120)]
+    built = Bm25Index(Bm25Config(rm3_terms=5))
+    built.build(texts)
+    built.save(tmp_path)
+    loaded = Bm25Index.load(tmp_path, Bm25Config())
+    feedback, weights = np.array([3, 10, 50]), np.array([0.5, 0.3, 0.2])
+    from_terms = loaded._relevance_model(feedback, weights)
+    assert loaded._by_document is None  # the stored terms sufficed
+    loaded._has_terms = False  # an index saved before terms were kept: the transposed matrix
+    np.testing.assert_allclose(loaded._relevance_model(feedback, weights), from_terms, rtol=1e-5, atol=1e-7)
+    loaded._has_terms = True
+    for search in (lambda i: i.search("adam momentum", 20), lambda i: i.feedback_search("rate", [1, 2], 20, 5, 0.5)):
+        (a_scores, a_ids), (b_scores, b_ids) = search(built), search(loaded)
+        np.testing.assert_array_equal(a_ids, b_ids)
+        np.testing.assert_allclose(a_scores, b_scores, rtol=1e-6)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from indexing.backends.configs import build_config, search_config
+from mlsearch.configs import FeedbackConfig
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, UnknownBackendError
 from mlsearch.settings import Settings
 from search.fusion import convex_combination, reciprocal_rank_fusion
@@ -54,7 +55,7 @@ def test_untuned_hybrid_is_the_equal_weight_zscore_fusion_of_dense_and_bm25(sear
     query = "adam learning rate"
     dense = searcher.retrieve(query, HYBRID_CANDIDATES, "dense")
     bm25 = searcher.retrieve(query, HYBRID_CANDIDATES, "bm25")
-    hybrid = searcher.retrieve(query, 10, "hybrid")
+    hybrid = searcher.retrieve(query, 10, "hybrid", feedback=FeedbackConfig())  # feedback: tests/search/test_feedback
     assert (searcher.fusion.kind, searcher.fusion.normalization) == ("convex", "zscore")
     assert searcher.fusion.weights[0] == searcher.fusion.weights[1]
     assert hybrid == convex_combination([dense, bm25], [1.0, 1.0], "zscore")[:10]
@@ -68,7 +69,8 @@ def test_the_fusion_setting_brings_back_rrf(
     dense = [p for p, _ in rrf.retrieve(query, HYBRID_CANDIDATES, "dense")]
     bm25 = [p for p, _ in rrf.retrieve(query, HYBRID_CANDIDATES, "bm25")]
     assert rrf.fusion.kind == "rrf"
-    assert rrf.retrieve(query, 10, "hybrid") == reciprocal_rank_fusion([dense, bm25], k=settings.rrf_k)[:10]
+    plain = rrf.retrieve(query, 10, "hybrid", feedback=FeedbackConfig())
+    assert plain == reciprocal_rank_fusion([dense, bm25], k=settings.rrf_k)[:10]
 
 
 def test_snippet_shows_the_query_terms(searcher: Searcher) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from indexing.backends.configs import build_config, search_config
@@ -29,7 +30,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> es_fake.FakeCluster:
 
 @pytest.fixture
 def es_settings(settings: Settings) -> Settings:
-    return updated_settings(settings, elasticsearch_url="http://es.test:9200")
+    """Hybrid without feedback: these tests follow the plain fusion's requests (feedback: the last test)."""
+    return updated_settings(settings, elasticsearch_url="http://es.test:9200", prf_docs=0)
 
 
 @pytest.fixture
@@ -116,3 +118,29 @@ def test_unreachable_cluster_fails_elasticsearch_while_faiss_answers(
         assert "http://127.0.0.1:9" in str(caught.value) and "Connection refused" in str(caught.value)
     assert offline.search(QUERY, k=3, method="dense", backend="faiss").hits[0].doc_id == "drift"
     assert offline.search(QUERY, k=3, method="hybrid", backend="faiss").hits
+
+
+def test_feedback_refines_the_elasticsearch_dense_list_with_the_filter_and_keeps_its_bm25(
+    searcher: Searcher, cluster: es_fake.FakeCluster
+) -> None:
+    from indexing.backends.elasticsearch_index import ElasticsearchIndex
+    from mlsearch.configs import DEFAULT_FEEDBACK
+    from search.feedback import rocchio, with_first_pass
+
+    query = "training sample"
+    before = len(cluster.calls("POST", r"/mlsearch-.*/_msearch"))
+    fused = searcher.retrieve(query, 10, "hybrid", "elasticsearch", tags=["drift"], feedback=DEFAULT_FEEDBACK)
+    first, second = (call.body for call in cluster.calls("POST", r"/mlsearch-.*/_msearch")[before:])
+    assert [sorted(line) for line in first[1::2]] == [["_source", "knn", "size"], ["_source", "query", "size"]]
+    assert [sorted(line) for line in second[1::2]] == [["_source", "knn", "size"]]  # BM25 in ES: not expanded
+    assert second[1]["knn"]["filter"] == [{"terms": {"tags": ["drift"]}}]
+    index = searcher.backend("elasticsearch")
+    assert isinstance(index, ElasticsearchIndex)
+    dense, lexical = index.knn_and_match(searcher.embed_query(query), query, HYBRID_CANDIDATES, ["drift"])
+    chosen = [p for p, _ in fuse(searcher.fusion, [dense, lexical])[: DEFAULT_FEEDBACK.docs]]
+    moved = rocchio(searcher.embed_query(query), searcher.feedback_vectors("elasticsearch", chosen),
+                    DEFAULT_FEEDBACK.query_weight)
+    np.testing.assert_allclose(second[1]["knn"]["query_vector"], moved, atol=1e-5)
+    refined = index.knn(moved, HYBRID_CANDIDATES, ["drift"])
+    assert fused == fuse(with_first_pass(searcher.fusion), [dense, lexical, refined, lexical])[:10]
+    assert {searcher.store.get([p])[p].doc_id for p, _ in fused} == {"drift"}
