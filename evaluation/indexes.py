@@ -82,21 +82,23 @@ def _usable(index_dir: Path, encoder: Encoder, backends: Sequence[str], fingerpr
         return False
     return (
         manifest.model.weights_hash == encoder.weights_hash
+        and manifest.model.quantization == getattr(encoder, "quantization", None)
         and all(name in manifest.backends for name in backends)
         and (fingerprint is None or manifest.corpus.get("fingerprint") == fingerprint)
     )
 
 
 def cache_key(content: str, chunks: ChunkingConfig, encoder: Encoder, configs: Mapping[str, object]) -> str:
-    """A short hash of what decides an index: corpus content, model weights, chunking code and config, backends
-    and their configs.
+    """A short hash of what decides an index: corpus content, model weights and int8 flag, chunking code and
+    config, backends and their configs.
 
     The chunker's and the loader's source files are part of the key, so a change in how documents are read or
     cut never reuses an index built the old way.
     """
     relevant = {"chunking": asdict(chunks), "backends": {name: repr(config) for name, config in configs.items()}}
     code = [hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest() for module in (chunker, documents)]
-    blob = json.dumps([content, encoder.weights_hash, relevant, code], sort_keys=True)
+    model = encoder.weights_hash + ("-int8" if getattr(encoder, "quantization", None) == "int8" else "")
+    blob = json.dumps([content, model, relevant, code], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

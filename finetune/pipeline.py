@@ -261,7 +261,9 @@ def _alive(pid: int) -> bool:
 def _open_index(index_dir: Path, champion: Encoder, options: FinetuneOptions) -> _Context:
     directory = current_version_dir(Path(index_dir))
     manifest = Manifest.load(directory)
-    manifest.check_model(champion.name, champion.weights_hash)
+    # the weights must be the index's; its precision need not (the champion is trained and gated in torch, on
+    # indexes of its own: an index built in int8 is fine-tuned too)
+    manifest.check_model(champion.name, champion.weights_hash, manifest.model.quantization)
     if not isinstance(champion, SentenceTransformerEncoder):
         raise FinetuneError(f"model {champion.name} is not a sentence-transformers model; it cannot be fine-tuned")
     corpus_dir = Path(options.corpus_dir or manifest.corpus.get("path", ""))

@@ -68,12 +68,14 @@ class GateSet:
 def is_exact_copy(manifest: Manifest, encoder: Encoder, fingerprint: str, chunking: dict[str, int]) -> bool:
     """Whether an index is exactly the temporary index :func:`score_model` would build for ``encoder``.
 
-    True when it holds the same corpus (fingerprint), chunking and model weights, and an exact (``Flat``) FAISS
-    index; scoring it gives the same results as scoring a new build, without embedding the corpus again.
+    True when it holds the same corpus (fingerprint), chunking, model weights and precision (an int8 index is
+    no copy of a torch build), and an exact (``Flat``) FAISS index; scoring it gives the same results as scoring a
+    new build, without embedding the corpus again.
     """
     faiss = manifest.backends.get(VECTOR_BACKEND) or {}
     return (
         faiss.get("factory") == "Flat" and manifest.model.weights_hash == encoder.weights_hash
+        and manifest.model.quantization == getattr(encoder, "quantization", None)
         and manifest.corpus.get("fingerprint") == fingerprint and dict(manifest.chunking) == dict(chunking)
     )
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 from mlsearch.catalog import DEFAULT_BUILD_BACKENDS
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-DEFAULT_ENCODER_BACKEND = "torch"
-DEFAULT_ENCODER_INT8 = False
+DEFAULT_ENCODER_BACKEND = "openvino"
+DEFAULT_ENCODER_INT8 = True
 """The encoder when neither the settings nor an index choose one (``indexing.embedding.follow_index``)."""
 DEFAULT_BATCH_TOKENS = 4096
 """Exported encoders: most padded tokens per inference call (0, 2048, 4096 and 8192 timed alike

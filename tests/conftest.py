@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 
 from indexing.backends.configs import build_config
+from indexing.embedding import DEFAULT_EXPORT_CACHE
 from mlsearch.settings import Settings
 from tests.fakes import HashingEncoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One export cache for every test that runs the real model with the default (exported) encoder, kept between
+# runs: the first run exports and calibrates all-MiniLM-L6-v2 once (about 35 s), later runs find it.
+os.environ.setdefault("MLSEARCH_ENCODER_CACHE_DIR", str(DEFAULT_EXPORT_CACHE))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

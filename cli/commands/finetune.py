@@ -92,7 +92,9 @@ def finetune(
         dev_fraction=dev_fraction, split_unit=split_unit, round_trip_top=round_trip, eval_dataset=eval_dataset,
         queries_file=queries, corpus_dir=corpus, use_builtin=builtin, overwrite=overwrite,
     )
-    champion = current.encoder
+    champion = common.get_encoder(  # trained in torch, whatever backend the index was built with
+        settings.model_copy(update={"encoder_backend": "torch", "encoder_int8": False}), manifest.model.name,
+    )
     result = run_finetune(
         build_config(settings), search, champion, options, show_progress=not as_json,
         progress=None if as_json else (lambda message: typer.echo(message, err=True)),

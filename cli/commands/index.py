@@ -40,7 +40,10 @@ def build(
         str | None, typer.Option("--device", help="cpu, cuda, cuda:N or mps (MLSEARCH_DEVICE).")
     ] = None,
     encoder_backend: Annotated[
-        str | None, typer.Option("--encoder-backend", help="torch, openvino or onnx (MLSEARCH_ENCODER_BACKEND).")
+        str | None, typer.Option(
+            "--encoder-backend",
+            help="torch, openvino or onnx (MLSEARCH_ENCODER_BACKEND; unset: the index's, else openvino int8).",
+        ),
     ] = None,
     int8: Annotated[
         bool | None, typer.Option("--int8/--no-int8", help="int8 model (openvino, onnx; MLSEARCH_ENCODER_INT8).")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from indexing.backends.configs import (
     build_config,
     drift_service_config,
@@ -36,7 +38,10 @@ def test_the_build_config_carries_paths_sizes_and_backend_configs(tmp_path: Path
     )
 
 
-def test_the_search_config_carries_fusion_cache_reranker_and_encoder(tmp_path: Path) -> None:
+def test_the_search_config_carries_fusion_cache_reranker_and_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLSEARCH_ENCODER_CACHE_DIR", raising=False)  # tests/conftest.py shares one export cache
     settings = _settings(tmp_path)
     search = search_config(settings)
     assert search == SearchConfig(
