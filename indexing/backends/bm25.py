@@ -187,7 +187,7 @@ class Bm25Index:
         self._vocabulary = vocabulary
         self._by_document = None
         self._term_names = []
-        self._mean_length = None
+        self._mean_length = float(np.sum(counts, dtype=np.int64)) / self._count if self._count else None
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Texts that share at least one term with the query (or its RM3 expansion), best BM25 score first."""
@@ -373,6 +373,7 @@ class Bm25Index:
         saved = {f.name: info[f.name] for f in fields(Bm25Config) if f.name in info}  # older indexes: some
         index = cls(replace(config, **saved))
         index._count = int(info["documents"])
+        index._mean_length = float(info["mean_length"]) if info.get("mean_length") else None  # else counted once
         if (directory / "params.index.json").is_file():
             retriever = bm25s.BM25.load(str(directory), allow_pickle=False, show_progress=False, mmap=True)
             index._retriever = retriever
@@ -388,12 +389,13 @@ class Bm25Index:
         return dict(zip(TERM_FILES, (self._terms_of, self._counts, self._offsets), strict=True))
 
     def describe(self) -> dict[str, Any]:
-        """Every option, vocabulary size and document count."""
+        """Every option, vocabulary size, document count and mean analysed length (RM3 reads it)."""
         return {
             **asdict(self.config),
             "variant": "lucene",
             "vocabulary": len(self._vocabulary),
             "documents": self._count,
+            "mean_length": self._mean_length,
             "analyzer": self.analyzer.label(),
         }
 

@@ -219,6 +219,8 @@ def test_rm3_reads_the_feedback_texts_terms_without_copying_the_score_matrix(tmp
     built.build(texts)
     built.save(tmp_path)
     loaded = Bm25Index.load(tmp_path, Bm25Config())
+    lengths = [len(built._terms(text)) for text in texts]
+    assert loaded.describe()["mean_length"] == pytest.approx(np.mean(lengths))  # saved: no pass over the counts
     feedback, weights = np.array([3, 10, 50]), np.array([0.5, 0.3, 0.2])
     from_terms = loaded._relevance_model(feedback, weights)
     assert loaded._by_document is None  # the stored terms sufficed
