@@ -22,14 +22,16 @@ model (the structure hash of the folder name needs the loaded modules).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import random
 import re
 import shutil
+import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -232,7 +234,8 @@ def ensure_export(
     staging.mkdir()
     logger.warning("exporting %s to %s (once; cached in %s)", name, variant_name(backend, int8), folder)
     try:
-        input_names = _export(model, backend, int8, staging)
+        with _stdout_to_stderr():  # NNCF prints progress bars and INFO lines: stdout is the CLI's (--json)
+            input_names = _export(model, backend, int8, staging)
         meta = {
             "format": EXPORT_FORMAT, "name": name, "weights_hash": weights_hash, "backend": backend,
             "int8": int8, "input_names": input_names, "dimension": _dimension(model),
@@ -256,6 +259,23 @@ def ensure_export(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder, meta
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what the conversion libraries print to stderr: Python-level writes, and NNCF's log handler (bound to
+    ``sys.stdout`` when NNCF was imported: imported in here, it binds to stderr); restored afterwards."""
+    moved: list[tuple[logging.StreamHandler[Any], Any]] = []
+    nncf_logger = logging.Logger.manager.loggerDict.get("nncf")  # never created here: NNCF sets its logger class
+    for handler in nncf_logger.handlers if isinstance(nncf_logger, logging.Logger) else []:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
+            moved.append((handler, handler.setStream(sys.stderr)))
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in moved:
+            handler.setStream(stream)
 
 
 def tokenize(

@@ -328,3 +328,20 @@ def test_a_build_with_a_cached_export_imports_no_torch(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
     assert Manifest.load(current_version_dir(tmp_path / "idx")).model.backend == "onnx"
+
+
+@pytest.mark.slow
+def test_a_first_int8_export_keeps_stdout_for_the_json_summary(
+    tiny_model: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    # NNCF prints progress bars and INFO lines on stdout; `index build --json` must print only its JSON there
+    env = {**os.environ, "MLSEARCH_ENCODER_CACHE_DIR": str(tmp_path / "fresh"), "MLSEARCH_CHUNK_TARGET_TOKENS": "24",
+           "MLSEARCH_CHUNK_OVERLAP_TOKENS": "4", "MLSEARCH_BACKENDS": '["faiss"]'}
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "index", "build", "--corpus", str(tiny_corpus), "--index-dir",
+         str(tmp_path / "idx"), "--model", str(tiny_model), "--encoder-backend", "openvino", "--int8", "--json"],
+        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["chunks"] > 0
+    assert Manifest.load(current_version_dir(tmp_path / "idx")).model.quantization == "int8"
