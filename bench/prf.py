@@ -35,7 +35,6 @@ from finetune.tune import tune
 from indexing.backends.base import Ranked
 from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.backends.configs import search_config
-from indexing.embedding import load_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.catalog import plan
@@ -86,8 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     manifest = Manifest.load(current_version_dir(args.index_dir))
-    searcher = Searcher.open(args.index_dir, search_config(Settings(index_dir=args.index_dir)),
-                             encoder=load_encoder(manifest.model.name))
+    # the model is opened as the index was built (torch, or an OpenVINO / ONNX export, int8 or not)
+    searcher = Searcher.open(args.index_dir, search_config(Settings(index_dir=args.index_dir)))
     data = load_dataset(args.dataset, corpus_dir=args.corpus)
     if data.level == "chunk":
         qrels, _ = span_qrels(data.evidence, searcher.store)
@@ -114,7 +113,9 @@ def main() -> None:
         return per_query(qrels, run, ["ndcg@10", "mrr@10"])
 
     baseline = scored(fused)
-    print(f"{data.name}: {len(texts)} queries; index {manifest.version} ({searcher.chunk_count} chunks); "
+    model = manifest.model
+    print(f"{data.name}: {len(texts)} queries; index {manifest.version} ({searcher.chunk_count} chunks, "
+          f"{model.name} {model.backend} {model.quantization or 'float'}); "
           f"fusion {fusion.label()}; first-pass depth {depth}")
     print("| variant | nDCG@10 | MRR@10 | Δ nDCG@10 vs hybrid | better / worse | paired t p | feedback ms/query |")
     print("|---|---:|---:|---:|---:|---:|---:|")
