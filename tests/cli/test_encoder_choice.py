@@ -65,6 +65,7 @@ def test_an_explicit_int8_setting_on_a_full_precision_index_is_one_error_line(
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "MLSEARCH_ENCODER_INT8=false" in lines[0], result.stderr
+    assert not list((index.parent / "encoders").rglob("*int8*"))  # refused before anything was exported
 
 
 def test_the_service_serves_the_index_with_its_own_backend(torch_index: tuple[Path, Path]) -> None:
