@@ -17,7 +17,9 @@ is its own:
    ``faiss_hnsw_ef_construction``) built from the chunk store, timed, saved, then searched one query at a time
    (encoding excluded) beside the published backends; recall@10 against the exact ``Flat`` results. Every HNSW
    graph is searched at each ``--ef-search`` value, and ``--hnsw-grid M:efConstruction,...`` builds more graphs
-   (``faiss-hnswM-efcE``) to choose those defaults;
+   (``faiss-hnswM-efcE``) to choose those defaults. When BM25 is built, hybrid search (``Searcher.retrieve``,
+   the index's fusion, query embeddings cached beforehand) is timed over exact FAISS and each variant, with
+   pseudo-relevance feedback off (``hybrid@<backend>``) and with the default feedback (``hybrid-prf@<backend>``);
 3. **start-up**: a fresh process opens the index and loads every backend (as the service does), one query each.
 
 It prints one growth table per measure and writes
@@ -184,6 +186,34 @@ def _keyword_search(index: Any, texts: Sequence[str]) -> Callable[[int], Any]:
     return lambda i: index.search(texts[i], 10)
 
 
+def _hybrid_searcher(work: Path, encoder: Any, texts: Sequence[str], vectors: np.ndarray,
+                     dense: Any = None) -> Any:
+    """A searcher of the built index whose query embeddings are cached already (encoding excluded).
+
+    ``dense``, when given, is a loaded FAISS variant that answers in place of the published exact index.
+    """
+    from indexing.backends.configs import search_config
+    from search.searcher import Searcher
+
+    settings = _settings(work / "index", query_cache_size=max(1024, len(texts)))
+    searcher = Searcher.open(work / "index", search_config(settings), encoder=encoder)
+    known = dict(zip(texts, vectors, strict=True))
+    searcher.cache.get_or_compute_many(texts, lambda missing: [known[t] for t in missing])
+    if dense is not None:
+        searcher._backends["faiss"] = dense  # the variant is not published: it stands in for the exact index
+    return searcher
+
+
+def _hybrid_latencies(searcher: Any, texts: Sequence[str], queries: int) -> dict[str, dict[str, float]]:
+    """Hybrid retrieval p50/p95 of the top 10, with feedback off and with the default feedback."""
+    from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
+
+    return {
+        method: _latencies(lambda i: searcher.retrieve(texts[i], 10, "hybrid", feedback=prf), queries)  # noqa: B023
+        for method, prf in (("hybrid", FeedbackConfig()), ("hybrid-prf", DEFAULT_FEEDBACK))
+    }
+
+
 def _disk_mb(path: Path) -> float:
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     return round(sum(p.stat().st_size for p in files) / 2**20, 1)
@@ -223,6 +253,16 @@ def run_variants(
     faiss.omp_set_num_threads(1)
     threadpool_limits(1)
 
+    def measure_hybrid(name: str, dense: Any = None) -> None:
+        if "bm25" not in backends:
+            return
+        searcher = _hybrid_searcher(work, encoder, texts, vectors, dense)
+        for method, latency in _hybrid_latencies(searcher, texts, queries).items():
+            out["query_ms"][f"{method}@{name}"] = latency
+            print(f"[{n}] {method}@{name}: p50 {latency['p50']} ms, p95 {latency['p95']} ms", file=sys.stderr,
+                  flush=True)
+        searcher.close()
+
     def measure(name: str, index: Any) -> None:
         out["query_ms"][f"dense@{name}"] = _latencies(lambda i: index.search(vectors[i : i + 1], 10), queries)
         found = index.search(vectors, 10)[1]
@@ -240,6 +280,7 @@ def run_variants(
             out["query_ms"]["dense@faiss"] = _latencies(lambda i: exact.search(vectors[i : i + 1], 10), queries)
         else:
             measure(name, vector_backend(name).load(directory / name, vector_config(name, settings)))
+    measure_hybrid("faiss")
     builds: list[tuple[str, dict[str, Any]]] = [(v, dict(VARIANTS[v])) for v in variants]
     builds += [(f"hnsw{m}-efc{efc}", {"faiss_factory": "HNSW", "faiss_hnsw_m": m, "faiss_hnsw_ef_construction": efc})
                for m, efc in grid]
@@ -263,6 +304,8 @@ def run_variants(
         out["disk_mb"][f"faiss-{variant}"] = _disk_mb(target)
         loaded = FaissIndex.load(target, config_of(FaissConfig, variant_settings))
         measure(f"faiss-{variant}", loaded)
+        if variant in VARIANTS:  # the graphs of --hnsw-grid are compared by recall and dense latency only
+            measure_hybrid(f"faiss-{variant}", loaded)
         if variant.startswith("hnsw"):  # the same graph searched wider or narrower: recall against latency
             default_ef = getattr(faiss.downcast_index(loaded._index), "hnsw").efSearch  # noqa: B009
             for ef in ef_search:
