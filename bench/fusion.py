@@ -23,7 +23,6 @@ from evaluation.indexes import IDS_FILE
 from evaluation.metrics import compute
 from finetune.tune import DevQuery, collect_candidates, tune
 from indexing.backends.configs import search_config
-from indexing.embedding import load_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.settings import Settings
@@ -43,8 +42,7 @@ def main() -> None:
     started = time.perf_counter()
     settings = Settings(index_dir=args.index_dir)
     manifest = Manifest.load(current_version_dir(args.index_dir))
-    encoder = load_encoder(manifest.model.name)
-    searcher = Searcher.open(args.index_dir, search_config(settings), encoder=encoder)
+    searcher = Searcher.open(args.index_dir, search_config(settings))  # the model as the index was built
     data = load_dataset(args.dataset, corpus_dir=args.corpus)
     ids_file = Path(args.index_dir).parent / IDS_FILE
     id_map = json.loads(ids_file.read_text()) if ids_file.is_file() else {}
@@ -57,7 +55,11 @@ def main() -> None:
     def row(name: str, config: FusionConfig | None, method: str | None = None) -> str:
         run = {}
         for i, query in enumerate(queries):
-            ranked = candidates[method][i] if method else fuse(config, [candidates[m][i] for m in config.methods])  # type: ignore[union-attr]
+            if method:
+                ranked = candidates[method][i]
+            else:
+                assert config is not None
+                ranked = fuse(config, [candidates[m][i] for m in config.methods])
             run[query.id] = document_scores(ranked, labels, args.k)
         scores = compute(data.qrels, run, ["ndcg@10", "mrr@10"])
         return f"| {name} | {scores['ndcg@10']:.4f} | {scores['mrr@10']:.4f} |"

@@ -27,7 +27,6 @@ from evaluation.metrics import compute
 from finetune.tune import DevQuery, Ranked, choose_fusion, collect_candidates, dev_queries, ndcg_at_10
 from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.backends.configs import search_config
-from indexing.embedding import load_encoder
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
 from mlsearch.settings import Settings
@@ -65,7 +64,7 @@ def main() -> None:
     started = time.perf_counter()
     settings = Settings(index_dir=args.index_dir)
     manifest = Manifest.load(current_version_dir(args.index_dir))
-    searcher = Searcher.open(args.index_dir, search_config(settings), encoder=load_encoder(manifest.model.name))
+    searcher = Searcher.open(args.index_dir, search_config(settings))  # the model as the index was built
     data = load_dataset(args.dataset, corpus_dir=args.corpus)
     ids_file = Path(args.index_dir).parent / IDS_FILE
     id_map = json.loads(ids_file.read_text()) if ids_file.is_file() else {}

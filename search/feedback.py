@@ -1,6 +1,6 @@
 """Pseudo-relevance feedback for hybrid search: the first fused list's top chunks refine both of its parts.
 
-One round, no labels, no second encode:
+One round, no labels, no second encode of the query:
 
 * **dense** (Rocchio, 1971): ``q' = normalize(w · q + (1 − w) · mean(v_1 … v_n))`` where ``v_i`` are the
   stored vectors of the ``n`` feedback chunks; ``q'`` is searched again in the same vector backend.
@@ -8,8 +8,9 @@ One round, no labels, no second encode:
   are added to the query (:meth:`indexing.backends.bm25.Bm25Index.feedback_search`).
 
 The feedback chunks are the top ``docs`` of the first fused list (more precise at the top than either part),
-and the two refined lists are fused again with the same fusion. :class:`~mlsearch.configs.FeedbackConfig` names
-one setting; ``docs = 0`` turns feedback off.
+and the refined lists are fused again with the same fusion, beside the first-pass lists by default
+(:func:`with_first_pass`), so that feedback re-ranks rather than replaces. :class:`~mlsearch.configs.FeedbackConfig`
+names one setting; ``docs = 0`` turns feedback off. :meth:`search.searcher.Searcher.retrieve` applies it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def rocchio(query: np.ndarray, feedback: np.ndarray, query_weight: float) -> np.
         ``normalize(w · q + (1 − w) · mean(feedback)) · |q|`` as float32.
 
     Example:
-        >>> rocchio(np.array([1.0, 0.0]), np.array([[0.0, 1.0]]), 0.5).round(3).tolist()
+        >>> [round(float(x), 3) for x in rocchio(np.array([1.0, 0.0]), np.array([[0.0, 1.0]]), 0.5)]
         [0.707, 0.707]
     """
     query = np.asarray(query, np.float32).ravel()

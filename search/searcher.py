@@ -202,7 +202,13 @@ class Searcher:
         name = model or manifest.model.name
         encoder_config = follow_index(config.encoder, manifest.model)
         load = loader or (lambda n: open_encoder(n, encoder_config))
-        return cls(directory, manifest, config, encoder=encoder, load_model=lambda: load(name))
+
+        def load_checked() -> Encoder:
+            if name == manifest.model.name:  # a precision that cannot fit the index fails before an export starts
+                manifest.check_model(name, manifest.model.weights_hash, "int8" if encoder_config.int8 else None)
+            return load(name)
+
+        return cls(directory, manifest, config, encoder=encoder, load_model=load_checked)
 
     @cached_property
     def chunk_count(self) -> int:
