@@ -13,40 +13,21 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
-from evaluation.datasets import load_dataset
-from evaluation.indexes import IDS_FILE
+from bench.labelled import dataset_parser, open_labelled
 from evaluation.metrics import compute
 from finetune.tune import DevQuery, collect_candidates, tune
-from indexing.backends.configs import search_config
-from indexing.layout import current_version_dir
-from indexing.manifest import Manifest
-from mlsearch.settings import Settings
 from search.doc_scoring import document_scores
 from search.fusion import FUSION_VARIANTS, FusionConfig, fuse
-from search.searcher import Searcher
 
 
 def main() -> None:
     """Print nDCG@10 and MRR@10 of each part, each fixed fusion variant and the tuned fusion."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="builtin")
-    parser.add_argument("--index-dir", type=Path, required=True, help="An index of the dataset's corpus.")
-    parser.add_argument("--corpus", type=Path, default=Path("corpus"))
-    parser.add_argument("-k", type=int, default=100)
-    args = parser.parse_args()
+    args = dataset_parser(__doc__.splitlines()[0]).parse_args()
     started = time.perf_counter()
-    settings = Settings(index_dir=args.index_dir)
-    manifest = Manifest.load(current_version_dir(args.index_dir))
-    searcher = Searcher.open(args.index_dir, search_config(settings))  # the model as the index was built
-    data = load_dataset(args.dataset, corpus_dir=args.corpus)
-    ids_file = Path(args.index_dir).parent / IDS_FILE
-    id_map = json.loads(ids_file.read_text()) if ids_file.is_file() else {}
-    labels = [id_map.get(chunk.doc_id, chunk.doc_id) for chunk in searcher.store]
+    opened = open_labelled(args)
+    data, manifest, searcher, labels = opened.data, opened.manifest, opened.searcher, opened.labels
     queries = [DevQuery(qid, text, "labelled", -1, "") for qid, text in data.queries.items() if qid in data.qrels]
     methods = [m for m in ("dense", "bm25", "lsi") if m == "dense" or m in manifest.backends]
     candidates = collect_candidates(searcher, queries, methods, min(1000, args.k * 5))

@@ -16,23 +16,14 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
-from evaluation.datasets import load_dataset
-from evaluation.indexes import IDS_FILE
+from bench.labelled import bm25_ranked, dataset_parser, open_labelled
 from evaluation.metrics import compute
 from finetune.tune import DevQuery, Ranked, choose_fusion, collect_candidates, dev_queries, ndcg_at_10
 from indexing.backends.bm25 import Bm25Config, Bm25Index
-from indexing.backends.configs import search_config
-from indexing.layout import current_version_dir
-from indexing.manifest import Manifest
-from mlsearch.settings import Settings
 from search.doc_scoring import document_scores
 from search.fusion import fuse, untuned_fusion
-from search.searcher import Searcher
 
 VARIANTS: dict[str, Bm25Config] = {
     "default (k1 1.5, b 0.75, english stem+stop)": Bm25Config(),
@@ -53,22 +44,13 @@ VARIANTS: dict[str, Bm25Config] = {
 
 def main() -> None:
     """Print each BM25 variant's labelled and dev nDCG@10, alone and in the dev-tuned hybrid."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="builtin")
-    parser.add_argument("--index-dir", type=Path, required=True, help="An index of the dataset's corpus.")
-    parser.add_argument("--corpus", type=Path, default=Path("corpus"))
+    parser = dataset_parser(__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="Comma-separated variant numbers (1-based) to run.")
     parser.add_argument("--refit-fusion", action="store_true", help="Choose the fusion again for each variant.")
-    parser.add_argument("-k", type=int, default=100)
     args = parser.parse_args()
     started = time.perf_counter()
-    settings = Settings(index_dir=args.index_dir)
-    manifest = Manifest.load(current_version_dir(args.index_dir))
-    searcher = Searcher.open(args.index_dir, search_config(settings))  # the model as the index was built
-    data = load_dataset(args.dataset, corpus_dir=args.corpus)
-    ids_file = Path(args.index_dir).parent / IDS_FILE
-    id_map = json.loads(ids_file.read_text()) if ids_file.is_file() else {}
-    labels = [id_map.get(chunk.doc_id, chunk.doc_id) for chunk in searcher.store]
+    opened = open_labelled(args)
+    data, manifest, searcher, labels = opened.data, opened.manifest, opened.searcher, opened.labels
     labelled = [DevQuery(qid, text, "labelled", -1, "") for qid, text in data.queries.items() if qid in data.qrels]
     dev = dev_queries(searcher)
     methods = ["dense", "bm25"] + (["lsi"] if "lsi" in manifest.backends else [])
@@ -80,7 +62,7 @@ def main() -> None:
     reference = Bm25Index(Bm25Config())
     reference.build(texts)
     shared_fusion = choose_fusion(default_fusion, methods, {
-        **fixed["dev"], "bm25": [_ranked(reference, q.text, args.k) for q in dev]}, dev)[0]
+        **fixed["dev"], "bm25": [bm25_ranked(reference, q.text, args.k) for q in dev]}, dev)[0]
     del reference
 
     def labelled_ndcg(lists: list[Ranked]) -> float:
@@ -101,7 +83,7 @@ def main() -> None:
         index = Bm25Index(config)
         index.build(texts)
         lists: dict[str, list[Ranked]] = {
-            key: [_ranked(index, query.text, args.k) for query in queries]
+            key: [bm25_ranked(index, query.text, args.k) for query in queries]
             for key, queries in (("labelled", labelled), ("dev", dev))
         }
         dev_candidates = {**fixed["dev"], "bm25": lists["dev"]}
@@ -116,11 +98,6 @@ def main() -> None:
         print(f"| {number} | {name} | {labelled_ndcg(lists['labelled']):.4f} | {hybrid:.4f} | {dev_bm25:.4f} | "
               f"{dev_hybrid:.4f} | {fusion.label()} |", flush=True)
     print(f"took {time.perf_counter() - started:.0f} s")
-
-
-def _ranked(index: Bm25Index, query: str, depth: int) -> Ranked:
-    scores, ids = index.search(query, depth)
-    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]
 
 
 def _dev_ndcg(lists: list[Ranked], queries: list[DevQuery]) -> float:

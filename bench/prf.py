@@ -18,28 +18,21 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from evaluation.datasets import load_dataset, span_qrels
-from evaluation.indexes import IDS_FILE
+from bench.labelled import bm25_ranked, dataset_parser, open_labelled
+from evaluation.datasets import span_qrels
 from evaluation.metrics import per_query
 from finetune.tune import tune
 from indexing.backends.base import Ranked
 from indexing.backends.bm25 import Bm25Config, Bm25Index
-from indexing.backends.configs import search_config
-from indexing.layout import current_version_dir
-from indexing.manifest import Manifest
 from mlsearch.catalog import plan
 from mlsearch.configs import FeedbackConfig
-from mlsearch.settings import Settings
 from search.doc_scoring import document_scores
 from search.feedback import FIXED_FEEDBACK, with_first_pass
 from search.fusion import fuse, untuned_fusion
@@ -74,29 +67,22 @@ VARIANTS: tuple[Variant, ...] = (
 
 def main() -> None:
     """Print nDCG@10 and MRR@10 of the parts, the plain hybrid and every feedback variant."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="builtin")
-    parser.add_argument("--index-dir", type=Path, required=True, help="An index of the dataset's corpus.")
-    parser.add_argument("--corpus", type=Path, default=Path("corpus"))
-    parser.add_argument("-k", type=int, default=100)
+    parser = dataset_parser(__doc__.splitlines()[0])
     parser.add_argument("--tuned", action="store_true",
                         help="Fuse with the fusion `mlsearch tune` picks on this index (no labels) instead of the "
                              "untuned default.")
     args = parser.parse_args()
     started = time.perf_counter()
-    manifest = Manifest.load(current_version_dir(args.index_dir))
     # the model is opened as the index was built (torch, or an OpenVINO / ONNX export, int8 or not)
-    searcher = Searcher.open(args.index_dir, search_config(Settings(index_dir=args.index_dir)))
-    data = load_dataset(args.dataset, corpus_dir=args.corpus)
+    opened = open_labelled(args)
+    data, manifest, searcher = opened.data, opened.manifest, opened.searcher
     if data.level == "chunk":
         qrels, _ = span_qrels(data.evidence, searcher.store)
         labels = [chunk.id for chunk in searcher.store]
         depth = args.k
     else:
         qrels = {q: dict(d) for q, d in data.qrels.items()}
-        ids_file = Path(args.index_dir).parent / IDS_FILE
-        id_map = json.loads(ids_file.read_text()) if ids_file.is_file() else {}
-        labels = [id_map.get(chunk.doc_id, chunk.doc_id) for chunk in searcher.store]
+        labels = opened.labels
         depth = min(1000, args.k * 5)
     queries = {qid: text for qid, text in data.queries.items() if qid in qrels}
     texts = list(queries.values())
@@ -136,7 +122,7 @@ def main() -> None:
     row(f"hybrid ({fusion.label()}, no feedback)", fused)
     rm3 = Bm25Index(Bm25Config(rm3_terms=10))
     rm3.build(list(searcher.store.embedding_texts()))
-    own = [_ranked(rm3, q, depth) for q in texts]
+    own = [bm25_ranked(rm3, q, depth) for q in texts]
     row("BM25 with its own RM3 (10 terms, 10 texts, 0.5) alone", own)
     row("hybrid with BM25's own RM3", [fuse(fusion, [o if m == "bm25" else lists[m] for m in fusion.methods])
                                        for lists, o in zip(first, own, strict=True)])
@@ -188,11 +174,6 @@ def _refine(searcher: Searcher, variant: Variant, texts: list[str], steps: list[
                                         depth, None)
         out.append({**first[i], **dict(zip([p for p, _ in wanted], lists, strict=True))})
     return out, (time.perf_counter() - started) * 1000 / max(len(texts), 1)
-
-
-def _ranked(index: Bm25Index, query: str, depth: int) -> Ranked:
-    scores, ids = index.search(query, depth)
-    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]
 
 
 if __name__ == "__main__":
