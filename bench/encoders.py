@@ -165,7 +165,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     settings = Settings(model=args.model)
-    first = open_encoder(args.model)
+    first = open_encoder(args.model, EncoderConfig(backend="torch"))  # the reference: torch, whatever the default
     documents = load_corpus(ROOT / "corpus").documents
     chunks = Chunker(first.count_tokens, chunking_config(build_config(settings), first)).chunk_documents(documents)
     passages = [c.embedding_text for c in chunks][: args.passages]

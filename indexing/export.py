@@ -352,6 +352,7 @@ def _export_openvino(
     converted.outputs[0].get_tensor().set_names({"sentence_embedding"})
     if int8:
         nncf = require("nncf")
+        nncf.set_log_level(logging.WARNING)  # its INFO lines name every layer it leaves in full precision
         samples = [
             tokenize(model.tokenizer, [text], model.max_seq_length, input_names) for text in calibration_texts()
         ]
