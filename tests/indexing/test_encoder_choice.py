@@ -16,7 +16,6 @@ from mlsearch.configs import EncoderConfig
 from mlsearch.errors import ModelMismatchError
 from mlsearch.settings import Settings
 from search.searcher import Searcher
-from tests.fakes import build_tiny_sentence_transformer
 
 
 def index_model(backend: str, int8: bool) -> ModelInfo:
@@ -57,16 +56,6 @@ def test_unset_choices_follow_the_index_then_the_defaults(
 def test_settings_leave_the_encoder_unset_by_default() -> None:
     assert (Settings().encoder_backend, Settings().encoder_int8) == (None, None)
     assert Settings(encoder_backend="onnx", encoder_int8=False).encoder_int8 is False
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"), normalize=True, max_seq_length=32)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("encoders")
 
 
 def built(tiny_model: Path, cache_dir: Path, corpus: Path, index_dir: Path, backend: str, int8: bool) -> Settings:

@@ -39,18 +39,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny normalised BERT sentence-transformer (mean pooling + Normalize), saved once per module."""
-    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"), normalize=True, max_seq_length=32)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One export cache for the module, so that each variant is exported once."""
-    return tmp_path_factory.mktemp("encoders")
-
-
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
 

@@ -44,12 +44,6 @@ def test_bundled_model_tokenized_as_by_the_hugging_face_tokenizer() -> None:
     assert fast.padding_side == reference.padding_side
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny BERT sentence-transformer saved as sentence-transformers saves it today."""
-    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny"), normalize=True, max_seq_length=32)
-
-
 def variant(
     tiny_model: Path, tmp_path: Path, lowercase_normalizer: bool, consistent: bool = True,
     transformer: dict[str, object] | None = None,
