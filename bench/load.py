@@ -1,7 +1,7 @@
 """Load benchmark of ``mlsearch serve``: latency and throughput per method at concurrency 1, 4 and 16.
 
 Run: ``.venv/bin/python -m bench.load [--index-dir DIR] [--requests 200] [--max-seconds 20] [--cache]
-[--encoder-backends torch,openvino] [--micro-batch both|on|off] [--client lean|httpx]``
+[--encoder-backends torch,openvino-int8] [--micro-batch both|on|off] [--client lean|httpx]``
 
 Each encoder backend is served with micro-batching of query encoding off and on (``MLSEARCH_MICRO_BATCH``),
 one server after the other: the first serves every method, the others dense only (keyword methods do not
@@ -73,6 +73,7 @@ ENCODING_METHODS = ("dense", "hybrid")
 LEVELS = (1, 4, 16)
 EXPORT_CACHE = Path.home() / ".cache" / "mlsearch" / "encoders"
 LOG_HANDOFF_CACHE = 64
+INT8_SUFFIX = "-int8"
 """Query-cache size when ``--cache`` is off: below the distinct queries cycled, above what the log lags behind."""
 
 
@@ -113,16 +114,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def build_temporary_index(corpus: Path, folder: Path) -> Path:
-    """Build an index over ``corpus`` into ``folder`` with the ``mlsearch index build`` command."""
-    index_dir = folder / "index"
+def build_temporary_index(corpus: Path, folder: Path, int8: bool | None = None) -> Path:
+    """Build an index over ``corpus`` into ``folder`` with the ``mlsearch index build`` command: with int8
+    embeddings (OpenVINO) or full-precision ones (torch) when ``int8`` says, else with the default encoder."""
+    precision = {None: "", True: "-int8", False: "-float"}[int8]
+    index_dir = folder / f"index{precision}"
+    options = {None: [], True: ["--encoder-backend", "openvino", "--int8"], False: ["--encoder-backend", "torch"]}
     print(f"building an index over {corpus} into {index_dir} …", flush=True)
     subprocess.run(
         [sys.executable, "-m", "cli.app", "index", "build", "--corpus", str(corpus),
-         "--index-dir", str(index_dir), "--json"],
+         "--index-dir", str(index_dir), "--json", *options[int8]],
         check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
     )
     return index_dir
+
+
+def index_for(int8: bool, given: Path | None, corpus: Path, folder: Path, built: dict[bool, Path]) -> Path:
+    """An index whose embeddings have this precision: ``given`` when they do, else one built once into
+    ``folder`` (an int8 encoder cannot search full-precision embeddings, nor the reverse)."""
+    if given is not None:
+        from indexing.layout import current_version_dir
+        from indexing.manifest import Manifest
+
+        if (Manifest.load(current_version_dir(given)).model.quantization == "int8") == int8:
+            return given
+    if int8 not in built:
+        built[int8] = build_temporary_index(corpus, folder, int8)
+    return built[int8]
 
 
 def start_server(
@@ -280,9 +298,9 @@ async def run_load(
 
 @dataclass
 class Variant:
-    """One served configuration: an encoder backend with micro-batching on or off."""
+    """One served configuration: an encoder backend (``openvino-int8``: int8) with micro-batching on or off."""
 
-    backend: str
+    name: str
     micro_batch: bool
     methods: list[str]
     cells: list[Cell] = field(default_factory=list)
@@ -294,11 +312,22 @@ class Variant:
     @property
     def label(self) -> str:
         """``torch``, ``openvino+batch``, …"""
-        return self.backend + ("+batch" if self.micro_batch else "")
+        return self.name + ("+batch" if self.micro_batch else "")
+
+    @property
+    def backend(self) -> str:
+        """The encoder backend: ``torch``, ``openvino`` or ``onnx``."""
+        return self.name.removesuffix(INT8_SUFFIX)
+
+    @property
+    def int8(self) -> bool:
+        """Whether the exported model is quantized to int8."""
+        return self.name.endswith(INT8_SUFFIX)
 
     def env(self) -> dict[str, str]:
         """The server's settings for this variant."""
-        return {"MLSEARCH_ENCODER_BACKEND": self.backend, "MLSEARCH_MICRO_BATCH": str(self.micro_batch).lower(),
+        return {"MLSEARCH_ENCODER_BACKEND": self.backend, "MLSEARCH_ENCODER_INT8": str(self.int8).lower(),
+                "MLSEARCH_MICRO_BATCH": str(self.micro_batch).lower(),
                 "MLSEARCH_ENCODER_CACHE_DIR": os.environ.get("MLSEARCH_ENCODER_CACHE_DIR", str(EXPORT_CACHE))}
 
 
@@ -398,7 +427,7 @@ def serve_variant(
             torch.set_num_threads(threads)
         print(f"serving {index_dir} at {base} ({variant.label}); bare encoding with {model} on {variant.backend}, "
               f"{threads or 'default'} thread(s) …", flush=True)
-        encoder = open_encoder(model, EncoderConfig(backend=variant.backend, cache_dir=Path(
+        encoder = open_encoder(model, EncoderConfig(backend=variant.backend, int8=variant.int8, cache_dir=Path(
             variant.env()["MLSEARCH_ENCODER_CACHE_DIR"]), threads=threads))
         variant.bare_main = bare_encoding_ms(encoder, queries, repeat=50)
         variant.bare = bare_encoding_in_worker_ms(encoder, queries, repeat=min(200, max(50, len(queries))))
@@ -457,7 +486,8 @@ def searcher_dir(index_dir: Path) -> Path:
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--index-dir", type=Path, help="An index to serve (built from --corpus when omitted).")
+    parser.add_argument("--index-dir", type=Path, help="An index to serve (built from --corpus when omitted, or "
+                        "when a variant needs the other precision).")
     parser.add_argument("--corpus", type=Path, default=ROOT / "corpus")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--concurrency", default=",".join(map(str, LEVELS)))
@@ -467,7 +497,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--cache", action="store_true",
                         help="Keep the server's full query-embedding cache (cycled queries hit it).")
-    parser.add_argument("--encoder-backends", default="torch,openvino", help="Served one after the other.")
+    parser.add_argument("--encoder-backends", default="torch,openvino-int8",
+                        help="Served one after the other: torch, openvino, onnx, each exported one also as -int8 "
+                             "(each is served an index of its own precision: --index-dir, else one built).")
     parser.add_argument("--micro-batch", choices=("both", "on", "off"), default="both")
     parser.add_argument("--client", choices=("lean", "httpx"), default="lean",
                         help="lean: a keep-alive HTTP/1.1 client (bench/http_client.py); httpx: httpx's asyncio one.")
@@ -488,15 +520,17 @@ def main() -> None:
           f"variants {', '.join(v.label for v in variants)}; client {args.client}")
     with tempfile.TemporaryDirectory(prefix="mlsearch-load-") as tmp:
         folder = Path(tmp)
-        index_dir = args.index_dir or build_temporary_index(args.corpus, folder)
+        built: dict[bool, Path] = {}
         for variant in variants:
+            index_dir = index_for(variant.int8, args.index_dir, args.corpus, folder, built)
             serve_variant(variant, index_dir, folder, args, levels, queries)
         ok = report(variants, args.cache)
         if args.rerank:
-            rerank_latency(index_dir, args.rerank, queries[:50], args.rerank_top_n, args.k)
+            float_index = index_for(False, args.index_dir, args.corpus, folder, built)  # the cross-encoder's torch
+            rerank_latency(float_index, args.rerank, queries[:50], args.rerank_top_n, args.k)
         if args.json:
             args.json.write_text(json.dumps({
-                "variants": [{"label": v.label, "backend": v.backend, "micro_batch": v.micro_batch,
+                "variants": [{"label": v.label, "backend": v.backend, "int8": v.int8, "micro_batch": v.micro_batch,
                               "bare_encoding_p50_ms": statistics.median(v.bare),
                               "bare_encoding_main_thread_p50_ms": statistics.median(v.bare_main),
                               "cells": [asdict(c) for c in v.cells]} for v in variants],
