@@ -61,6 +61,16 @@ def lucene_idf(texts: int, frequencies: np.ndarray) -> np.ndarray:
     return np.log(1 + (texts - frequencies + 0.5) / (frequencies + 0.5))
 
 
+def lucene_term_scores(
+    idf: np.ndarray, counts: np.ndarray, lengths: np.ndarray | float, mean_length: float, k1: float, b: float
+) -> np.ndarray:
+    """Lucene's BM25 score of (text, term) pairs: each term's ``idf`` (float32), its ``counts`` in the text, the
+    text's analysed ``lengths`` (one per pair, or one for all); bm25s's arithmetic (float64, stored as float32)."""
+    norm = k1 * ((1 - b) + b * np.asarray(lengths, np.float64) / mean_length)
+    tf = counts.astype(np.float32).astype(np.float64)
+    return (idf.astype(np.float64) * (tf / (norm + tf))).astype(np.float32)
+
+
 class Bm25Index:
     """Okapi BM25 (Lucene's) over analysed terms, with optional RM3 query expansion; everything from its config."""
 
@@ -170,9 +180,7 @@ class Bm25Index:
             idf = np.zeros(size, np.float32)
             seen = frequencies > 0
             idf[seen] = lucene_idf(self._count, frequencies[seen])
-            norm = self.k1 * ((1 - self.b) + self.b * lengths.astype(np.float64) / lengths.mean())
-            tf = counts.astype(np.float32).astype(np.float64)
-            scores = (idf[terms].astype(np.float64) * (tf / (norm[docs] + tf))).astype(np.float32)
+            scores = lucene_term_scores(idf[terms], counts, lengths[docs], lengths.mean(), self.k1, self.b)
             matrix = sparse.csr_matrix((scores, terms, offsets), shape=(self._count, size)).tocsc()
             data, indices = matrix.data, matrix.indices.astype(np.int32)
             indptr = matrix.indptr.astype(np.int64)
@@ -288,14 +296,14 @@ class Bm25Index:
         assert self._retriever is not None
         start, stop = int(self._offsets[text]), int(self._offsets[text + 1])
         ids = np.asarray(self._terms_of[start:stop], np.int64)
-        tf = np.asarray(self._counts[start:stop]).astype(np.float32).astype(np.float64)
+        counts = np.asarray(self._counts[start:stop])
         indptr = self._retriever.scores["indptr"]
         frequencies = np.asarray(indptr[ids + 1] - indptr[ids])
-        idf = lucene_idf(self._count, frequencies).astype(np.float32).astype(np.float64)
+        idf = lucene_idf(self._count, frequencies).astype(np.float32)
         if self._mean_length is None:
             self._mean_length = float(np.sum(self._counts, dtype=np.int64)) / max(self._count, 1)
-        norm = self.k1 * ((1 - self.b) + self.b * float(tf.sum()) / self._mean_length)
-        return ids, (idf * (tf / (norm + tf))).astype(np.float32).astype(np.float64)
+        scores = lucene_term_scores(idf, counts, float(counts.sum()), self._mean_length, self.k1, self.b)
+        return ids, scores.astype(np.float64)
 
     def _names(self) -> list[str]:
         """Term id → term (built once)."""
