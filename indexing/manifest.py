@@ -71,6 +71,19 @@ class Manifest(BaseModel):
         except (ValueError, ValidationError) as exc:
             raise IndexNotBuiltError(f"unreadable manifest {path}: {str(exc).splitlines()[0]}") from exc
 
+    def check_precision(self, quantization: str | None) -> None:
+        """Fail when embeddings of this index's model at ``quantization`` (``int8`` or None) are not the index's.
+
+        Raises:
+            ModelMismatchError: The index was built at the other precision.
+        """
+        if quantization != self.model.quantization:
+            built = self.model.quantization or "full precision"
+            raise ModelMismatchError(
+                f"index {self.version} was built with {built} embeddings, not {quantization or 'full precision'}; "
+                f"set MLSEARCH_ENCODER_INT8={'true' if self.model.quantization else 'false'} or rebuild the index"
+            )
+
     def check_model(self, name: str, weights_hash: str, quantization: str | None = None) -> None:
         """Fail when an encoder is not the model this index was built with.
 
@@ -81,13 +94,9 @@ class Manifest(BaseModel):
         Raises:
             ModelMismatchError: The weights hash or the quantization differs.
         """
-        if weights_hash == self.model.weights_hash and quantization != self.model.quantization:
-            built = self.model.quantization or "full precision"
-            raise ModelMismatchError(
-                f"index {self.version} was built with {built} embeddings, not {quantization or 'full precision'}; "
-                f"set MLSEARCH_ENCODER_INT8={'true' if self.model.quantization else 'false'} or rebuild the index"
-            )
-        if weights_hash != self.model.weights_hash:
+        if weights_hash == self.model.weights_hash:
+            self.check_precision(quantization)
+        else:
             raise ModelMismatchError(
                 f"index {self.version} was built with model {self.model.name} "
                 f"(weights {self.model.weights_hash[:12]}), not {name} (weights {weights_hash[:12]}); "

@@ -205,7 +205,7 @@ class Searcher:
 
         def load_checked() -> Encoder:
             if name == manifest.model.name:  # a precision that cannot fit the index fails before an export starts
-                manifest.check_model(name, manifest.model.weights_hash, "int8" if encoder_config.int8 else None)
+                manifest.check_precision("int8" if encoder_config.int8 else None)
             return load(name)
 
         return cls(directory, manifest, config, encoder=encoder, load_model=load_checked)
