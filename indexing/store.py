@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -134,14 +134,8 @@ class ChunkStore:
     def embeddings_at(self, positions: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored embeddings of the chunks at these positions, keyed by position (chunks without one, and
         unknown positions, are left out)."""
-        wanted = sorted({int(p) for p in positions if int(p) >= 0})
-        if not wanted:
-            return {}
-        rows = self._db.execute(
-            f"SELECT position, embedding FROM chunks WHERE position IN ({','.join('?' * len(wanted))}) "
-            "AND embedding IS NOT NULL", wanted,
-        ).fetchall()
-        return {int(p): np.frombuffer(b, np.float32) for p, b in rows}
+        rows = self._stored_embeddings("position", "position", sorted({int(p) for p in positions if int(p) >= 0}))
+        return {int(p): vector for p, vector in rows}
 
     def document_spans(self) -> dict[str, tuple[int, int]]:
         """``doc_id → (first position, chunk count)`` of every document."""
@@ -150,14 +144,19 @@ class ChunkStore:
 
     def embeddings_of(self, doc_ids: Iterable[str]) -> dict[str, np.ndarray]:
         """The stored embeddings of these documents' chunks, keyed by the hash of their embedded text."""
-        wanted = sorted(set(doc_ids))
-        if not wanted:
-            return {}
+        rows = self._stored_embeddings("text_hash", "doc_id", sorted(set(doc_ids)))
+        return {str(h): vector for h, vector in rows}
+
+    def _stored_embeddings(self, key: str, column: str, values: list[Any]) -> list[tuple[Any, np.ndarray]]:
+        """``(key, embedding)`` of the chunks whose ``column`` is one of ``values`` and that have an embedding
+        (``key`` and ``column`` are this module's own column names, never user input)."""
+        if not values:
+            return []
         rows = self._db.execute(
-            f"SELECT text_hash, embedding FROM chunks WHERE doc_id IN ({','.join('?' * len(wanted))}) "
-            "AND embedding IS NOT NULL", wanted,
+            f"SELECT {key}, embedding FROM chunks WHERE {column} IN ({','.join('?' * len(values))}) "
+            "AND embedding IS NOT NULL", values,
         ).fetchall()
-        return {str(h): np.frombuffer(b, np.float32) for h, b in rows}
+        return [(k, np.frombuffer(b, np.float32)) for k, b in rows]
 
     def ids(self) -> list[str]:
         """Every chunk id, by position."""
