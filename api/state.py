@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import anyio.to_thread
 
 from api.errors import NotReadyError
+from api.limits import SearchRunner
 from api.verify import verify_searcher
 from drift.service import DriftService
 from indexing.backends.configs import search_config
@@ -199,6 +200,10 @@ class ServiceState:
     _retired: list[Searcher] = field(default_factory=list, repr=False)
     _leases: dict[int, VersionLease] = field(default_factory=dict, repr=False)
     _holds: threading.Lock = field(default_factory=threading.Lock, repr=False)  # the drift log holds one too
+    runner: SearchRunner = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.runner = SearchRunner(self.settings.request_timeout_s, self.settings.inline_search_ms)
 
     def start(self) -> None:
         """Prepare for the event loop that is starting (called by the app's lifespan)."""

@@ -157,6 +157,11 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Requests a minute per client address (0: no limit); /health, /ready are free."
     )
     rate_limit_burst: int = Field(default=0, ge=0, description="Extra requests a client may burst (0: a tenth).")
+    inline_search_ms: float = Field(
+        default=10.0, ge=0, description="A search whose kind (method, index version) recently took at most this "
+        "many ms, asked while no other search is in flight, runs on the event loop instead of a worker thread: "
+        "it saves two thread wake-ups, and holds the loop that long (0: always a worker thread).",
+    )
     request_timeout_s: float = Field(
         default=30.0, gt=0, description="A search or comparison that takes longer answers 503 search_timeout."
     )

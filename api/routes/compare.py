@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from api.deps import MetricsDep, SearcherDep, StateDep
 from api.errors import SEARCH_ERROR_RESPONSES
-from api.limits import run_with_timeout
 from api.schemas import CompareRequest, CompareResponse
 from search.compare import compare as compare_methods
 
@@ -18,8 +17,8 @@ async def compare(
     body: CompareRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep
 ) -> CompareResponse:
     """Run the query with two or more methods (lsi and dense by default) and measure their overlap."""
-    comparison = await run_with_timeout(
-        state.settings.request_timeout_s,
+    comparison = await state.runner.run(
+        None,
         compare_methods, searcher, body.query, body.k, body.methods, body.backend, body.chunk_filter, body.group_by,
     )
     for method, run in comparison.runs.items():

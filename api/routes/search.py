@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from api.deps import MetricsDep, SearcherDep, StateDep
 from api.errors import SEARCH_ERROR_RESPONSES
-from api.limits import run_with_timeout
 from api.schemas import SearchRequest, SearchResponse
 from search.compare import run_search
 
@@ -18,9 +17,9 @@ async def search(
     body: SearchRequest, searcher: SearcherDep, state: StateDep, metrics: MetricsDep
 ) -> SearchResponse:
     """Search the index with one method: dense (FAISS, Annoy or Elasticsearch), lsi, bm25 or hybrid."""
-    result = await run_with_timeout(
-        state.settings.request_timeout_s,
-        run_search, searcher, body.query, body.k, body.method, body.backend, body.chunk_filter, body.offset,
+    kind = None if body.rerank else (searcher.version, body.method)  # reranking is never cheap enough
+    result = await state.runner.run(
+        kind, run_search, searcher, body.query, body.k, body.method, body.backend, body.chunk_filter, body.offset,
         body.group_by, body.rerank,
     )
     metrics.observe_search("/search", body.method, result.backend, result.took_ms)
