@@ -4,8 +4,10 @@ Run: ``.venv/bin/python -m bench.load [--index-dir DIR] [--requests 200] [--max-
 [--encoder-backends torch,openvino-int8] [--micro-batch both|on|off] [--client lean|httpx]``
 
 Each encoder backend is served with micro-batching of query encoding off and on (``MLSEARCH_MICRO_BATCH``),
-one server after the other: the first serves every method, the others dense only (keyword methods do not
-encode). Exports of the model are read from (or made once into) ``~/.cache/mlsearch/encoders``.
+one server after the other: the first and the service's defaults (``openvino-int8`` with micro-batching) serve
+every method, the others dense only (keyword methods do not encode). The keyword goal is read on the defaults,
+what a user serves; the first variant's keyword figures are printed beside them. Exports of the model are read
+from (or made once into) ``~/.cache/mlsearch/encoders``.
 
 It starts a real ``mlsearch serve`` on 127.0.0.1 (a free port) over the given index, or over one it builds
 from ``corpus/`` into a temporary folder, waits for ``/ready``, and sends ``POST /search`` from an asyncio
@@ -331,6 +333,15 @@ class Variant:
                 "MLSEARCH_ENCODER_CACHE_DIR": os.environ.get("MLSEARCH_ENCODER_CACHE_DIR", str(EXPORT_CACHE))}
 
 
+def is_default(name: str, micro_batch: bool) -> bool:
+    """Whether a variant (``openvino-int8``, micro-batching on) is what ``mlsearch serve`` runs when nothing is set."""
+    from mlsearch.configs import DEFAULT_ENCODER_BACKEND, DEFAULT_ENCODER_INT8
+    from mlsearch.settings import Settings
+
+    default_name = DEFAULT_ENCODER_BACKEND + (INT8_SUFFIX if DEFAULT_ENCODER_INT8 else "")
+    return name == default_name and micro_batch == Settings.model_fields["micro_batch"].default
+
+
 def bare_for(cell: Cell, before_load_p50: float) -> tuple[float, bool]:
     """The bare encoding p50 a cell is read against: its paired one when it has one (True), else the one measured
     before the load (False)."""
@@ -372,12 +383,14 @@ def report(variants: list[Variant], cache: bool) -> bool:
             print(f"goal ({variant.label}): dense p50 at c=1 - bare encoding ({which}) <= 2 ms: "
                   f"{dense_c1.p50_ms:.2f} - {bare_c1:.2f} = {gap:.2f} ms ({dense_c1.p50_ms / bare_c1:.2f}x) -> "
                   f"{'HOLDS' if holds else 'MISSED'}")
+        default = is_default(variant.name, variant.micro_batch)
         for method in ("bm25", "lsi"):
             cell = _cell(variant, method, 1)
             if cell is not None:
                 holds = bool(cell.p50_ms <= 1.5)
-                ok = ok and holds
-                print(f"goal: {method} p50 at c=1 <= 1.5 ms: {cell.p50_ms:.2f} ms -> {'HOLDS' if holds else 'MISSED'}")
+                ok = ok and (holds or not default)
+                print(f"{'goal' if default else 'also'} ({variant.label}{', the defaults' if default else ''}): "
+                      f"{method} p50 at c=1 <= 1.5 ms: {cell.p50_ms:.2f} ms -> {'HOLDS' if holds else 'MISSED'}")
         top = max((c.concurrency for c in variant.cells), default=0)
         errors = sum(c.errors for c in variant.cells if c.concurrency == top)
         ok = ok and errors == 0
@@ -513,7 +526,7 @@ def main() -> None:
     batching = {"both": [False, True], "on": [True], "off": [False]}[args.micro_batch]
     backends = [b.strip() for b in args.encoder_backends.split(",") if b.strip()]
     dense_only = [m for m in methods if m == "dense"] or methods
-    variants = [Variant(backend, mb, methods if i == 0 else dense_only)
+    variants = [Variant(backend, mb, methods if i == 0 or is_default(backend, mb) else dense_only)
                 for i, (backend, mb) in enumerate((b, m) for b in backends for m in batching)]
     queries = load_queries(args.queries)
     print(f"{len(queries)} queries from {QUERIES_FILE if QUERIES_FILE.is_file() else 'the built-in list'}; "
