@@ -23,13 +23,10 @@ from mlsearch.catalog import FUSED_METHOD
 from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 from search.fusion import FusionConfig
 
-__all__ = ["FEEDBACK_VARIANTS", "FIXED_FEEDBACK", "FeedbackConfig", "rocchio", "with_first_pass"]
+__all__ = ["FEEDBACK_VARIANTS", "FeedbackConfig", "rocchio", "with_first_pass"]
 
-FIXED_FEEDBACK = DEFAULT_FEEDBACK
-"""The feedback setting measured on every set (``bench.prf``) and used by default: the top 10 chunks of the fused
-list, the query vector weighing 0.7, 10 RM3 terms at 0.5, and the first-pass lists fused beside the refined ones."""
 FEEDBACK_VARIANTS: dict[str, FeedbackConfig] = {
-    f"{FUSED_METHOD}-prf": FIXED_FEEDBACK,
+    f"{FUSED_METHOD}-prf": DEFAULT_FEEDBACK,  # the setting measured on every set (bench.prf)
     f"{FUSED_METHOD}-noprf": FeedbackConfig(),
 }
 """Feedback variants that ``mlsearch eval`` can report beside ``hybrid``: the index's fusion with the fixed

@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 EncoderLoader = Callable[[str], Encoder]
 """Loads an embedding model by name or path."""
+AllowedPositions = Callable[[], np.ndarray | None]
+"""The positions of the chunks a search's filter allows (None: every chunk), looked up when first called."""
 MAX_K = 1000
 HYBRID_CANDIDATES = 100
 
@@ -343,12 +345,13 @@ class Searcher:
         steps = [step for part in config.methods for step in plan(part, backend)]
         depth = max(k, config.depth)
         vector = self.embed_query(query) if any(METHODS[part].needs_model for part, _ in steps) else None
-        lists = self._rankings(query, steps, depth, tags, vector)
+        allowed = self._allowed(tags)
+        lists = self._rankings(query, steps, depth, tags, vector, allowed)
         fused = fuse(config, lists)
         prf = self.config.feedback if feedback is None else feedback
         if prf.enabled and fused:
             chosen = [position for position, _ in fused[: prf.docs]]
-            refined = self.feedback_lists(query, steps, lists, chosen, prf, depth, tags, vector)
+            refined = self.feedback_lists(query, steps, lists, chosen, prf, depth, tags, vector, allowed)
             fused = (fuse(with_first_pass(config), [*lists, *refined]) if prf.keep_first_pass
                      else fuse(config, refined))
         return fused[:k]
@@ -356,16 +359,18 @@ class Searcher:
     def feedback_lists(
         self, query: str, steps: list[tuple[str, str]], lists: list[Ranked], chosen: list[int],
         prf: FeedbackConfig, depth: int, tags: ChunkFilter | Sequence[str] | None, vector: np.ndarray | None = None,
+        allowed: AllowedPositions | None = None,
     ) -> list[Ranked]:
         """The fused method's lists refined by the ``chosen`` feedback chunks (the top of the first fused list).
 
         A list ranked by the query's embedding is searched again with the Rocchio query (:func:`rocchio` of the
         chunks' stored vectors, :meth:`feedback_vectors`); a list of a keyword backend that expands queries
         (:class:`~indexing.backends.base.ExpandingKeywordIndex`, BM25) with the chunks' heaviest terms; any other
-        list is kept as it is. ``vector`` is the query's embedding when already known (else it is looked up).
+        list is kept as it is. ``vector`` is the query's embedding when already known (else it is looked up);
+        ``allowed``, the positions ``tags`` allow, as the first pass looked them up (:meth:`_allowed`).
         """
         filters = as_filter(tags)
-        allowed = None if filters.is_empty else self.store.positions_matching(filters)
+        allowed = allowed or self._allowed(filters)
         out: list[Ranked] = []
         for (part, name), ranked in zip(steps, lists, strict=True):
             index = self.backend(name)
@@ -376,12 +381,12 @@ class Searcher:
                     out.append(cast(FilteringIndex, index).rank(query, moved, [part], depth, filters)[0])
                     continue
                 dense = cast(VectorIndex, index)
-                out.append(self._over_fetch(lambda n: dense.search(moved[None, :], n), depth, allowed))  # noqa: B023
+                out.append(self._over_fetch(lambda n: dense.search(moved[None, :], n), depth, allowed()))  # noqa: B023
             elif prf.terms and isinstance(index, ExpandingKeywordIndex):
                 keyword = index
                 out.append(self._over_fetch(
                     lambda n: keyword.feedback_search(query, chosen, n, prf.terms, prf.term_weight),  # noqa: B023
-                    depth, allowed))
+                    depth, allowed()))
             else:
                 out.append(ranked)
         return out
@@ -414,18 +419,19 @@ class Searcher:
 
     def _rankings(
         self, query: str, steps: list[tuple[str, str]], depth: int, tags: ChunkFilter | Sequence[str] | None,
-        vector: np.ndarray | None = None,
+        vector: np.ndarray | None = None, allowed: AllowedPositions | None = None,
     ) -> list[Ranked]:
         """One ranking per planned ``(part, backend)``; each backend is asked once for all its parts.
 
-        ``vector`` is the query's embedding when the caller has it already (else it is looked up when needed).
+        ``vector`` is the query's embedding when the caller has it already (else it is looked up when needed);
+        ``allowed``, the positions ``tags`` allow, looked up once when a backend needs them (:meth:`_allowed`).
         """
         parts_of: dict[str, list[str]] = {}
         for part, name in steps:
             parts_of.setdefault(name, []).append(part)
         found: dict[str, Ranked] = {}
         filters = as_filter(tags)
-        allowed: np.ndarray | None = None
+        allowed = allowed or self._allowed(filters)
         for name, parts in parts_of.items():
             if BACKENDS[name].native_filtering:
                 index = self.backend(name)
@@ -436,11 +442,18 @@ class Searcher:
                     vector = self.embed_query(query)
                 found.update(zip(parts, index.rank(query, vector, parts, depth, filters), strict=True))
                 continue
-            if not filters.is_empty and allowed is None:
-                allowed = self.store.positions_matching(filters)
             for part in parts:
-                found[part] = self._filtered(query, depth, part, name, allowed, vector)
+                found[part] = self._filtered(query, depth, part, name, allowed(), vector)
         return [found[part] for part, _ in steps]
+
+    def _allowed(self, tags: ChunkFilter | Sequence[str] | None) -> AllowedPositions:
+        """The positions of the chunks ``tags`` allow (None: every chunk), looked up on the first call only: the
+        first pass and the feedback pass of one search share it, and a search whose backends all filter natively
+        never looks them up."""
+        filters = as_filter(tags)
+        if filters.is_empty:
+            return lambda: None
+        return cache(lambda: self.store.positions_matching(filters))
 
     def _filtered(
         self, query: str, k: int, part: str, name: str, allowed: np.ndarray | None, vector: np.ndarray | None = None

@@ -16,7 +16,7 @@ from indexing.layout import current_version_dir
 from indexing.store import ChunkStore
 from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 from mlsearch.settings import Settings
-from search.feedback import FIXED_FEEDBACK, rocchio, with_first_pass
+from search.feedback import rocchio, with_first_pass
 from search.fusion import FusionConfig, fuse
 from search.searcher import QueryEmbeddingCache, Searcher
 from tests.fakes import CountingEncoder, HashingEncoder, updated_settings
@@ -61,7 +61,7 @@ def test_feedback_config_rejects_bad_values() -> None:
 def test_the_settings_reach_the_search_config(settings: Settings) -> None:
     config = search_config(updated_settings(settings, prf_docs=4, prf_query_weight=0.6, prf_terms=0))
     assert config.feedback == FeedbackConfig(docs=4, query_weight=0.6, terms=0, term_weight=0.5)
-    assert search_config(settings).feedback == DEFAULT_FEEDBACK == FIXED_FEEDBACK and DEFAULT_FEEDBACK.enabled
+    assert search_config(settings).feedback == DEFAULT_FEEDBACK and DEFAULT_FEEDBACK.enabled
     assert not search_config(updated_settings(settings, prf_docs=0)).feedback.enabled
 
 
@@ -133,6 +133,19 @@ def test_feedback_keeps_the_tag_filter(searcher: Searcher) -> None:
     refined = searcher.search("training", k=10, method="hybrid", tags=["drift"]).hits
     assert refined and {h.doc_id for h in refined} <= {"drift"}
     assert {h.doc_id for h in hits} <= {"drift"}
+
+
+def test_a_filtered_search_with_feedback_looks_the_allowed_chunks_up_once(
+    searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searcher.config = type(searcher.config)(**{**searcher.config.__dict__, "feedback": ON})
+    calls: list[object] = []
+    real = searcher.store.positions_matching
+    monkeypatch.setattr(searcher.store, "positions_matching", lambda f: calls.append(f) or real(f))
+    assert searcher.search("training", k=10, method="hybrid", tags=["drift"]).hits
+    assert len(calls) == 1  # the first pass and the feedback pass share it
+    searcher.search("training", k=10, method="hybrid")
+    assert len(calls) == 1  # no filter: nothing to look up
 
 
 def test_bm25_feedback_search_adds_terms_of_the_feedback_texts() -> None:
