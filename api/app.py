@@ -87,6 +87,7 @@ def create_app(
     )
     app.state.service = ServiceState(settings=settings, factory=searcher_factory or _default_factory())
     app.state.metrics = ServiceMetrics()
+    app.state.metrics.count_search_runs(app.state.service.runner.runs)
     app.state.max_body_bytes = settings.max_body_bytes
     install_error_handlers(app)
     install_middleware(app, settings, app.state.metrics)

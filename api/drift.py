@@ -38,7 +38,7 @@ def start_drift(app: FastAPI) -> asyncio.Task[None] | None:
         return None
     try:
         service = DriftService(drift_service_config(settings), searcher=lambda: state.searcher,
-                               borrow=state.borrowed).start()
+                               borrow=state.borrowed, quiet_for=state.runner.quiet_for).start()
     except MlsearchError as exc:
         state.drift_off_reason = f"drift monitoring is off: {exc}"
         logger.error("%s; the service keeps answering searches", state.drift_off_reason)

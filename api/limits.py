@@ -72,6 +72,15 @@ class SearchRunner:
         self.inline_runs = 0
         self.thread_runs = 0
         self._recent_ms: dict[Hashable, float] = {}
+        self._last_active = time.monotonic()
+
+    def quiet_for(self) -> float:
+        """Seconds since the last search ended, 0 while one runs (the drift log waits for a pause; any thread)."""
+        return 0.0 if self.in_flight else time.monotonic() - self._last_active
+
+    def runs(self) -> dict[str, int]:
+        """How many searches ran where: ``{"loop": …, "thread": …}``."""
+        return {"loop": self.inline_runs, "thread": self.thread_runs}
 
     def recent_ms(self, key: Hashable) -> float | None:
         """The running average duration of that kind of search, None before the first."""
@@ -92,6 +101,7 @@ class SearchRunner:
             SearchTimeoutError: A search in a worker thread took longer than the timeout.
         """
         self.in_flight += 1
+        self._last_active = time.monotonic()
         try:
             if inline_key is not None and self._may_inline(inline_key):
                 await asyncio.sleep(0)  # let requests that have already arrived reach this point and count
@@ -103,6 +113,7 @@ class SearchRunner:
                 return await run_with_timeout(self.timeout_s, func, *args, **kwargs)
             return await run_with_timeout(self.timeout_s, partial(self._timed, inline_key, func, *args, **kwargs))
         finally:
+            self._last_active = time.monotonic()
             self.in_flight -= 1
 
     def _may_inline(self, key: Hashable) -> bool:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -36,10 +39,27 @@ class ServiceMetrics:
             "mlsearch_index_reloads", "Index reloads by outcome.", ["outcome"], registry=self.registry,
         )
 
+    def count_search_runs(self, runs: Callable[[], dict[str, int]]) -> None:
+        """Export ``mlsearch_search_runs_total{where}``: searches run on the event loop or in a worker thread, as
+        ``runs()`` counts them (the app's :class:`api.limits.SearchRunner`)."""
+        self.registry.register(_SearchRuns(runs))
+
     def observe_search(self, endpoint: str, method: str, backend: str, took_ms: float) -> None:
         """Count one answered search and record how long it took."""
         self.searches.labels(endpoint, method, backend).inc()
         self.search_latency.labels(endpoint, method).observe(took_ms / 1000)
+
+
+class _SearchRuns(Collector):
+    def __init__(self, runs: Callable[[], dict[str, int]]) -> None:
+        self.runs = runs
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("mlsearch_search_runs", "Searches by where they ran: on the event loop "
+                                     "(cheap, and alone in flight) or in a worker thread.", labels=["where"])
+        for where, count in self.runs().items():
+            family.add_metric([where], count)
+        yield family
 
 
 class MetricsMiddleware:

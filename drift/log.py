@@ -317,7 +317,9 @@ class PendingQuery:
     """An answered query waiting to be measured and logged.
 
     ``searcher`` is the one that answered it, or None when the writer borrows the searcher serving at
-    measuring time (see :class:`LogWriter`).
+    measuring time (see :class:`LogWriter`). ``embedding`` is the query's embedding when the answer computed
+    it (dense, hybrid), from the index version ``version``: the writer reuses it when it measures with that
+    version, however long the query waited, rather than encoding the query again.
     """
 
     searcher: SearcherLike | None
@@ -325,10 +327,16 @@ class PendingQuery:
     method: str
     result_count: int
     time: float
+    embedding: np.ndarray | None = None
+    version: str | None = None
 
 
 Borrow = Callable[[], AbstractContextManager[SearcherLike]]
 WRITER_NICE = 19
+IDLE_GAP_S = 0.05
+"""The pause in searches the writer waits for before it measures queries (see :class:`LogWriter`)."""
+MAX_DELAY_S = 5.0
+"""The longest a logged query waits for such a pause."""
 """The writer thread's nice value above the process's (19: the lowest priority)."""
 
 
@@ -354,12 +362,19 @@ class LogWriter:
             a keyword query means encoding it, a few milliseconds of CPU that would otherwise compete with the
             requests: at the lowest priority the writer gets only the CPU the requests leave, and falls behind
             (then drops, counted, once ``max_queue`` queries wait) rather than slowing them down.
+        quiet_for: Seconds since the service last searched (0 while a search runs). When given, a batch with
+            queries to measure waits until the searches have paused for ``idle_gap`` seconds, or until its oldest
+            query has waited ``max_delay``; a flush never waits. Priority alone is not enough: an OpenVINO or ONNX
+            Runtime encoder runs on its own threads, at the process's priority, and any measuring holds the GIL.
+        idle_gap: The pause in searches a batch waits for.
+        max_delay: The longest a query waits for such a pause (under steady traffic, batches go on anyway).
     """
 
     def __init__(
         self, log: QueryLog, on_written: Callable[[list[QueryObservation]], None] | None = None,
         batch_size: int = 64, max_queue: int = 10_000, linger: float = 1.0, borrow: Borrow | None = None,
-        nice: int = WRITER_NICE,
+        nice: int = WRITER_NICE, quiet_for: Callable[[], float] | None = None, idle_gap: float = IDLE_GAP_S,
+        max_delay: float = MAX_DELAY_S,
     ) -> None:
         self.log = log
         self.borrow = borrow
@@ -378,6 +393,10 @@ class LogWriter:
         self._thread: threading.Thread | None = None
         self.nice = nice
         self.native_id: int | None = None  # the writer thread's id for the OS, once it runs
+        self.quiet_for = quiet_for
+        self.idle_gap = idle_gap
+        self.max_delay = max_delay
+        self._urgent = threading.Event()  # a flush or stop waits: no batch waits for a pause
 
     @property
     def running(self) -> bool:
@@ -394,7 +413,10 @@ class LogWriter:
     def submit_query(self, searcher: SearcherLike, query: str, method: str, result_count: int) -> bool:
         """Queue an answered query to be measured and logged; False when it had to be dropped."""
         kept = None if self.borrow is not None else searcher
-        return self.submit(PendingQuery(kept, query, method, result_count, time.time()))
+        peek = getattr(searcher, "cached_embedding", None)  # a dict lookup: the answer's own embedding, if any
+        embedding = peek(query) if peek is not None else None
+        version = getattr(searcher, "version", None) if embedding is not None else None
+        return self.submit(PendingQuery(kept, query, method, result_count, time.time(), embedding, version))
 
     def submit(self, item: PendingQuery | QueryObservation) -> bool:
         """Queue a pending query or an already measured observation; False when dropped."""
@@ -411,6 +433,7 @@ class LogWriter:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every item submitted before this call is written (or failed). False on timeout."""
+        self._urgent.set()
         self._wake.set()
         with self._done:
             target = self._submitted
@@ -450,9 +473,24 @@ class LogWriter:
                     stop = True
                     break
                 batch.append(more)
+            self._await_pause(batch)
             self._write(batch)
+            if self._queue.empty():
+                self._urgent.clear()
             if stop:
                 return
+
+    def _await_pause(self, batch: list[PendingQuery | QueryObservation]) -> None:
+        """Hold a batch with queries to measure until the searches pause (see ``quiet_for``)."""
+        pending = [item.time for item in batch if isinstance(item, PendingQuery)]
+        if self.quiet_for is None or not pending:
+            return
+        deadline = min(pending) + self.max_delay
+        while not self._urgent.is_set():
+            quiet = self.quiet_for()
+            if quiet >= self.idle_gap or time.time() >= deadline:
+                return
+            self._urgent.wait(min(max(self.idle_gap - quiet, 0.005), max(deadline - time.time(), 0.0)))
 
     def _write(self, batch: list[PendingQuery | QueryObservation]) -> None:
         observations = []
@@ -520,7 +558,12 @@ def _batch_embeddings(
     for i, item in enumerate(batch):
         if isinstance(item, PendingQuery):
             searcher = _searcher_for(item, lent)
-            if searcher is not None:
+            if searcher is None:
+                continue
+            if item.embedding is not None and item.version is not None and \
+                    getattr(searcher, "version", None) == item.version:
+                embeddings[i] = item.embedding  # computed by the answer, with this very model
+            else:
                 groups.setdefault(id(searcher), (searcher, []))[1].append(i)
     for searcher, indexes in groups.values():
         queries = [cast(PendingQuery, batch[i]).query for i in indexes]

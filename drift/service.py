@@ -34,13 +34,15 @@ class DriftService:
             reference file.
         borrow: Lends the searcher serving now, held open, to measure logged queries with (see
             :class:`~drift.log.LogWriter`); without it each query is measured with the searcher that answered it.
+        quiet_for: Seconds since the service last searched; the log measures queries in the pauses (see
+            :class:`~drift.log.LogWriter`).
 
     Raises:
         DriftError: The state directory cannot be written, or the reference file is missing or empty.
     """
 
     def __init__(self, config: DriftServiceConfig, searcher: SearcherProvider | None = None,
-                 borrow: Borrow | None = None) -> None:
+                 borrow: Borrow | None = None, quiet_for: Callable[[], float] | None = None) -> None:
         self.config = config.monitor
         self.reference_file = config.reference_file
         if self.reference_file is not None:
@@ -51,7 +53,7 @@ class DriftService:
                             retention_days=config.log_retention_days)
         self.store = ReferenceStore(directory)
         self.monitor = DriftMonitor(self.log, self.store, self.config, collect=self.reference_file is None)
-        self.writer = LogWriter(self.log, on_written=self.monitor.ingest, borrow=borrow)
+        self.writer = LogWriter(self.log, on_written=self.monitor.ingest, borrow=borrow, quiet_for=quiet_for)
         self._reference_lock = threading.Lock()
         self._references = 0  # references set by this service: a new one changes every figure of the report
         self._page: tuple[tuple[int, int, int], str] | None = None

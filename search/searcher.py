@@ -148,6 +148,11 @@ class QueryEmbeddingCache:
                         self._items.popitem(last=False)
         return [found[q] for q in queries]
 
+    def peek(self, query: str) -> np.ndarray | None:
+        """The cached embedding of ``query``, or None; nothing is computed, counted or reordered."""
+        with self._lock:
+            return self._items.get(query)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -290,6 +295,10 @@ class Searcher:
     def embed_query(self, query: str) -> np.ndarray:
         """The query's embedding (LRU-cached)."""
         return self.cache.get_or_compute(query, self._encode_query)
+
+    def cached_embedding(self, query: str) -> np.ndarray | None:
+        """The query's embedding if the query cache holds it (a search just computed it), else None; never encodes."""
+        return self.cache.peek(query)
 
     def embed_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
         """The embeddings of many queries (LRU-cached): the uncached ones encoded together in one batch.

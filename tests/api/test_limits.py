@@ -106,3 +106,18 @@ def test_the_service_answers_a_lone_keyword_search_on_the_event_loop(client: Tes
     assert answers[0].json()["results"] == client.post("/search", json={"query": "dropout 0", "method": "bm25"}
                                                        ).json()["results"]
     assert runner.inline_runs >= 2 and runner.thread_runs >= 1
+    exported = client.get("/metrics").text
+    assert f'mlsearch_search_runs_total{{where="loop"}} {float(runner.inline_runs)}' in exported
+    assert f'mlsearch_search_runs_total{{where="thread"}} {float(runner.thread_runs)}' in exported
+
+
+def test_quiet_for_is_zero_while_a_search_runs_and_grows_after() -> None:
+    async def scenario() -> tuple[float, float]:
+        runner = SearchRunner(timeout_s=5, inline_ms=0)
+        during: list[float] = []
+        await runner.run(None, lambda: during.append(runner.quiet_for()))
+        await asyncio.sleep(0.05)
+        return during[0], runner.quiet_for()
+
+    during, after = asyncio.run(scenario())
+    assert during == 0.0 and after >= 0.04

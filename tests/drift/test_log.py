@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +314,87 @@ def test_the_writer_thread_runs_at_the_lowest_priority_and_the_process_keeps_its
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the requests' threads keep theirs
     finally:
         writer.stop()
+
+
+def test_queries_to_measure_wait_for_a_pause_in_searches(tmp_path: Path) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+    quiet = {"s": 0.0}  # searches running
+    writer = LogWriter(log, batch_size=1, linger=0.0, quiet_for=lambda: quiet["s"], idle_gap=0.05,
+                       max_delay=30).start()
+    try:
+        writer.submit_query(_BareSearcher(), "one", "bm25", 1)  # type: ignore[arg-type]
+        time.sleep(0.3)
+        assert log.count() == 0  # held while the service searches
+        quiet["s"] = 1.0  # the searches paused
+        wait = time.monotonic() + 10
+        while log.count() == 0 and time.monotonic() < wait:
+            time.sleep(0.01)
+        assert log.count() == 1
+    finally:
+        writer.stop()
+
+
+def test_under_steady_searches_a_query_waits_at_most_max_delay_and_a_flush_not_at_all(tmp_path: Path) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+    writer = LogWriter(log, batch_size=1, linger=0.0, quiet_for=lambda: 0.0, max_delay=0.2).start()
+    try:
+        writer.submit_query(_BareSearcher(), "one", "bm25", 1)  # type: ignore[arg-type]
+        wait = time.monotonic() + 10
+        while log.count() == 0 and time.monotonic() < wait:
+            time.sleep(0.01)
+        assert log.count() == 1  # written although the service never paused
+        writer.max_delay = 60
+        writer.submit_query(_BareSearcher(), "two", "bm25", 1)  # type: ignore[arg-type]
+        started = time.monotonic()
+        assert writer.flush(timeout=10) and log.count() == 2
+        assert time.monotonic() - started < 10
+    finally:
+        writer.stop()
+
+
+def test_an_observation_already_measured_never_waits(tmp_path: Path, make_observations: Make) -> None:
+    log = QueryLog(tmp_path / "q.sqlite")
+    writer = LogWriter(log, batch_size=1, linger=0.0, quiet_for=lambda: 0.0, max_delay=60).start()
+    try:
+        writer.submit(make_observations(1)[0])
+        wait = time.monotonic() + 10
+        while log.count() == 0 and time.monotonic() < wait:
+            time.sleep(0.01)
+        assert log.count() == 1
+    finally:
+        writer.stop()
+
+
+def test_a_dense_answer_s_embedding_travels_with_the_query_and_is_not_encoded_again(
+    tmp_path: Path, built_index: Path, settings: Settings
+) -> None:
+    encoder = CountingEncoder()
+    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
+    searcher.search("dropout rate", k=3, method="dense")
+    writer = LogWriter(QueryLog(tmp_path / "q.sqlite"), borrow=lambda: nullcontext(searcher))
+    writer.submit_query(searcher, "dropout rate", "dense", 3)
+    searcher.cache._items.clear()  # the cache forgot it while the query waited (a long queue, a busy service)
+    writer.start()
+    assert writer.flush(timeout=10)
+    writer.stop()
+    assert encoder.calls == [["dropout rate"]]  # only the answer's own encode
+    expected = observe_query(searcher, "dropout rate", "dense", 3)
+    assert np.allclose(writer.log.rows()[0].embedding, expected.embedding)
+
+
+class _OtherVersion(Searcher):
+    version = "another-version"  # type: ignore[assignment]
+
+
+def test_an_embedding_from_another_index_version_is_not_trusted(
+    tmp_path: Path, built_index: Path, settings: Settings
+) -> None:
+    answered = Searcher.open(built_index, search_config(settings), encoder=CountingEncoder())
+    answered.search("dropout rate", k=3, method="dense")
+    later = _OtherVersion.open(built_index, search_config(settings), encoder=(encoder := CountingEncoder()))
+    writer = LogWriter(QueryLog(tmp_path / "q.sqlite"), borrow=lambda: nullcontext(later))
+    writer.submit_query(answered, "dropout rate", "dense", 3)
+    writer.start()
+    assert writer.flush(timeout=10)
+    writer.stop()
+    assert encoder.calls == [["dropout rate"]]  # measured with the version serving now: encoded by its model
