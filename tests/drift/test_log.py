@@ -188,6 +188,28 @@ def test_a_failing_log_is_counted_and_the_writer_goes_on(tmp_path: Path, make_ob
     writer.stop()
 
 
+@pytest.fixture
+def counted(built_index: Path, settings: Settings) -> tuple[Searcher, CountingEncoder]:
+    """A searcher over the tiny index whose encoder counts its calls, and that encoder."""
+    encoder = CountingEncoder()
+    return Searcher.open(built_index, search_config(settings), encoder=encoder), encoder
+
+
+def _drain(writer: LogWriter) -> None:
+    """Start the writer, wait until everything queued is written, and stop it."""
+    writer.start()
+    assert writer.flush(timeout=10)
+    writer.stop()
+
+
+def _wait_for_rows(log: QueryLog, count: int, timeout: float = 10.0) -> int:
+    """Poll until the log holds ``count`` rows or ``timeout`` passes; the rows it holds."""
+    deadline = time.monotonic() + timeout
+    while log.count() < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return log.count()
+
+
 class _BareSearcher:
     """A searcher with a model and no backends: enough to measure a query."""
 
@@ -250,18 +272,15 @@ def test_a_writer_with_nothing_to_borrow_counts_the_queries_as_failed(tmp_path: 
 
 
 def test_keyword_queries_are_encoded_together_in_one_batch_and_measured_as_alone(
-    tmp_path: Path, built_index: Path, settings: Settings
+    tmp_path: Path, counted: tuple[Searcher, CountingEncoder], built_index: Path, settings: Settings
 ) -> None:
-    encoder = CountingEncoder()
-    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
+    searcher, encoder = counted
     log = QueryLog(tmp_path / "q.sqlite")
     writer = LogWriter(log, batch_size=64)
     queries = [f"adam learning rate {i}" for i in range(20)] + ["adam learning rate 3"]  # one asked twice
     for query in queries:
         assert writer.submit_query(searcher, query, "bm25", 10)  # a keyword search left no embedding
-    writer.start()
-    assert writer.flush(timeout=10)
-    writer.stop()
+    _drain(writer)
     assert encoder.calls == [list(dict.fromkeys(queries))]  # one encode for the batch, each query once
     rows = log.rows()
     assert [r.text for r in rows] == [None] * len(queries) and writer.failed == 0
@@ -275,17 +294,14 @@ def test_keyword_queries_are_encoded_together_in_one_batch_and_measured_as_alone
 
 
 def test_a_dense_query_s_own_embedding_is_reused_not_encoded_again(
-    tmp_path: Path, built_index: Path, settings: Settings
+    tmp_path: Path, counted: tuple[Searcher, CountingEncoder]
 ) -> None:
-    encoder = CountingEncoder()
-    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
+    searcher, encoder = counted
     searcher.search("dropout rate", k=3, method="dense")
     writer = LogWriter(QueryLog(tmp_path / "q.sqlite"))
     writer.submit_query(searcher, "dropout rate", "dense", 3)
     writer.submit_query(searcher, "bm25 only query", "bm25", 3)
-    writer.start()
-    assert writer.flush(timeout=10)
-    writer.stop()
+    _drain(writer)
     assert encoder.calls == [["dropout rate"], ["bm25 only query"]]
 
 
@@ -295,9 +311,7 @@ def test_one_query_the_model_cannot_take_fails_alone_in_its_batch(tmp_path: Path
     searcher = _BareSearcher()
     for query in ("one", "unmeasurable", "two"):
         writer.submit_query(searcher, query, "bm25", 1)  # type: ignore[arg-type]
-    writer.start()
-    assert writer.flush(timeout=10)
-    writer.stop()
+    _drain(writer)
     assert log.count() == 2 and writer.failed == 1
 
 
@@ -326,10 +340,7 @@ def test_queries_to_measure_wait_for_a_pause_in_searches(tmp_path: Path) -> None
         time.sleep(0.3)
         assert log.count() == 0  # held while the service searches
         quiet["s"] = 1.0  # the searches paused
-        wait = time.monotonic() + 10
-        while log.count() == 0 and time.monotonic() < wait:
-            time.sleep(0.01)
-        assert log.count() == 1
+        assert _wait_for_rows(log, 1) == 1
     finally:
         writer.stop()
 
@@ -357,26 +368,20 @@ def test_an_observation_already_measured_never_waits(tmp_path: Path, make_observ
     writer = LogWriter(log, batch_size=1, linger=0.0, quiet_for=lambda: 0.0, max_delay=60).start()
     try:
         writer.submit(make_observations(1)[0])
-        wait = time.monotonic() + 10
-        while log.count() == 0 and time.monotonic() < wait:
-            time.sleep(0.01)
-        assert log.count() == 1
+        assert _wait_for_rows(log, 1) == 1
     finally:
         writer.stop()
 
 
 def test_a_dense_answer_s_embedding_travels_with_the_query_and_is_not_encoded_again(
-    tmp_path: Path, built_index: Path, settings: Settings
+    tmp_path: Path, counted: tuple[Searcher, CountingEncoder]
 ) -> None:
-    encoder = CountingEncoder()
-    searcher = Searcher.open(built_index, search_config(settings), encoder=encoder)
+    searcher, encoder = counted
     searcher.search("dropout rate", k=3, method="dense")
     writer = LogWriter(QueryLog(tmp_path / "q.sqlite"), borrow=lambda: nullcontext(searcher))
     writer.submit_query(searcher, "dropout rate", "dense", 3)
     searcher.cache._items.clear()  # the cache forgot it while the query waited (a long queue, a busy service)
-    writer.start()
-    assert writer.flush(timeout=10)
-    writer.stop()
+    _drain(writer)
     assert encoder.calls == [["dropout rate"]]  # only the answer's own encode
     expected = observe_query(searcher, "dropout rate", "dense", 3)
     assert np.allclose(writer.log.rows()[0].embedding, expected.embedding)
@@ -394,7 +399,5 @@ def test_an_embedding_from_another_index_version_is_not_trusted(
     later = _OtherVersion.open(built_index, search_config(settings), encoder=(encoder := CountingEncoder()))
     writer = LogWriter(QueryLog(tmp_path / "q.sqlite"), borrow=lambda: nullcontext(later))
     writer.submit_query(answered, "dropout rate", "dense", 3)
-    writer.start()
-    assert writer.flush(timeout=10)
-    writer.stop()
+    _drain(writer)
     assert encoder.calls == [["dropout rate"]]  # measured with the version serving now: encoded by its model
