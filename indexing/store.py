@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -48,12 +49,22 @@ def text_hash(text: str) -> str:
 
 
 class ChunkStore:
-    """Read access to ``chunks.sqlite`` (one connection per thread), and :meth:`write` to create it."""
+    """Read access to ``chunks.sqlite`` (one connection per thread), and :meth:`write` to create it.
+
+    A published version's store never changes (an update publishes a new version), so a searcher's store keeps
+    the ``cache_size`` chunks :meth:`get` read last (an LRU; 0, the default, keeps none, for stores still being
+    written): the chunks that searches keep returning are read and decoded once.
+    """
 
     FILE = "chunks.sqlite"
+    SEARCH_CACHE_SIZE = 4096
+    """The chunks a searcher's store keeps (a few MB of text)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cache_size: int = 0) -> None:
         self.path = path
+        self.cache_size = cache_size
+        self._cache: OrderedDict[int, Chunk] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []  # every thread's, so close_all can reach them
         self._connections_lock = threading.Lock()
@@ -109,13 +120,28 @@ class ChunkStore:
     def get(self, positions: Iterable[int]) -> dict[int, Chunk]:
         """The chunks at these positions, keyed by position (unknown positions are left out)."""
         wanted = [int(p) for p in positions if int(p) >= 0]
-        if not wanted:
-            return {}
-        marks = ",".join("?" * len(wanted))
+        found: dict[int, Chunk] = {}
+        with self._cache_lock:
+            for position in wanted:
+                chunk = self._cache.get(position)
+                if chunk is not None:
+                    self._cache.move_to_end(position)
+                    found[position] = chunk
+        missing = [p for p in dict.fromkeys(wanted) if p not in found]
+        if not missing:
+            return found
+        marks = ",".join("?" * len(missing))
         rows = self._db.execute(
-            f"SELECT position, {self._columns} FROM chunks WHERE position IN ({marks})", wanted
+            f"SELECT position, {self._columns} FROM chunks WHERE position IN ({marks})", missing
         ).fetchall()
-        return {int(r[0]): self._chunk(r[1:]) for r in rows}
+        read = {int(r[0]): self._chunk(r[1:]) for r in rows}
+        if self.cache_size > 0:
+            with self._cache_lock:
+                self._cache.update(read)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        found.update(read)
+        return found
 
     def __iter__(self) -> Iterator[Chunk]:
         for row in self._db.execute(f"SELECT {self._columns} FROM chunks ORDER BY position"):

@@ -171,7 +171,7 @@ class Searcher:
         self.directory = directory
         self.manifest = manifest
         self.config = config
-        self.store = ChunkStore(directory / ChunkStore.FILE)
+        self.store = ChunkStore(directory / ChunkStore.FILE, ChunkStore.SEARCH_CACHE_SIZE)  # a published version
         self.cache = QueryEmbeddingCache(config.query_cache_size)
         self._encoder = encoder
         self._load_model = load_model
