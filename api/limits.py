@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Hashable
 from functools import partial
@@ -20,6 +21,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 SMOOTHING = 0.2
 """Weight of the newest duration in a kind of search's running estimate (an exponential moving average)."""
+KINDS_KEPT = 64
+"""Kinds of search whose estimates are kept (each index version brings its own; the oldest are forgotten)."""
 
 
 async def run_with_timeout(timeout_s: float, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -72,6 +75,7 @@ class SearchRunner:
         self.inline_runs = 0
         self.thread_runs = 0
         self._recent_ms: dict[Hashable, float] = {}
+        self._estimates_lock = threading.Lock()
         self._last_active = time.monotonic()
 
     def quiet_for(self) -> float:
@@ -126,5 +130,8 @@ class SearchRunner:
             return func(*args, **kwargs)
         finally:
             elapsed = (time.perf_counter() - start) * 1000
-            recent = self._recent_ms.get(key)
-            self._recent_ms[key] = elapsed if recent is None else (1 - SMOOTHING) * recent + SMOOTHING * elapsed
+            with self._estimates_lock:  # worker threads time their searches too
+                recent = self._recent_ms.get(key)
+                self._recent_ms[key] = elapsed if recent is None else (1 - SMOOTHING) * recent + SMOOTHING * elapsed
+                while len(self._recent_ms) > KINDS_KEPT:  # versions replaced long ago
+                    self._recent_ms.pop(next(iter(self._recent_ms)))

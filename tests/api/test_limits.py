@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.errors import SearchTimeoutError
-from api.limits import SearchRunner
+from api.limits import KINDS_KEPT, SearchRunner
 from tests.api.conftest import service_state
 
 
@@ -121,3 +121,15 @@ def test_quiet_for_is_zero_while_a_search_runs_and_grows_after() -> None:
 
     during, after = asyncio.run(scenario())
     assert during == 0.0 and after >= 0.04
+
+
+def test_the_estimates_of_old_kinds_are_forgotten() -> None:
+    async def scenario() -> SearchRunner:
+        runner = SearchRunner(timeout_s=5, inline_ms=50)
+        for version in range(KINDS_KEPT + 10):
+            await runner.run((f"v{version}", "bm25"), where)
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert len(runner._recent_ms) == KINDS_KEPT
+    assert runner.recent_ms(("v0", "bm25")) is None and runner.recent_ms((f"v{KINDS_KEPT + 9}", "bm25")) is not None
