@@ -29,6 +29,7 @@ from api.verify import verify_searcher
 from drift.service import DriftService
 from indexing.backends.configs import search_config
 from indexing.layout import VersionLease
+from mlsearch.catalog import BACKENDS, METHODS
 from mlsearch.errors import DriftError, IndexCorruptError, MlsearchError
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
@@ -143,13 +144,16 @@ def _batcher(settings: Settings, searcher: Searcher, previous: Searcher | None) 
 
 
 def warm_up(searcher: Searcher, encode: bool = True) -> None:
-    """Load every backend of the index (logging those that are unavailable) and run the model once."""
+    """Load every backend of the index (logging those that are unavailable), compute the neighbour graph of score
+    smoothing, and run the model once."""
     for name in searcher.built_backends:
         try:
             searcher.backend(name)
         except MlsearchError as exc:
             logger.warning("backend %s is not available: %s", name, exc)
     len(searcher.store)
+    if any(METHODS[m].smoothed for name in searcher.built_backends if name in BACKENDS for m in BACKENDS[name].serves):
+        searcher.neighbours  # noqa: B018 - computed now, not by the first keyword search
     if encode:
         searcher.encoder.encode(["warm up"])
 

@@ -66,6 +66,8 @@ class MethodSpec:
         needs_model: Whether it embeds the query (and so needs the embedding model).
         default_backend: The backend that serves it when the caller names none (for ``hybrid``, its dense part).
         parts: The base methods whose rankings it fuses (just itself for a base method).
+        smoothed: Whether a local backend's scores for it are smoothed over the chunks' nearest-neighbour graph
+            (:mod:`search.smoothing`).
     """
 
     name: str
@@ -73,6 +75,7 @@ class MethodSpec:
     needs_model: bool
     default_backend: str
     parts: tuple[str, ...]
+    smoothed: bool = False
 
     @property
     def fused(self) -> bool:
@@ -102,7 +105,8 @@ METHODS: dict[str, MethodSpec] = {
     for spec in (
         MethodSpec("dense", "embedding similarity in a vector backend", True, "faiss", ("dense",)),
         MethodSpec("lsi", "latent semantic indexing (TF-IDF and SVD)", False, "lsi", ("lsi",)),
-        MethodSpec("bm25", "BM25 keyword ranking", False, "bm25", ("bm25",)),
+        MethodSpec("bm25", "BM25 keyword ranking, smoothed over similar chunks", False, "bm25", ("bm25",),
+                   smoothed=True),
         MethodSpec("hybrid", "fusion of dense and bm25 with pseudo-relevance feedback", True, "faiss",
                    ("dense", "bm25")),
     )

@@ -149,6 +149,43 @@ weighing 0.7, 10 RM3 terms at 0.5, the first-pass lists fused beside the refined
 
 
 @dataclass(frozen=True)
+class SmoothingConfig:
+    """Score smoothing of BM25 over the chunks' nearest-neighbour graph (``MLSEARCH_SMOOTHING_*``; see
+    :mod:`search.smoothing`).
+
+    Attributes:
+        weight: The neighbours' share of a chunk's score (0: smoothing off).
+        neighbours: Nearest chunks (by embedding) whose scores a chunk takes in.
+        max_chunks: Largest index whose graph is computed (exact k-NN, once per index version, when a search first
+            needs it); larger indexes are not smoothed.
+
+    Raises:
+        ValueError: A weight outside [0, 1), or fewer than one neighbour.
+    """
+
+    weight: float = 0.0
+    neighbours: int = 3
+    max_chunks: int = 20_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight < 1.0:
+            raise ValueError(f"the smoothing weight must lie in [0, 1), got {self.weight}")
+        if self.neighbours < 1 or self.max_chunks < 0:
+            raise ValueError(f"smoothing needs at least one neighbour and max_chunks >= 0, got {self.neighbours} "
+                             f"and {self.max_chunks}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether smoothing changes anything."""
+        return self.weight > 0
+
+
+DEFAULT_SMOOTHING = SmoothingConfig(weight=0.4, neighbours=3, max_chunks=20_000)
+"""BM25 smoothing by default: each chunk's score takes in 0.4 of the mean of its 3 nearest chunks' (chosen on
+Cranfield, ``builtin`` and an answer-span set together; see the README). ``SmoothingConfig()`` is smoothing off."""
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """What a searcher needs to know: fusion, the query cache, the model's device and each backend's config.
 
@@ -161,6 +198,7 @@ class SearchConfig:
         rerank_top_n: Results the reranker rescores.
         backends: Backend name → its config (used when that backend is loaded; defaults for one not here).
         feedback: Pseudo-relevance feedback of hybrid search (:mod:`search.feedback`; off when ``docs`` is 0).
+        smoothing: Score smoothing of the methods the catalog marks ``smoothed`` (:mod:`search.smoothing`).
     """
 
     rrf_k: int = 60
@@ -171,6 +209,7 @@ class SearchConfig:
     rerank_top_n: int = 20
     backends: Mapping[str, object] = field(default_factory=dict)
     feedback: FeedbackConfig = DEFAULT_FEEDBACK
+    smoothing: SmoothingConfig = DEFAULT_SMOOTHING
 
 
 @dataclass(frozen=True)

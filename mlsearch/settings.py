@@ -17,6 +17,7 @@ from mlsearch.configs import (
     DEFAULT_BATCH_TOKENS,
     DEFAULT_FEEDBACK,
     DEFAULT_MODEL,
+    DEFAULT_SMOOTHING,
     Correction,
     StoreText,
     UntunedFusion,
@@ -117,6 +118,16 @@ class Settings(BaseSettings):
     prf_keep_first_pass: bool = Field(
         default=DEFAULT_FEEDBACK.keep_first_pass,
         description="Feedback: fuse the first-pass lists beside the refined ones (else the refined ones only).",
+    )
+    smoothing_weight: float = Field(
+        default=DEFAULT_SMOOTHING.weight, ge=0, lt=1, description="BM25 smoothing: the share of a chunk's score "
+        "taken from the mean score of its nearest chunks by embedding (0 turns it off).",
+    )
+    smoothing_neighbours: int = Field(
+        default=DEFAULT_SMOOTHING.neighbours, ge=1, le=50, description="BM25 smoothing: nearest chunks per chunk.")
+    smoothing_max_chunks: int = Field(
+        default=DEFAULT_SMOOTHING.max_chunks, ge=0, description="BM25 smoothing: the largest index whose "
+        "neighbour graph is computed (exact, once per index version); larger ones are not smoothed.",
     )
     keep_versions: int = Field(default=2, ge=1, description="Index versions kept on disk after a swap.")
 

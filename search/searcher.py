@@ -47,6 +47,7 @@ from search.feedback import rocchio, with_first_pass
 from search.fusion import DEFAULT_UNTUNED_FUSION, FusionConfig, fuse, untuned_fusion
 from search.grouping import GROUP_DEPTH, group_by_document
 from search.rerank import Reranker
+from search.smoothing import SMOOTHING_DEPTH, neighbour_graph, smooth
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
@@ -393,9 +394,9 @@ class Searcher:
                 out.append(self._over_fetch(lambda n: dense.search(moved[None, :], n), depth, allowed()))  # noqa: B023
             elif prf.terms and isinstance(index, ExpandingKeywordIndex):
                 keyword = index
-                out.append(self._over_fetch(
-                    lambda n: keyword.feedback_search(query, chosen, n, prf.terms, prf.term_weight),  # noqa: B023
-                    depth, allowed()))
+                out.append(self._over_fetch(self._smoothed(
+                    part, lambda n: keyword.feedback_search(query, chosen, n, prf.terms, prf.term_weight),  # noqa: B023
+                ), depth, allowed()))
             else:
                 out.append(ranked)
         return out
@@ -476,8 +477,42 @@ class Searcher:
             run = lambda n: dense.search(row, n)  # noqa: E731
         else:
             keyword = cast(KeywordIndex, index)
-            run = lambda n: keyword.search(query, n)  # noqa: E731
+            run = self._smoothed(part, lambda n: keyword.search(query, n))
         return self._over_fetch(run, k, allowed)
+
+    @cached_property
+    def neighbours(self) -> np.ndarray | None:
+        """Each chunk's nearest chunks by stored embedding, for score smoothing (:mod:`search.smoothing`); None
+        when smoothing is off, the index is larger than ``config.smoothing.max_chunks``, or it stores no embeddings.
+        Computed on first use (:func:`api.state.warm_up` asks for it when a service loads an index)."""
+        config = self.config.smoothing
+        if not config.enabled or self.chunk_count > config.max_chunks:
+            return None
+        started = time.perf_counter()
+        vectors = self.store.embeddings()
+        if len(vectors) != self.chunk_count:
+            logger.info("no smoothing for index version %s: not every chunk has a stored embedding", self.version)
+            return None
+        graph = neighbour_graph(vectors, config.neighbours)
+        logger.info("neighbour graph of %d chunks for smoothing in %.2f s", self.chunk_count,
+                    time.perf_counter() - started)
+        return graph
+
+    def _smoothed(self, part: str, run: Callable[[int], Hits]) -> Callable[[int], Hits]:
+        """``run`` with its scores smoothed over :attr:`neighbours` when the catalog marks ``part`` smoothed (the
+        top ``SMOOTHING_DEPTH`` raw hits are smoothed and re-ranked); ``run`` itself otherwise."""
+        graph = self.neighbours if METHODS[part].smoothed else None
+        if graph is None:
+            return run
+        weight = self.config.smoothing.weight
+
+        def smoothed(n: int) -> Hits:
+            scores, ids = run(max(n, SMOOTHING_DEPTH))
+            ranked = [(int(i), float(v)) for i, v in zip(ids[0], scores[0], strict=True) if i >= 0]
+            top = smooth(ranked, graph, weight)[:n]
+            return np.array([[v for _, v in top]], np.float32), np.array([[p for p, _ in top]], np.int64)
+
+        return smoothed
 
     def _over_fetch(self, run: Callable[[int], Hits], k: int, allowed: np.ndarray | None) -> Ranked:
         """The first ``k`` hits of ``run(n)`` whose positions are ``allowed`` (all when None), asking ``run`` for

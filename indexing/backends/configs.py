@@ -35,6 +35,7 @@ from mlsearch.configs import (
     EncoderConfig,
     FeedbackConfig,
     SearchConfig,
+    SmoothingConfig,
 )
 from mlsearch.errors import BackendConfigError, UnknownBackendError
 from mlsearch.settings import ENV_PREFIX, Settings
@@ -127,6 +128,8 @@ def search_config(settings: Settings, threads: int | None = None) -> SearchConfi
         feedback=FeedbackConfig(docs=settings.prf_docs, query_weight=settings.prf_query_weight,
                                 terms=settings.prf_terms, term_weight=settings.prf_term_weight,
                                 keep_first_pass=settings.prf_keep_first_pass),
+        smoothing=SmoothingConfig(weight=settings.smoothing_weight, neighbours=settings.smoothing_neighbours,
+                                  max_chunks=settings.smoothing_max_chunks),
     )
 
 

@@ -19,6 +19,7 @@ from mlsearch.settings import Settings
 from search.feedback import rocchio, with_first_pass
 from search.fusion import FusionConfig, fuse
 from search.searcher import QueryEmbeddingCache, Searcher
+from search.smoothing import SMOOTHING_DEPTH, smooth
 from tests.fakes import CountingEncoder, HashingEncoder, updated_settings
 
 QUERY = "adam learning rate"
@@ -117,8 +118,12 @@ def test_feedback_refines_bm25_with_terms_of_the_fused_top(searcher: Searcher) -
     dense, bm25 = searcher.feedback_lists(QUERY, steps, lists, chosen, ON, 100, None)
     index = searcher.backend("bm25")
     assert isinstance(index, Bm25Index)
-    scores, ids = index.feedback_search(QUERY, chosen, 100, ON.terms, ON.term_weight)
-    assert bm25 == [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]
+    scores, ids = index.feedback_search(QUERY, chosen, SMOOTHING_DEPTH, ON.terms, ON.term_weight)
+    raw = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]
+    assert searcher.neighbours is not None  # the expanded list is smoothed too, as every BM25 list
+    expected = smooth(raw, searcher.neighbours, searcher.config.smoothing.weight)[:100]
+    assert [p for p, _ in bm25] == [p for p, _ in expected]
+    np.testing.assert_allclose([s for _, s in bm25], [s for _, s in expected], rtol=1e-6)
     assert searcher.retrieve(QUERY, 100, "hybrid", feedback=ON) == fuse(
         with_first_pass(searcher.fusion), [*lists, dense, bm25])
     replacing = replace(ON, keep_first_pass=False)
@@ -185,7 +190,8 @@ def test_feedback_works_with_every_local_vector_backend_even_without_stored_embe
 ) -> None:
     pytest.importorskip({"faiss": "faiss", "annoy": "annoy", "usearch": "usearch"}[backend])
     encoder = CountingEncoder()
-    custom = updated_settings(settings, index_dir=tmp_path / "idx", **overrides)
+    # smoothing needs stored embeddings (without them it is off), so it is off on both sides here
+    custom = updated_settings(settings, index_dir=tmp_path / "idx", smoothing_weight=0.0, **overrides)
     build_index(build_config(custom), encoder, corpus_dir=tiny_corpus, backends=[backend, "bm25"])
     stored = Searcher.open(custom.index_dir, search_config(custom), encoder=encoder)
     first = [p for p, _ in stored.retrieve(QUERY, 5, "hybrid", backend)]

@@ -1,0 +1,69 @@
+"""Score smoothing over the chunks' nearest-neighbour graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexing.backends.configs import search_config
+from mlsearch.configs import DEFAULT_SMOOTHING, SmoothingConfig
+from mlsearch.settings import Settings
+from search.searcher import Searcher
+from search.smoothing import neighbour_graph, smooth
+from tests.fakes import HashingEncoder, updated_settings
+
+
+def test_the_graph_holds_each_rows_nearest_other_rows() -> None:
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7]], np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    graph = neighbour_graph(vectors, 2)
+    assert graph.shape == (5, 2) and graph.dtype == np.int32
+    assert graph[0, 0] == 1 and graph[2, 0] == 3 and all(row[0] != i for i, row in enumerate(graph))
+    assert neighbour_graph(vectors[:1], 3).shape == (1, 0)  # one chunk: no neighbours
+
+
+def test_smoothing_lifts_a_chunk_whose_neighbours_score_and_sinks_a_lone_match() -> None:
+    graph = np.array([[1], [0], [3], [2]], np.int32)  # 0 and 1 are alike; 2 and 3 are alike
+    ranked = [(2, 1.0), (0, 0.9), (1, 0.8)]  # 2 matches alone; 0 and 1 both match
+    smoothed = smooth(ranked, graph, 0.4)
+    assert [p for p, _ in smoothed] == [0, 1, 2]
+    assert dict(smoothed)[2] == pytest.approx(0.6)  # its neighbour 3 is not in the list: it counts 0
+    assert smooth(ranked, graph, 0.0) == ranked
+
+
+def test_smoothing_settings_reach_the_search_config(settings: Settings) -> None:
+    assert search_config(settings).smoothing == DEFAULT_SMOOTHING and DEFAULT_SMOOTHING.enabled
+    off = search_config(updated_settings(settings, smoothing_weight=0.0)).smoothing
+    assert not off.enabled
+    for bad in ({"weight": 1.0}, {"weight": -0.1}, {"neighbours": 0}):
+        with pytest.raises(ValueError):
+            SmoothingConfig(**bad)  # type: ignore[arg-type]
+
+
+def _searcher(built_index: Path, settings: Settings, **updates: object) -> Searcher:
+    return Searcher.open(built_index, search_config(updated_settings(settings, **updates)), encoder=HashingEncoder())
+
+
+def test_bm25_is_smoothed_by_default_and_raw_when_off_or_too_large(built_index: Path, settings: Settings) -> None:
+    smoothed = _searcher(built_index, settings)
+    raw = _searcher(built_index, settings, smoothing_weight=0.0)
+    large = _searcher(built_index, settings, smoothing_max_chunks=1)
+    assert smoothed.neighbours is not None and raw.neighbours is None and large.neighbours is None
+    query = "adam learning rate"
+    hits = [h.position for h in smoothed.search(query, k=10, method="bm25").hits]
+    plain = raw.search(query, k=10, method="bm25").hits
+    assert hits and set(hits) != set() and [h.position for h in large.search(query, k=10, method="bm25").hits] == [
+        h.position for h in plain]
+    expected = smooth([(h.position, h.score) for h in raw.search(query, k=300, method="bm25").hits],
+                      smoothed.neighbours, DEFAULT_SMOOTHING.weight)[:10]
+    assert hits == [p for p, _ in expected]
+    assert [h.position for h in smoothed.search(query, k=10, method="dense").hits] == [
+        h.position for h in raw.search(query, k=10, method="dense").hits]  # dense is never smoothed
+
+
+def test_smoothing_keeps_the_tag_filter(built_index: Path, settings: Settings) -> None:
+    searcher = _searcher(built_index, settings)
+    hits = searcher.search("similarity search of a sample", k=10, method="bm25", tags=["drift"]).hits
+    assert hits and {h.doc_id for h in hits} <= {"drift"}
