@@ -134,10 +134,14 @@ def _facts(result: EvaluationResult) -> list[tuple[str, str]]:
 
 
 def _hybrid(index: dict[str, Any]) -> str:
-    """How ``hybrid`` searched: the fusion and the pseudo-relevance feedback (reports written before: fusion only)."""
+    """How ``hybrid`` searched: the fusion, the pseudo-relevance feedback and BM25's smoothing (reports written
+    before name fewer)."""
     fusion = FusionConfig.from_dict(index["fusion"]).label()
     feedback = index.get("feedback")
-    return f"{fusion}; {FeedbackConfig(**feedback).label() if feedback else 'prf off'}"
+    smoothing = index.get("smoothing") or {}
+    smoothed = (f"bm25 smoothed over {smoothing['neighbours']} neighbours at {smoothing['weight']:g}"
+                if smoothing.get("applied") else "bm25 not smoothed")
+    return f"{fusion}; {FeedbackConfig(**feedback).label() if feedback else 'prf off'}; {smoothed}"
 
 
 def _best(result: EvaluationResult) -> dict[str, float]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -211,7 +211,7 @@ def check_options(methods: Sequence[str], k: int, backend: str) -> None:
 
 def describe_index(searcher: Searcher) -> dict[str, Any]:
     """The facts that identify the index searched: version, path, model, corpus and counts, and how ``hybrid``
-    searched it (the index's fusion and the searcher's pseudo-relevance feedback)."""
+    searched it (the index's fusion and the searcher's pseudo-relevance feedback) and whether BM25 was smoothed."""
     manifest = searcher.manifest
     return {
         "version": manifest.version, "path": str(searcher.directory), "built_at": manifest.built_at,
@@ -219,6 +219,7 @@ def describe_index(searcher: Searcher) -> dict[str, Any]:
         "corpus_fingerprint": manifest.corpus.get("fingerprint"), "counts": dict(manifest.counts),
         "chunking": dict(manifest.chunking), "fusion": searcher.fusion.to_dict(),
         "feedback": searcher.config.feedback.to_dict(),
+        "smoothing": {**asdict(searcher.config.smoothing), "applied": searcher.neighbours is not None},
     }
 
 
