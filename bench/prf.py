@@ -32,7 +32,7 @@ from finetune.tune import tune
 from indexing.backends.base import Ranked
 from indexing.backends.bm25 import Bm25Config, Bm25Index
 from mlsearch.catalog import plan
-from mlsearch.configs import PRF_FEEDBACK, FeedbackConfig
+from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 from search.doc_scoring import document_scores
 from search.feedback import with_first_pass
 from search.fusion import fuse, untuned_fusion
@@ -147,7 +147,7 @@ def _print_latency(searcher: Searcher, texts: list[str], depth: int, rounds: int
     """Time ``Searcher.retrieve`` of hybrid without and with the fixed feedback (query embeddings cached), per
     query, alternating the two so that both see the same machine load; print the p50 and p95 of each."""
     times: dict[str, list[float]] = {"no feedback": [], "hybrid-prf": []}
-    settings = {"no feedback": FeedbackConfig(), "hybrid-prf": PRF_FEEDBACK}
+    settings = {"no feedback": FeedbackConfig(), "hybrid-prf": DEFAULT_FEEDBACK}
     for _ in range(rounds):
         for text in texts:
             for name, feedback in settings.items():

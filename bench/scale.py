@@ -206,11 +206,11 @@ def _hybrid_searcher(work: Path, encoder: Any, texts: Sequence[str], vectors: np
 
 def _hybrid_latencies(searcher: Any, texts: Sequence[str], queries: int) -> dict[str, dict[str, float]]:
     """Hybrid retrieval p50/p95 of the top 10, with feedback off and with the default feedback."""
-    from mlsearch.configs import PRF_FEEDBACK, FeedbackConfig
+    from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 
     return {
         method: _latencies(lambda i: searcher.retrieve(texts[i], 10, "hybrid", feedback=prf), queries)  # noqa: B023
-        for method, prf in (("hybrid", FeedbackConfig()), ("hybrid-prf", PRF_FEEDBACK))
+        for method, prf in (("hybrid", FeedbackConfig()), ("hybrid-prf", DEFAULT_FEEDBACK))
     }
 
 

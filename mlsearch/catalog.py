@@ -107,7 +107,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("lsi", "latent semantic indexing (TF-IDF and SVD)", False, "lsi", ("lsi",)),
         MethodSpec("bm25", "BM25 keyword ranking, smoothed over similar chunks", False, "bm25", ("bm25",),
                    smoothed=True),
-        MethodSpec("hybrid", "fusion of dense and smoothed bm25 (pseudo-relevance feedback on request)", True, "faiss",
+        MethodSpec("hybrid", "fusion of dense and smoothed bm25, with pseudo-relevance feedback", True, "faiss",
                    ("dense", "bm25")),
     )
 }

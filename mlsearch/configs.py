@@ -142,15 +142,10 @@ class FeedbackConfig:
         return asdict(self)
 
 
-PRF_FEEDBACK = FeedbackConfig(docs=10, query_weight=0.7, terms=10, term_weight=0.5, keep_first_pass=True)
-"""The pseudo-relevance feedback setting measured on every set (``hybrid-prf`` in ``mlsearch eval``;
-``MLSEARCH_PRF_DOCS=10`` turns it on): the top 10 fused chunks, the query vector weighing 0.7, 10 RM3 terms at
-0.5, the first-pass lists fused beside the refined ones. It was hybrid's default until BM25 smoothing
-(:class:`SmoothingConfig`), beside which it adds nothing measurable (see the README)."""
-DEFAULT_FEEDBACK = FeedbackConfig(docs=0, query_weight=PRF_FEEDBACK.query_weight, terms=PRF_FEEDBACK.terms,
-                                  term_weight=PRF_FEEDBACK.term_weight, keep_first_pass=PRF_FEEDBACK.keep_first_pass)
-"""Hybrid's feedback by default (``MLSEARCH_PRF_*``): off; the other fields are :data:`PRF_FEEDBACK`'s, so that
-``MLSEARCH_PRF_DOCS`` alone brings the measured setting back."""
+DEFAULT_FEEDBACK = FeedbackConfig(docs=10, query_weight=0.7, terms=10, term_weight=0.5, keep_first_pass=True)
+"""Hybrid's pseudo-relevance feedback by default (``MLSEARCH_PRF_*``): the top 10 fused chunks, the query vector
+weighing 0.7, 10 RM3 terms at 0.5, the first-pass lists fused beside the refined ones (chosen on Cranfield,
+``builtin`` and an answer-span set together; see the README). ``FeedbackConfig()`` is feedback off."""
 
 
 @dataclass(frozen=True)

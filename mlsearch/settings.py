@@ -102,8 +102,8 @@ class Settings(BaseSettings):
     rerank_top_n: int = Field(default=20, ge=1, le=200, description="Results the reranker rescores.")
     prf_docs: int = Field(
         default=DEFAULT_FEEDBACK.docs, ge=0, le=100, description="Hybrid pseudo-relevance feedback: chunks from the "
-        "top of the first fused list that refine the dense query (Rocchio) and the BM25 query (RM3 terms); 0, the "
-        "default, turns it off (10 is the setting measured in the README).",
+        "top of the first fused list that refine the dense query (Rocchio) and the BM25 query (RM3 terms); 0 turns "
+        "it off.",
     )
     prf_query_weight: float = Field(
         default=DEFAULT_FEEDBACK.query_weight, ge=0, le=1, description="Feedback: the original query vector's "

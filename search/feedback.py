@@ -20,13 +20,13 @@ from dataclasses import replace
 import numpy as np
 
 from mlsearch.catalog import FUSED_METHOD
-from mlsearch.configs import PRF_FEEDBACK, FeedbackConfig
+from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 from search.fusion import FusionConfig
 
 __all__ = ["FEEDBACK_VARIANTS", "FeedbackConfig", "rocchio", "with_first_pass"]
 
 FEEDBACK_VARIANTS: dict[str, FeedbackConfig] = {
-    f"{FUSED_METHOD}-prf": PRF_FEEDBACK,  # the setting measured on every set (bench.prf)
+    f"{FUSED_METHOD}-prf": DEFAULT_FEEDBACK,  # the setting measured on every set (bench.prf)
     f"{FUSED_METHOD}-noprf": FeedbackConfig(),
 }
 """Feedback variants that ``mlsearch eval`` can report beside ``hybrid``: the index's fusion with the fixed

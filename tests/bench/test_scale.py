@@ -12,7 +12,7 @@ from indexing.backends.configs import build_config
 from indexing.backends.faiss_index import FaissConfig, FaissIndex
 from indexing.build import build_index
 from indexing.layout import current_version_dir
-from mlsearch.configs import PRF_FEEDBACK, FeedbackConfig
+from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 from mlsearch.settings import Settings
 from tests.fakes import CountingEncoder
 
@@ -66,6 +66,6 @@ def test_a_variant_stands_in_for_the_exact_index_and_feedback_searches_it_again(
 
     without = searcher.retrieve(QUERIES[0], 10, "hybrid", feedback=FeedbackConfig())
     assert without and variant.searches == 1
-    with_feedback = searcher.retrieve(QUERIES[0], 10, "hybrid", feedback=PRF_FEEDBACK)
+    with_feedback = searcher.retrieve(QUERIES[0], 10, "hybrid", feedback=DEFAULT_FEEDBACK)
     assert with_feedback and variant.searches == 3  # the first pass, then the Rocchio query
     searcher.close()

@@ -14,7 +14,7 @@ from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
 from indexing.layout import current_version_dir
 from indexing.store import ChunkStore
-from mlsearch.configs import DEFAULT_FEEDBACK, PRF_FEEDBACK, FeedbackConfig
+from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
 from mlsearch.settings import Settings
 from search.feedback import rocchio, with_first_pass
 from search.fusion import FusionConfig, fuse
@@ -62,8 +62,7 @@ def test_feedback_config_rejects_bad_values() -> None:
 def test_the_settings_reach_the_search_config(settings: Settings) -> None:
     config = search_config(updated_settings(settings, prf_docs=4, prf_query_weight=0.6, prf_terms=0))
     assert config.feedback == FeedbackConfig(docs=4, query_weight=0.6, terms=0, term_weight=0.5)
-    assert search_config(settings).feedback == DEFAULT_FEEDBACK and not DEFAULT_FEEDBACK.enabled
-    assert replace(DEFAULT_FEEDBACK, docs=PRF_FEEDBACK.docs) == PRF_FEEDBACK and PRF_FEEDBACK.enabled
+    assert search_config(settings).feedback == DEFAULT_FEEDBACK and DEFAULT_FEEDBACK.enabled
     assert not search_config(updated_settings(settings, prf_docs=0)).feedback.enabled
 
 

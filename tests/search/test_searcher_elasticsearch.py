@@ -124,12 +124,12 @@ def test_feedback_refines_the_elasticsearch_dense_list_with_the_filter_and_keeps
     searcher: Searcher, cluster: es_fake.FakeCluster
 ) -> None:
     from indexing.backends.elasticsearch_index import ElasticsearchIndex
-    from mlsearch.configs import PRF_FEEDBACK
+    from mlsearch.configs import DEFAULT_FEEDBACK
     from search.feedback import rocchio, with_first_pass
 
     query = "training sample"
     before = len(cluster.calls("POST", r"/mlsearch-.*/_msearch"))
-    fused = searcher.retrieve(query, 10, "hybrid", "elasticsearch", tags=["drift"], feedback=PRF_FEEDBACK)
+    fused = searcher.retrieve(query, 10, "hybrid", "elasticsearch", tags=["drift"], feedback=DEFAULT_FEEDBACK)
     first, second = (call.body for call in cluster.calls("POST", r"/mlsearch-.*/_msearch")[before:])
     assert [sorted(line) for line in first[1::2]] == [["_source", "knn", "size"], ["_source", "query", "size"]]
     assert [sorted(line) for line in second[1::2]] == [["_source", "knn", "size"]]  # BM25 in ES: not expanded
@@ -137,9 +137,9 @@ def test_feedback_refines_the_elasticsearch_dense_list_with_the_filter_and_keeps
     index = searcher.backend("elasticsearch")
     assert isinstance(index, ElasticsearchIndex)
     dense, lexical = index.knn_and_match(searcher.embed_query(query), query, HYBRID_CANDIDATES, ["drift"])
-    chosen = [p for p, _ in fuse(searcher.fusion, [dense, lexical])[: PRF_FEEDBACK.docs]]
+    chosen = [p for p, _ in fuse(searcher.fusion, [dense, lexical])[: DEFAULT_FEEDBACK.docs]]
     moved = rocchio(searcher.embed_query(query), searcher.feedback_vectors("elasticsearch", chosen),
-                    PRF_FEEDBACK.query_weight)
+                    DEFAULT_FEEDBACK.query_weight)
     np.testing.assert_allclose(second[1]["knn"]["query_vector"], moved, atol=1e-5)
     refined = index.knn(moved, HYBRID_CANDIDATES, ["drift"])
     assert fused == fuse(with_first_pass(searcher.fusion), [dense, lexical, refined, lexical])[:10]
