@@ -62,8 +62,12 @@ def smooth(ranked: Ranked, neighbours: np.ndarray, weight: float) -> Ranked:
         return list(ranked)
     positions = np.fromiter((p for p, _ in ranked), np.int64, len(ranked))
     scores = np.fromiter((s for _, s in ranked), np.float64, len(ranked))
-    known = dict(zip(positions.tolist(), scores.tolist(), strict=True))
-    around = np.array([[known.get(int(n), 0.0) for n in neighbours[p]] for p in positions], np.float64)
-    mixed = (1 - weight) * scores + weight * around.mean(axis=1)
+    by_position = np.argsort(positions, kind="stable")
+    sorted_positions = positions[by_position]
+    around = neighbours[positions].astype(np.int64)  # (m, k): each listed chunk's neighbours
+    slot = np.minimum(np.searchsorted(sorted_positions, around), len(positions) - 1)
+    listed = sorted_positions[slot] == around
+    neighbour_scores = np.where(listed, scores[by_position[slot]], 0.0)
+    mixed = (1 - weight) * scores + weight * neighbour_scores.mean(axis=1)
     order = np.argsort(-mixed, kind="stable")
-    return [(int(positions[i]), float(mixed[i])) for i in order]
+    return [(int(p), float(v)) for p, v in zip(positions[order].tolist(), mixed[order].tolist(), strict=True)]

@@ -67,3 +67,15 @@ def test_smoothing_keeps_the_tag_filter(built_index: Path, settings: Settings) -
     searcher = _searcher(built_index, settings)
     hits = searcher.search("similarity search of a sample", k=10, method="bm25", tags=["drift"]).hits
     assert hits and {h.doc_id for h in hits} <= {"drift"}
+
+
+def test_smoothing_equals_its_definition_on_a_random_graph() -> None:
+    rng = np.random.default_rng(3)
+    graph = rng.integers(0, 200, size=(200, 4)).astype(np.int32)
+    positions = rng.choice(200, size=60, replace=False)
+    ranked = [(int(p), float(s)) for p, s in zip(positions, rng.random(60), strict=True)]
+    known = dict(ranked)
+    expected = {p: 0.7 * s + 0.3 * float(np.mean([known.get(int(n), 0.0) for n in graph[p]])) for p, s in ranked}
+    smoothed = smooth(ranked, graph, 0.3)
+    assert [p for p, _ in smoothed] == sorted(expected, key=lambda p: -expected[p])
+    assert all(v == pytest.approx(expected[p]) for p, v in smoothed)
