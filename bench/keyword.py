@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import time
 
-from bench.labelled import bm25_ranked, dataset_parser, open_labelled
+from bench.labelled import dataset_parser, open_labelled
 from evaluation.metrics import compute
 from finetune.tune import DevQuery, Ranked, choose_fusion, collect_candidates, dev_queries, ndcg_at_10
+from indexing.backends.base import ranked_hits
 from indexing.backends.bm25 import Bm25Config, Bm25Index
 from search.doc_scoring import document_scores
 from search.fusion import fuse, untuned_fusion
@@ -62,7 +63,7 @@ def main() -> None:
     reference = Bm25Index(Bm25Config())
     reference.build(texts)
     shared_fusion = choose_fusion(default_fusion, methods, {
-        **fixed["dev"], "bm25": [bm25_ranked(reference, q.text, args.k) for q in dev]}, dev)[0]
+        **fixed["dev"], "bm25": [ranked_hits(reference.search(q.text, args.k)) for q in dev]}, dev)[0]
     del reference
 
     def labelled_ndcg(lists: list[Ranked]) -> float:
@@ -83,7 +84,7 @@ def main() -> None:
         index = Bm25Index(config)
         index.build(texts)
         lists: dict[str, list[Ranked]] = {
-            key: [bm25_ranked(index, query.text, args.k) for query in queries]
+            key: [ranked_hits(index.search(query.text, args.k)) for query in queries]
             for key, queries in (("labelled", labelled), ("dev", dev))
         }
         dev_candidates = {**fixed["dev"], "bm25": lists["dev"]}

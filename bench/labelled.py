@@ -14,8 +14,6 @@ from pathlib import Path
 
 from evaluation.datasets import EvalDataset, load_dataset
 from evaluation.indexes import IDS_FILE
-from indexing.backends.base import Ranked
-from indexing.backends.bm25 import Bm25Index
 from indexing.backends.configs import search_config
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
@@ -61,9 +59,3 @@ def open_labelled(args: argparse.Namespace) -> LabelledIndex:
     id_map = json.loads(ids_file.read_text()) if ids_file.is_file() else {}
     labels = [id_map.get(chunk.doc_id, chunk.doc_id) for chunk in searcher.store]
     return LabelledIndex(data, manifest, searcher, labels)
-
-
-def bm25_ranked(index: Bm25Index, query: str, depth: int) -> Ranked:
-    """The ``(position, score)`` list of one BM25 index for one query."""
-    scores, ids = index.search(query, depth)
-    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]

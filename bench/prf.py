@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from bench.labelled import bm25_ranked, dataset_parser, open_labelled
+from bench.labelled import dataset_parser, open_labelled
 from evaluation.datasets import span_qrels
 from evaluation.metrics import per_query
 from finetune.tune import tune
-from indexing.backends.base import Ranked
+from indexing.backends.base import Ranked, ranked_hits
 from indexing.backends.bm25 import Bm25Config, Bm25Index
 from mlsearch.catalog import plan
 from mlsearch.configs import DEFAULT_FEEDBACK, FeedbackConfig
@@ -122,7 +122,7 @@ def main() -> None:
     row(f"hybrid ({fusion.label()}, no feedback)", fused)
     rm3 = Bm25Index(Bm25Config(rm3_terms=10))
     rm3.build(list(searcher.store.embedding_texts()))
-    own = [bm25_ranked(rm3, q, depth) for q in texts]
+    own = [ranked_hits(rm3.search(q, depth)) for q in texts]
     row("BM25 with its own RM3 (10 terms, 10 texts, 0.5) alone", own)
     row("hybrid with BM25's own RM3", [fuse(fusion, [o if m == "bm25" else lists[m] for m in fusion.methods])
                                        for lists, o in zip(first, own, strict=True)])

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from finetune.filters import drop_duplicates, drop_short
 from finetune.queries import HeuristicGenerator
+from indexing.backends.base import Ranked, ranked_hits
 from indexing.backends.bm25 import Bm25Config, Bm25Index
 from indexing.layout import build_lock, current_version_dir, derived_version
 from indexing.manifest import Manifest
@@ -58,7 +59,6 @@ logger = logging.getLogger(__name__)
 BM25 = Bm25Index.name
 """The keyword backend whose options are tuned here (it serves the method of the same name)."""
 Progress = Callable[[str], None]
-Ranked = list[tuple[int, float]]
 
 DEV_QUERIES = 300
 DEPTH = 100
@@ -436,7 +436,7 @@ def choose_bm25(
         else:
             index = Bm25Index(config)
             index.build(texts)
-            lists = [_ranked(index, q.text, DEPTH) for q in queries]
+            lists = [ranked_hits(index.search(q.text, DEPTH)) for q in queries]
             built[config] = (index, lists)
         lists_of = {**candidates, BM25: lists}
         return trial(_bm25_label(config, current), queries, score_fusion(fusion, lists_of, queries), config)
@@ -460,11 +460,6 @@ def choose_bm25(
     chosen = winner.config
     index, lists = built.get(chosen, (None, list(candidates[BM25])))
     return chosen, sorted([champion, *trials], key=lambda t: -t.score), "BM25: " + reason, index, lists
-
-
-def _ranked(index: Bm25Index, query: str, depth: int) -> Ranked:
-    scores, ids = index.search(query, depth)
-    return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)]
 
 
 def _bm25_label(config: Bm25Config, base: Bm25Config) -> str:

@@ -22,6 +22,7 @@ from indexing.backends.base import (
     Ranked,
     VectorIndex,
     VectorSource,
+    ranked_hits,
 )
 from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, vector_backend
@@ -507,9 +508,7 @@ class Searcher:
         weight = self.config.smoothing.weight
 
         def smoothed(n: int) -> Hits:
-            scores, ids = run(max(n, SMOOTHING_DEPTH))
-            ranked = [(int(i), float(v)) for i, v in zip(ids[0], scores[0], strict=True) if i >= 0]
-            top = smooth(ranked, graph, weight)[:n]
+            top = smooth(ranked_hits(run(max(n, SMOOTHING_DEPTH))), graph, weight)[:n]
             return np.array([[v for _, v in top]], np.float32), np.array([[p for p, _ in top]], np.int64)
 
         return smoothed
@@ -525,7 +524,7 @@ class Searcher:
         allowed_set = None if allowed is None else set(allowed.tolist())
         while True:
             scores, ids = run(fetch)
-            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            pairs = ranked_hits((scores, ids))
             if allowed_set is not None:
                 pairs = [(i, s) for i, s in pairs if i in allowed_set]
             if len(pairs) >= want or fetch >= self.chunk_count or len(ids[0]) < fetch:

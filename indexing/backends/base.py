@@ -18,6 +18,12 @@ Ranked = list[tuple[int, float]]
 """``(position, score)`` pairs, best first."""
 
 
+def ranked_hits(hits: Hits) -> Ranked:
+    """The first query's hits as ``(position, score)`` pairs, best first; missing hits (id -1) are left out."""
+    scores, ids = hits
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+
 @runtime_checkable
 class VectorIndex(Protocol):
     """A dense index scored by inner product. Ids are the chunks' positions in the chunk store."""
