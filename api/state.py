@@ -29,7 +29,6 @@ from api.verify import verify_searcher
 from drift.service import DriftService
 from indexing.backends.configs import search_config
 from indexing.layout import VersionLease
-from mlsearch.catalog import BACKENDS, METHODS
 from mlsearch.errors import DriftError, IndexCorruptError, MlsearchError
 from mlsearch.settings import Settings
 from search.batching import QueryBatcher
@@ -152,8 +151,7 @@ def warm_up(searcher: Searcher, encode: bool = True) -> None:
         except MlsearchError as exc:
             logger.warning("backend %s is not available: %s", name, exc)
     len(searcher.store)
-    if any(METHODS[m].smoothed for name in searcher.built_backends if name in BACKENDS for m in BACKENDS[name].serves):
-        searcher.neighbours  # noqa: B018 - computed now, not by the first keyword search
+    searcher.neighbours  # noqa: B018 - smoothing's graph computed now (when it applies), not by the first search
     if encode:
         searcher.encoder.encode(["warm up"])
 

@@ -484,10 +484,14 @@ class Searcher:
     @cached_property
     def neighbours(self) -> np.ndarray | None:
         """Each chunk's nearest chunks by stored embedding, for score smoothing (:mod:`search.smoothing`); None
-        when smoothing is off, the index is larger than ``config.smoothing.max_chunks``, or it stores no embeddings.
-        Computed on first use (:func:`api.state.warm_up` asks for it when a service loads an index)."""
+        when nothing would be smoothed (smoothing off, or no built backend that the searcher filters itself serves
+        a method the catalog marks smoothed), the index is larger than ``config.smoothing.max_chunks``, or it
+        stores no embeddings. Computed on first use (:func:`api.state.warm_up` asks for it when a service loads an
+        index)."""
         config = self.config.smoothing
-        if not config.enabled or self.chunk_count > config.max_chunks:
+        smoothed_here = any(METHODS[m].smoothed for name in self.built_backends if name in BACKENDS
+                            and not BACKENDS[name].native_filtering for m in BACKENDS[name].serves)
+        if not config.enabled or not smoothed_here or self.chunk_count > config.max_chunks:
             return None
         started = time.perf_counter()
         vectors = self.store.embeddings()

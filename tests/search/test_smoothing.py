@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexing.backends.configs import search_config
+from indexing.backends.configs import build_config, search_config
+from indexing.build import build_index
 from mlsearch.configs import DEFAULT_SMOOTHING, SmoothingConfig
 from mlsearch.settings import Settings
 from search.searcher import Searcher
@@ -79,3 +80,12 @@ def test_smoothing_equals_its_definition_on_a_random_graph() -> None:
     smoothed = smooth(ranked, graph, 0.3)
     assert [p for p, _ in smoothed] == sorted(expected, key=lambda p: -expected[p])
     assert all(v == pytest.approx(expected[p]) for p, v in smoothed)
+
+
+def test_no_graph_is_computed_for_an_index_that_nothing_would_smooth(
+    tiny_corpus: Path, settings: Settings, tmp_path: Path
+) -> None:
+    custom = updated_settings(settings, index_dir=tmp_path / "dense-only")
+    build_index(build_config(custom), HashingEncoder(), corpus_dir=tiny_corpus, backends=["faiss"])
+    searcher = Searcher.open(custom.index_dir, search_config(custom), encoder=HashingEncoder())
+    assert searcher.config.smoothing.enabled and searcher.neighbours is None  # no keyword backend to smooth
