@@ -76,10 +76,11 @@ ENCODING_METHODS = ("dense", "hybrid")
 LEVELS = (1, 4, 16)
 EXPORT_CACHE = Path.home() / ".cache" / "mlsearch" / "encoders"
 LOG_HANDOFF_CACHE = 64
+"""Query-cache size when ``--cache`` is off: below the distinct queries cycled, above what the log lags behind."""
 PAIR_BLOCK = 10
 """Queries encoded here in a row, before their requests, for the paired bare encoding."""
 INT8_SUFFIX = "-int8"
-"""Query-cache size when ``--cache`` is off: below the distinct queries cycled, above what the log lags behind."""
+"""The suffix of an encoder-backend variant whose exported model is quantized to int8 (``openvino-int8``)."""
 
 
 @dataclass
