@@ -20,8 +20,9 @@ others, and under CPU contention the main thread can be several times slower; th
 Unless ``--cache`` is given, the server's query-embedding cache holds only ``LOG_HANDOFF_CACHE`` (64) queries,
 fewer than the distinct queries cycled (200), and each cell goes on where the last one stopped, so every dense
 request encodes its query while the drift log, which measures each answered query on a background thread, still
-finds that embedding in the cache, as it does in production. (With the cache off, every dense query was encoded a
-second time for the log, competing with the requests: two encodes per request, a benchmark artefact.)
+gets that embedding: it takes it from the cache when the answer is logged, as it does in production. (With the
+cache off, every dense query was encoded a second time for the log, competing with the requests: two encodes per
+request, a benchmark artefact.)
 
 Beside each cell's round trip it prints two medians the server reports: ``app p50``, the app's own time from its
 ``Server-Timing: app;dur=`` header (from the request reaching the app to its response starting: no HTTP parsing,
@@ -76,7 +77,8 @@ ENCODING_METHODS = ("dense", "hybrid")
 LEVELS = (1, 4, 16)
 EXPORT_CACHE = Path.home() / ".cache" / "mlsearch" / "encoders"
 LOG_HANDOFF_CACHE = 64
-"""Query-cache size when ``--cache`` is off: below the distinct queries cycled, above what the log lags behind."""
+"""Query-cache size when ``--cache`` is off: below the distinct queries cycled (so every dense request encodes), and
+not zero (the drift log takes each answer's embedding from the cache when the answer is logged)."""
 PAIR_BLOCK = 10
 """Queries encoded here in a row, before their requests, for the paired bare encoding."""
 INT8_SUFFIX = "-int8"
