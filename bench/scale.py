@@ -41,7 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,27 +113,34 @@ def sentence_pool(datasets: Path | None = None) -> list[str]:
     return [s.strip() for s in pool if 6 <= len(s.split()) <= 40 and "`" not in s]
 
 
+def synthetic_documents(chunks: int, pool: Sequence[str], seed: int = 0) -> Iterator[tuple[str, list[str]]]:
+    """``(title, sections)`` of documents of ``SECTIONS_PER_DOC`` one-chunk sections until ``chunks`` sections
+    exist: each section 3 to 5 sentences drawn from a window of 600 neighbouring sentences of the pool, so that a
+    document has a topic."""
+    rng = random.Random(seed)
+    remaining = chunks
+    for _ in range(math.ceil(chunks / SECTIONS_PER_DOC)):
+        anchor = rng.randrange(len(pool))
+        window = pool[max(0, anchor - 300): anchor + 300]
+        sections = [" ".join(rng.choice(window) for _ in range(rng.randint(3, 5)))
+                    for _ in range(min(SECTIONS_PER_DOC, remaining))]
+        remaining -= len(sections)
+        yield " ".join(window[0].split()[:6]).strip(" .,;:"), sections
+
+
 def write_corpus(folder: Path, chunks: int, pool: Sequence[str], seed: int = 0) -> int:
-    """Write Markdown documents of ``SECTIONS_PER_DOC`` one-chunk sections until ``chunks`` sections exist.
+    """Write the :func:`synthetic_documents` as Markdown files (one section a heading).
 
     Returns:
         The number of documents written.
     """
-    rng = random.Random(seed)
-    documents = math.ceil(chunks / SECTIONS_PER_DOC)
-    remaining = chunks
-    for d in range(documents):
-        anchor = rng.randrange(len(pool))
-        window = pool[max(0, anchor - 300): anchor + 300]
-        sections = []
-        for s in range(min(SECTIONS_PER_DOC, remaining)):
-            sentences = " ".join(rng.choice(window) for _ in range(rng.randint(3, 5)))
-            sections.append(f"## Section {s + 1}\n\n{sentences}\n")
-        remaining -= len(sections)
+    documents = 0
+    for d, (title, sections) in enumerate(synthetic_documents(chunks, pool, seed)):
+        body = "\n".join(f"## Section {s + 1}\n\n{text}\n" for s, text in enumerate(sections))
         subfolder = folder / f"part{d // 1000:04d}"
         subfolder.mkdir(parents=True, exist_ok=True)
-        title = " ".join(window[0].split()[:6]).strip(" .,;:")
-        (subfolder / f"doc{d:07d}.md").write_text(f"---\ntitle: {json.dumps(title)}\n---\n\n" + "\n".join(sections))
+        (subfolder / f"doc{d:07d}.md").write_text(f"---\ntitle: {json.dumps(title)}\n---\n\n" + body)
+        documents += 1
     return documents
 
 

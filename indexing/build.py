@@ -38,8 +38,9 @@ from indexing.layout import (
     remove_stale_builds,
 )
 from indexing.manifest import Manifest, ModelInfo
+from indexing.neighbours import compute_graph
 from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings, text_hash
-from mlsearch.catalog import KEYWORD_BACKEND_NAMES
+from mlsearch.catalog import KEYWORD_BACKEND_NAMES, smooths_any
 from mlsearch.configs import BuildConfig
 from mlsearch.errors import CorpusError
 
@@ -339,6 +340,23 @@ def build_backends(
     return described
 
 
+def build_neighbour_graph(
+    build_dir: Path, dimension: int, backends: Iterable[str], lap: Callable[[str], None], say: Progress,
+) -> None:
+    """Compute and save the chunks' neighbour graph (:mod:`indexing.neighbours`) when one of ``backends`` has
+    scores the searcher smooths over it; otherwise nothing."""
+    if not smooths_any(backends):
+        return
+    store = ChunkStore(build_dir / ChunkStore.FILE)
+    try:
+        graph = compute_graph(lambda: store.embedding_batches(dimension, BACKEND_BATCH), len(store), dimension)
+    finally:
+        store.close()
+    graph.save(build_dir)
+    lap("neighbour_graph")
+    say(f"neighbour graph of {len(graph)} chunks ({graph.method}, {graph.seconds:.1f} s)")
+
+
 def _keep_checkpoint_only(build_dir: Path, writer: ChunkStoreWriter | None) -> None:
     """After a failure: keep the chunk store as a checkpoint when it holds embeddings, else remove it all."""
     try:
@@ -441,6 +459,7 @@ def _build_locked(
         say(f"embedded {embedded} chunks, reused {unchanged + resumed}")
 
         described = build_backends(build_dir, encoder.dimension, configs, lap, say)
+        build_neighbour_graph(build_dir, encoder.dimension, configs, lap, say)
         version = f"{build_dir.name.removesuffix(TMP_SUFFIX)}-{corpus.fingerprint[:8]}"
         skipped = [{"path": str(s.path), "reason": s.reason} for s in corpus.skipped]
         manifest = Manifest(

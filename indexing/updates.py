@@ -49,8 +49,9 @@ from indexing.layout import (
     remove_stale_builds,
 )
 from indexing.manifest import Manifest
+from indexing.neighbours import NeighbourGraph, compute_graph, splice_graph
 from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
-from mlsearch.catalog import KEYWORD_BACKEND_NAMES
+from mlsearch.catalog import KEYWORD_BACKEND_NAMES, smooths_any
 from mlsearch.configs import BuildConfig
 from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError, MlsearchError
 
@@ -289,6 +290,7 @@ def _apply_locked(
                 current, build_dir, list(manifest.backends), config.backend_configs, encoder.dimension, store, pieces,
                 [chunk.embedding_text for chunk in new_chunks], new_vectors, lap,
             )
+            _update_graph(current, build_dir, list(manifest.backends), store, pieces, lap)
         finally:
             store.close()
         if version is None:  # name the version after what it holds, as a full build does
@@ -347,6 +349,33 @@ def _update_backends(
         described[name] = info
         lap(f"backend_{name}")
     return described
+
+
+def _update_graph(
+    previous: Path, build_dir: Path, backends: Sequence[str], store: ChunkStore, pieces: Sequence[Piece],
+    lap: Callable[[str], None],
+) -> None:
+    """The new version's neighbour graph: the previous version's spliced (:func:`splice_graph`), or computed
+    when it has none; nothing when no backend is smoothed over it."""
+    if not smooths_any(backends):
+        return
+    try:
+        old = NeighbourGraph.load(previous)
+    except (OSError, ValueError) as exc:
+        logger.warning("the neighbour graph of %s is unreadable (%s); it is computed again", previous.name, exc)
+        old = None
+    vectors = store.embeddings()
+    if len(vectors) != len(store):
+        return  # not every chunk has an embedding: nothing to compute it from
+    graph = None
+    if old is not None:
+        try:
+            graph = splice_graph(old, pieces, vectors)
+        except ValueError as exc:
+            logger.warning("the neighbour graph of %s does not fit it (%s); it is computed again", previous.name, exc)
+    graph = graph or compute_graph(vectors)
+    graph.save(build_dir)
+    lap("neighbour_graph")
 
 
 def refit_pending(config: BuildConfig, index_dir: Path | None = None) -> UpdateSummary | None:

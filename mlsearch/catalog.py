@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -131,6 +132,13 @@ FUSED_PARTS: tuple[str, ...] = METHODS[FUSED_METHOD].parts
 """The base methods the fused method combines by default."""
 OTHER_BASE_METHODS: tuple[str, ...] = tuple(n for n, s in METHODS.items() if not s.fused and n not in FUSED_PARTS)
 """Base methods that a tuned fusion may add as a further list."""
+
+
+def smooths_any(backends: Iterable[str]) -> bool:
+    """Whether any of these built backends has scores the searcher smooths over the chunks' neighbour graph: a
+    backend the searcher filters itself (not natively filtering) that serves a method marked ``smoothed``."""
+    return any(METHODS[m].smoothed for name in backends if name in BACKENDS
+               and not BACKENDS[name].native_filtering for m in BACKENDS[name].serves)
 
 
 def runs_as(name: str) -> str:

@@ -156,8 +156,9 @@ class SmoothingConfig:
     Attributes:
         weight: The neighbours' share of a chunk's score (0: smoothing off).
         neighbours: Nearest chunks (by embedding) whose scores a chunk takes in.
-        max_chunks: Largest index whose graph is computed (exact k-NN, once per index version, when a search first
-            needs it); larger indexes are not smoothed.
+        max_chunks: Largest index whose graph a searcher computes itself (exact k-NN, once per index version,
+            when a search first needs it) when the version has no saved graph (:mod:`indexing.neighbours`; a build
+            saves one at any size); a larger index without one is not smoothed.
 
     Raises:
         ValueError: A weight outside [0, 1), or fewer than one neighbour.

@@ -127,7 +127,8 @@ class Settings(BaseSettings):
         default=DEFAULT_SMOOTHING.neighbours, ge=1, le=50, description="BM25 smoothing: nearest chunks per chunk.")
     smoothing_max_chunks: int = Field(
         default=DEFAULT_SMOOTHING.max_chunks, ge=0, description="BM25 smoothing: the largest index whose "
-        "neighbour graph is computed (exact, once per index version); larger ones are not smoothed.",
+        "neighbour graph a searcher computes itself when the version has none saved (built before graphs were "
+        "saved); a larger one without a saved graph is not smoothed.",
     )
     keep_versions: int = Field(default=2, ge=1, description="Index versions kept on disk after a swap.")
 

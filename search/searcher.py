@@ -30,6 +30,7 @@ from indexing.embedding import Encoder, follow_index, open_encoder
 from indexing.filters import ChunkFilter, as_filter
 from indexing.layout import current_version_dir
 from indexing.manifest import Manifest
+from indexing.neighbours import NeighbourGraph, compute_graph
 from indexing.store import ChunkStore
 from mlsearch.catalog import (
     BACKENDS,
@@ -40,6 +41,7 @@ from mlsearch.catalog import (
     VECTOR_BACKEND_NAMES,
     answering_backend,
     plan,
+    smooths_any,
 )
 from mlsearch.configs import FeedbackConfig, SearchConfig
 from mlsearch.errors import BadQueryError, IndexNotBuiltError, ModelLoadError, UnknownBackendError
@@ -48,7 +50,7 @@ from search.feedback import rocchio, with_first_pass
 from search.fusion import DEFAULT_UNTUNED_FUSION, FusionConfig, fuse, untuned_fusion
 from search.grouping import GROUP_DEPTH, group_by_document
 from search.rerank import Reranker
-from search.smoothing import SMOOTHING_DEPTH, neighbour_graph, smooth
+from search.smoothing import SMOOTHING_DEPTH, smooth
 from search.snippets import make_snippet
 
 logger = logging.getLogger(__name__)
@@ -485,23 +487,37 @@ class Searcher:
     def neighbours(self) -> np.ndarray | None:
         """Each chunk's nearest chunks by stored embedding, for score smoothing (:mod:`search.smoothing`); None
         when nothing would be smoothed (smoothing off, or no built backend that the searcher filters itself serves
-        a method the catalog marks smoothed), the index is larger than ``config.smoothing.max_chunks``, or it
-        stores no embeddings. Computed on first use (:func:`api.state.warm_up` asks for it when a service loads an
-        index)."""
+        a method the catalog marks smoothed).
+
+        The graph the build saved with the version is read (:mod:`indexing.neighbours`). A version without one
+        (built before graphs were saved, or saved with fewer neighbours than asked) gets it computed here, exactly,
+        when it holds at most ``config.smoothing.max_chunks`` chunks that all have a stored embedding; otherwise
+        it is not smoothed. :func:`api.state.warm_up` asks for it when a service loads an index.
+        """
         config = self.config.smoothing
-        smoothed_here = any(METHODS[m].smoothed for name in self.built_backends if name in BACKENDS
-                            and not BACKENDS[name].native_filtering for m in BACKENDS[name].serves)
-        if not config.enabled or not smoothed_here or self.chunk_count > config.max_chunks:
+        if not config.enabled or not smooths_any(self.built_backends):
             return None
         started = time.perf_counter()
+        try:
+            saved = NeighbourGraph.load(self.directory)
+        except (OSError, ValueError) as exc:
+            logger.warning("index version %s: its neighbour graph is unreadable (%s)", self.version, exc)
+            saved = None
+        if saved is not None and len(saved) == self.chunk_count and saved.k >= min(config.neighbours,
+                                                                                   self.chunk_count - 1):
+            return np.ascontiguousarray(saved.first(config.neighbours))
+        if self.chunk_count > config.max_chunks:
+            logger.info("no smoothing for index version %s: it has no saved neighbour graph and %d chunks, more than "
+                        "%d to compute one from", self.version, self.chunk_count, config.max_chunks)
+            return None
         vectors = self.store.embeddings()
         if len(vectors) != self.chunk_count:
             logger.info("no smoothing for index version %s: not every chunk has a stored embedding", self.version)
             return None
-        graph = neighbour_graph(vectors, config.neighbours)
+        graph = compute_graph(vectors, k=config.neighbours)
         logger.info("neighbour graph of %d chunks for smoothing in %.2f s", self.chunk_count,
                     time.perf_counter() - started)
-        return graph
+        return graph.ids
 
     def _smoothed(self, part: str, run: Callable[[int], Hits]) -> Callable[[int], Hits]:
         """``run`` with its scores smoothed over :attr:`neighbours` when the catalog marks ``part`` smoothed (the

@@ -6,51 +6,19 @@ that one of them lacks, so a passage that says the same in other words rises, an
 word by accident among unrelated neighbours sinks. It needs no labels; measured in the README ("Keyword scores
 smoothed over similar chunks").
 
-The graph is exact (inner product of the stored, normalised embeddings, self excluded), computed once per index
-version when a search first needs it; :func:`smooth` works on a ranked list, so chunks outside it count as 0.
+The graph (:mod:`indexing.neighbours`) is saved with each index version by the build, or computed when a search
+first needs it for an index built before graphs were saved; :func:`smooth` works on a ranked list, so chunks
+outside it count as 0.
 """
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 
 from indexing.backends.base import Ranked
 
-logger = logging.getLogger(__name__)
-
 SMOOTHING_DEPTH = 300
 """Chunks of the raw ranking that are smoothed (a caller asking for fewer gets the top of these)."""
-GRAPH_BATCH = 1024
-"""Chunks whose neighbours are searched at once while the graph is computed."""
-
-
-def neighbour_graph(vectors: np.ndarray, k: int) -> np.ndarray:
-    """Each row's ``k`` nearest other rows by inner product, nearest first: an ``(n, min(k, n − 1))`` int32 array.
-
-    Args:
-        vectors: One embedding per chunk, by position.
-        k: Neighbours per chunk.
-    """
-    import faiss
-
-    data = np.ascontiguousarray(vectors, dtype=np.float32)
-    n = len(data)
-    k = min(k, n - 1)
-    if k <= 0:
-        return np.zeros((n, 0), np.int32)
-    index = faiss.IndexFlatIP(data.shape[1])
-    index.add(data)
-    out = np.empty((n, k), np.int32)
-    for start in range(0, n, GRAPH_BATCH):
-        batch = data[start:start + GRAPH_BATCH]
-        _, found = index.search(batch, k + 1)
-        for row, ids in enumerate(found):
-            own = start + row
-            others = [int(i) for i in ids if i != own and i >= 0][:k]
-            out[own] = others + [own] * (k - len(others))  # duplicates of a vector may hide it: pad with itself
-    return out
 
 
 def smooth(ranked: Ranked, neighbours: np.ndarray, weight: float) -> Ranked:

@@ -202,6 +202,7 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show an index's manifest, chunk statistics, disk (and memory) per backend, and advice past a size."""
+    from indexing.neighbours import graph_info
     from indexing.sizes import backend_disk, backend_memory, scale_advice
 
     settings = make_settings(index_dir=index_dir)
@@ -212,8 +213,9 @@ def inspect(
     disk = backend_disk(directory, manifest)
     ram = backend_memory(directory, manifest, build_config(settings).backend_configs) if memory else {}
     advice = scale_advice(manifest, int(stats["chunks"]))
+    graph = graph_info(directory)
     data = {**manifest.model_dump(), **stats, "directory": str(directory), "disk_bytes": disk,
-            "memory_bytes": ram if memory else None, "advice": advice}
+            "memory_bytes": ram if memory else None, "neighbour_graph": graph, "advice": advice}
     if as_json:
         print_json(data)
         return
@@ -230,5 +232,8 @@ def inspect(
         detail = ", ".join(f"{k} {described[k]}" for k in ("factory", "quantization") if k in described)
         held = f", {ram[name] / 2**20:.1f} MiB in memory" if name in ram else ""
         typer.echo(f"  {name:<14} {size / 2**20:9.1f} MiB on disk{held}{f' ({detail})' if detail else ''}")
+    if graph is not None:
+        typer.echo(f"  graph      {graph['k']} nearest chunks per chunk for BM25 smoothing ({graph['method']}, "
+                   f"{graph['seconds']} s), {int(graph['disk_bytes']) / 2**20:.1f} MiB on disk")  # type: ignore[call-overload]
     for line in advice:
         typer.echo(f"  advice     {line}")

@@ -41,6 +41,11 @@ def test_build_inspect_search_round_trip(tiny_corpus: Path, tmp_path: Path) -> N
     info = json.loads(out)
     assert info["chunks"] == summary["chunks"]
     assert 0 < info["max_tokens"] <= 128 and 0 < info["mean_tokens"] <= info["max_tokens"]
+    graph = info["neighbour_graph"]
+    assert graph["chunks"] == summary["chunks"] and graph["k"] == min(10, summary["chunks"] - 1)
+    assert graph["method"] == "exact" and graph["disk_bytes"] > 0
+    code, out, err = invoke("index", "inspect", "--index-dir", index)
+    assert code == 0 and "graph " in out and "BM25 smoothing (exact" in out, err
 
     for method in ("dense", "lsi", "bm25", "hybrid"):
         code, out, err = invoke("search", "population stability index", "--index-dir", index,

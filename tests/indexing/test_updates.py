@@ -16,6 +16,7 @@ from indexing.docstore import DocumentStore
 from indexing.layout import current_version_dir
 from indexing.loaders.markdown import load_markdown_text
 from indexing.manifest import Manifest
+from indexing.neighbours import NeighbourGraph
 from indexing.store import ChunkStore
 from indexing.updates import DocumentUpdater
 from mlsearch.errors import DocumentNotFoundError
@@ -163,6 +164,9 @@ def test_many_writes_then_equal_to_a_clean_rebuild(
     for tag in b.tags():
         assert a.positions_with_tags([tag]).tolist() == b.positions_with_tags([tag]).tolist()
     np.testing.assert_allclose(a.embeddings(), b.embeddings(), atol=1e-6)
+    spliced, rebuilt = NeighbourGraph.load(updated), NeighbourGraph.load(current_version_dir(clean.index_dir))
+    assert spliced is not None and rebuilt is not None  # the same neighbours (ties may swap equal vectors)
+    np.testing.assert_allclose(spliced.scores, rebuilt.scores, atol=1e-5)
     assert _results(built_index, settings, fake_encoder) == _results(clean.index_dir, clean, fake_encoder)
     assert DocumentStore.in_state_dir(settings.state_dir).last_seq == 60  # type: ignore[arg-type]
     updater.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,20 +10,12 @@ import pytest
 
 from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
+from indexing.neighbours import GRAPH_DIR
 from mlsearch.configs import DEFAULT_SMOOTHING, SmoothingConfig
 from mlsearch.settings import Settings
 from search.searcher import Searcher
-from search.smoothing import neighbour_graph, smooth
+from search.smoothing import smooth
 from tests.fakes import HashingEncoder, updated_settings
-
-
-def test_the_graph_holds_each_rows_nearest_other_rows() -> None:
-    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7]], np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    graph = neighbour_graph(vectors, 2)
-    assert graph.shape == (5, 2) and graph.dtype == np.int32
-    assert graph[0, 0] == 1 and graph[2, 0] == 3 and all(row[0] != i for i, row in enumerate(graph))
-    assert neighbour_graph(vectors[:1], 3).shape == (1, 0)  # one chunk: no neighbours
 
 
 def test_smoothing_lifts_a_chunk_whose_neighbours_score_and_sinks_a_lone_match() -> None:
@@ -47,16 +40,15 @@ def _searcher(built_index: Path, settings: Settings, **updates: object) -> Searc
     return Searcher.open(built_index, search_config(updated_settings(settings, **updates)), encoder=HashingEncoder())
 
 
-def test_bm25_is_smoothed_by_default_and_raw_when_off_or_too_large(built_index: Path, settings: Settings) -> None:
+def test_bm25_is_smoothed_by_default_and_raw_when_off(built_index: Path, settings: Settings) -> None:
     smoothed = _searcher(built_index, settings)
     raw = _searcher(built_index, settings, smoothing_weight=0.0)
-    large = _searcher(built_index, settings, smoothing_max_chunks=1)
-    assert smoothed.neighbours is not None and raw.neighbours is None and large.neighbours is None
+    large = _searcher(built_index, settings, smoothing_max_chunks=1)  # the saved graph is read at any size
+    assert smoothed.neighbours is not None and raw.neighbours is None
+    assert np.array_equal(large.neighbours, smoothed.neighbours)
     query = "adam learning rate"
     hits = [h.position for h in smoothed.search(query, k=10, method="bm25").hits]
-    plain = raw.search(query, k=10, method="bm25").hits
-    assert hits and set(hits) != set() and [h.position for h in large.search(query, k=10, method="bm25").hits] == [
-        h.position for h in plain]
+    assert hits
     expected = smooth([(h.position, h.score) for h in raw.search(query, k=300, method="bm25").hits],
                       smoothed.neighbours, DEFAULT_SMOOTHING.weight)[:10]
     assert hits == [p for p, _ in expected]
@@ -89,3 +81,18 @@ def test_no_graph_is_computed_for_an_index_that_nothing_would_smooth(
     build_index(build_config(custom), HashingEncoder(), corpus_dir=tiny_corpus, backends=["faiss"])
     searcher = Searcher.open(custom.index_dir, search_config(custom), encoder=HashingEncoder())
     assert searcher.config.smoothing.enabled and searcher.neighbours is None  # no keyword backend to smooth
+
+
+def test_a_version_without_a_saved_graph_computes_one_up_to_the_limit(
+    tiny_corpus: Path, settings: Settings, tmp_path: Path
+) -> None:
+    custom = updated_settings(settings, index_dir=tmp_path / "old")
+    build_index(build_config(custom), HashingEncoder(), corpus_dir=tiny_corpus, backends=["faiss", "bm25"])
+    saved = _searcher(custom.index_dir, custom).neighbours
+    version = Searcher.open(custom.index_dir, search_config(custom), encoder=HashingEncoder()).directory
+    shutil.rmtree(version / GRAPH_DIR)  # as an index built before graphs were saved
+    computed = _searcher(custom.index_dir, custom)
+    assert computed.neighbours is not None and np.array_equal(computed.neighbours, saved)
+    assert _searcher(custom.index_dir, custom, smoothing_max_chunks=1).neighbours is None  # too large to compute
+    wider = _searcher(custom.index_dir, custom, smoothing_neighbours=12)  # more than the saved graph holds
+    assert wider.neighbours is not None and wider.neighbours.shape[1] == min(12, wider.chunk_count - 1)

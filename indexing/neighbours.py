@@ -1,0 +1,290 @@
+"""The chunks' nearest-neighbour graph, saved with an index version (for score smoothing, :mod:`search.smoothing`).
+
+Each chunk's ``STORED_NEIGHBOURS`` nearest other chunks by inner product of the stored (normalised) embeddings,
+nearest first, with their similarities. A build computes it once the embeddings are stored:
+
+- **exactly** up to ``EXACT_LIMIT`` chunks (FAISS flat search, a batch of rows at a time);
+- past it, **approximately** with an inverted file of 8-bit codes (FAISS ``IVF{4·√n},SQ8``, ``IVF_PROBES``
+  lists searched per chunk), which keeps the cost near linear and the memory at a quarter of the vectors'.
+
+A document update **splices** the previous version's graph rather than computing it again: kept chunks keep
+their lists (renumbered), take in the fresh chunks that come nearer, and a chunk that lost a neighbour to a
+deleted chunk, like every fresh chunk, is searched again exactly over the whole new version. Spliced from an
+exact graph, the result is the exact graph of the new version (tested against a fresh computation).
+
+A row with fewer neighbours than ``k`` (a tiny index, or duplicate vectors hiding each other) is padded with the
+chunk's own position and a similarity of ``-inf``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexing.backends.base import Piece
+
+logger = logging.getLogger(__name__)
+
+GRAPH_DIR = "neighbours"
+"""The graph's folder inside an index version."""
+STORED_NEIGHBOURS = 10
+"""Neighbours kept per chunk (smoothing reads the first ``MLSEARCH_SMOOTHING_NEIGHBOURS`` of them)."""
+EXACT_LIMIT = 20_000
+"""Largest index whose graph is computed exactly; past it, the inverted file is searched."""
+IVF_PROBES = 16
+"""Inverted lists searched per chunk by the approximate graph."""
+IVF_TRAIN_PER_LIST = 40
+"""Training vectors per inverted list (sampled evenly over the chunks)."""
+ROW_BATCH = 1024
+"""Chunks whose neighbours are searched at once."""
+RECOMPUTE_SHARE = 0.25
+"""A splice that would search more than this share of the chunks again computes the whole graph instead."""
+
+Batches = Callable[[], Iterator[tuple[int, np.ndarray]]]
+"""Returns every embedding by position, a batch at a time, as ``(first position, float32 matrix)``."""
+
+
+@dataclass(frozen=True)
+class NeighbourGraph:
+    """Each chunk's nearest chunks.
+
+    Attributes:
+        ids: ``(n, k)`` int32 positions, nearest first (padded with the row's own position).
+        scores: ``(n, k)`` float32 inner products (``-inf`` for padding).
+        method: ``exact`` or ``ivf`` (approximate), for the record.
+        seconds: How long computing (or splicing) it took.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    method: str
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def k(self) -> int:
+        """Neighbours per chunk."""
+        return int(self.ids.shape[1])
+
+    def first(self, k: int) -> np.ndarray:
+        """The ``k`` nearest of each chunk, as ``(n, min(k, self.k))`` int32 positions."""
+        return self.ids[:, :k]
+
+    def save(self, version_dir: Path) -> Path:
+        """Write the graph into ``version_dir``'s graph folder (``ids.npy``, ``scores.npy``, ``graph.json``)."""
+        folder = version_dir / GRAPH_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "ids.npy", np.ascontiguousarray(self.ids, np.int32))
+        np.save(folder / "scores.npy", np.ascontiguousarray(self.scores, np.float32))
+        info = {"chunks": len(self), "k": self.k, "method": self.method, "seconds": round(self.seconds, 3)}
+        (folder / "graph.json").write_text(json.dumps(info, indent=2) + "\n")
+        return folder
+
+    def describe(self) -> dict[str, object]:
+        """What the graph is, for logs and reports."""
+        return {"chunks": len(self), "k": self.k, "method": self.method, "seconds": round(self.seconds, 3)}
+
+    @classmethod
+    def load(cls, version_dir: Path) -> NeighbourGraph | None:
+        """The graph saved in ``version_dir``, or None when it has none (a version built before graphs were saved).
+
+        Raises:
+            ValueError: The files are there but do not make a graph (shapes differ).
+        """
+        folder = version_dir / GRAPH_DIR
+        if not (folder / "ids.npy").is_file():
+            return None
+        ids = np.load(folder / "ids.npy")
+        scores = np.load(folder / "scores.npy")
+        info = json.loads((folder / "graph.json").read_text())
+        if ids.shape != scores.shape or ids.ndim != 2:
+            raise ValueError(f"the neighbour graph in {folder} is malformed: ids {ids.shape}, scores {scores.shape}")
+        return cls(ids, scores, str(info.get("method", "exact")), float(info.get("seconds", 0.0)))
+
+
+def graph_info(version_dir: Path) -> dict[str, object] | None:
+    """What the graph saved in ``version_dir`` is (chunks, k, method, seconds, disk bytes), without loading it;
+    None when the version has none."""
+    folder = version_dir / GRAPH_DIR
+    if not (folder / "graph.json").is_file():
+        return None
+    info = dict(json.loads((folder / "graph.json").read_text()))
+    info["disk_bytes"] = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    return info
+
+
+def _matrix_batches(vectors: np.ndarray) -> Batches:
+    data = np.ascontiguousarray(vectors, np.float32)
+    return lambda: ((start, data[start:start + ROW_BATCH]) for start in range(0, len(data), ROW_BATCH))
+
+
+def compute_graph(
+    vectors: np.ndarray | Batches, count: int | None = None, dimension: int | None = None,
+    k: int = STORED_NEIGHBOURS, exact_limit: int = EXACT_LIMIT,
+) -> NeighbourGraph:
+    """The graph of a set of embeddings, exact up to ``exact_limit`` rows, approximate (IVF, SQ8) past it.
+
+    Args:
+        vectors: An ``(n, d)`` matrix, or a callable streaming it in batches (read twice past the exact limit).
+        count: Rows (needed with batches).
+        dimension: Columns (needed with batches).
+        k: Neighbours per row.
+        exact_limit: Largest ``n`` searched exactly.
+    """
+    started = time.perf_counter()
+    if isinstance(vectors, np.ndarray):
+        count, dimension = vectors.shape if vectors.ndim == 2 else (0, 0)
+        batches = _matrix_batches(vectors)
+    else:
+        if count is None or dimension is None:
+            raise ValueError("compute_graph needs count and dimension with streamed vectors")
+        batches = vectors
+    k = max(0, min(k, count - 1))
+    if k == 0:
+        return NeighbourGraph(np.zeros((count, 0), np.int32), np.zeros((count, 0), np.float32), "exact",
+                              time.perf_counter() - started)
+    exact = count <= exact_limit
+    index = _exact_index(batches, dimension) if exact else _ivf_index(batches, count, dimension)
+    ids = np.empty((count, k), np.int32)
+    scores = np.empty((count, k), np.float32)
+    for start, batch in batches():
+        found_scores, found = index.search(np.ascontiguousarray(batch, np.float32), k + 1)
+        rows = np.arange(start, start + len(batch))
+        ids[rows], scores[rows] = _without_self(rows, found, found_scores, k)
+    method = "exact" if exact else "ivf"
+    graph = NeighbourGraph(ids, scores, method, time.perf_counter() - started)
+    logger.info("neighbour graph of %d chunks (%s) in %.2f s", count, method, graph.seconds)
+    return graph
+
+
+def _exact_index(batches: Batches, dimension: int):  # type: ignore[no-untyped-def]
+    import faiss
+
+    index = faiss.IndexFlatIP(dimension)
+    for _, batch in batches():
+        index.add(np.ascontiguousarray(batch, np.float32))
+    return index
+
+
+def _ivf_index(batches: Batches, count: int, dimension: int):  # type: ignore[no-untyped-def]
+    import faiss
+
+    lists = max(1, int(4 * math.sqrt(count)))
+    stride = max(1, count // (lists * IVF_TRAIN_PER_LIST))
+    sample = np.vstack([batch[(-start) % stride::stride] for start, batch in batches()])
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dimension, lists, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.train(np.ascontiguousarray(sample, np.float32))
+    for _, batch in batches():
+        index.add(np.ascontiguousarray(batch, np.float32))
+    index.nprobe = min(IVF_PROBES, lists)
+    return index
+
+
+def _without_self(
+    rows: np.ndarray, found: np.ndarray, found_scores: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first ``k`` found neighbours other than itself (and other than missing hits), padded."""
+    keep = (found != rows[:, None]) & (found >= 0)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept hits first, in their found order
+    ids = np.take_along_axis(found, order, 1)
+    scores = np.take_along_axis(found_scores, order, 1).astype(np.float32)
+    valid = np.take_along_axis(keep, order, 1)
+    ids = np.where(valid, ids, rows[:, None]).astype(np.int32)
+    scores = np.where(valid, scores, -np.inf).astype(np.float32)
+    return ids, scores
+
+
+def exact_rows(vectors: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ``k`` nearest other rows of ``vectors`` for each of ``rows`` (``(len(rows), k)`` ids, scores)."""
+    ids = np.empty((len(rows), k), np.int32)
+    scores = np.empty((len(rows), k), np.float32)
+    take = min(k + 1, len(vectors))
+    for start in range(0, len(rows), ROW_BATCH):
+        chunk = rows[start:start + ROW_BATCH]
+        sims = vectors[chunk] @ vectors.T
+        top = np.argpartition(-sims, take - 1, axis=1)[:, :take] if take < len(vectors) else \
+            np.tile(np.arange(len(vectors)), (len(chunk), 1))
+        top_scores = np.take_along_axis(sims, top, 1)
+        order = np.lexsort((top, -top_scores), axis=1)  # best first, ties by position
+        found = np.take_along_axis(top, order, 1)
+        ids[start:start + len(chunk)], scores[start:start + len(chunk)] = _without_self(
+            chunk, found, np.take_along_axis(top_scores, order, 1), k)
+    return ids, scores
+
+
+def splice_graph(
+    previous: NeighbourGraph, pieces: Sequence[Piece], vectors: np.ndarray, k: int = STORED_NEIGHBOURS
+) -> NeighbourGraph:
+    """The graph of a new version derived from the previous version's graph.
+
+    Raises:
+        ValueError: The pieces do not fit the previous graph or the new vectors.
+
+    Args:
+        previous: The previous version's graph.
+        pieces: The new version's positions in order, as runs of kept and fresh chunks (an update's pieces).
+        vectors: Every embedding of the new version, by position.
+        k: Neighbours per chunk (fewer in an index of ``k`` chunks or fewer); a previous graph that holds another
+            number (its index was that small) is computed again.
+    """
+    started = time.perf_counter()
+    data = np.ascontiguousarray(vectors, np.float32)
+    count = len(data)
+    k = min(k, max(count - 1, 0))
+    old_to_new = np.full(len(previous), -1, np.int64)
+    fresh_parts: list[np.ndarray] = []
+    position = 0
+    for piece in pieces:
+        if piece.start is None:
+            fresh_parts.append(np.arange(position, position + piece.count))
+        elif piece.start + piece.count > len(previous):
+            raise ValueError(f"the previous graph has {len(previous)} chunks, a kept run reaches "
+                             f"{piece.start + piece.count}")
+        else:
+            old_to_new[piece.start:piece.start + piece.count] = np.arange(position, position + piece.count)
+        position += piece.count
+    if position != count:
+        raise ValueError(f"the pieces cover {position} positions, the new version has {count} vectors")
+    fresh = np.concatenate(fresh_parts) if fresh_parts else np.zeros(0, np.int64)
+    kept_old = np.flatnonzero(old_to_new >= 0)
+    kept_new = old_to_new[kept_old]
+    old_ids = previous.ids[kept_old].astype(np.int64)
+    old_scores = previous.scores[kept_old]
+    renumbered = old_to_new[old_ids]
+    real = np.isfinite(old_scores) & (old_ids != kept_old[:, None])
+    lost = (real & (renumbered < 0)).any(axis=1) | (real.sum(axis=1) < k)  # a neighbour deleted, or a short row
+    again = np.concatenate([fresh, kept_new[lost]]).astype(np.int64)
+    if len(again) > RECOMPUTE_SHARE * count or k != previous.k:
+        graph = compute_graph(data, k=k)
+        return NeighbourGraph(graph.ids, graph.scores, graph.method, time.perf_counter() - started)
+    ids = np.empty((count, k), np.int32)
+    scores = np.empty((count, k), np.float32)
+    keep = ~lost
+    rows_new = kept_new[keep]
+    ids[rows_new] = np.where(real[keep], renumbered[keep], rows_new[:, None]).astype(np.int32)
+    scores[rows_new] = np.where(real[keep], old_scores[keep], -np.inf)
+    if len(fresh) and len(rows_new):  # kept chunks take in the fresh chunks that come nearer
+        for start in range(0, len(rows_new), ROW_BATCH):
+            rows = rows_new[start:start + ROW_BATCH]
+            sims = data[rows] @ data[fresh].T
+            merged_ids = np.concatenate([ids[rows], np.broadcast_to(fresh, sims.shape).astype(np.int32)], axis=1)
+            merged_scores = np.concatenate([scores[rows], sims.astype(np.float32)], axis=1)
+            order = np.lexsort((merged_ids, -merged_scores), axis=1)[:, :k]
+            ids[rows] = np.take_along_axis(merged_ids, order, 1)
+            scores[rows] = np.take_along_axis(merged_scores, order, 1)
+    if len(again):
+        ids[again], scores[again] = exact_rows(data, again, k)
+    graph = NeighbourGraph(ids, scores, previous.method, time.perf_counter() - started)
+    logger.info("neighbour graph spliced: %d chunks, %d searched again, in %.2f s", count, len(again), graph.seconds)
+    return graph
