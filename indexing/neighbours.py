@@ -9,9 +9,11 @@ nearest first, with their similarities. A build computes it once the embeddings 
   vectors' (measured by ``python -m bench.graph``).
 
 A document update **splices** the previous version's graph rather than computing it again: kept chunks keep
-their lists (renumbered), take in the fresh chunks that come nearer, and a chunk that lost a neighbour to a
-deleted chunk, like every fresh chunk, is searched again exactly over the whole new version. Spliced from an
-exact graph, the result is the exact graph of the new version (tested against a fresh computation).
+their lists (renumbered) and take in the fresh chunks that come nearer; every fresh chunk is searched exactly
+over the whole new version. A chunk that lost a neighbour to a deleted chunk is searched again exactly in an
+exact graph, so that a splice of an exact graph is the exact graph of the new version (tested against a fresh
+computation); in an approximate graph it is mended from its neighbours' neighbours, which costs a hundred
+similarities rather than a search of the whole index.
 
 A row with fewer neighbours than ``k`` (a tiny index, or duplicate vectors hiding each other) is padded with the
 chunk's own position and a similarity of ``-inf``.
@@ -47,8 +49,6 @@ IVF_TRAIN_PER_LIST = 40
 """Training vectors per inverted list (sampled evenly over the chunks)."""
 ROW_BATCH = 1024
 """Chunks whose neighbours are searched at once."""
-SIMILARITY_CELLS = 1 << 25
-"""Most similarities held at once while rows are searched exactly (128 MiB of float32)."""
 RECOMPUTE_SHARE = 0.25
 """A splice that would search more than this share of the chunks again computes the whole graph instead."""
 
@@ -212,20 +212,15 @@ def _without_self(
 
 def exact_rows(vectors: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The exact ``k`` nearest other rows of ``vectors`` for each of ``rows`` (``(len(rows), k)`` ids, scores)."""
+    import faiss
+
+    data = np.ascontiguousarray(vectors, np.float32)
     ids = np.empty((len(rows), k), np.int32)
     scores = np.empty((len(rows), k), np.float32)
-    take = min(k + 1, len(vectors))
-    step = max(1, min(ROW_BATCH, SIMILARITY_CELLS // max(len(vectors), 1)))
-    for start in range(0, len(rows), step):
-        chunk = rows[start:start + step]
-        sims = vectors[chunk] @ vectors.T
-        top = np.argpartition(-sims, take - 1, axis=1)[:, :take] if take < len(vectors) else \
-            np.tile(np.arange(len(vectors)), (len(chunk), 1))
-        top_scores = np.take_along_axis(sims, top, 1)
-        order = np.lexsort((top, -top_scores), axis=1)  # best first, ties by position
-        found = np.take_along_axis(top, order, 1)
-        ids[start:start + len(chunk)], scores[start:start + len(chunk)] = _without_self(
-            chunk, found, np.take_along_axis(top_scores, order, 1), k)
+    for start in range(0, len(rows), ROW_BATCH):
+        chunk = np.asarray(rows[start:start + ROW_BATCH], np.int64)
+        found_scores, found = faiss.knn(data[chunk], data, min(k + 1, len(data)), metric=faiss.METRIC_INNER_PRODUCT)
+        ids[start:start + len(chunk)], scores[start:start + len(chunk)] = _without_self(chunk, found, found_scores, k)
     return ids, scores
 
 
@@ -270,16 +265,21 @@ def splice_graph(
     renumbered = old_to_new[old_ids]
     real = np.isfinite(old_scores) & (old_ids != kept_old[:, None])
     lost = (real & (renumbered < 0)).any(axis=1) | (real.sum(axis=1) < k)  # a neighbour deleted, or a short row
-    again = np.concatenate([fresh, kept_new[lost]]).astype(np.int64)
-    if len(again) > RECOMPUTE_SHARE * count or k != previous.k:
+    if len(fresh) + int(lost.sum()) > RECOMPUTE_SHARE * count or k != previous.k:
         graph = compute_graph(data, k=k)
         return NeighbourGraph(graph.ids, graph.scores, graph.method, time.perf_counter() - started)
+    approximate = previous.method != "exact"
     ids = np.empty((count, k), np.int32)
     scores = np.empty((count, k), np.float32)
     keep = ~lost
-    rows_new = kept_new[keep]
-    ids[rows_new] = np.where(real[keep], renumbered[keep], rows_new[:, None]).astype(np.int32)
-    scores[rows_new] = np.where(real[keep], old_scores[keep], -np.inf)
+    ids[kept_new[keep]] = np.where(real[keep], renumbered[keep], kept_new[keep][:, None]).astype(np.int32)
+    scores[kept_new[keep]] = np.where(real[keep], old_scores[keep], -np.inf)
+    if approximate:  # an approximate graph mends a row that lost a neighbour from its neighbours' neighbours
+        repaired = kept_new[lost]
+        ids[repaired], scores[repaired] = _mended(data, repaired, old_ids[lost], previous.ids, old_to_new, k)
+        again, rows_new = fresh, kept_new
+    else:
+        again, rows_new = np.concatenate([fresh, kept_new[lost]]).astype(np.int64), kept_new[keep]
     if len(fresh) and len(rows_new):  # kept chunks take in the fresh chunks that come nearer
         for start in range(0, len(rows_new), ROW_BATCH):
             rows = rows_new[start:start + ROW_BATCH]
@@ -294,5 +294,26 @@ def splice_graph(
     if len(again):
         ids[again], scores[again] = exact_rows(data, again, k)
     graph = NeighbourGraph(ids, scores, previous.method, time.perf_counter() - started)
-    logger.info("neighbour graph spliced: %d chunks, %d searched again, in %.2f s", count, len(again), graph.seconds)
+    logger.info("neighbour graph spliced: %d chunks, %d searched again, %d mended, in %.2f s", count, len(again),
+                int(lost.sum()) if approximate else 0, graph.seconds)
     return graph
+
+
+def _mended(
+    data: np.ndarray, rows: np.ndarray, old_lists: np.ndarray, previous_ids: np.ndarray, old_to_new: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """New lists for ``rows`` (new positions) chosen among their old neighbours and those neighbours' own old
+    neighbours (deleted ones' included) that are still there, by exact similarity."""
+    ids = np.empty((len(rows), k), np.int32)
+    scores = np.empty((len(rows), k), np.float32)
+    for i, row in enumerate(rows):
+        around = np.concatenate([old_lists[i], np.asarray(previous_ids[old_lists[i]]).ravel()])
+        candidates = np.unique(old_to_new[around])
+        candidates = candidates[(candidates >= 0) & (candidates != row)]
+        sims = data[candidates] @ data[row]
+        best = np.lexsort((candidates, -sims))[:k]
+        found = len(best)
+        ids[i, :found], scores[i, :found] = candidates[best], sims[best]
+        ids[i, found:], scores[i, found:] = row, -np.inf
+    return ids, scores

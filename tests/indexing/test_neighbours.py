@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexing import updates
+from indexing import neighbours, updates
 from indexing.backends.base import Piece
 from indexing.backends.configs import build_config, search_config
 from indexing.build import build_index
@@ -100,6 +100,36 @@ def test_a_spliced_graph_equals_the_graph_computed_afresh() -> None:
         splice_graph(compute_graph(old), pieces[:-1], new)
     with pytest.raises(ValueError, match="reaches"):
         splice_graph(compute_graph(old[:500]), pieces, new)
+
+
+def test_a_spliced_approximate_graph_mends_rows_from_their_neighbours_neighbours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(6)
+    centres = _unit(rng.normal(size=(40, 32)))
+    old = _unit(centres[rng.integers(0, 40, 5000)] + 0.05 * rng.normal(size=(5000, 32)))
+    fresh = _unit(centres[rng.integers(0, 40, 60)] + 0.05 * rng.normal(size=(60, 32)))
+    previous = compute_graph(old, exact_limit=1000)
+    assert previous.method == "ivf"
+    searched: list[int] = []
+    exact = neighbours.exact_rows
+
+    def counted(vectors: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        searched.extend(rows.tolist())
+        return exact(vectors, rows, k)
+
+    monkeypatch.setattr(neighbours, "exact_rows", counted)
+    new = np.vstack([old[:2000], fresh, old[2100:]])  # 100 deleted, 60 fresh in their place
+    spliced = splice_graph(previous, [Piece(2000, 0), Piece(60, None), Piece(2900, 2100)], new)
+    assert spliced.method == "ivf" and sorted(searched) == list(range(2000, 2060))  # only the fresh chunks
+    old_rows = np.r_[0:2000, 2100:5000]
+    mended = np.flatnonzero(np.isin(previous.ids[old_rows], np.arange(2000, 2100)).any(axis=1))
+    mended = np.where(mended < 2000, mended, mended + 60)  # their new positions
+    assert len(mended) > 50
+    truth, _ = exact(new, mended, 3)
+    recall = np.mean([len(set(f[:3]) & set(t)) / 3 for f, t in zip(spliced.ids[mended], truth, strict=True)])
+    assert recall >= 0.85, recall
+    assert np.isin(np.arange(2000, 2060), spliced.ids[:2000]).any()  # kept chunks took fresh ones in
 
 
 def test_a_large_change_computes_the_graph_again() -> None:
