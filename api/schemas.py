@@ -253,6 +253,15 @@ class CacheInfo(BaseModel):
     misses: int
 
 
+class SmoothingInfo(BaseModel):
+    """How the served index smooths BM25 scores over the chunks' neighbour graph."""
+
+    weight: float = Field(description="The neighbours' share of a chunk's score.")
+    neighbours: int = Field(description="Nearest chunks per chunk.")
+    graph: str = Field(description="`exact`, or `ivf` for the approximate graph of a large index.")
+    source: str = Field(description="`saved` with the index version, or `computed` when it was loaded.")
+
+
 class IndexInfo(BaseModel):
     """The answer of ``GET /index``: the loaded version, its manifest and counts."""
 
@@ -266,6 +275,8 @@ class IndexInfo(BaseModel):
     manifest: dict[str, Any]
     reranker: str | None = Field(
         default=None, description="The cross-encoder folder that `rerank: true` uses (none configured: null).")
+    smoothing: SmoothingInfo | None = Field(
+        default=None, description="How BM25 scores are smoothed over similar chunks (not smoothed: null).")
 
 
 class ReloadResult(BaseModel):

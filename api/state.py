@@ -151,7 +151,7 @@ def warm_up(searcher: Searcher, encode: bool = True) -> None:
         except MlsearchError as exc:
             logger.warning("backend %s is not available: %s", name, exc)
     len(searcher.store)
-    searcher.neighbours  # noqa: B018 - smoothing's graph computed now (when it applies), not by the first search
+    searcher.smoothing_graph  # noqa: B018 - smoothing's graph read now (when it applies), not by the first search
     if encode:
         searcher.encoder.encode(["warm up"])
 

@@ -139,7 +139,8 @@ def _hybrid(index: dict[str, Any]) -> str:
     fusion = FusionConfig.from_dict(index["fusion"]).label()
     feedback = index.get("feedback")
     smoothing = index.get("smoothing") or {}
-    smoothed = (f"bm25 smoothed over {smoothing['neighbours']} neighbours at {smoothing['weight']:g}"
+    graph = f" ({smoothing['graph']} graph)" if smoothing.get("graph") else ""
+    smoothed = (f"bm25 smoothed over {smoothing['neighbours']} neighbours at {smoothing['weight']:g}{graph}"
                 if smoothing.get("applied") else "bm25 not smoothed")
     return f"{fusion}; {FeedbackConfig(**feedback).label() if feedback else 'prf off'}; {smoothed}"
 

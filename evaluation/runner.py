@@ -213,13 +213,15 @@ def describe_index(searcher: Searcher) -> dict[str, Any]:
     """The facts that identify the index searched: version, path, model, corpus and counts, and how ``hybrid``
     searched it (the index's fusion and the searcher's pseudo-relevance feedback) and whether BM25 was smoothed."""
     manifest = searcher.manifest
+    graph = searcher.smoothing_graph
     return {
         "version": manifest.version, "path": str(searcher.directory), "built_at": manifest.built_at,
         "model": manifest.model.name, "weights_hash": manifest.model.weights_hash,
         "corpus_fingerprint": manifest.corpus.get("fingerprint"), "counts": dict(manifest.counts),
         "chunking": dict(manifest.chunking), "fusion": searcher.fusion.to_dict(),
         "feedback": searcher.config.feedback.to_dict(),
-        "smoothing": {**asdict(searcher.config.smoothing), "applied": searcher.neighbours is not None},
+        "smoothing": {**asdict(searcher.config.smoothing), "applied": graph is not None,
+                      "graph": None if graph is None else f"{graph.method}, {graph.source}"},
     }
 
 

@@ -161,6 +161,21 @@ class QueryEmbeddingCache:
         return len(self._items)
 
 
+@dataclass(frozen=True)
+class SmoothingGraph:
+    """The neighbour graph a searcher smooths keyword scores over.
+
+    Attributes:
+        ids: Each chunk's nearest chunks, ``(chunks, neighbours)`` positions.
+        method: ``exact``, or ``ivf`` for the approximate graph of a large index.
+        source: ``saved`` (read from the index version) or ``computed`` (when the version was loaded).
+    """
+
+    ids: np.ndarray
+    method: str
+    source: str
+
+
 class Searcher:
     """Searches one index version. Backends are loaded on first use and kept; so is the model.
 
@@ -483,11 +498,18 @@ class Searcher:
             run = self._smoothed(part, lambda n: keyword.search(query, n))
         return self._over_fetch(run, k, allowed)
 
-    @cached_property
+    @property
     def neighbours(self) -> np.ndarray | None:
-        """Each chunk's nearest chunks by stored embedding, for score smoothing (:mod:`search.smoothing`); None
-        when nothing would be smoothed (smoothing off, or no built backend that the searcher filters itself serves
-        a method the catalog marks smoothed).
+        """Each chunk's nearest chunks by stored embedding, for score smoothing (:mod:`search.smoothing`): the
+        ids of :attr:`smoothing_graph`, or None."""
+        graph = self.smoothing_graph
+        return None if graph is None else graph.ids
+
+    @cached_property
+    def smoothing_graph(self) -> SmoothingGraph | None:
+        """The neighbour graph BM25 is smoothed over, and where it came from; None when nothing would be smoothed
+        (smoothing off, or no built backend that the searcher filters itself serves a method the catalog marks
+        smoothed).
 
         The graph the build saved with the version is read (:mod:`indexing.neighbours`). A version without one
         (built before graphs were saved, or saved with fewer neighbours than asked) gets it computed here, exactly,
@@ -505,7 +527,7 @@ class Searcher:
             saved = None
         if saved is not None and len(saved) == self.chunk_count and saved.k >= min(config.neighbours,
                                                                                    self.chunk_count - 1):
-            return np.ascontiguousarray(saved.first(config.neighbours))
+            return SmoothingGraph(np.ascontiguousarray(saved.first(config.neighbours)), saved.method, "saved")
         if self.chunk_count > config.max_chunks:
             logger.info("no smoothing for index version %s: it has no saved neighbour graph and %d chunks, more than "
                         "%d to compute one from", self.version, self.chunk_count, config.max_chunks)
@@ -517,7 +539,7 @@ class Searcher:
         graph = compute_graph(vectors, k=config.neighbours)
         logger.info("neighbour graph of %d chunks for smoothing in %.2f s", self.chunk_count,
                     time.perf_counter() - started)
-        return graph.ids
+        return SmoothingGraph(graph.ids, graph.method, "computed")
 
     def _smoothed(self, part: str, run: Callable[[int], Hits]) -> Callable[[int], Hits]:
         """``run`` with its scores smoothed over :attr:`neighbours` when the catalog marks ``part`` smoothed (the

@@ -38,6 +38,7 @@ def test_index_shows_the_manifest_and_counts(client: TestClient, app: FastAPI) -
     assert body["reloads"] == 0 and body["loaded_at"]
     assert set(body["cache"]) == {"size", "entries", "hits", "misses"}
     assert body["reranker"] is None  # the page shows its reranked column only when one is configured
+    assert body["smoothing"] == {"weight": 0.4, "neighbours": 3, "graph": "exact", "source": "saved"}
 
 
 def test_index_names_a_configured_reranker_without_loading_it(

@@ -60,7 +60,7 @@ def test_reports_name_their_inputs_and_the_html_is_self_contained(
         assert "tinyqrels" in text and result.created_at in text
         assert "best chunk" in text and "nDCG@10" in text
         assert ("convex-zscore dense:1 bm25:1; prf(10 chunks, dense 0.7, bm25 10 terms 0.5, first pass kept); "
-                "bm25 smoothed over 3 neighbours at 0.4") in text
+                "bm25 smoothed over 3 neighbours at 0.4 (exact, saved graph)") in text
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<link" not in page and "<script" not in page

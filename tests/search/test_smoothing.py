@@ -93,6 +93,7 @@ def test_a_version_without_a_saved_graph_computes_one_up_to_the_limit(
     shutil.rmtree(version / GRAPH_DIR)  # as an index built before graphs were saved
     computed = _searcher(custom.index_dir, custom)
     assert computed.neighbours is not None and np.array_equal(computed.neighbours, saved)
+    assert computed.smoothing_graph is not None and computed.smoothing_graph.source == "computed"
     assert _searcher(custom.index_dir, custom, smoothing_max_chunks=1).neighbours is None  # too large to compute
     wider = _searcher(custom.index_dir, custom, smoothing_neighbours=12)  # more than the saved graph holds
     assert wider.neighbours is not None and wider.neighbours.shape[1] == min(12, wider.chunk_count - 1)
