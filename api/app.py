@@ -58,7 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         stop_drift(app)
-        stop_documents(app)
+        await stop_documents(app)
 
 
 def create_app(

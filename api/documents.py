@@ -50,11 +50,16 @@ def start_documents(app: FastAPI) -> None:
     updater.start()
 
 
-def stop_documents(app: FastAPI) -> None:
-    """Stop the updater after the update in progress (stored writes are applied on the next start)."""
+async def stop_documents(app: FastAPI) -> None:
+    """Stop the updater after the update in progress (stored writes are applied on the next start).
+
+    The updater is stopped from a worker thread, so that the event loop stays free to run the reload that an update
+    finishing meanwhile waits for (stopped on the loop itself, the two waited for each other until the updater's
+    30 s join timeout).
+    """
     updater: DocumentUpdater | None = getattr(app.state, "documents", None)
     if updater is not None:
-        updater.close()
+        await asyncio.to_thread(updater.close)
         app.state.documents = None
 
 

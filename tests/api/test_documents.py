@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -144,6 +145,17 @@ def test_uploads_over_the_limit_are_413(
         assert huge.status_code == 413  # refused by the body limit before it is read
         ok = small.put("/documents/small", json={"text": "a small note"}, headers=KEY)
         assert ok.status_code == 202  # bigger than nothing, within the upload limit
+
+
+def test_a_shutdown_during_an_update_lets_it_reload_and_leaves_no_updater_thread(
+    built_index: Path, api_settings: Settings, make_app: Callable[..., FastAPI]
+) -> None:
+    with TestClient(make_app(api_settings)) as client:
+        wait_ready(client)
+        assert client.put("/documents/late", json={"text": "a note written just before shutdown"},
+                          headers=KEY).status_code == 202
+    # stopping the updater on the event loop left it waiting for a reload that the loop could not run
+    assert not [t for t in threading.enumerate() if t.name == "mlsearch-updater" and t.is_alive()]
 
 
 def test_a_bad_json_body_is_422(client: TestClient) -> None:
