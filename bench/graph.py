@@ -35,8 +35,9 @@ import numpy as np
 from bench.scale import SECTIONS_PER_DOC, HashedProjectionEncoder, peak_rss_mb, sentence_pool, synthetic_documents
 from indexing.backends.base import Piece
 from indexing.neighbours import EXACT_LIMIT, NeighbourGraph, compute_graph, exact_rows, splice_graph
+from mlsearch.configs import DEFAULT_SMOOTHING
 
-SMOOTHED = 3
+SMOOTHED = DEFAULT_SMOOTHING.neighbours
 """Neighbours that smoothing reads by default (``MLSEARCH_SMOOTHING_NEIGHBOURS``)."""
 
 

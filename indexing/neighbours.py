@@ -90,12 +90,11 @@ class NeighbourGraph:
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / "ids.npy", np.ascontiguousarray(self.ids, np.int32))
         np.save(folder / "scores.npy", np.ascontiguousarray(self.scores, np.float32))
-        info = {"chunks": len(self), "k": self.k, "method": self.method, "seconds": round(self.seconds, 3)}
-        (folder / "graph.json").write_text(json.dumps(info, indent=2) + "\n")
+        (folder / "graph.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
         return folder
 
     def describe(self) -> dict[str, object]:
-        """What the graph is, for logs and reports."""
+        """What the graph is, as ``graph.json`` records it (:func:`graph_info` reads it back)."""
         return {"chunks": len(self), "k": self.k, "method": self.method, "seconds": round(self.seconds, 3)}
 
     @classmethod

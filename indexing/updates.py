@@ -286,11 +286,12 @@ def _apply_locked(
             chunks = len(store)
             fingerprint = store.ids_fingerprint()
             documents = len(layout)
+            vectors = _stored_vectors(store, encoder.dimension)
             described = _update_backends(
-                current, build_dir, list(manifest.backends), config.backend_configs, encoder.dimension, store, pieces,
-                [chunk.embedding_text for chunk in new_chunks], new_vectors, lap,
+                current, build_dir, list(manifest.backends), config.backend_configs, encoder.dimension, store,
+                vectors, pieces, [chunk.embedding_text for chunk in new_chunks], new_vectors, lap,
             )
-            _update_graph(current, build_dir, list(manifest.backends), store, pieces, lap)
+            _update_graph(current, build_dir, list(manifest.backends), len(store), vectors, pieces, lap)
         finally:
             store.close()
         if version is None:  # name the version after what it holds, as a full build does
@@ -324,21 +325,29 @@ def _apply_locked(
     )
 
 
-def _update_backends(
-    previous: Path, build_dir: Path, names: Sequence[str], configs: Mapping[str, object], dimension: int,
-    store: ChunkStore, pieces: Sequence[Piece], fresh_texts: Sequence[str], fresh_vectors: np.ndarray,
-    lap: Callable[[str], None],
-) -> dict[str, dict[str, object]]:
-    """Every backend of the new version: spliced from the previous version where it can, else built anew."""
-    described: dict[str, dict[str, object]] = {}
+def _stored_vectors(store: ChunkStore, dimension: int) -> Callable[[], np.ndarray]:
+    """Every embedding of ``store`` by position, read on the first call only (an update reads them at most once,
+    for the backends built from every vector and the neighbour graph); an ``(0, dimension)`` matrix when not every
+    chunk has one."""
     stored: list[np.ndarray] = []
 
-    def vectors() -> np.ndarray:  # read once, and only when some backend is built from every vector
+    def vectors() -> np.ndarray:
         if not stored:
             matrix = store.embeddings()
             stored.append(matrix if len(matrix) else np.zeros((0, dimension), np.float32))
         return stored[0]
 
+    return vectors
+
+
+def _update_backends(
+    previous: Path, build_dir: Path, names: Sequence[str], configs: Mapping[str, object], dimension: int,
+    store: ChunkStore, vectors: Callable[[], np.ndarray], pieces: Sequence[Piece], fresh_texts: Sequence[str],
+    fresh_vectors: np.ndarray, lap: Callable[[str], None],
+) -> dict[str, dict[str, object]]:
+    """Every backend of the new version: spliced from the previous version where it can, else built anew (a vector
+    backend from ``vectors()``)."""
+    described: dict[str, dict[str, object]] = {}
     for name in names:
         info = _splice_backend(previous, build_dir, name, configs, pieces, fresh_texts, fresh_vectors)
         if info is None:
@@ -352,8 +361,8 @@ def _update_backends(
 
 
 def _update_graph(
-    previous: Path, build_dir: Path, backends: Sequence[str], store: ChunkStore, pieces: Sequence[Piece],
-    lap: Callable[[str], None],
+    previous: Path, build_dir: Path, backends: Sequence[str], chunks: int, vectors: Callable[[], np.ndarray],
+    pieces: Sequence[Piece], lap: Callable[[str], None],
 ) -> None:
     """The new version's neighbour graph: the previous version's spliced (:func:`splice_graph`), or computed
     when it has none; nothing when no backend is smoothed over it."""
@@ -364,16 +373,16 @@ def _update_graph(
     except (OSError, ValueError) as exc:
         logger.warning("the neighbour graph of %s is unreadable (%s); it is computed again", previous.name, exc)
         old = None
-    vectors = store.embeddings()
-    if len(vectors) != len(store):
+    matrix = vectors()
+    if len(matrix) != chunks:
         return  # not every chunk has an embedding: nothing to compute it from
     graph = None
     if old is not None:
         try:
-            graph = splice_graph(old, pieces, vectors)
+            graph = splice_graph(old, pieces, matrix)
         except ValueError as exc:
             logger.warning("the neighbour graph of %s does not fit it (%s); it is computed again", previous.name, exc)
-    graph = graph or compute_graph(vectors)
+    graph = graph or compute_graph(matrix)
     graph.save(build_dir)
     lap("neighbour_graph")
 

@@ -519,7 +519,6 @@ class Searcher:
         config = self.config.smoothing
         if not config.enabled or not smooths_any(self.built_backends):
             return None
-        started = time.perf_counter()
         try:
             saved = NeighbourGraph.load(self.directory)
         except (OSError, ValueError) as exc:
@@ -536,9 +535,7 @@ class Searcher:
         if len(vectors) != self.chunk_count:
             logger.info("no smoothing for index version %s: not every chunk has a stored embedding", self.version)
             return None
-        graph = compute_graph(vectors, k=config.neighbours)
-        logger.info("neighbour graph of %d chunks for smoothing in %.2f s", self.chunk_count,
-                    time.perf_counter() - started)
+        graph = compute_graph(vectors, k=config.neighbours)  # it logs its size and time
         return SmoothingGraph(graph.ids, graph.method, "computed")
 
     def _smoothed(self, part: str, run: Callable[[int], Hits]) -> Callable[[int], Hits]:
