@@ -8,7 +8,8 @@ nearest first, with their similarities. A build computes it once the embeddings 
   lists searched per chunk), whose cost grows as n·√n rather than n² and whose memory is a quarter of the
   vectors' (measured by ``python -m bench.graph``).
 
-A document update **splices** the previous version's graph rather than computing it again: kept chunks keep
+A document update **splices** the previous version's graph rather than computing it again (streaming the new
+version's vectors from the chunk store rather than holding them all): kept chunks keep
 their lists (renumbered) and take in the fresh chunks that come nearer; every fresh chunk is searched exactly
 over the whole new version. A chunk that lost a neighbour to a deleted chunk is searched again exactly in an
 exact graph, so that a splice of an exact graph is the exact graph of the new version (tested against a fresh
@@ -51,9 +52,37 @@ ROW_BATCH = 1024
 """Chunks whose neighbours are searched at once."""
 RECOMPUTE_SHARE = 0.25
 """A splice that would search more than this share of the chunks again computes the whole graph instead."""
+ROWS_PER_SWEEP = 16_384
+"""Rows searched exactly per pass over streamed vectors."""
+SIMILARITY_BLOCK = 4_000_000
+"""Most similarities a splice holds at once when it merges fresh chunks into kept lists (16 MB)."""
 
 Batches = Callable[[], Iterator[tuple[int, np.ndarray]]]
 """Returns every embedding by position, a batch at a time, as ``(first position, float32 matrix)``."""
+
+
+@dataclass(frozen=True)
+class VectorSource:
+    """Every embedding of an index by position, streamed in batches or read at chosen positions.
+
+    Attributes:
+        count: Rows.
+        dimension: Columns.
+        batches: Streams every row, a batch at a time.
+        rows: The rows at the given positions (ascending or not), as a float32 matrix in that order.
+    """
+
+    count: int
+    dimension: int
+    batches: Batches
+    rows: Callable[[np.ndarray], np.ndarray]
+
+    @classmethod
+    def of_matrix(cls, vectors: np.ndarray) -> VectorSource:
+        """A source over an in-memory ``(n, d)`` matrix."""
+        data = np.ascontiguousarray(vectors, np.float32)
+        count, dimension = data.shape if data.ndim == 2 else (0, 0)
+        return cls(count, dimension, _matrix_batches(data), lambda positions: data[np.asarray(positions, np.int64)])
 
 
 @dataclass(frozen=True)
@@ -209,22 +238,50 @@ def _without_self(
     return ids, scores
 
 
-def exact_rows(vectors: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The exact ``k`` nearest other rows of ``vectors`` for each of ``rows`` (``(len(rows), k)`` ids, scores)."""
+def exact_rows(
+    vectors: np.ndarray | VectorSource, rows: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ``k`` nearest other rows of ``vectors`` for each of ``rows`` (``(len(rows), k)`` ids, scores).
+
+    A :class:`VectorSource` is streamed: ``ROWS_PER_SWEEP`` rows are searched per pass over it, so memory holds
+    those rows and one batch rather than every vector.
+    """
     import faiss
 
-    data = np.ascontiguousarray(vectors, np.float32)
+    if isinstance(vectors, np.ndarray):
+        data = np.ascontiguousarray(vectors, np.float32)
+        ids = np.empty((len(rows), k), np.int32)
+        scores = np.empty((len(rows), k), np.float32)
+        for start in range(0, len(rows), ROW_BATCH):
+            chunk = np.asarray(rows[start:start + ROW_BATCH], np.int64)
+            found_scores, found = faiss.knn(data[chunk], data, min(k + 1, len(data)),
+                                            metric=faiss.METRIC_INNER_PRODUCT)
+            ids[start:start + len(chunk)], scores[start:start + len(chunk)] = _without_self(
+                chunk, found, found_scores, k)
+        return ids, scores
+    rows = np.asarray(rows, np.int64)
     ids = np.empty((len(rows), k), np.int32)
     scores = np.empty((len(rows), k), np.float32)
-    for start in range(0, len(rows), ROW_BATCH):
-        chunk = np.asarray(rows[start:start + ROW_BATCH], np.int64)
-        found_scores, found = faiss.knn(data[chunk], data, min(k + 1, len(data)), metric=faiss.METRIC_INNER_PRODUCT)
-        ids[start:start + len(chunk)], scores[start:start + len(chunk)] = _without_self(chunk, found, found_scores, k)
+    depth = min(k + 1, vectors.count)
+    for first in range(0, len(rows), ROWS_PER_SWEEP):
+        group = rows[first:first + ROWS_PER_SWEEP]
+        queries = np.ascontiguousarray(vectors.rows(group), np.float32)
+        best_scores = np.full((len(group), depth), -np.inf, np.float32)
+        best = np.full((len(group), depth), -1, np.int64)
+        for start, batch in vectors.batches():
+            found_scores, found = faiss.knn(queries, np.ascontiguousarray(batch, np.float32),
+                                            min(depth, len(batch)), metric=faiss.METRIC_INNER_PRODUCT)
+            merged = np.concatenate([best, np.where(found >= 0, found + start, -1)], axis=1)
+            merged_scores = np.concatenate([best_scores, found_scores], axis=1)
+            order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :depth]
+            best, best_scores = np.take_along_axis(merged, order, 1), np.take_along_axis(merged_scores, order, 1)
+        ids[first:first + len(group)], scores[first:first + len(group)] = _without_self(group, best, best_scores, k)
     return ids, scores
 
 
 def splice_graph(
-    previous: NeighbourGraph, pieces: Sequence[Piece], vectors: np.ndarray, k: int = STORED_NEIGHBOURS
+    previous: NeighbourGraph, pieces: Sequence[Piece], vectors: np.ndarray | VectorSource,
+    k: int = STORED_NEIGHBOURS,
 ) -> NeighbourGraph:
     """The graph of a new version derived from the previous version's graph.
 
@@ -234,13 +291,15 @@ def splice_graph(
     Args:
         previous: The previous version's graph.
         pieces: The new version's positions in order, as runs of kept and fresh chunks (an update's pieces).
-        vectors: Every embedding of the new version, by position.
+        vectors: Every embedding of the new version, by position: a matrix, or a :class:`VectorSource` that is
+            streamed (a document update reads them from the chunk store, so that memory holds a batch, the fresh
+            chunks and the graph rather than every vector: 1.5 GB at a million chunks).
         k: Neighbours per chunk (fewer in an index of ``k`` chunks or fewer); a previous graph that holds another
             number (its index was that small) is computed again.
     """
     started = time.perf_counter()
-    data = np.ascontiguousarray(vectors, np.float32)
-    count = len(data)
+    source = vectors if isinstance(vectors, VectorSource) else VectorSource.of_matrix(vectors)
+    count = source.count
     k = min(k, max(count - 1, 0))
     old_to_new = np.full(len(previous), -1, np.int64)
     fresh_parts: list[np.ndarray] = []
@@ -265,7 +324,7 @@ def splice_graph(
     real = np.isfinite(old_scores) & (old_ids != kept_old[:, None])
     lost = (real & (renumbered < 0)).any(axis=1) | (real.sum(axis=1) < k)  # a neighbour deleted, or a short row
     if len(fresh) + int(lost.sum()) > RECOMPUTE_SHARE * count or k != previous.k:
-        graph = compute_graph(data, k=k)
+        graph = compute_graph(source.batches, count, source.dimension, k=k)
         return NeighbourGraph(graph.ids, graph.scores, graph.method, time.perf_counter() - started)
     approximate = previous.method != "exact"
     ids = np.empty((count, k), np.int32)
@@ -275,44 +334,68 @@ def splice_graph(
     scores[kept_new[keep]] = np.where(real[keep], old_scores[keep], -np.inf)
     if approximate:  # an approximate graph mends a row that lost a neighbour from its neighbours' neighbours
         repaired = kept_new[lost]
-        ids[repaired], scores[repaired] = _mended(data, repaired, old_ids[lost], previous.ids, old_to_new, k)
+        ids[repaired], scores[repaired] = _mended(source, repaired, old_ids[lost], previous.ids, old_to_new, k)
         again, rows_new = fresh, kept_new
     else:
         again, rows_new = np.concatenate([fresh, kept_new[lost]]).astype(np.int64), kept_new[keep]
-    if len(fresh) and len(rows_new):  # kept chunks take in the fresh chunks that come nearer
-        for start in range(0, len(rows_new), ROW_BATCH):
-            rows = rows_new[start:start + ROW_BATCH]
-            sims = data[rows] @ data[fresh].T
-            nearer = sims.max(axis=1) > scores[rows, -1]  # only these rows change
-            rows, sims = rows[nearer], sims[nearer]
-            merged_ids = np.concatenate([ids[rows], np.broadcast_to(fresh, sims.shape).astype(np.int32)], axis=1)
-            merged_scores = np.concatenate([scores[rows], sims.astype(np.float32)], axis=1)
-            order = np.lexsort((merged_ids, -merged_scores), axis=1)[:, :k]
-            ids[rows] = np.take_along_axis(merged_ids, order, 1)
-            scores[rows] = np.take_along_axis(merged_scores, order, 1)
+    if len(fresh) and len(rows_new):
+        _take_in_fresh(source, fresh, rows_new, ids, scores)
     if len(again):
-        ids[again], scores[again] = exact_rows(data, again, k)
+        ids[again], scores[again] = exact_rows(source, again, k)
     graph = NeighbourGraph(ids, scores, previous.method, time.perf_counter() - started)
     logger.info("neighbour graph spliced: %d chunks, %d searched again, %d mended, in %.2f s", count, len(again),
                 int(lost.sum()) if approximate else 0, graph.seconds)
     return graph
 
 
+def _take_in_fresh(
+    source: VectorSource, fresh: np.ndarray, rows: np.ndarray, ids: np.ndarray, scores: np.ndarray
+) -> None:
+    """Merge the fresh chunks into the lists of ``rows`` where they come nearer, in one pass over the vectors
+    (in place; a block of rows at a time, so that its similarities to every fresh chunk stay under
+    ``SIMILARITY_BLOCK`` values)."""
+    k = ids.shape[1]
+    fresh_vectors = np.ascontiguousarray(source.rows(fresh), np.float32)
+    wanted = np.zeros(source.count, bool)
+    wanted[rows] = True
+    block = max(1, SIMILARITY_BLOCK // max(len(fresh), 1))
+    for start, batch in source.batches():
+        inside = np.flatnonzero(wanted[start:start + len(batch)])
+        for first in range(0, len(inside), block):
+            local = inside[first:first + block]
+            sims = np.asarray(batch[local], np.float32) @ fresh_vectors.T
+            chosen = start + local
+            nearer = sims.max(axis=1) > scores[chosen, -1]  # only these rows change
+            chosen, sims = chosen[nearer], sims[nearer]
+            merged_ids = np.concatenate([ids[chosen], np.broadcast_to(fresh, sims.shape).astype(np.int32)], axis=1)
+            merged_scores = np.concatenate([scores[chosen], sims.astype(np.float32)], axis=1)
+            order = np.lexsort((merged_ids, -merged_scores), axis=1)[:, :k]
+            ids[chosen] = np.take_along_axis(merged_ids, order, 1)
+            scores[chosen] = np.take_along_axis(merged_scores, order, 1)
+
+
 def _mended(
-    data: np.ndarray, rows: np.ndarray, old_lists: np.ndarray, previous_ids: np.ndarray, old_to_new: np.ndarray,
-    k: int,
+    source: VectorSource, rows: np.ndarray, old_lists: np.ndarray, previous_ids: np.ndarray,
+    old_to_new: np.ndarray, k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """New lists for ``rows`` (new positions) chosen among their old neighbours and those neighbours' own old
-    neighbours (deleted ones' included) that are still there, by exact similarity."""
+    neighbours (deleted ones' included) that are still there, by exact similarity (the vectors read a block of
+    ``ROW_BATCH`` rows at a time)."""
     ids = np.empty((len(rows), k), np.int32)
     scores = np.empty((len(rows), k), np.float32)
-    for i, row in enumerate(rows):
-        around = np.concatenate([old_lists[i], np.asarray(previous_ids[old_lists[i]]).ravel()])
-        candidates = np.unique(old_to_new[around])
-        candidates = candidates[(candidates >= 0) & (candidates != row)]
-        sims = data[candidates] @ data[row]
-        best = np.lexsort((candidates, -sims))[:k]
-        found = len(best)
-        ids[i, :found], scores[i, :found] = candidates[best], sims[best]
-        ids[i, found:], scores[i, found:] = row, -np.inf
+    for first in range(0, len(rows), ROW_BATCH):
+        block = range(first, min(first + ROW_BATCH, len(rows)))
+        around = [np.concatenate([old_lists[i], np.asarray(previous_ids[old_lists[i]]).ravel()]) for i in block]
+        candidates = [np.unique(old_to_new[a]) for a in around]
+        needed = np.unique(np.concatenate([*candidates, rows[first:first + len(block)]]))
+        needed = needed[needed >= 0]
+        table = np.ascontiguousarray(source.rows(needed), np.float32)
+        for i, found_near in zip(block, candidates, strict=True):
+            row = rows[i]
+            near = found_near[(found_near >= 0) & (found_near != row)]
+            sims = table[np.searchsorted(needed, near)] @ table[np.searchsorted(needed, row)]
+            best = np.lexsort((near, -sims))[:k]
+            found = len(best)
+            ids[i, :found], scores[i, :found] = near[best], sims[best]
+            ids[i, found:], scores[i, found:] = row, -np.inf
     return ids, scores

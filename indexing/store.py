@@ -256,6 +256,11 @@ class ChunkStore:
                 out[str(key)] = vector
         return out
 
+    def embedded_count(self, dimension: int) -> int:
+        """How many chunks have a stored ``dimension``-d embedding."""
+        query = "SELECT COUNT(*) FROM chunks WHERE embedding IS NOT NULL AND length(embedding) = ?"
+        return int(self._db.execute(query, (4 * dimension,)).fetchone()[0])
+
     def embeddings(self) -> np.ndarray:
         """All embeddings by position, as a float32 matrix (rows of zeros where none was stored)."""
         rows = self._db.execute("SELECT embedding FROM chunks ORDER BY position").fetchall()

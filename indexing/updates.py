@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
 from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, vector_backend
-from indexing.build import Laps, embed_chunks
+from indexing.build import BACKEND_BATCH, Laps, embed_chunks
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
@@ -49,7 +49,7 @@ from indexing.layout import (
     remove_stale_builds,
 )
 from indexing.manifest import Manifest
-from indexing.neighbours import NeighbourGraph, compute_graph, splice_graph
+from indexing.neighbours import NeighbourGraph, VectorSource, compute_graph, splice_graph
 from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES, smooths_any
 from mlsearch.configs import BuildConfig
@@ -286,12 +286,12 @@ def _apply_locked(
             chunks = len(store)
             fingerprint = store.ids_fingerprint()
             documents = len(layout)
-            vectors = _stored_vectors(store, encoder.dimension)
+            vectors = _StoredVectors(store, encoder.dimension)
             described = _update_backends(
                 current, build_dir, list(manifest.backends), config.backend_configs, encoder.dimension, store,
                 vectors, pieces, [chunk.embedding_text for chunk in new_chunks], new_vectors, lap,
             )
-            _update_graph(current, build_dir, list(manifest.backends), len(store), vectors, pieces, lap)
+            _update_graph(current, build_dir, list(manifest.backends), vectors, pieces, lap)
         finally:
             store.close()
         if version is None:  # name the version after what it holds, as a full build does
@@ -325,19 +325,44 @@ def _apply_locked(
     )
 
 
-def _stored_vectors(store: ChunkStore, dimension: int) -> Callable[[], np.ndarray]:
-    """Every embedding of ``store`` by position, read on the first call only (an update reads them at most once,
-    for the backends built from every vector and the neighbour graph); an ``(0, dimension)`` matrix when not every
-    chunk has one."""
-    stored: list[np.ndarray] = []
+_ROWS_PER_QUERY = 10_000
+"""Embeddings read per SQLite query when a splice reads chosen positions (under SQLite's variable limit)."""
 
-    def vectors() -> np.ndarray:
-        if not stored:
-            matrix = store.embeddings()
-            stored.append(matrix if len(matrix) else np.zeros((0, dimension), np.float32))
-        return stored[0]
 
-    return vectors
+class _StoredVectors:
+    """Every embedding of a chunk store by position, read on the first call only (an update reads them at most
+    once, for the backends built from every vector); an ``(0, dimension)`` matrix when not every chunk has one."""
+
+    def __init__(self, store: ChunkStore, dimension: int) -> None:
+        self.store = store
+        self.dimension = dimension
+        self.matrix: np.ndarray | None = None
+
+    def __call__(self) -> np.ndarray:
+        if self.matrix is None:
+            matrix = self.store.embeddings()
+            self.matrix = matrix if len(matrix) else np.zeros((0, self.dimension), np.float32)
+        return self.matrix
+
+    def source(self) -> VectorSource | None:
+        """The vectors for the neighbour graph: the matrix if a backend has read it already, else streamed from
+        the store (read again in batches rather than held whole); None when not every chunk has one."""
+        if self.matrix is not None:
+            return VectorSource.of_matrix(self.matrix) if len(self.matrix) == len(self.store) else None
+        store, dimension = self.store, self.dimension
+        if store.embedded_count(dimension) != len(store):
+            return None
+
+        def rows(positions: np.ndarray) -> np.ndarray:
+            wanted = np.asarray(positions, np.int64)
+            found: dict[int, np.ndarray] = {}
+            for start in range(0, len(wanted), _ROWS_PER_QUERY):
+                found.update(store.embeddings_at(wanted[start:start + _ROWS_PER_QUERY].tolist()))
+            if len(wanted) and any(int(p) not in found for p in wanted):
+                raise ValueError(f"chunk store {store.path} lacks embeddings at some of {len(wanted)} positions")
+            return np.array([found[int(p)] for p in wanted], np.float32).reshape(len(wanted), dimension)
+
+        return VectorSource(len(store), dimension, lambda: store.embedding_batches(dimension, BACKEND_BATCH), rows)
 
 
 def _update_backends(
@@ -361,8 +386,8 @@ def _update_backends(
 
 
 def _update_graph(
-    previous: Path, build_dir: Path, backends: Sequence[str], chunks: int, vectors: Callable[[], np.ndarray],
-    pieces: Sequence[Piece], lap: Callable[[str], None],
+    previous: Path, build_dir: Path, backends: Sequence[str], vectors: _StoredVectors, pieces: Sequence[Piece],
+    lap: Callable[[str], None],
 ) -> None:
     """The new version's neighbour graph: the previous version's spliced (:func:`splice_graph`), or computed
     when it has none; nothing when no backend is smoothed over it."""
@@ -373,16 +398,16 @@ def _update_graph(
     except (OSError, ValueError) as exc:
         logger.warning("the neighbour graph of %s is unreadable (%s); it is computed again", previous.name, exc)
         old = None
-    matrix = vectors()
-    if len(matrix) != chunks:
+    source = vectors.source()
+    if source is None:
         return  # not every chunk has an embedding: nothing to compute it from
     graph = None
     if old is not None:
         try:
-            graph = splice_graph(old, pieces, matrix)
+            graph = splice_graph(old, pieces, source)
         except ValueError as exc:
             logger.warning("the neighbour graph of %s does not fit it (%s); it is computed again", previous.name, exc)
-    graph = graph or compute_graph(matrix)
+    graph = graph or compute_graph(source.batches, source.count, source.dimension)
     graph.save(build_dir)
     lap("neighbour_graph")
 

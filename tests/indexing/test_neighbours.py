@@ -14,7 +14,15 @@ from indexing.build import build_index
 from indexing.integrity import verify_checksums
 from indexing.layout import current_version_dir
 from indexing.loaders.markdown import load_markdown_text
-from indexing.neighbours import GRAPH_DIR, STORED_NEIGHBOURS, NeighbourGraph, compute_graph, exact_rows, splice_graph
+from indexing.neighbours import (
+    GRAPH_DIR,
+    STORED_NEIGHBOURS,
+    NeighbourGraph,
+    VectorSource,
+    compute_graph,
+    exact_rows,
+    splice_graph,
+)
 from indexing.store import ChunkStore
 from indexing.updates import DocumentUpdater
 from mlsearch.errors import IndexCorruptError
@@ -31,6 +39,26 @@ def _brute_force(vectors: np.ndarray, k: int) -> np.ndarray:
     sims = vectors @ vectors.T
     np.fill_diagonal(sims, -np.inf)
     return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+
+
+class _CountingSource:
+    """A streamed source over a matrix, in small batches, that counts the rows it hands out."""
+
+    def __init__(self, vectors: np.ndarray, batch: int = 128) -> None:
+        self.vectors, self.batch, self.read, self.passes = vectors, batch, 0, 0
+
+    def source(self) -> VectorSource:
+        def batches():  # type: ignore[no-untyped-def]
+            self.passes += 1
+            for start in range(0, len(self.vectors), self.batch):
+                self.read += len(self.vectors[start:start + self.batch])
+                yield start, self.vectors[start:start + self.batch].copy()
+
+        def rows(positions: np.ndarray) -> np.ndarray:
+            self.read += len(positions)
+            return self.vectors[np.asarray(positions, np.int64)].copy()
+
+        return VectorSource(len(self.vectors), self.vectors.shape[1], batches, rows)
 
 
 def test_the_exact_graph_holds_each_rows_nearest_other_rows() -> None:
@@ -100,6 +128,29 @@ def test_a_spliced_graph_equals_the_graph_computed_afresh() -> None:
         splice_graph(compute_graph(old), pieces[:-1], new)
     with pytest.raises(ValueError, match="reaches"):
         splice_graph(compute_graph(old[:500]), pieces, new)
+
+
+def test_streamed_vectors_give_the_same_exact_rows_and_splice(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(8)
+    old = _unit(rng.normal(size=(1500, 24)))
+    fresh = _unit(rng.normal(size=(30, 24)))
+    new = np.vstack([old[:400], fresh[:20], old[480:], fresh[20:]])  # 80 deleted, 20 inserted, 10 appended
+    pieces = [Piece(400, 0), Piece(20, None), Piece(1020, 480), Piece(10, None)]
+    rows = np.array([5, 900, 401, 1449])
+    monkeypatch.setattr(neighbours, "ROWS_PER_SWEEP", 3)  # two passes for four rows
+    counting = _CountingSource(new)
+    ids, scores = exact_rows(counting.source(), rows, 6)
+    expected_ids, expected_scores = exact_rows(new, rows, 6)
+    assert np.array_equal(ids, expected_ids) and counting.passes == 2
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+    monkeypatch.setattr(neighbours, "SIMILARITY_BLOCK", 50)  # blocks of one or two rows against the 30 fresh
+    counting = _CountingSource(new)
+    spliced = splice_graph(compute_graph(old), pieces, counting.source())
+    assert np.array_equal(spliced.ids, compute_graph(new).ids)
+    assert counting.read < 40 * len(new)  # streamed a few times over, never held whole
+    approximate = compute_graph(old, exact_limit=100)
+    assert np.array_equal(splice_graph(approximate, pieces, _CountingSource(new, 77).source()).ids,
+                          splice_graph(approximate, pieces, new).ids)
 
 
 def test_a_spliced_approximate_graph_mends_rows_from_their_neighbours_neighbours(
@@ -175,6 +226,14 @@ def test_a_document_update_splices_the_graph(
         raise AssertionError("an update splices the previous graph rather than computing it again")
 
     monkeypatch.setattr(updates, "compute_graph", not_again)
+    read_whole: list[int] = []
+    whole = ChunkStore.embeddings
+
+    def counted(store: ChunkStore) -> np.ndarray:
+        read_whole.append(len(store))
+        return whole(store)
+
+    monkeypatch.setattr(ChunkStore, "embeddings", counted)
     updater = DocumentUpdater(build_config(settings), lambda: fake_encoder, coalesce_s=0.01)
     try:
         updater.put(load_markdown_text("# Isotonic\n\nIsotonic regression calibrates classifier probabilities.",
@@ -192,4 +251,5 @@ def test_a_document_update_splices_the_graph(
     finally:
         store.close()
     np.testing.assert_allclose(graph.scores, expected.scores, atol=1e-5)
+    assert read_whole == [len(graph)]  # the check above; the update streamed the vectors rather than read them whole
     verify_checksums(version)
