@@ -20,7 +20,9 @@ is its own:
    (``faiss-hnswM-efcE``) to choose those defaults. When BM25 is built, hybrid search (``Searcher.retrieve``,
    the index's fusion, query embeddings cached beforehand) is timed over exact FAISS and each variant, with
    pseudo-relevance feedback off (``hybrid@<backend>``) and with the default feedback (``hybrid-prf@<backend>``);
-3. **start-up**: a fresh process opens the index and loads every backend (as the service does), one query each.
+3. **start-up**: a fresh process opens the index and loads every backend (as the service does), one query each;
+4. **update**: a fresh process gives ``--update-docs`` documents spread over the index new text (as
+   ``PUT /documents`` does) and publishes the update: its seconds per stage and its peak RSS.
 
 It prints one growth table per measure and writes
 ``{"sizes": [{"chunks", "stages", "peak_rss_mb", "disk_mb", "startup_s", "query_ms", "recall_at_10"}]}``.
@@ -346,6 +348,40 @@ def run_startup(work: Path, encoder_kind: str, backends: list[str]) -> dict[str,
     return {"startup_s": round(time.perf_counter() - started, 3), "startup_rss_mb": round(peak_rss_mb())}
 
 
+def run_update(work: Path, encoder_kind: str, docs: int, datasets: Path) -> dict[str, Any]:
+    """Step 4 (own process): a document update that gives ``docs`` documents spread over the index new text, as
+    ``PUT /documents`` does; its time, stages and the process's peak RSS (which includes opening the index)."""
+    from indexing.backends.configs import build_config
+    from indexing.layout import current_version_dir
+    from indexing.loaders.markdown import load_markdown_text
+    from indexing.store import ChunkStore
+    from indexing.updates import DocumentUpdater
+
+    settings = _settings(work / "index")
+    store = ChunkStore(current_version_dir(settings.index_dir) / ChunkStore.FILE)
+    try:
+        doc_ids = sorted(store.document_spans())
+    finally:
+        store.close()
+    chosen = [doc_ids[i] for i in np.linspace(0, len(doc_ids) - 1, min(docs, len(doc_ids))).astype(int)]
+    texts = synthetic_documents(len(chosen) * SECTIONS_PER_DOC, sentence_pool(datasets), seed=len(doc_ids))
+    encoder = make_encoder(encoder_kind)
+    rss_before = peak_rss_mb()
+    updater = DocumentUpdater(build_config(settings), lambda: encoder, coalesce_s=3600)
+    try:
+        for doc_id, (title, sections) in zip(chosen, texts, strict=False):
+            body = "\n".join(f"## Section {s + 1}\n\n{text}\n" for s, text in enumerate(sections))
+            updater.put(load_markdown_text(f"---\ntitle: {json.dumps(title)}\n---\n\n{body}", f"{doc_id}.md",
+                                           doc_id).document)
+        summary = updater.run_pending()
+    finally:
+        updater.close()
+    if summary is None:
+        raise RuntimeError("the update published nothing")
+    return {"update_s": summary.seconds, "update_stages": summary.timings, "update_embedded": summary.embedded,
+            "update_peak_rss_mb": round(peak_rss_mb()), "update_rss_before_mb": round(rss_before)}
+
+
 def _child(target: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """Run one step in a fresh process (so that its peak RSS is its own) and return its result."""
     context = multiprocessing.get_context("spawn")
@@ -354,7 +390,7 @@ def _child(target: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
 
 
 def measure_size(size: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    """All three steps for one size; the work folder is removed afterwards unless ``--keep``."""
+    """Every step for one size; the work folder is removed afterwards unless ``--keep``."""
     work = root / f"scale-{size}"
     kept = work / "build.json"
     if args.reuse and kept.is_file():
@@ -372,6 +408,7 @@ def measure_size(size: int, args: argparse.Namespace, root: Path) -> dict[str, A
         variants = _child(run_variants, work, args.encoder, args.backends, args.variants, args.queries,
                           args.datasets, args.hnsw_grid, args.ef_search)
         startup = _child(run_startup, work, args.encoder, args.backends)
+        update = _child(run_update, work, args.encoder, args.update_docs, args.datasets) if args.update_docs else {}
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -381,7 +418,7 @@ def measure_size(size: int, args: argparse.Namespace, root: Path) -> dict[str, A
         "generate_s": built["generate_s"], "peak_rss_mb": built["peak_rss_mb"],
         "measure_peak_rss_mb": variants["peak_rss_mb"], "disk_mb": variants["disk_mb"],
         "startup_s": startup["startup_s"], "startup_rss_mb": startup["startup_rss_mb"],
-        "query_ms": variants["query_ms"], "recall_at_10": variants["recall_at_10"],
+        "query_ms": variants["query_ms"], "recall_at_10": variants["recall_at_10"], **update,
     }
 
 
@@ -397,14 +434,19 @@ def print_tables(results: list[dict[str, Any]]) -> None:
     def collect(key: str, sub: str | None = None) -> dict[str, list[Any]]:
         names: list[str] = []
         for r in results:
-            names += [n for n in r[key] if n not in names]
-        return {n: [(r[key].get(n) or {}).get(sub) if sub else r[key].get(n) for r in results] for n in names}
+            names += [n for n in r.get(key, {}) if n not in names]
+        return {n: [(r.get(key, {}).get(n) or {}).get(sub) if sub else r.get(key, {}).get(n) for r in results]
+                for n in names}
 
     stages = collect("stages")
     stages["build (total)"] = [r["build_s"] for r in results]
     table("seconds per stage", stages, ".1f")
     table("memory (MiB)", {"build peak RSS": [r["peak_rss_mb"] for r in results],
-                           "service RSS after start-up": [r["startup_rss_mb"] for r in results]}, ".0f")
+                           "service RSS after start-up": [r["startup_rss_mb"] for r in results],
+                           "update peak RSS": [r.get("update_peak_rss_mb") for r in results]}, ".0f")
+    updates = {"update (total)": [r.get("update_s") for r in results]}
+    updates.update(collect("update_stages"))
+    table("document update, seconds per stage", updates, ".2f")
     table("disk (MiB)", collect("disk_mb"), ".1f")
     table("service start-up (s)", {"open + first query each": [r["startup_s"] for r in results]}, ".2f")
     table("query p50 (ms, encoding excluded)", collect("query_ms", "p50"), ".2f")
@@ -428,6 +470,8 @@ def main() -> None:
     parser.add_argument("--ef-search", default="64,128,256,512", 
                         help="efSearch values every HNSW graph is searched at.")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--update-docs", type=int, default=10,
+                        help="Documents a document update gives new text after the other steps (0: no update).")
     parser.add_argument("--datasets", type=Path, default=SHARED / "datasets",
                         help="The shared datasets folder (Cranfield sentences); ../shared/datasets by default.")
     parser.add_argument("--workdir", type=Path, default=None, help="Where corpora and indexes go (a temp dir).")

@@ -69,3 +69,28 @@ def test_a_variant_stands_in_for_the_exact_index_and_feedback_searches_it_again(
     with_feedback = searcher.retrieve(QUERIES[0], 10, "hybrid", feedback=DEFAULT_FEEDBACK)
     assert with_feedback and variant.searches == 3  # the first pass, then the Rocchio query
     searcher.close()
+
+
+def test_the_update_step_gives_documents_new_text_and_splices_the_graph(tmp_path: Path) -> None:
+    from bench.scale import SECTIONS_PER_DOC, HashedProjectionEncoder, run_update, sentence_pool, write_corpus
+    from indexing.neighbours import NeighbourGraph, compute_graph
+    from indexing.store import ChunkStore
+
+    write_corpus(tmp_path / "corpus", 6 * SECTIONS_PER_DOC, sentence_pool(tmp_path / "no-datasets"))
+    settings = Settings(index_dir=tmp_path / "index")
+    build_index(build_config(settings), HashedProjectionEncoder(), corpus_dir=tmp_path / "corpus",
+                backends=["faiss", "bm25"])
+    before = current_version_dir(settings.index_dir)
+
+    result = run_update(tmp_path, "fake", 2, tmp_path / "no-datasets")
+
+    after = current_version_dir(settings.index_dir)
+    assert after != before and result["update_embedded"] == 2 * SECTIONS_PER_DOC
+    assert "neighbour_graph" in result["update_stages"] and result["update_peak_rss_mb"] > 0
+    store = ChunkStore(after / ChunkStore.FILE)
+    try:
+        expected = compute_graph(store.embeddings())
+    finally:
+        store.close()
+    graph = NeighbourGraph.load(after)
+    assert graph is not None and np.array_equal(graph.ids, expected.ids)
