@@ -348,9 +348,10 @@ def run_startup(work: Path, encoder_kind: str, backends: list[str]) -> dict[str,
     return {"startup_s": round(time.perf_counter() - started, 3), "startup_rss_mb": round(peak_rss_mb())}
 
 
-def run_update(work: Path, encoder_kind: str, docs: int, datasets: Path) -> dict[str, Any]:
+def run_update(work: Path, encoder_kind: str, docs: int, datasets: Path, seed: int = 0) -> dict[str, Any]:
     """Step 4 (own process): a document update that gives ``docs`` documents spread over the index new text, as
-    ``PUT /documents`` does; its time, stages and the process's peak RSS (which includes opening the index)."""
+    ``PUT /documents`` does; its time, stages and the process's peak RSS (which includes opening the index).
+    Another ``seed`` picks the documents next to them and other text."""
     from indexing.backends.configs import build_config
     from indexing.layout import current_version_dir
     from indexing.loaders.markdown import load_markdown_text
@@ -363,8 +364,9 @@ def run_update(work: Path, encoder_kind: str, docs: int, datasets: Path) -> dict
         doc_ids = sorted(store.document_spans())
     finally:
         store.close()
-    chosen = [doc_ids[i] for i in np.linspace(0, len(doc_ids) - 1, min(docs, len(doc_ids))).astype(int)]
-    texts = synthetic_documents(len(chosen) * SECTIONS_PER_DOC, sentence_pool(datasets), seed=len(doc_ids))
+    spread = np.linspace(0, len(doc_ids) - 1, min(docs, len(doc_ids))).astype(int)
+    chosen = [doc_ids[(i + seed) % len(doc_ids)] for i in spread]
+    texts = synthetic_documents(len(chosen) * SECTIONS_PER_DOC, sentence_pool(datasets), seed=len(doc_ids) + seed)
     encoder = make_encoder(encoder_kind)
     rss_before = peak_rss_mb()
     updater = DocumentUpdater(build_config(settings), lambda: encoder, coalesce_s=3600)

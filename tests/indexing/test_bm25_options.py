@@ -74,3 +74,18 @@ def test_a_loaded_index_splices_fresh_texts_with_its_own_analyzer(tmp_path: Path
     clean = Bm25Index(Bm25Config(stemmer="none"))
     clean.build([*TEXTS[:3], "Regularizing networks with weight decay."])
     np.testing.assert_allclose(loaded.search("networks", 4)[0], clean.search("networks", 4)[0], rtol=1e-6)
+
+
+def test_scores_computed_a_few_texts_at_a_time_equal_those_computed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexing.backends import bm25
+
+    whole = Bm25Index(Bm25Config())
+    whole.build(TEXTS)
+    monkeypatch.setattr(bm25, "SCORE_BLOCK", 2)  # three blocks of two texts
+    blocked = Bm25Index(Bm25Config())
+    blocked.build(TEXTS)
+    for query in ("adam gradient moments", "dense vectors", "drift test samples"):
+        expected_scores, expected_ids = whole.search(query, len(TEXTS))
+        scores, ids = blocked.search(query, len(TEXTS))
+        assert np.array_equal(ids, expected_ids) and np.array_equal(scores, expected_scores)
+        assert len(ids[0]) >= 1
