@@ -50,7 +50,7 @@ from indexing.layout import (
 )
 from indexing.manifest import Manifest
 from indexing.neighbours import NeighbourGraph, VectorSource, compute_graph, splice_graph
-from indexing.store import ChunkRange, ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
+from indexing.store import ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES, smooths_any
 from mlsearch.configs import BuildConfig
 from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError, MlsearchError
@@ -94,16 +94,22 @@ def new_version_name(tag: str) -> str:
 
 
 def _fit_backend(
-    name: str, configs: Mapping[str, object], dimension: int, chunks: Sequence[Chunk],
-    vectors: Callable[[], np.ndarray], texts: Sequence[str],
+    name: str, configs: Mapping[str, object], dimension: int, store: ChunkStore,
 ) -> KeywordIndex | VectorIndex:
-    """One backend fitted over every chunk: a keyword backend over ``texts``, a vector one over ``vectors()``."""
+    """One backend fitted over every chunk of ``store``: a keyword backend over the stored texts, a vector one
+    over the stored embeddings, added a batch at a time as a build adds them (never all of them held at once:
+    3 GB at a million chunks while SQLite's rows were stacked).
+
+    Raises:
+        ValueError: A chunk has no stored embedding of this dimension (vector backends).
+    """
     if name in KEYWORD_BACKEND_NAMES:
         keyword = keyword_backend(name)(given_config(name, configs))
-        keyword.build(texts)
+        keyword.build(StoredTexts(store))
         return keyword
     vector = vector_backend(name)(dimension, given_config(name, configs))
-    vector.add(vectors(), chunks)
+    for start, batch in store.embedding_batches(dimension, BACKEND_BATCH):
+        vector.add(batch, store.chunk_range(start, start + len(batch)))
     return vector
 
 
@@ -286,12 +292,11 @@ def _apply_locked(
             chunks = len(store)
             fingerprint = store.ids_fingerprint()
             documents = len(layout)
-            vectors = _StoredVectors(store, encoder.dimension)
             described = _update_backends(
                 current, build_dir, list(manifest.backends), config.backend_configs, encoder.dimension, store,
-                vectors, pieces, [chunk.embedding_text for chunk in new_chunks], new_vectors, lap,
+                pieces, [chunk.embedding_text for chunk in new_chunks], new_vectors, lap,
             )
-            _update_graph(current, build_dir, list(manifest.backends), vectors, pieces, lap)
+            _update_graph(current, build_dir, list(manifest.backends), store, encoder.dimension, pieces, lap)
         finally:
             store.close()
         if version is None:  # name the version after what it holds, as a full build does
@@ -329,55 +334,36 @@ _ROWS_PER_QUERY = 10_000
 """Embeddings read per SQLite query when a splice reads chosen positions (under SQLite's variable limit)."""
 
 
-class _StoredVectors:
-    """Every embedding of a chunk store by position, read on the first call only (an update reads them at most
-    once, for the backends built from every vector); an ``(0, dimension)`` matrix when not every chunk has one."""
+def _stored_vectors(store: ChunkStore, dimension: int) -> VectorSource | None:
+    """The new version's embeddings for the neighbour graph, streamed from its chunk store in batches or read at
+    chosen positions (never held whole); None when not every chunk has one."""
+    if store.embedded_count(dimension) != len(store):
+        return None
 
-    def __init__(self, store: ChunkStore, dimension: int) -> None:
-        self.store = store
-        self.dimension = dimension
-        self.matrix: np.ndarray | None = None
+    def rows(positions: np.ndarray) -> np.ndarray:
+        wanted = np.asarray(positions, np.int64)
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(wanted), _ROWS_PER_QUERY):
+            found.update(store.embeddings_at(wanted[start:start + _ROWS_PER_QUERY].tolist()))
+        if len(wanted) and any(int(p) not in found for p in wanted):
+            raise ValueError(f"chunk store {store.path} lacks embeddings at some of {len(wanted)} positions")
+        return np.array([found[int(p)] for p in wanted], np.float32).reshape(len(wanted), dimension)
 
-    def __call__(self) -> np.ndarray:
-        if self.matrix is None:
-            matrix = self.store.embeddings()
-            self.matrix = matrix if len(matrix) else np.zeros((0, self.dimension), np.float32)
-        return self.matrix
-
-    def source(self) -> VectorSource | None:
-        """The vectors for the neighbour graph: the matrix if a backend has read it already, else streamed from
-        the store (read again in batches rather than held whole); None when not every chunk has one."""
-        if self.matrix is not None:
-            return VectorSource.of_matrix(self.matrix) if len(self.matrix) == len(self.store) else None
-        store, dimension = self.store, self.dimension
-        if store.embedded_count(dimension) != len(store):
-            return None
-
-        def rows(positions: np.ndarray) -> np.ndarray:
-            wanted = np.asarray(positions, np.int64)
-            found: dict[int, np.ndarray] = {}
-            for start in range(0, len(wanted), _ROWS_PER_QUERY):
-                found.update(store.embeddings_at(wanted[start:start + _ROWS_PER_QUERY].tolist()))
-            if len(wanted) and any(int(p) not in found for p in wanted):
-                raise ValueError(f"chunk store {store.path} lacks embeddings at some of {len(wanted)} positions")
-            return np.array([found[int(p)] for p in wanted], np.float32).reshape(len(wanted), dimension)
-
-        return VectorSource(len(store), dimension, lambda: store.embedding_batches(dimension, BACKEND_BATCH), rows)
+    return VectorSource(len(store), dimension, lambda: store.embedding_batches(dimension, BACKEND_BATCH), rows)
 
 
 def _update_backends(
     previous: Path, build_dir: Path, names: Sequence[str], configs: Mapping[str, object], dimension: int,
-    store: ChunkStore, vectors: Callable[[], np.ndarray], pieces: Sequence[Piece], fresh_texts: Sequence[str],
-    fresh_vectors: np.ndarray, lap: Callable[[str], None],
+    store: ChunkStore, pieces: Sequence[Piece], fresh_texts: Sequence[str], fresh_vectors: np.ndarray,
+    lap: Callable[[str], None],
 ) -> dict[str, dict[str, object]]:
-    """Every backend of the new version: spliced from the previous version where it can, else built anew (a vector
-    backend from ``vectors()``)."""
+    """Every backend of the new version: spliced from the previous version where it can, else built anew from
+    the new version's chunk store."""
     described: dict[str, dict[str, object]] = {}
     for name in names:
         info = _splice_backend(previous, build_dir, name, configs, pieces, fresh_texts, fresh_vectors)
         if info is None:
-            index = _fit_backend(name, configs, dimension, ChunkRange(store, 0, len(store)), vectors,
-                                 StoredTexts(store))
+            index = _fit_backend(name, configs, dimension, store)
             index.save(build_dir / name)
             info = index.describe()
         described[name] = info
@@ -386,8 +372,8 @@ def _update_backends(
 
 
 def _update_graph(
-    previous: Path, build_dir: Path, backends: Sequence[str], vectors: _StoredVectors, pieces: Sequence[Piece],
-    lap: Callable[[str], None],
+    previous: Path, build_dir: Path, backends: Sequence[str], store: ChunkStore, dimension: int,
+    pieces: Sequence[Piece], lap: Callable[[str], None],
 ) -> None:
     """The new version's neighbour graph: the previous version's spliced (:func:`splice_graph`), or computed
     when it has none; nothing when no backend is smoothed over it."""
@@ -398,7 +384,7 @@ def _update_graph(
     except (OSError, ValueError) as exc:
         logger.warning("the neighbour graph of %s is unreadable (%s); it is computed again", previous.name, exc)
         old = None
-    source = vectors.source()
+    source = _stored_vectors(store, dimension)
     if source is None:
         return  # not every chunk has an embedding: nothing to compute it from
     graph = None
@@ -440,8 +426,7 @@ def refit_pending(config: BuildConfig, index_dir: Path | None = None) -> UpdateS
         store, limits = ChunkStore(current / ChunkStore.FILE), threadpool_limits(limits=1, user_api="blas")
         try:
             fitted = {
-                name: _fit_backend(name, config.backend_configs, manifest.model.dimension,
-                                   ChunkRange(store, 0, len(store)), store.embeddings, StoredTexts(store))
+                name: _fit_backend(name, config.backend_configs, manifest.model.dimension, store)
                 for name in names
             }
         finally:

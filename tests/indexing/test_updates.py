@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from indexing import updates
-from indexing.backends.configs import build_config, keyword_config, search_config
+from indexing.backends.configs import build_config, keyword_config, search_config, vector_config
 from indexing.build import build_index
 from indexing.docstore import DocumentStore
 from indexing.layout import current_version_dir
@@ -205,3 +205,30 @@ def test_the_background_refit_follows_updates_and_a_stale_refit_is_discarded(
     assert not updater.refit_due()
     assert published[-1].changed == [] and published[-1].previous_version == published[-2].version
     updater.close()
+
+
+def test_a_refit_adds_the_stored_vectors_a_batch_at_a_time(
+    built_index: Path, settings: Settings, fake_encoder: HashingEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    updater = DocumentUpdater(build_config(settings), lambda: fake_encoder, coalesce_s=0.01)
+    try:
+        updater.put(_doc("batches", "kernel margin outlier drift window"))
+        assert updater.run_pending() is not None
+    finally:
+        updater.close()
+
+    def whole(store: ChunkStore) -> np.ndarray:
+        raise AssertionError("a refit reads the embeddings in batches, never all at once")
+
+    monkeypatch.setattr(ChunkStore, "embeddings", whole)
+    monkeypatch.setattr(updates, "BACKEND_BATCH", 7)  # several batches even for the tiny corpus
+    summary = updates.refit_pending(build_config(settings))
+    assert summary is not None and updates.pending_refits(Manifest.load(current_version_dir(built_index))) == []
+    version = current_version_dir(built_index)
+    store = ChunkStore(version / ChunkStore.FILE)
+    try:
+        count = len(store)
+    finally:
+        store.close()
+    annoy = updates.vector_backend("annoy").load(version / "annoy", vector_config("annoy", settings))
+    assert len(annoy) == count  # every chunk, added over several batches
