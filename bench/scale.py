@@ -138,12 +138,17 @@ def write_corpus(folder: Path, chunks: int, pool: Sequence[str], seed: int = 0) 
     """
     documents = 0
     for d, (title, sections) in enumerate(synthetic_documents(chunks, pool, seed)):
-        body = "\n".join(f"## Section {s + 1}\n\n{text}\n" for s, text in enumerate(sections))
         subfolder = folder / f"part{d // 1000:04d}"
         subfolder.mkdir(parents=True, exist_ok=True)
-        (subfolder / f"doc{d:07d}.md").write_text(f"---\ntitle: {json.dumps(title)}\n---\n\n" + body)
+        (subfolder / f"doc{d:07d}.md").write_text(markdown(title, sections))
         documents += 1
     return documents
+
+
+def markdown(title: str, sections: Sequence[str]) -> str:
+    """A synthetic document as Markdown: the title in front matter, one heading per section."""
+    body = "\n".join(f"## Section {s + 1}\n\n{text}\n" for s, text in enumerate(sections))
+    return f"---\ntitle: {json.dumps(title)}\n---\n\n" + body
 
 
 def peak_rss_mb() -> float:
@@ -372,9 +377,7 @@ def run_update(work: Path, encoder_kind: str, docs: int, datasets: Path, seed: i
     updater = DocumentUpdater(build_config(settings), lambda: encoder, coalesce_s=3600)
     try:
         for doc_id, (title, sections) in zip(chosen, texts, strict=False):
-            body = "\n".join(f"## Section {s + 1}\n\n{text}\n" for s, text in enumerate(sections))
-            updater.put(load_markdown_text(f"---\ntitle: {json.dumps(title)}\n---\n\n{body}", f"{doc_id}.md",
-                                           doc_id).document)
+            updater.put(load_markdown_text(markdown(title, sections), f"{doc_id}.md", doc_id).document)
         summary = updater.run_pending()
     finally:
         updater.close()

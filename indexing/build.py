@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from indexing.backends.base import KeywordIndex, VectorIndex
 from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, parse_backends, vector_backend
 from indexing.checkpoint import CHECKPOINT_FILE, usable_checkpoints, write_checkpoint_info
@@ -320,24 +321,33 @@ def build_backends(
     described: dict[str, dict[str, object]] = {}
     try:
         for name, config in configs.items():
-            if name in KEYWORD_BACKEND_NAMES:
-                keyword = keyword_backend(name)(config)
-                keyword.build(store.embedding_texts())
-                keyword.save(build_dir / name)
-                described[name] = keyword.describe()
-                del keyword
-            else:
-                vector = vector_backend(name)(dimension, config)
-                for start, vectors in store.embedding_batches(dimension, BACKEND_BATCH):
-                    vector.add(vectors, store.chunk_range(start, start + len(vectors)))
-                vector.save(build_dir / name)
-                described[name] = vector.describe()
-                del vector
+            index = fit_backend(name, config, dimension, store)
+            index.save(build_dir / name)
+            described[name] = index.describe()
+            del index
             lap(f"backend_{name}")
             say(f"built {name}")
     finally:
         store.close()
     return described
+
+
+def fit_backend(name: str, config: object, dimension: int, store: ChunkStore) -> KeywordIndex | VectorIndex:
+    """One backend fitted over every chunk of ``store``: a keyword backend over the stored texts (read lazily), a
+    vector one over the stored embeddings, added ``BACKEND_BATCH`` at a time (never all of them held at once: two
+    copies, 3 GB at a million chunks, while SQLite's rows are stacked).
+
+    Raises:
+        ValueError: A chunk has no stored embedding of this dimension (vector backends).
+    """
+    if name in KEYWORD_BACKEND_NAMES:
+        keyword = keyword_backend(name)(config)
+        keyword.build(store.embedding_texts())
+        return keyword
+    vector = vector_backend(name)(dimension, config)
+    for start, vectors in store.embedding_batches(dimension, BACKEND_BATCH):
+        vector.add(vectors, store.chunk_range(start, start + len(vectors)))
+    return vector
 
 
 def build_neighbour_graph(

@@ -78,11 +78,12 @@ class VectorSource:
     rows: Callable[[np.ndarray], np.ndarray]
 
     @classmethod
-    def of_matrix(cls, vectors: np.ndarray) -> VectorSource:
-        """A source over an in-memory ``(n, d)`` matrix."""
+    def of_matrix(cls, vectors: np.ndarray, batch: int = ROW_BATCH) -> VectorSource:
+        """A source over an in-memory ``(n, d)`` matrix, streamed ``batch`` rows at a time."""
         data = np.ascontiguousarray(vectors, np.float32)
         count, dimension = data.shape if data.ndim == 2 else (0, 0)
-        return cls(count, dimension, _matrix_batches(data), lambda positions: data[np.asarray(positions, np.int64)])
+        return cls(count, dimension, _matrix_batches(data, batch),
+                   lambda positions: data[np.asarray(positions, np.int64)])
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,9 @@ def graph_info(version_dir: Path) -> dict[str, object] | None:
     return info
 
 
-def _matrix_batches(vectors: np.ndarray) -> Batches:
+def _matrix_batches(vectors: np.ndarray, batch: int = ROW_BATCH) -> Batches:
     data = np.ascontiguousarray(vectors, np.float32)
-    return lambda: ((start, data[start:start + ROW_BATCH]) for start in range(0, len(data), ROW_BATCH))
+    return lambda: ((start, data[start:start + batch]) for start in range(0, len(data), batch))
 
 
 def compute_graph(
@@ -243,22 +244,13 @@ def exact_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The exact ``k`` nearest other rows of ``vectors`` for each of ``rows`` (``(len(rows), k)`` ids, scores).
 
-    A :class:`VectorSource` is streamed: ``ROWS_PER_SWEEP`` rows are searched per pass over it, so memory holds
-    those rows and one batch rather than every vector.
+    ``ROWS_PER_SWEEP`` rows are searched per pass over the vectors; a :class:`VectorSource` is streamed, so memory
+    holds those rows and one batch rather than every vector.
     """
     import faiss
 
-    if isinstance(vectors, np.ndarray):
-        data = np.ascontiguousarray(vectors, np.float32)
-        ids = np.empty((len(rows), k), np.int32)
-        scores = np.empty((len(rows), k), np.float32)
-        for start in range(0, len(rows), ROW_BATCH):
-            chunk = np.asarray(rows[start:start + ROW_BATCH], np.int64)
-            found_scores, found = faiss.knn(data[chunk], data, min(k + 1, len(data)),
-                                            metric=faiss.METRIC_INNER_PRODUCT)
-            ids[start:start + len(chunk)], scores[start:start + len(chunk)] = _without_self(
-                chunk, found, found_scores, k)
-        return ids, scores
+    if isinstance(vectors, np.ndarray):  # searched whole: one batch
+        vectors = VectorSource.of_matrix(vectors, batch=max(len(vectors), 1))
     rows = np.asarray(rows, np.int64)
     ids = np.empty((len(rows), k), np.int32)
     scores = np.empty((len(rows), k), np.float32)

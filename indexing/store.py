@@ -17,6 +17,9 @@ import numpy as np
 from indexing.chunks import Chunk, embedding_text
 from indexing.filters import ChunkFilter
 
+IN_LIMIT = 10_000
+"""Values bound in one ``IN (...)`` list when embeddings are read by key (under SQLite's variable limit)."""
+
 _SCHEMA = """
 CREATE TABLE chunks (
     position INTEGER PRIMARY KEY,
@@ -176,12 +179,13 @@ class ChunkStore:
     def _stored_embeddings(self, key: str, column: str, values: list[Any]) -> list[tuple[Any, np.ndarray]]:
         """``(key, embedding)`` of the chunks whose ``column`` is one of ``values`` and that have an embedding
         (``key`` and ``column`` are this module's own column names, never user input)."""
-        if not values:
-            return []
-        rows = self._db.execute(
-            f"SELECT {key}, embedding FROM chunks WHERE {column} IN ({','.join('?' * len(values))}) "
-            "AND embedding IS NOT NULL", values,
-        ).fetchall()
+        rows: list[tuple[Any, bytes]] = []
+        for start in range(0, len(values), IN_LIMIT):  # SQLite bounds the variables of one statement
+            part = values[start:start + IN_LIMIT]
+            rows += self._db.execute(
+                f"SELECT {key}, embedding FROM chunks WHERE {column} IN ({','.join('?' * len(part))}) "
+                "AND embedding IS NOT NULL", part,
+            ).fetchall()
         return [(k, np.frombuffer(b, np.float32)) for k, b in rows]
 
     def ids(self) -> list[str]:

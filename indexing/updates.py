@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from indexing.backends.base import KeywordIndex, Piece, SplicingKeywordIndex, SplicingVectorIndex, VectorIndex
+from indexing.backends.base import Piece, SplicingKeywordIndex, SplicingVectorIndex
 from indexing.backends.configs import given_config
 from indexing.backends.registry import keyword_backend, vector_backend
-from indexing.build import BACKEND_BATCH, Laps, embed_chunks
+from indexing.build import BACKEND_BATCH, Laps, embed_chunks, fit_backend
 from indexing.chunking import Chunker, ChunkingConfig
 from indexing.chunks import Chunk
 from indexing.docstore import DocumentStore, StoredChange, state_dir_for
@@ -50,7 +50,7 @@ from indexing.layout import (
 )
 from indexing.manifest import Manifest
 from indexing.neighbours import NeighbourGraph, VectorSource, compute_graph, splice_graph
-from indexing.store import ChunkStore, ChunkStoreWriter, StoredTexts, has_embeddings
+from indexing.store import ChunkStore, ChunkStoreWriter, has_embeddings
 from mlsearch.catalog import KEYWORD_BACKEND_NAMES, smooths_any
 from mlsearch.configs import BuildConfig
 from mlsearch.errors import DocumentNotFoundError, IndexNotBuiltError, MlsearchError
@@ -91,26 +91,6 @@ def document_seq(manifest: Manifest) -> int:
 def new_version_name(tag: str) -> str:
     """A fresh, sortable version name: the time, then a short tag."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{tag}"
-
-
-def _fit_backend(
-    name: str, configs: Mapping[str, object], dimension: int, store: ChunkStore,
-) -> KeywordIndex | VectorIndex:
-    """One backend fitted over every chunk of ``store``: a keyword backend over the stored texts, a vector one
-    over the stored embeddings, added a batch at a time as a build adds them (never all of them held at once:
-    3 GB at a million chunks while SQLite's rows were stacked).
-
-    Raises:
-        ValueError: A chunk has no stored embedding of this dimension (vector backends).
-    """
-    if name in KEYWORD_BACKEND_NAMES:
-        keyword = keyword_backend(name)(given_config(name, configs))
-        keyword.build(StoredTexts(store))
-        return keyword
-    vector = vector_backend(name)(dimension, given_config(name, configs))
-    for start, batch in store.embedding_batches(dimension, BACKEND_BATCH):
-        vector.add(batch, store.chunk_range(start, start + len(batch)))
-    return vector
 
 
 def _splice_backend(
@@ -330,10 +310,6 @@ def _apply_locked(
     )
 
 
-_ROWS_PER_QUERY = 10_000
-"""Embeddings read per SQLite query when a splice reads chosen positions (under SQLite's variable limit)."""
-
-
 def _stored_vectors(store: ChunkStore, dimension: int) -> VectorSource | None:
     """The new version's embeddings for the neighbour graph, streamed from its chunk store in batches or read at
     chosen positions (never held whole); None when not every chunk has one."""
@@ -342,10 +318,8 @@ def _stored_vectors(store: ChunkStore, dimension: int) -> VectorSource | None:
 
     def rows(positions: np.ndarray) -> np.ndarray:
         wanted = np.asarray(positions, np.int64)
-        found: dict[int, np.ndarray] = {}
-        for start in range(0, len(wanted), _ROWS_PER_QUERY):
-            found.update(store.embeddings_at(wanted[start:start + _ROWS_PER_QUERY].tolist()))
-        if len(wanted) and any(int(p) not in found for p in wanted):
+        found = store.embeddings_at(wanted.tolist())
+        if any(int(p) not in found for p in wanted):
             raise ValueError(f"chunk store {store.path} lacks embeddings at some of {len(wanted)} positions")
         return np.array([found[int(p)] for p in wanted], np.float32).reshape(len(wanted), dimension)
 
@@ -363,7 +337,7 @@ def _update_backends(
     for name in names:
         info = _splice_backend(previous, build_dir, name, configs, pieces, fresh_texts, fresh_vectors)
         if info is None:
-            index = _fit_backend(name, configs, dimension, store)
+            index = fit_backend(name, given_config(name, configs), dimension, store)
             index.save(build_dir / name)
             info = index.describe()
         described[name] = info
@@ -426,7 +400,7 @@ def refit_pending(config: BuildConfig, index_dir: Path | None = None) -> UpdateS
         store, limits = ChunkStore(current / ChunkStore.FILE), threadpool_limits(limits=1, user_api="blas")
         try:
             fitted = {
-                name: _fit_backend(name, config.backend_configs, manifest.model.dimension, store)
+                name: fit_backend(name, given_config(name, config.backend_configs), manifest.model.dimension, store)
                 for name in names
             }
         finally:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from indexing import store as store_module
 from indexing.chunks import Chunk
 from indexing.store import ChunkStore
 
@@ -29,3 +33,16 @@ def test_a_caching_store_answers_as_an_uncached_one_and_reads_each_chunk_once(tm
 def test_a_store_keeps_nothing_unless_asked(tmp_path: Path) -> None:
     store = _store(tmp_path)
     assert store.get([0, 1]) and not store._cache
+
+
+def test_embeddings_read_by_key_in_several_statements_are_all_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = [Chunk(id=f"c{i}", doc_id=f"d{i}", title="T", heading="H", text=f"text {i}", position=i) for i in range(5)]
+    vectors = np.arange(5 * 4, dtype=np.float32).reshape(5, 4)
+    store = ChunkStore.write(tmp_path, chunks, vectors)
+    monkeypatch.setattr(store_module, "IN_LIMIT", 2)  # three statements for five keys
+    found = store.embeddings_at([4, 0, 2, 1, 3, 9])
+    assert sorted(found) == [0, 1, 2, 3, 4]
+    assert all(np.array_equal(found[p], vectors[p]) for p in found)
+    assert store.embedded_count(4) == 5 and store.embedded_count(8) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexing import updates
+from indexing import build, updates
 from indexing.backends.configs import build_config, keyword_config, search_config, vector_config
 from indexing.build import build_index
 from indexing.docstore import DocumentStore
@@ -221,7 +221,7 @@ def test_a_refit_adds_the_stored_vectors_a_batch_at_a_time(
         raise AssertionError("a refit reads the embeddings in batches, never all at once")
 
     monkeypatch.setattr(ChunkStore, "embeddings", whole)
-    monkeypatch.setattr(updates, "BACKEND_BATCH", 7)  # several batches even for the tiny corpus
+    monkeypatch.setattr(build, "BACKEND_BATCH", 7)  # several batches even for the tiny corpus
     summary = updates.refit_pending(build_config(settings))
     assert summary is not None and updates.pending_refits(Manifest.load(current_version_dir(built_index))) == []
     version = current_version_dir(built_index)
